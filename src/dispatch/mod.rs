@@ -1,0 +1,205 @@
+//! The outbox dispatcher: delivers committed order updates to the shops in
+//! the background, never on the request path.
+//!
+//! Guarantees:
+//! - **In order per order.** Only the oldest undelivered row of an order is
+//!   eligible (`store::queries::due_rows`), and at most one push per order
+//!   is in flight.
+//! - **Bounded per shop.** Each shop has a semaphore of `concurrency` permits.
+//! - **At least once.** A row is marked delivered in a commit right after
+//!   the shop accepts it; a crash between the two re-sends it after restart.
+//!   The comment carries the update's id, so a repeat is recognisable in the
+//!   shop's history.
+
+pub mod retry;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, DispatchConfig, ShopConfig};
+use crate::shops::{PushError, ShopClient, ShopUpdate};
+use crate::store::queries::{self, DueRow};
+use crate::store::{now_ms, PushReport, StoreError, WriterHandle};
+
+struct Shop {
+    config: ShopConfig,
+    client: ShopClient,
+    permits: Arc<Semaphore>,
+}
+
+pub struct Dispatcher {
+    db_path: PathBuf,
+    policy: DispatchConfig,
+    shops: HashMap<String, Arc<Shop>>,
+    writer: WriterHandle,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// `wake` is notified by the writer whenever a commit added or
+    /// completed outbox work.
+    pub fn new(config: &Config, writer: WriterHandle, wake: Arc<Notify>) -> Dispatcher {
+        let shops = config
+            .shops
+            .iter()
+            .map(|cfg| {
+                (
+                    cfg.name.clone(),
+                    Arc::new(Shop {
+                        client: ShopClient::new(cfg),
+                        permits: Arc::new(Semaphore::new(cfg.concurrency)),
+                        config: cfg.clone(),
+                    }),
+                )
+            })
+            .collect();
+        Dispatcher {
+            db_path: config.database.clone(),
+            policy: config.dispatch.clone(),
+            shops,
+            writer,
+            wake,
+        }
+    }
+
+    /// Runs until `shutdown` turns true; then lets in-flight pushes finish
+    /// for up to `grace` (unfinished ones stay pending and are re-sent after
+    /// the restart).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) -> Result<(), StoreError> {
+        let conn = crate::store::open_reader(&self.db_path)?;
+        let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let busy = in_flight.lock().expect("in-flight set").len();
+            let rows = match queries::due_rows(&conn, now_ms(), 256 + busy) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    error!(error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            for row in rows {
+                let key = (row.shop.clone(), row.order_ref.clone());
+                if !in_flight.lock().expect("in-flight set").insert(key.clone()) {
+                    continue; // this order already has a push in flight
+                }
+                let Some(shop) = self.shops.get(&row.shop).cloned() else {
+                    let writer = self.writer.clone();
+                    let error = format!("shop {:?} is not configured", row.shop);
+                    error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "update dead: {error}");
+                    let in_flight = in_flight.clone();
+                    let wake = self.wake.clone();
+                    tasks.spawn(async move {
+                        let _ = writer.record_push(PushReport::Dead { outbox_id: row.id, error }).await;
+                        in_flight.lock().expect("in-flight set").remove(&key);
+                        wake.notify_one();
+                    });
+                    continue;
+                };
+                let writer = self.writer.clone();
+                let policy = self.policy.clone();
+                let in_flight = in_flight.clone();
+                let wake = self.wake.clone();
+                tasks.spawn(async move {
+                    let report = push_one(&shop, &row, &policy).await;
+                    if let Err(e) = writer.record_push(report).await {
+                        // The row stays pending and is pushed again later.
+                        warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");
+                    }
+                    in_flight.lock().expect("in-flight set").remove(&key);
+                    wake.notify_one();
+                });
+            }
+            while tasks.try_join_next().is_some() {}
+            let sleep_for = match queries::next_due_at(&conn) {
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1000) as u64).min(self.policy.poll_interval),
+                _ => self.policy.poll_interval,
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep_for) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            warn!("pushes still in flight at shutdown; they stay pending and will be re-sent");
+        }
+        Ok(())
+    }
+}
+
+async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushReport {
+    let _permit = shop.permits.acquire().await.expect("semaphore never closed");
+    let update = ShopUpdate {
+        outbox_id: row.id,
+        event_id: row.event_id,
+        order_ref: row.order_ref.clone(),
+        outcome: row.outcome,
+        previous_outcome: row.previous_outcome,
+        status: shop.config.status_for(row.outcome).clone(),
+        comment: row.comment.clone(),
+        notify: shop.config.notifies(row.outcome),
+        provider: row.provider.clone(),
+        transaction_id: row.transaction_id.clone(),
+        provider_status: row.status.clone(),
+    };
+    // A client's own timeouts bound each HTTP call; this bounds a whole
+    // multi-call update (login + unhold + cancel + comment).
+    let limit = shop.config.timeout * 4 + shop.config.connect_timeout;
+    let result = match tokio::time::timeout(limit, shop.client.push(&update)).await {
+        Ok(r) => r,
+        Err(_) => Err(PushError::transient(format!("update not finished within {limit:?}"))),
+    };
+    let attempt = row.attempts + 1;
+    match result {
+        Ok(pushed) => {
+            info!(
+                outbox = row.id, shop = %row.shop, order = %row.order_ref, outcome = %row.outcome,
+                status = %update.status, attempt, "shop updated: {}", pushed.detail
+            );
+            PushReport::Delivered {
+                outbox_id: row.id,
+                detail: pushed.detail,
+            }
+        }
+        Err(PushError::Transient { reason, retry_after }) => {
+            let unit: f64 = rand::thread_rng().gen();
+            match retry::next_delay(&policy.retry_schedule, policy.jitter, attempt, retry_after, unit) {
+                Some(delay) => {
+                    warn!(
+                        outbox = row.id, shop = %row.shop, order = %row.order_ref, attempt,
+                        retry_in = ?delay, "shop update failed, will retry: {reason}"
+                    );
+                    PushReport::Retry {
+                        outbox_id: row.id,
+                        next_attempt_at: now_ms() + delay.as_millis() as i64,
+                        error: reason,
+                    }
+                }
+                None => {
+                    let error = format!("retries exhausted after {attempt} attempts: {reason}");
+                    error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "shop update dead: {error}");
+                    PushReport::Dead { outbox_id: row.id, error }
+                }
+            }
+        }
+        Err(PushError::Permanent { reason }) => {
+            error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, attempt, "shop update dead: {reason}");
+            PushReport::Dead {
+                outbox_id: row.id,
+                error: reason,
+            }
+        }
+    }
+}

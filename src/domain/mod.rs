@@ -1,0 +1,59 @@
+//! Pure decision logic: what a verified notification means for an order.
+//!
+//! Nothing here does I/O. The store's writer calls [`decide`] inside the
+//! transaction that records the notification, so the decision, the order's
+//! new state and the outbox row are committed together.
+
+pub mod comment;
+pub mod notification;
+pub mod outcome;
+pub mod state;
+
+pub use notification::{Facts, LyraFacts, Notification, Provider};
+pub use outcome::{assess, Assessment, Outcome};
+pub use state::{transition, OrderSnapshot, Verdict};
+
+/// Everything the daemon concluded from one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The outcome the notification's fields map to, before the order's
+    /// history is considered.
+    pub assessed: Outcome,
+    /// What happens to the order.
+    pub verdict: Verdict,
+    /// The order-history comment for the shop.
+    pub comment: String,
+    /// Things an operator should see at WARN (unknown status, a success on a
+    /// final order…).
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    /// The outcome the order moves to, if the notification is applied.
+    pub fn applied_outcome(&self) -> Option<Outcome> {
+        match &self.verdict {
+            Verdict::Apply { outcome, .. } => Some(*outcome),
+            Verdict::Ignore { .. } => None,
+        }
+    }
+}
+
+/// Decides what `notification` means for an order currently in `current`.
+pub fn decide(current: &OrderSnapshot, notification: &Notification) -> Decision {
+    let assessment = assess(notification);
+    let verdict = transition(current, notification, assessment.outcome);
+    let mut warnings = assessment.warnings.clone();
+    if let Verdict::Apply {
+        note: Some(note), ..
+    } = &verdict
+    {
+        warnings.push(note.clone());
+    }
+    let comment = comment::order_comment(notification, &assessment, &verdict);
+    Decision {
+        assessed: assessment.outcome,
+        verdict,
+        comment,
+        warnings,
+    }
+}

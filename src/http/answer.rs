@@ -1,0 +1,94 @@
+//! The answers intake gives. Bodies are short `OK-…` / `KO-…` texts, as the
+//! official Lyra plugins answer, so they read well in the platform's
+//! back-office notification log and failure e-mails.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use crate::domain::Outcome;
+use crate::store::IntakeReceipt;
+
+pub type Body = Full<Bytes>;
+
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut body = body.into();
+    body.push('\n');
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// 200 for a committed notification, worded after what happened.
+pub fn stored(receipt: &IntakeReceipt) -> Response<Body> {
+    let failure = |o: Outcome| matches!(o, Outcome::Rejected | Outcome::Failed | Outcome::Canceled);
+    let body = if receipt.duplicate {
+        match receipt.applied.unwrap_or(receipt.assessed) {
+            o if failure(o) => "OK-Payment failure, already registered.".to_owned(),
+            _ => "OK-Accepted payment, already registered.".to_owned(),
+        }
+    } else {
+        match receipt.applied {
+            Some(Outcome::Accepted) | Some(Outcome::Refunded) => {
+                "OK-Accepted payment, order has been updated.".to_owned()
+            }
+            Some(o) if failure(o) => "OK-Payment failure, order has been cancelled.".to_owned(),
+            Some(o) => format!("OK-Payment {}, order has been updated.", o.as_str().replace('_', " ")),
+            None => "OK-Notification recorded, order unchanged.".to_owned(),
+        }
+    };
+    text(StatusCode::OK, body)
+}
+
+pub fn unauthenticated() -> Response<Body> {
+    text(StatusCode::UNAUTHORIZED, "KO-An error occurred while computing the signature.")
+}
+
+pub fn forbidden(detail: &str) -> Response<Body> {
+    text(StatusCode::FORBIDDEN, format!("KO-{detail}"))
+}
+
+pub fn malformed(detail: &str) -> Response<Body> {
+    text(StatusCode::BAD_REQUEST, format!("KO-Malformed notification: {detail}"))
+}
+
+pub fn too_large(limit: usize) -> Response<Body> {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("KO-Notification larger than {limit} bytes."),
+    )
+}
+
+pub fn unsupported_media_type() -> Response<Body> {
+    text(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "KO-Expected Content-Type application/x-www-form-urlencoded.",
+    )
+}
+
+pub fn not_found() -> Response<Body> {
+    text(StatusCode::NOT_FOUND, "KO-No notification source at this path.")
+}
+
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, format!("KO-Use {allow}."));
+    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// 503: the platform should retry later. Nothing was acknowledged.
+pub fn unavailable(detail: &str) -> Response<Body> {
+    let mut resp = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("KO-Temporarily unavailable ({detail}), please retry."),
+    );
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("30"));
+    resp
+}
+
+pub fn timeout() -> Response<Body> {
+    text(StatusCode::REQUEST_TIMEOUT, "KO-Request body not received in time.")
+}

@@ -1,0 +1,4 @@
+//! Operations: logging setup and systemd integration.
+
+pub mod logging;
+pub mod systemd;

@@ -1,0 +1,162 @@
+//! Shop API clients: one module per shop API, one [`ShopClient`] per
+//! configured shop. The dispatcher hands each a [`ShopUpdate`] and learns
+//! whether the shop took it, should be asked again later, or refused it
+//! for good.
+
+pub mod magento2;
+pub mod opencart;
+pub mod openmage;
+pub mod webhook;
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::config::{ShopConfig, ShopKind, ShopStatus};
+use crate::domain::Outcome;
+
+/// One order update, as the shop should apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopUpdate {
+    /// Stable id of this update (the outbox row): the idempotency key.
+    pub outbox_id: i64,
+    /// The stored notification that caused it.
+    pub event_id: i64,
+    /// The shop's order reference (OpenMage/Magento increment id,
+    /// OpenCart order_id).
+    pub order_ref: String,
+    pub outcome: Outcome,
+    /// The order's outcome before this update (`None` for a new order).
+    pub previous_outcome: Option<Outcome>,
+    /// The shop status configured for `outcome`.
+    pub status: ShopStatus,
+    /// The order-history comment.
+    pub comment: String,
+    /// Whether the shop should e-mail the customer.
+    pub notify: bool,
+    pub provider: String,
+    pub transaction_id: String,
+    /// The provider's raw status (`AUTHORISED_TO_VALIDATE`…).
+    pub provider_status: String,
+}
+
+/// What the shop said when it accepted an update (for the attempt log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub detail: String,
+}
+
+/// Why a push failed, and whether trying again can help.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum PushError {
+    /// Connect errors, timeouts, 5xx, 429, a session that could not be
+    /// renewed right now: retry on the schedule (`retry_after` from the
+    /// shop's `Retry-After`, when it sent one).
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Unknown order, permission denied, invalid status: retrying cannot
+    /// help; the row goes dead with the shop's own text.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl PushError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        PushError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        PushError::Permanent { reason: reason.into() }
+    }
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PushError::Transient { .. })
+    }
+}
+
+/// Classifies a transport-level failure (no HTTP answer): always transient.
+pub fn transport_error(e: reqwest::Error) -> PushError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display includes the URL; our URLs carry no secrets in the
+    // path, but OpenCart tokens travel in the query, so strip it.
+    PushError::transient(format!("{what}: {}", e.without_url()))
+}
+
+/// Classifies an HTTP status that is not the API's own answer:
+/// 429 and 5xx are transient, other 4xx permanent.
+pub fn status_error(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &str) -> PushError {
+    let snippet: String = body.chars().take(300).collect();
+    let reason = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        PushError::Transient {
+            reason,
+            retry_after: retry_after(headers),
+        }
+    } else {
+        PushError::Permanent { reason }
+    }
+}
+
+/// Parses `Retry-After` (seconds or an HTTP date).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    at.duration_since(std::time::SystemTime::now()).ok()
+}
+
+/// The HTTP client every shop module uses: per-shop timeouts, connection
+/// reuse, rustls.
+pub fn http_client(cfg: &ShopConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(cfg.concurrency.max(1))
+        .user_agent(concat!("ipnsync/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+/// A configured shop's client.
+pub enum ShopClient {
+    OpenMage(openmage::OpenMage),
+    OpenCart(opencart::OpenCart),
+    Magento2(magento2::Magento2),
+    Webhook(webhook::Webhook),
+}
+
+impl ShopClient {
+    pub fn new(cfg: &ShopConfig) -> ShopClient {
+        match cfg.kind {
+            ShopKind::OpenMage => ShopClient::OpenMage(openmage::OpenMage::new(cfg)),
+            ShopKind::OpenCart3 | ShopKind::OpenCart40 | ShopKind::OpenCart41 => {
+                ShopClient::OpenCart(opencart::OpenCart::new(cfg))
+            }
+            ShopKind::Magento2 => ShopClient::Magento2(magento2::Magento2::new(cfg)),
+            ShopKind::Webhook => ShopClient::Webhook(webhook::Webhook::new(cfg)),
+        }
+    }
+
+    pub async fn push(&self, update: &ShopUpdate) -> Result<Pushed, PushError> {
+        match self {
+            ShopClient::OpenMage(c) => c.push(update).await,
+            ShopClient::OpenCart(c) => c.push(update).await,
+            ShopClient::Magento2(c) => c.push(update).await,
+            ShopClient::Webhook(c) => c.push(update).await,
+        }
+    }
+}

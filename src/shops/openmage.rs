@@ -1,0 +1,18 @@
+//! Placeholder until the client lands.
+
+use super::{PushError, Pushed, ShopUpdate};
+use crate::config::ShopConfig;
+
+pub struct OpenMage {
+    _name: String,
+}
+
+impl OpenMage {
+    pub fn new(cfg: &ShopConfig) -> Self {
+        OpenMage { _name: cfg.name.clone() }
+    }
+
+    pub async fn push(&self, _update: &ShopUpdate) -> Result<Pushed, PushError> {
+        Err(PushError::permanent("not implemented"))
+    }
+}

@@ -1,0 +1,124 @@
+//! Schema migrations, embedded in the binary and applied in order at open.
+//! `PRAGMA user_version` records how many have run. Never edit a released
+//! migration: append a new one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: notifications (events), every delivery of them, order state, outbox.
+    r#"
+CREATE TABLE events (
+    id             INTEGER PRIMARY KEY,
+    source         TEXT    NOT NULL,
+    event_key      TEXT    NOT NULL,
+    provider       TEXT    NOT NULL,
+    shop           TEXT    NOT NULL,   -- '' when the source has no shop
+    order_ref      TEXT    NOT NULL,
+    transaction_id TEXT    NOT NULL,
+    status         TEXT    NOT NULL,
+    origin         TEXT    NOT NULL,   -- vads_url_check_src / kr-src
+    notification   TEXT    NOT NULL,   -- JSON of domain::Notification
+    assessed       TEXT    NOT NULL,   -- outcome of the fields alone
+    verdict        TEXT    NOT NULL CHECK (verdict IN ('applied', 'ignored')),
+    outcome        TEXT,               -- the order's new outcome when applied
+    reason         TEXT,               -- why ignored, or a note on an unusual move
+    comment        TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (source, event_key)
+);
+CREATE INDEX events_by_order ON events (shop, order_ref, id);
+
+CREATE TABLE deliveries (
+    id           INTEGER PRIMARY KEY,
+    event_id     INTEGER NOT NULL REFERENCES events (id),
+    received_at  INTEGER NOT NULL,
+    peer         TEXT    NOT NULL,
+    duplicate    INTEGER NOT NULL,
+    headers      TEXT    NOT NULL,     -- JSON object of the headers that matter
+    body         BLOB                  -- verbatim; NULL once pruned
+);
+CREATE INDEX deliveries_by_event ON deliveries (event_id);
+
+CREATE TABLE orders (
+    shop           TEXT    NOT NULL,
+    order_ref      TEXT    NOT NULL,
+    outcome        TEXT    NOT NULL,
+    transaction_id TEXT    NOT NULL,
+    event_id       INTEGER NOT NULL REFERENCES events (id),
+    updated_at     INTEGER NOT NULL,
+    PRIMARY KEY (shop, order_ref)
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+    id               INTEGER PRIMARY KEY,
+    shop             TEXT    NOT NULL,
+    order_ref        TEXT    NOT NULL,
+    event_id         INTEGER NOT NULL REFERENCES events (id),
+    previous_outcome TEXT,
+    outcome          TEXT    NOT NULL,
+    comment          TEXT    NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    delivered_at     INTEGER
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX outbox_by_order ON outbox (shop, order_ref, id);
+
+CREATE TABLE push_attempts (
+    id         INTEGER PRIMARY KEY,
+    outbox_id  INTEGER NOT NULL REFERENCES outbox (id),
+    at         INTEGER NOT NULL,
+    result     TEXT    NOT NULL CHECK (result IN ('delivered', 'retry', 'dead')),
+    detail     TEXT
+);
+CREATE INDEX push_attempts_by_outbox ON push_attempts (outbox_id);
+"#,
+];
+
+/// The schema version this binary writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+pub fn apply(conn: &Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: LATEST,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = crate::store::open_writer(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, LATEST);
+        apply(&conn).unwrap(); // idempotent
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        conn.pragma_update(None, "user_version", LATEST + 1).unwrap();
+        drop(conn);
+        assert!(matches!(
+            crate::store::open_writer(&path),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,83 @@
+//! Durable storage: the only module that speaks SQL.
+//!
+//! - [`migrations`]: the schema, embedded in the binary, applied at open.
+//! - [`writer`]: the single writer thread that owns the write connection and
+//!   commits queued work in batches (group commit).
+//! - [`queries`]: read-only queries for the dispatcher and the CLI.
+//!
+//! Every connection is opened with explicit pragmas (WAL, `synchronous=FULL`,
+//! foreign keys, busy timeout) rather than trusting compile-time defaults:
+//! a notification is acknowledged only after its commit is on disk.
+
+pub mod migrations;
+pub mod queries;
+pub mod writer;
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+pub use writer::{IntakeReceipt, NewNotification, PushReport, SubmitError, WriterHandle};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this binary knows ({known}); refusing to run")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens the database for writing, switches it to WAL with
+/// `synchronous=FULL`, and applies pending migrations.
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    configure(&conn)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!("journal_mode is {mode}, WAL required")));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrations::apply(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection (dispatcher, CLI). WAL lets it read while
+/// the daemon writes.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Milliseconds since the Unix epoch: the time unit of every stored column.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

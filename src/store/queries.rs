@@ -1,0 +1,147 @@
+//! Read-only queries: the dispatcher's work list and what the CLI shows.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+use crate::domain::Outcome;
+
+/// An outbox row that may be pushed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRow {
+    pub id: i64,
+    pub shop: String,
+    pub order_ref: String,
+    pub event_id: i64,
+    pub previous_outcome: Option<Outcome>,
+    pub outcome: Outcome,
+    pub comment: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub provider: String,
+    pub transaction_id: String,
+    pub status: String,
+}
+
+fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
+    Outcome::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown outcome {s:?}").into())
+    })
+}
+
+/// Pending rows due at `now`, oldest first, that are the *first* undelivered
+/// row of their order: a later update waits until the earlier one is
+/// delivered (a dead row holds its order until an operator retries it).
+pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment, o.attempts,
+                e.provider, e.transaction_id, e.status
+         FROM outbox o JOIN events e ON e.id = o.event_id
+         WHERE o.state = 'pending' AND o.next_attempt_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p
+                           WHERE p.shop = o.shop AND p.order_ref = o.order_ref
+                             AND p.id < o.id AND p.state <> 'delivered')
+         ORDER BY o.id
+         LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![now, limit as i64], |r| {
+            Ok(DueRow {
+                id: r.get(0)?,
+                shop: r.get(1)?,
+                order_ref: r.get(2)?,
+                event_id: r.get(3)?,
+                previous_outcome: r.get::<_, Option<String>>(4)?.as_deref().map(outcome).transpose()?,
+                outcome: outcome(&r.get::<_, String>(5)?)?,
+                comment: r.get(6)?,
+                attempts: r.get(7)?,
+                provider: r.get(8)?,
+                transaction_id: r.get(9)?,
+                status: r.get(10)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// When the earliest pending row becomes due, if any.
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Counts per outbox state: (pending, delivered, dead).
+pub fn outbox_counts(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
+    let mut counts = (0, 0, 0);
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))? {
+        let (state, n) = row?;
+        match state.as_str() {
+            "pending" => counts.0 = n,
+            "delivered" => counts.1 = n,
+            "dead" => counts.2 = n,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Counts of stored events and deliveries.
+pub fn intake_counts(conn: &Connection) -> Result<(u64, u64), StoreError> {
+    let events = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let deliveries = conn.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0))?;
+    Ok((events, deliveries))
+}
+
+/// The current outcome of an order as the daemon sees it.
+pub fn order_outcome(conn: &Connection, shop: &str, order_ref: &str) -> Result<Option<Outcome>, StoreError> {
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT outcome FROM orders WHERE shop = ?1 AND order_ref = ?2",
+            params![shop, order_ref],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(s.as_deref().and_then(Outcome::parse))
+}
+
+/// One outbox row as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub shop: String,
+    pub order_ref: String,
+    pub outcome: String,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// Outbox rows, optionally only one state, oldest first.
+pub fn outbox_rows(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, shop, order_ref, outcome, state, attempts, next_attempt_at, last_error
+         FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![state, limit as i64], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                shop: r.get(1)?,
+                order_ref: r.get(2)?,
+                outcome: r.get(3)?,
+                state: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                last_error: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,511 @@
+//! The single writer: one thread owns the write connection and commits
+//! queued work in batches.
+//!
+//! Intake handlers hand a [`NewNotification`] to [`WriterHandle::submit`]
+//! and wait for the reply; the writer drains up to `batch_max` queued
+//! commands, runs them in one `BEGIN IMMEDIATE … COMMIT` (one fsync for the
+//! whole batch, `synchronous=FULL`), and only then answers every waiter. A
+//! full queue is refused at once ([`SubmitError::Overloaded`] → HTTP 503) so
+//! the platform retries instead of timing out.
+//!
+//! Each command runs inside its own savepoint: one bad command fails alone,
+//! the rest of the batch still commits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::{now_ms, StoreError};
+use crate::domain::{self, Notification, OrderSnapshot, Outcome, Verdict};
+
+/// A verified notification on its way to disk.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub source: String,
+    /// The shop that gets the decision, `None` for a log-only source.
+    pub shop: Option<String>,
+    /// The shop's order reference (prefix already stripped).
+    pub order_ref: String,
+    /// Identity of the event for deduplication (see `domain::event_key`).
+    pub event_key: String,
+    pub notification: Notification,
+    pub received_at: i64,
+    pub peer: String,
+    /// JSON object of the request headers worth keeping.
+    pub headers: String,
+    /// The request body, verbatim.
+    pub body: Bytes,
+}
+
+/// What the writer committed for one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeReceipt {
+    pub event_id: i64,
+    /// An earlier delivery of the same event exists: nothing new happened.
+    pub duplicate: bool,
+    pub assessed: Outcome,
+    /// The order's new outcome when the notification was applied.
+    pub applied: Option<Outcome>,
+    /// Why the notification was ignored, or a note on an unusual move.
+    pub reason: Option<String>,
+    pub comment: String,
+    pub warnings: Vec<String>,
+    /// The outbox row that will carry the update to the shop.
+    pub outbox_id: Option<i64>,
+    /// How many commands shared this commit.
+    pub batch_size: usize,
+}
+
+/// The result of one push attempt, recorded by the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushReport {
+    Delivered { outbox_id: i64, detail: String },
+    Retry { outbox_id: i64, next_attempt_at: i64, error: String },
+    Dead { outbox_id: i64, error: String },
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error("the writer queue is full")]
+    Overloaded,
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+enum Command {
+    Intake(Box<NewNotification>, oneshot::Sender<Result<IntakeReceipt, SubmitError>>),
+    Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
+    /// Commits nothing; answers once everything queued before it is durable.
+    Barrier(oneshot::Sender<Result<(), SubmitError>>),
+}
+
+/// A cheap, cloneable handle to the writer thread.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Command>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl WriterHandle {
+    /// Queues a notification and waits until it is committed.
+    pub async fn submit(&self, n: NewNotification) -> Result<IntakeReceipt, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Intake(Box::new(n), reply))?;
+        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+    }
+
+    /// Records a push result and waits until it is committed.
+    pub async fn record_push(&self, report: PushReport) -> Result<(), SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        // Push results must not be dropped for want of room: wait for it.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Command::Push(report, reply)).await.is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(SubmitError::ShuttingDown);
+        }
+        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+    }
+
+    /// Waits until everything queued so far is committed (health checks).
+    pub async fn barrier(&self) -> Result<(), SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Barrier(reply))?;
+        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), SubmitError> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.try_send(cmd).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+            }
+        })
+    }
+
+    /// Commands waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Starts the writer thread on an open write connection. The thread ends
+/// once every handle is dropped and the queue is drained. `committed` is
+/// notified after every commit that added outbox work.
+pub fn spawn(
+    conn: Connection,
+    queue: usize,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) -> (WriterHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(queue);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let handle = WriterHandle {
+        tx,
+        queued: queued.clone(),
+        capacity: queue,
+    };
+    let thread = std::thread::Builder::new()
+        .name("ipnsync-writer".into())
+        .spawn(move || run(conn, rx, batch_max, queued, committed))
+        .expect("spawn writer thread");
+    (handle, thread)
+}
+
+enum Reply {
+    Intake(oneshot::Sender<Result<IntakeReceipt, SubmitError>>, Result<IntakeReceipt, SubmitError>),
+    Unit(oneshot::Sender<Result<(), SubmitError>>, Result<(), SubmitError>),
+}
+
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    batch_max: usize,
+    queued: Arc<AtomicUsize>,
+    committed: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len();
+        queued.fetch_sub(size, Ordering::Relaxed);
+        let (replies, outbox_work) = commit_batch(&mut conn, batch.drain(..));
+        if outbox_work {
+            committed.notify_one();
+        }
+        for reply in replies {
+            // A waiter that went away (client hung up) is not an error: the
+            // data is committed either way.
+            match reply {
+                Reply::Intake(tx, mut result) => {
+                    if let Ok(r) = &mut result {
+                        r.batch_size = size;
+                    }
+                    let _ = tx.send(result);
+                }
+                Reply::Unit(tx, result) => {
+                    let _ = tx.send(result);
+                }
+            }
+        }
+    }
+    // Leave a small WAL behind for the next start and for backups.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> (Vec<Reply>, bool) {
+    let batch: Vec<Command> = batch.collect();
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut outbox_work = false;
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let err = SubmitError::Storage(e.to_string());
+            return (fail_all(batch, &err), false);
+        }
+    };
+    let mut tx = tx;
+    let mut pending = Vec::with_capacity(batch.len());
+    for cmd in batch {
+        let sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                pending.push(fail_one(cmd, &SubmitError::Storage(e.to_string())));
+                continue;
+            }
+        };
+        let reply = match cmd {
+            Command::Intake(n, reply) => match intake(&sp, &n) {
+                Ok(receipt) => match sp.commit() {
+                    Ok(()) => {
+                        outbox_work |= receipt.outbox_id.is_some();
+                        Reply::Intake(reply, Ok(receipt))
+                    }
+                    Err(e) => Reply::Intake(reply, Err(SubmitError::Storage(e.to_string()))),
+                },
+                Err(e) => Reply::Intake(reply, Err(SubmitError::Storage(e.to_string()))),
+            },
+            Command::Push(report, reply) => {
+                let retried = matches!(report, PushReport::Retry { .. });
+                match record_push(&sp, &report).and_then(|()| sp.commit().map_err(StoreError::from)) {
+                    Ok(()) => {
+                        // A delivered row may unblock the order's next one.
+                        outbox_work |= !retried;
+                        Reply::Unit(reply, Ok(()))
+                    }
+                    Err(e) => Reply::Unit(reply, Err(SubmitError::Storage(e.to_string()))),
+                }
+            }
+            Command::Barrier(reply) => Reply::Unit(reply, Ok(())),
+        };
+        pending.push(reply);
+    }
+    match tx.commit() {
+        Ok(()) => replies.extend(pending),
+        Err(e) => {
+            let err = SubmitError::Storage(e.to_string());
+            outbox_work = false;
+            for r in pending {
+                replies.push(match r {
+                    Reply::Intake(tx, _) => Reply::Intake(tx, Err(err.clone())),
+                    Reply::Unit(tx, _) => Reply::Unit(tx, Err(err.clone())),
+                });
+            }
+        }
+    }
+    (replies, outbox_work)
+}
+
+fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
+    match cmd {
+        Command::Intake(_, tx) => Reply::Intake(tx, Err(err.clone())),
+        Command::Push(_, tx) | Command::Barrier(tx) => Reply::Unit(tx, Err(err.clone())),
+    }
+}
+
+fn fail_all(batch: Vec<Command>, err: &SubmitError) -> Vec<Reply> {
+    batch.into_iter().map(|c| fail_one(c, err)).collect()
+}
+
+/// Records one notification: deduplicate, decide, update the order, queue
+/// the shop update. Runs inside the batch transaction.
+pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
+    let shop = n.shop.as_deref().unwrap_or("");
+    let existing = conn
+        .query_row(
+            "SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2",
+            params![n.source, n.event_key],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    if let Some((event_id, assessed, outcome, reason, comment)) = existing {
+        insert_delivery(conn, event_id, n, true)?;
+        return Ok(IntakeReceipt {
+            event_id,
+            duplicate: true,
+            assessed: parse_outcome(&assessed)?,
+            applied: outcome.as_deref().map(parse_outcome).transpose()?,
+            reason,
+            comment,
+            warnings: Vec::new(),
+            outbox_id: None,
+            batch_size: 0,
+        });
+    }
+
+    let snapshot = conn
+        .query_row(
+            "SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+            params![shop, n.order_ref],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?
+        .map(|(outcome, transaction_id)| {
+            Ok::<_, StoreError>(OrderSnapshot {
+                outcome: Some(parse_outcome(&outcome)?),
+                transaction_id: Some(transaction_id),
+            })
+        })
+        .transpose()?
+        .unwrap_or_default();
+
+    let mut decision = domain::decide(&snapshot, &n.notification);
+    if n.order_ref.is_empty() {
+        decision.verdict = Verdict::Ignore {
+            reason: "the notification carries no order reference".into(),
+        };
+    }
+    let (verdict, outcome, reason) = match &decision.verdict {
+        Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
+        Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
+    };
+    let now = now_ms();
+    let notification_json = serde_json::to_string(&n.notification)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    conn.execute(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            n.source,
+            n.event_key,
+            n.notification.provider.as_str(),
+            shop,
+            n.order_ref,
+            n.notification.transaction_id,
+            n.notification.status(),
+            n.notification.origin(),
+            notification_json,
+            decision.assessed.as_str(),
+            verdict,
+            outcome.map(Outcome::as_str),
+            reason,
+            decision.comment,
+            now,
+        ],
+    )?;
+    let event_id = conn.last_insert_rowid();
+    insert_delivery(conn, event_id, n, false)?;
+
+    let mut outbox_id = None;
+    if let Some(new_outcome) = outcome {
+        conn.execute(
+            "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (shop, order_ref) DO UPDATE SET
+                 outcome = excluded.outcome, transaction_id = excluded.transaction_id,
+                 event_id = excluded.event_id, updated_at = excluded.updated_at",
+            params![
+                shop,
+                n.order_ref,
+                new_outcome.as_str(),
+                n.notification.transaction_id,
+                event_id,
+                now
+            ],
+        )?;
+        if n.shop.is_some() {
+            conn.execute(
+                "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
+                                     attempts, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
+                params![
+                    shop,
+                    n.order_ref,
+                    event_id,
+                    snapshot.outcome.map(Outcome::as_str),
+                    new_outcome.as_str(),
+                    decision.comment,
+                    now
+                ],
+            )?;
+            outbox_id = Some(conn.last_insert_rowid());
+        }
+    }
+    Ok(IntakeReceipt {
+        event_id,
+        duplicate: false,
+        assessed: decision.assessed,
+        applied: outcome,
+        reason,
+        comment: decision.comment,
+        warnings: decision.warnings,
+        outbox_id,
+        batch_size: 0,
+    })
+}
+
+fn insert_delivery(conn: &Connection, event_id: i64, n: &NewNotification, duplicate: bool) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![event_id, n.received_at, n.peer, duplicate, n.headers, n.body.as_ref()],
+    )?;
+    Ok(())
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
+    Outcome::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {s:?} in the database")))
+}
+
+/// Records a push attempt and moves the outbox row on.
+pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), StoreError> {
+    let now = now_ms();
+    let (outbox_id, result, detail) = match report {
+        PushReport::Delivered { outbox_id, detail } => {
+            conn.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL
+                 WHERE id = ?1",
+                params![outbox_id, now],
+            )?;
+            (*outbox_id, "delivered", detail.as_str())
+        }
+        PushReport::Retry {
+            outbox_id,
+            next_attempt_at,
+            error,
+        } => {
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![outbox_id, next_attempt_at, error],
+            )?;
+            (*outbox_id, "retry", error.as_str())
+        }
+        PushReport::Dead { outbox_id, error } => {
+            conn.execute(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![outbox_id, error],
+            )?;
+            (*outbox_id, "dead", error.as_str())
+        }
+    };
+    conn.execute(
+        "INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![outbox_id, now, result, truncate(detail, 2000)],
+    )?;
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Puts dead rows back in the queue (operator action). Returns how many
+/// rows changed. The attempt counter is kept, so history stays truthful.
+pub fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+    let now = now_ms();
+    let changed = match ids {
+        None => conn.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'",
+            params![now],
+        )?,
+        Some(ids) => {
+            let mut n = 0;
+            for id in ids {
+                n += conn.execute(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'",
+                    params![id, now],
+                )?;
+            }
+            n
+        }
+    };
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests;
