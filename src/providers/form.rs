@@ -100,15 +100,27 @@ pub fn parse(body: &[u8]) -> Result<Form, FormError> {
             return Err(FormError::EmptyName);
         }
         let value = decode_component(raw_value, index)?;
-        if fields.iter().any(|(n, _)| *n == name) {
-            return Err(FormError::DuplicateField(name));
-        }
         fields.push((name, value));
     }
+    reject_duplicates(&fields)?;
     Ok(Form { fields })
 }
 
+/// O(n log n) rather than a scan per field: bodies are hostile input.
+fn reject_duplicates(fields: &[(String, String)]) -> Result<(), FormError> {
+    let mut names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(FormError::DuplicateField(w[0].to_owned())),
+        None => Ok(()),
+    }
+}
+
 fn decode_component(raw: &[u8], index: usize) -> Result<String, FormError> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        // Most IPN values need no decoding at all.
+        return String::from_utf8(raw.to_vec()).map_err(|_| FormError::InvalidUtf8(index));
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {

@@ -1,1 +1,144 @@
+use super::*;
+use crate::domain::{Facts, LyraFacts, Provider};
 
+fn conn() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::open_writer(&dir.path().join("w.db")).unwrap();
+    (dir, conn)
+}
+
+fn new(order: &str, uuid: &str, status: &str, shop: Option<&str>) -> NewNotification {
+    let notification = Notification {
+        provider: Provider::LyraForm,
+        order_ref: order.into(),
+        transaction_id: uuid.into(),
+        transaction_number: "000001".into(),
+        amount_minor: Some(1000),
+        currency: "978".into(),
+        facts: Facts::Lyra(LyraFacts {
+            trans_status: status.into(),
+            operation_type: "DEBIT".into(),
+            url_check_src: "PAY".into(),
+            ..LyraFacts::default()
+        }),
+    };
+    NewNotification {
+        source: "lyra".into(),
+        shop: shop.map(str::to_owned),
+        order_ref: order.into(),
+        event_key: notification.event_key(),
+        notification,
+        received_at: 1,
+        peer: "127.0.0.1:1".into(),
+        headers: "{}".into(),
+        body: Bytes::from_static(b"raw"),
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn intake_dedups_decides_and_queues_in_one_transaction() {
+    let (_dir, conn) = conn();
+    let first = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(first.applied, Some(Outcome::Review));
+    assert!(first.outbox_id.is_some());
+
+    let again = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.event_id, first.event_id);
+    assert_eq!(again.outbox_id, None);
+
+    let accepted = intake(&conn, &new("1", "u1", "AUTHORISED", Some("shop"))).unwrap();
+    assert_eq!(accepted.applied, Some(Outcome::Accepted));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM events"), 2);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM deliveries"), 3);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 2);
+    let prev: String = conn
+        .query_row("SELECT previous_outcome FROM outbox ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(prev, "review");
+    assert_eq!(
+        crate::store::queries::order_outcome(&conn, "shop", "1").unwrap(),
+        Some(Outcome::Accepted)
+    );
+}
+
+#[test]
+fn log_only_sources_and_missing_order_refs_queue_nothing() {
+    let (_dir, conn) = conn();
+    let r = intake(&conn, &new("7", "u7", "AUTHORISED", None)).unwrap();
+    assert_eq!(r.applied, Some(Outcome::Accepted));
+    assert_eq!(r.outbox_id, None);
+    let r = intake(&conn, &new("", "u8", "AUTHORISED", Some("shop"))).unwrap();
+    assert_eq!(r.applied, None);
+    assert!(r.reason.unwrap().contains("no order reference"));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 0);
+}
+
+#[test]
+fn later_rows_of_an_order_wait_for_earlier_ones() {
+    let (_dir, conn) = conn();
+    let a = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("s"))).unwrap();
+    let b = intake(&conn, &new("1", "u1", "AUTHORISED", Some("s"))).unwrap();
+    let c = intake(&conn, &new("2", "u2", "AUTHORISED", Some("s"))).unwrap();
+    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![a.outbox_id.unwrap(), c.outbox_id.unwrap()]);
+
+    // A retry scheduled in the future keeps the order's next row waiting.
+    record_push(
+        &conn,
+        &PushReport::Retry {
+            outbox_id: a.outbox_id.unwrap(),
+            next_attempt_at: now_ms() + 60_000,
+            error: "HTTP 500".into(),
+        },
+    )
+    .unwrap();
+    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.outbox_id.unwrap()]);
+
+    // Dead holds the order too, until an operator retries it.
+    record_push(&conn, &PushReport::Dead { outbox_id: a.outbox_id.unwrap(), error: "gone".into() }).unwrap();
+    assert!(crate::store::queries::due_rows(&conn, now_ms(), 10)
+        .unwrap()
+        .iter()
+        .all(|r| r.id != b.outbox_id.unwrap()));
+    assert_eq!(retry_dead(&conn, None).unwrap(), 1);
+    record_push(&conn, &PushReport::Delivered { outbox_id: a.outbox_id.unwrap(), detail: "ok".into() }).unwrap();
+    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    assert!(due.iter().any(|r| r.id == b.outbox_id.unwrap()));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM push_attempts"), 3);
+    assert_eq!(count(&conn, "SELECT attempts FROM outbox WHERE id = 1"), 3, "attempts are never reset");
+}
+
+#[tokio::test]
+async fn the_writer_thread_group_commits_and_answers_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = crate::store::open_writer(&path).unwrap();
+    let wake = Arc::new(Notify::new());
+    let (handle, thread) = spawn(conn, 1024, 64, wake);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let h = handle.clone();
+        tasks.push(tokio::spawn(async move {
+            h.submit(new(&i.to_string(), &format!("u{i}"), "AUTHORISED", None)).await
+        }));
+    }
+    let mut max_batch = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        max_batch = max_batch.max(r.batch_size);
+    }
+    assert!(max_batch >= 1 && max_batch <= 64);
+    handle.barrier().await.unwrap();
+    drop(handle);
+    thread.join().unwrap();
+    let reader = crate::store::open_reader(&path).unwrap();
+    assert_eq!(count(&reader, "SELECT COUNT(*) FROM events"), 200);
+}
