@@ -101,6 +101,8 @@ struct RawConfig {
     #[serde(default)]
     writer: RawWriter,
     #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
     dispatch: RawDispatch,
     #[serde(default)]
     sources: Vec<RawSource>,
@@ -123,6 +125,13 @@ fn default_body_limit() -> usize {
 struct RawWriter {
     queue: Option<usize>,
     batch_max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    /// Address of the admin listener; `"off"` disables it.
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -194,6 +203,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database: PathBuf,
     pub body_limit: usize,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
     pub writer: WriterConfig,
     pub dispatch: DispatchConfig,
     pub sources: Vec<SourceConfig>,
@@ -432,6 +443,13 @@ impl Config {
         let _ = writeln!(out, "body limit  {} bytes", self.body_limit);
         let _ = writeln!(
             out,
+            "admin       {}",
+            self.admin_listen
+                .map(|a| format!("http://{a}/metrics, /healthz, /readyz"))
+                .unwrap_or_else(|| "off".into())
+        );
+        let _ = writeln!(
+            out,
             "writer      queue {}, up to {} notifications per commit",
             self.writer.queue, self.writer.batch_max
         );
@@ -514,7 +532,21 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         return Err(invalid("writer.batch_max", "must be at least 1"));
     }
     let dispatch = resolve_dispatch(raw.dispatch)?;
+    let admin_listen = match raw.admin.listen.as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        Some("off") => None,
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            invalid("admin.listen", format!("{addr:?} is not an address like 127.0.0.1:9090 (or \"off\")"))
+        })?),
+    };
     let mut warnings = Vec::new();
+    if let Some(admin) = admin_listen {
+        if !admin.ip().is_loopback() {
+            warnings.push(format!(
+                "admin.listen {admin} is not a loopback address: /metrics and /readyz will be reachable from the network"
+            ));
+        }
+    }
 
     let mut shops = Vec::new();
     for (i, shop) in raw.shops.into_iter().enumerate() {
@@ -543,6 +575,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         listen,
         database: raw.database,
         body_limit: raw.body_limit,
+        admin_listen,
         writer,
         dispatch,
         sources,

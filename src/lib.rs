@@ -25,54 +25,103 @@ use tokio::sync::{watch, Notify};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, Limits};
+use crate::ops::admin::{Admin, Health};
 use crate::store::StoreError;
 
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot listen on the admin address {addr}: {source} (set [admin] listen, or \"off\")")]
+    AdminListen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Options for [`run_with`] beyond the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     pub limits: Limits,
+    /// An already-bound admin listener (tests bind port 0); otherwise the
+    /// daemon binds `config.admin_listen` itself.
+    pub admin_listener: Option<TcpListener>,
+    /// New configurations to switch to (SIGHUP): keys, sources, shops and
+    /// status tables. Listen addresses and the database path need a restart.
+    pub reload: Option<watch::Receiver<Arc<Config>>>,
 }
 
 /// Runs the daemon on an already-bound listener until `shutdown` resolves.
-///
-/// Order of events: open and migrate the database, start the writer and the
-/// dispatcher, serve. On shutdown: stop accepting, let in-flight requests
-/// get their commit, stop the dispatcher (in-flight pushes get a grace
-/// period), drain the writer, checkpoint the WAL.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     run_with(config, listener, shutdown, RunOptions::default()).await
 }
 
+/// [`run`] with options.
+///
+/// Order of events: open and migrate the database, start the writer, the
+/// dispatcher and the admin listener, serve, tell systemd we are ready. On
+/// shutdown: stop accepting, let in-flight requests get their commit, stop
+/// the dispatcher (in-flight pushes get a grace period, the rest stay
+/// pending), drain the writer, checkpoint the WAL.
 pub async fn run_with(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     options: RunOptions,
 ) -> Result<(), RunError> {
+    ops::metrics::handle();
     let config = Arc::new(config);
     let path = config.database.clone();
     let conn = tokio::task::spawn_blocking(move || store::open_writer(&path))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let admin_listener = match options.admin_listener {
+        Some(l) => Some(l),
+        None => match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| RunError::AdminListen { addr, source })?,
+            ),
+            None => None,
+        },
+    };
+
     let wake = Arc::new(Notify::new());
     let (writer, writer_thread) = store::writer::spawn(conn, config.writer.queue, config.writer.batch_max, wake.clone());
 
-    let (stop_dispatch, dispatch_stopped) = watch::channel(false);
-    let dispatcher = if config.shops.is_empty() {
-        None
-    } else {
-        let d = Dispatcher::new(&config, writer.clone(), wake.clone());
-        let grace = options.limits.drain_timeout;
-        Some(tokio::spawn(d.run(dispatch_stopped, grace)))
+    // The live configuration: the initial one, then whatever SIGHUP loads.
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let forward = options.reload.map(|mut reload| {
+        let config_tx = config_tx.clone();
+        tokio::spawn(async move {
+            while reload.changed().await.is_ok() {
+                let next = reload.borrow_and_update().clone();
+                let _ = config_tx.send(next);
+            }
+        })
+    });
+
+    let health = Arc::new(Health::default());
+    let (stop_tasks, tasks_stopped) = watch::channel(false);
+    let grace = options.limits.drain_timeout;
+    let dispatcher = {
+        let d = Dispatcher::new(config_rx.clone(), writer.clone(), wake.clone(), health.clone());
+        tokio::spawn(d.run(tasks_stopped.clone(), grace))
     };
+    let admin_task = admin_listener.map(|l| {
+        let admin = Arc::new(Admin {
+            writer: writer.clone(),
+            health: health.clone(),
+            db_path: config.database.clone(),
+            dispatching: true,
+            dispatcher_stall: (config.dispatch.poll_interval * 30).max(Duration::from_secs(30)),
+        });
+        let mut stopped = tasks_stopped.clone();
+        tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin listening (/metrics, /healthz, /readyz)");
+        tokio::spawn(ops::admin::serve(l, admin, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
 
     let addr = listener.local_addr()?;
     tracing::info!(
@@ -97,7 +146,7 @@ pub async fn run_with(
     });
 
     let state = Arc::new(AppState {
-        config: config.clone(),
+        config: config_rx,
         writer: writer.clone(),
         limits: options.limits,
     });
@@ -105,16 +154,17 @@ pub async fn run_with(
     ops::systemd::notify("STOPPING=1");
     tracing::info!("stopped accepting; draining");
 
-    let _ = stop_dispatch.send(true);
-    if let Some(handle) = dispatcher {
-        match handle.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),
-            Err(e) => tracing::error!(error = %e, "dispatcher panicked"),
-            Ok(Ok(())) => {}
-        }
+    let _ = stop_tasks.send(true);
+    match dispatcher.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),
+        Err(e) => tracing::error!(error = %e, "dispatcher panicked"),
+        Ok(Ok(())) => {}
     }
-    if let Some(w) = watchdog {
-        w.abort();
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
+    for t in [watchdog, forward].into_iter().flatten() {
+        t.abort();
     }
     drop(state);
     drop(writer);

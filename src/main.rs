@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
+            let path_for_reload = config.clone();
             let config = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -83,7 +84,11 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-                ipnsync::run(config, listener, shutdown_signal())
+                let options = ipnsync::RunOptions {
+                    reload: Some(reload_on_sighup(path_for_reload, &config)),
+                    ..Default::default()
+                };
+                ipnsync::run_with(config, listener, shutdown_signal(), options)
                     .await
                     .map_err(|e| e.to_string())
             });
@@ -107,4 +112,45 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// On SIGHUP, re-reads the configuration file and hands it to the daemon.
+/// A file that does not validate is logged and ignored: the daemon keeps
+/// running on the configuration it has.
+fn reload_on_sighup(
+    path: Option<PathBuf>,
+    current: &Config,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<Config>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(current.clone()));
+    let (listen, database, admin) = (current.listen, current.database.clone(), current.admin_listen);
+    tokio::spawn(async move {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(path) = &path else {
+                tracing::info!("SIGHUP: running the embedded configuration, nothing to reload");
+                continue;
+            };
+            match Config::load(path) {
+                Ok(next) => {
+                    if next.listen != listen || next.database != database || next.admin_listen != admin {
+                        tracing::warn!("SIGHUP: listen, admin and database changes take effect at the next restart");
+                    }
+                    for w in &next.warnings {
+                        tracing::warn!("config: {w}");
+                    }
+                    tracing::info!(
+                        sources = next.sources.len(),
+                        shops = next.shops.len(),
+                        "SIGHUP: configuration reloaded"
+                    );
+                    let _ = tx.send(std::sync::Arc::new(next));
+                }
+                Err(e) => tracing::error!("SIGHUP: {}: {e}; keeping the running configuration", path.display()),
+            }
+        }
+    });
+    rx
 }

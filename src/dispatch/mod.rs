@@ -24,6 +24,8 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, DispatchConfig, ShopConfig};
+use crate::ops::admin::Health;
+use crate::ops::metrics as m;
 use crate::shops::{PushError, ShopClient, ShopUpdate};
 use crate::store::queries::{self, DueRow};
 use crate::store::{now_ms, PushReport, StoreError, WriterHandle};
@@ -36,43 +38,65 @@ struct Shop {
 
 pub struct Dispatcher {
     db_path: PathBuf,
+    config: watch::Receiver<Arc<Config>>,
     policy: DispatchConfig,
     shops: HashMap<String, Arc<Shop>>,
     writer: WriterHandle,
     wake: Arc<Notify>,
+    health: Arc<Health>,
+}
+
+fn build_shops(config: &Config) -> HashMap<String, Arc<Shop>> {
+    config
+        .shops
+        .iter()
+        .map(|cfg| {
+            (
+                cfg.name.clone(),
+                Arc::new(Shop {
+                    client: ShopClient::new(cfg),
+                    permits: Arc::new(Semaphore::new(cfg.concurrency)),
+                    config: cfg.clone(),
+                }),
+            )
+        })
+        .collect()
 }
 
 impl Dispatcher {
     /// `wake` is notified by the writer whenever a commit added or
-    /// completed outbox work.
-    pub fn new(config: &Config, writer: WriterHandle, wake: Arc<Notify>) -> Dispatcher {
-        let shops = config
-            .shops
-            .iter()
-            .map(|cfg| {
-                (
-                    cfg.name.clone(),
-                    Arc::new(Shop {
-                        client: ShopClient::new(cfg),
-                        permits: Arc::new(Semaphore::new(cfg.concurrency)),
-                        config: cfg.clone(),
-                    }),
-                )
-            })
-            .collect();
+    /// completed outbox work; `config` delivers reloaded configurations.
+    pub fn new(
+        mut config: watch::Receiver<Arc<Config>>,
+        writer: WriterHandle,
+        wake: Arc<Notify>,
+        health: Arc<Health>,
+    ) -> Dispatcher {
+        let current = config.borrow_and_update().clone();
         Dispatcher {
-            db_path: config.database.clone(),
-            policy: config.dispatch.clone(),
-            shops,
+            db_path: current.database.clone(),
+            policy: current.dispatch.clone(),
+            shops: build_shops(&current),
+            config,
             writer,
             wake,
+            health,
         }
+    }
+
+    /// Switches to a reloaded configuration. Pushes in flight finish with
+    /// the clients they started with.
+    fn reconfigure(&mut self) {
+        let next = self.config.borrow_and_update().clone();
+        self.policy = next.dispatch.clone();
+        self.shops = build_shops(&next);
+        info!(shops = self.shops.len(), "dispatcher reconfigured");
     }
 
     /// Runs until `shutdown` turns true; then lets in-flight pushes finish
     /// for up to `grace` (unfinished ones stay pending and are re-sent after
     /// the restart).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) -> Result<(), StoreError> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, grace: Duration) -> Result<(), StoreError> {
         let conn = crate::store::open_reader(&self.db_path)?;
         let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
         let mut tasks = JoinSet::new();
@@ -80,6 +104,10 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
+            if self.config.has_changed().unwrap_or(false) {
+                self.reconfigure();
+            }
+            self.health.beat();
             let busy = in_flight.lock().expect("in-flight set").len();
             let rows = match queries::due_rows(&conn, now_ms(), 256 + busy) {
                 Ok(rows) => rows,
@@ -129,6 +157,7 @@ impl Dispatcher {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep_for) => {}
                 _ = shutdown.changed() => {}
+                _ = self.config.changed() => {}
             }
         }
         let drain = async { while tasks.join_next().await.is_some() {} };
@@ -162,6 +191,23 @@ async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushRep
         Err(_) => Err(PushError::transient(format!("update not finished within {limit:?}"))),
     };
     let attempt = row.attempts + 1;
+    let report = classify(row, &update, result, attempt, policy);
+    let label = match &report {
+        PushReport::Delivered { .. } => "delivered",
+        PushReport::Retry { .. } => "retry",
+        PushReport::Dead { .. } => "dead",
+    };
+    metrics::counter!(m::PUSHES, "shop" => row.shop.clone(), "result" => label).increment(1);
+    report
+}
+
+fn classify(
+    row: &DueRow,
+    update: &ShopUpdate,
+    result: Result<crate::shops::Pushed, PushError>,
+    attempt: u32,
+    policy: &DispatchConfig,
+) -> PushReport {
     match result {
         Ok(pushed) => {
             info!(

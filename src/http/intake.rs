@@ -13,7 +13,8 @@ use tracing::{info, warn};
 
 use super::answer::{self, Body};
 use super::AppState;
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::{Config, SourceConfig, SourceKind};
+use crate::ops::metrics as m;
 use crate::domain::Notification;
 use crate::providers::form;
 use crate::providers::lyra::{self, FormVerifier, LyraError};
@@ -24,23 +25,39 @@ use crate::store::{now_ms, NewNotification, SubmitError};
 const KEPT_HEADERS: &[&str] = &["content-type", "content-length", "user-agent", "x-forwarded-for", "x-real-ip"];
 
 pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    // One snapshot of the configuration for the whole request, even if a
+    // reload happens meanwhile.
+    let config = state.config.borrow().clone();
     let path = req.uri().path().to_owned();
-    let Some(source) = state.config.source_by_path(&path) else {
-        refused(None, peer, "unknown path", &path);
+    let Some(source) = config.source_by_path(&path) else {
+        refused(None, peer, "not_found", &path);
         return answer::not_found();
     };
+    let response = handle_source(state, &config, source, peer, req).await;
+    metrics::histogram!(m::REQUEST_SECONDS, "source" => source.name.clone()).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn handle_source(
+    state: &AppState,
+    config: &Config,
+    source: &SourceConfig,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     if req.method() != Method::POST {
-        refused(Some(source), peer, "method not allowed", req.method().as_str());
+        refused(Some(source), peer, "method", req.method().as_str());
         return answer::method_not_allowed("POST");
     }
     if !is_form(req.headers()) {
-        refused(Some(source), peer, "wrong content type", content_type(req.headers()));
+        refused(Some(source), peer, "content_type", content_type(req.headers()));
         return answer::unsupported_media_type();
     }
-    let limit = state.config.body_limit;
+    let limit = config.body_limit;
     if let Some(len) = declared_length(req.headers()) {
         if len > limit as u64 {
-            refused(Some(source), peer, "body too large", &len.to_string());
+            refused(Some(source), peer, "too_large", &len.to_string());
             return answer::too_large(limit);
         }
     }
@@ -48,15 +65,15 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
     let body = match read_body(req.into_body(), limit, state.limits.body_read_timeout).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            refused(Some(source), peer, "body too large", "");
+            refused(Some(source), peer, "too_large", "");
             return answer::too_large(limit);
         }
         Err(BodyError::Timeout) => {
-            refused(Some(source), peer, "body read timeout", "");
+            refused(Some(source), peer, "timeout", "");
             return answer::timeout();
         }
         Err(BodyError::Io(e)) => {
-            refused(Some(source), peer, "body read failed", &e);
+            refused(Some(source), peer, "body_read", &e);
             return answer::malformed("body could not be read");
         }
     };
@@ -64,7 +81,12 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
     let notification = match verify(source, &body) {
         Ok(n) => n,
         Err(Refused { kind, detail }) => {
-            refused(Some(source), peer, &detail, "");
+            let reason = match kind {
+                Refusal::Unauthenticated => "signature",
+                Refusal::Forbidden => "forbidden",
+                Refusal::Malformed => "malformed",
+            };
+            refused(Some(source), peer, reason, &detail);
             return match kind {
                 Refusal::Unauthenticated => answer::unauthenticated(),
                 Refusal::Forbidden => answer::forbidden(&detail),
@@ -93,11 +115,13 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
         }
         Err(e) => {
             warn!(source = %source.name, %peer, error = %e, "notification not stored, answering 503 so the platform retries");
-            answer::unavailable(match e {
+            let reason = match e {
                 SubmitError::Overloaded => "overloaded",
                 SubmitError::ShuttingDown => "shutting down",
                 SubmitError::Storage(_) => "storage error",
-            })
+            };
+            metrics::counter!(m::UNAVAILABLE, "source" => source.name.clone(), "reason" => reason).increment(1);
+            answer::unavailable(reason)
         }
     }
 }
@@ -173,6 +197,10 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
     } else {
         "ignored"
     };
+    metrics::counter!(m::NOTIFICATIONS, "source" => source.name.clone(), "result" => result).increment(1);
+    if let (Some(outcome), false) = (r.applied, r.duplicate) {
+        metrics::counter!(m::OUTCOMES, "source" => source.name.clone(), "outcome" => outcome.as_str()).increment(1);
+    }
     info!(
         source = %source.name,
         event = r.event_id,
@@ -193,11 +221,14 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
     }
 }
 
-/// Logs a refused request at WARN: source, peer and reason, never a key or
-/// a signature (the reason texts come from typed errors that carry neither).
-fn refused(source: Option<&SourceConfig>, peer: SocketAddr, reason: &str, detail: &str) {
+/// Logs a refused request at WARN and counts it: source, peer and reason,
+/// never a key or a signature (the detail texts come from typed errors that
+/// carry neither).
+fn refused(source: Option<&SourceConfig>, peer: SocketAddr, reason: &'static str, detail: &str) {
+    let name = source.map(|s| s.name.as_str()).unwrap_or("-");
+    metrics::counter!(m::REFUSED, "source" => name.to_owned(), "reason" => reason).increment(1);
     warn!(
-        source = source.map(|s| s.name.as_str()).unwrap_or("-"),
+        source = name,
         %peer,
         reason,
         detail,

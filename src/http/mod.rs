@@ -46,7 +46,8 @@ impl Default for Limits {
 
 /// What every request handler can see.
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The live configuration (replaced on SIGHUP).
+    pub config: tokio::sync::watch::Receiver<Arc<Config>>,
     pub writer: WriterHandle,
     pub limits: Limits,
 }

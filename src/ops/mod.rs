@@ -1,4 +1,7 @@
-//! Operations: logging setup and systemd integration.
+//! Operations: logging, metrics, the admin listener (health, readiness,
+//! metrics) and systemd integration.
 
+pub mod admin;
 pub mod logging;
+pub mod metrics;
 pub mod systemd;

@@ -77,6 +77,12 @@ CREATE TABLE push_attempts (
     detail     TEXT
 );
 CREATE INDEX push_attempts_by_outbox ON push_attempts (outbox_id);
+
+-- Written by readiness probes: proves the database takes writes.
+CREATE TABLE health (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -145,3 +145,10 @@ pub fn outbox_rows(conn: &Connection, state: Option<&str>, limit: usize) -> Resu
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Creation time (ms) of the oldest pending outbox row.
+pub fn oldest_pending_created_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'", [], |r| {
+        r.get::<_, Option<i64>>(0)
+    })?)
+}

@@ -82,8 +82,9 @@ pub enum SubmitError {
 enum Command {
     Intake(Box<NewNotification>, oneshot::Sender<Result<IntakeReceipt, SubmitError>>),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
-    /// Commits nothing; answers once everything queued before it is durable.
-    Barrier(oneshot::Sender<Result<(), SubmitError>>),
+    /// Writes the health row; answers once it and everything queued before
+    /// it is durable (readiness probe).
+    Probe(oneshot::Sender<Result<(), SubmitError>>),
 }
 
 /// A cheap, cloneable handle to the writer thread.
@@ -114,10 +115,11 @@ impl WriterHandle {
         rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
-    /// Waits until everything queued so far is committed (health checks).
-    pub async fn barrier(&self) -> Result<(), SubmitError> {
+    /// Makes a real write and waits until it, and everything queued before
+    /// it, is committed: proves the database is writable (readiness).
+    pub async fn probe(&self) -> Result<(), SubmitError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Barrier(reply))?;
+        self.send(Command::Probe(reply))?;
         rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
@@ -188,6 +190,7 @@ fn run(
         }
         let size = batch.len();
         queued.fetch_sub(size, Ordering::Relaxed);
+        metrics::histogram!(crate::ops::metrics::COMMIT_BATCH).record(size as f64);
         let (replies, outbox_work) = commit_batch(&mut conn, batch.drain(..));
         if outbox_work {
             committed.notify_one();
@@ -255,7 +258,17 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
                     Err(e) => Reply::Unit(reply, Err(SubmitError::Storage(e.to_string()))),
                 }
             }
-            Command::Barrier(reply) => Reply::Unit(reply, Ok(())),
+            Command::Probe(reply) => {
+                let written = sp
+                    .execute(
+                        "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                        params![now_ms()],
+                    )
+                    .map_err(StoreError::from)
+                    .and_then(|_| sp.commit().map_err(StoreError::from));
+                Reply::Unit(reply, written.map_err(|e| SubmitError::Storage(e.to_string())))
+            }
         };
         pending.push(reply);
     }
@@ -278,7 +291,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
 fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
     match cmd {
         Command::Intake(_, tx) => Reply::Intake(tx, Err(err.clone())),
-        Command::Push(_, tx) | Command::Barrier(tx) => Reply::Unit(tx, Err(err.clone())),
+        Command::Push(_, tx) | Command::Probe(tx) => Reply::Unit(tx, Err(err.clone())),
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 pub struct Daemon {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     pub db: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ipnsync::RunError>>>,
@@ -27,9 +28,12 @@ impl Daemon {
         Daemon::start_with(config, ipnsync::RunOptions::default()).await
     }
 
-    pub async fn start_with(config: Config, options: ipnsync::RunOptions) -> Daemon {
+    pub async fn start_with(config: Config, mut options: ipnsync::RunOptions) -> Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = admin_listener.local_addr().unwrap();
+        options.admin_listener = Some(admin_listener);
         let db = config.database.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(ipnsync::run_with(
@@ -42,6 +46,7 @@ impl Daemon {
         ));
         Daemon {
             addr,
+            admin,
             db,
             stop: Some(stop),
             handle: Some(handle),
@@ -51,6 +56,18 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// GETs a path on the admin listener: status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("http://{}{}", self.admin, path))
+            .send()
+            .await
+            .expect("admin request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
     }
 
     /// POSTs a form body; returns the status and the body text.

@@ -136,7 +136,7 @@ async fn the_writer_thread_group_commits_and_answers_after_commit() {
         max_batch = max_batch.max(r.batch_size);
     }
     assert!(max_batch >= 1 && max_batch <= 64);
-    handle.barrier().await.unwrap();
+    handle.probe().await.unwrap();
     drop(handle);
     thread.join().unwrap();
     let reader = crate::store::open_reader(&path).unwrap();

@@ -1,0 +1,62 @@
+//! Prometheus metrics through the `metrics` facade.
+//!
+//! Counters and histograms are recorded where things happen (intake, writer,
+//! dispatcher); outbox gauges are read from the database at scrape time so
+//! they are right even after a restart or a CLI retry.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const NOTIFICATIONS: &str = "ipnsync_notifications_total";
+pub const OUTCOMES: &str = "ipnsync_outcomes_total";
+pub const REFUSED: &str = "ipnsync_refused_requests_total";
+pub const UNAVAILABLE: &str = "ipnsync_unavailable_total";
+pub const PUSHES: &str = "ipnsync_pushes_total";
+pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
+pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
+pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
+pub const OUTBOX_PENDING: &str = "ipnsync_outbox_pending";
+pub const OUTBOX_DEAD: &str = "ipnsync_outbox_dead";
+pub const OUTBOX_OLDEST_AGE: &str = "ipnsync_outbox_oldest_pending_age_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(REQUEST_SECONDS.into()),
+                &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+            )
+            .expect("static buckets")
+            .set_buckets_for_metric(
+                Matcher::Full(COMMIT_BATCH.into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            )
+            .expect("static buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program);
+        // then our handle simply renders nothing of its own.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(NOTIFICATIONS, "Verified notifications stored, by source and result (applied, ignored, duplicate).");
+    describe_counter!(OUTCOMES, "Decisions applied to orders, by source and outcome.");
+    describe_counter!(REFUSED, "Requests refused before storage, by source and reason.");
+    describe_counter!(UNAVAILABLE, "Notifications answered 503 (overload, storage, shutdown), by reason.");
+    describe_counter!(PUSHES, "Shop push attempts, by shop and result (delivered, retry, dead).");
+    describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Notification request latency, body read to answer.");
+    describe_histogram!(COMMIT_BATCH, Unit::Count, "Commands committed per writer transaction.");
+    describe_gauge!(WRITER_QUEUE, Unit::Count, "Commands waiting for the writer.");
+    describe_gauge!(OUTBOX_PENDING, Unit::Count, "Outbox rows not yet delivered.");
+    describe_gauge!(OUTBOX_DEAD, Unit::Count, "Outbox rows that gave up and wait for an operator.");
+    describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest pending outbox row.");
+}
