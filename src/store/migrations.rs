@@ -26,6 +26,7 @@ CREATE TABLE events (
     reason         TEXT,               -- why ignored, or a note on an unusual move
     comment        TEXT    NOT NULL,
     created_at     INTEGER NOT NULL,
+    replayed_at    INTEGER,            -- set when an operator re-decided it
     UNIQUE (source, event_key)
 );
 CREATE INDEX events_by_order ON events (shop, order_ref, id);
