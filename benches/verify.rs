@@ -6,7 +6,11 @@ use ipnsync::providers::form;
 use ipnsync::providers::lyra::{self, FormVerifier, Mode, SignAlgo};
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lyra-form/authorised.txt")).unwrap()
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/lyra-form/authorised.txt"
+    ))
+    .unwrap()
 }
 
 fn verify_form_ipn(c: &mut Criterion) {
@@ -27,7 +31,9 @@ fn verify_form_ipn(c: &mut Criterion) {
             black_box(n.event_key())
         })
     });
-    group.bench_function("parse_only", |b| b.iter(|| form::parse(black_box(&body)).unwrap()));
+    group.bench_function("parse_only", |b| {
+        b.iter(|| form::parse(black_box(&body)).unwrap())
+    });
     group.finish();
 }
 

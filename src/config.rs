@@ -418,7 +418,8 @@ impl Config {
 
     /// The embedded demo configuration.
     pub fn embedded_default() -> Config {
-        Config::parse(DEFAULT_CONFIG, &SecretEnv::default()).expect("embedded default config is valid")
+        Config::parse(DEFAULT_CONFIG, &SecretEnv::default())
+            .expect("embedded default config is valid")
     }
 
     pub fn parse(text: &str, env: &SecretEnv) -> Result<Config, ConfigError> {
@@ -502,7 +503,11 @@ impl Config {
                     "      {:<16} → {:<16}{}",
                     outcome.as_str(),
                     status.to_string(),
-                    if shop.notifies(*outcome) { " (notify customer)" } else { "" }
+                    if shop.notifies(*outcome) {
+                        " (notify customer)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -514,12 +519,17 @@ impl Config {
 }
 
 fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
-    let listen: SocketAddr = raw
-        .listen
-        .parse()
-        .map_err(|_| invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", raw.listen)))?;
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        invalid(
+            "listen",
+            format!("{:?} is not an address like 127.0.0.1:8080", raw.listen),
+        )
+    })?;
     if raw.body_limit < 1024 || raw.body_limit > 16 * 1024 * 1024 {
-        return Err(invalid("body_limit", "must be between 1024 and 16777216 bytes"));
+        return Err(invalid(
+            "body_limit",
+            "must be between 1024 and 16777216 bytes",
+        ));
     }
     let writer = WriterConfig {
         queue: raw.writer.queue.unwrap_or(8192),
@@ -536,7 +546,10 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
         Some("off") => None,
         Some(addr) => Some(addr.parse().map_err(|_| {
-            invalid("admin.listen", format!("{addr:?} is not an address like 127.0.0.1:9090 (or \"off\")"))
+            invalid(
+                "admin.listen",
+                format!("{addr:?} is not an address like 127.0.0.1:9090 (or \"off\")"),
+            )
         })?),
     };
     let mut warnings = Vec::new();
@@ -552,7 +565,10 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     for (i, shop) in raw.shops.into_iter().enumerate() {
         let resolved = resolve_shop(i, shop, env, &mut warnings)?;
         if shops.iter().any(|s: &ShopConfig| s.name == resolved.name) {
-            return Err(invalid(format!("shops[{i}].name"), format!("{:?} is used twice", resolved.name)));
+            return Err(invalid(
+                format!("shops[{i}].name"),
+                format!("{:?} is used twice", resolved.name),
+            ));
         }
         shops.push(resolved);
     }
@@ -560,11 +576,23 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     let mut sources = Vec::new();
     for (i, source) in raw.sources.into_iter().enumerate() {
         let resolved = resolve_source(i, source, env, &shops)?;
-        if sources.iter().any(|s: &SourceConfig| s.path == resolved.path) {
-            return Err(invalid(format!("sources[{i}].path"), format!("{:?} is used twice", resolved.path)));
+        if sources
+            .iter()
+            .any(|s: &SourceConfig| s.path == resolved.path)
+        {
+            return Err(invalid(
+                format!("sources[{i}].path"),
+                format!("{:?} is used twice", resolved.path),
+            ));
         }
-        if sources.iter().any(|s: &SourceConfig| s.name == resolved.name) {
-            return Err(invalid(format!("sources[{i}].name"), format!("{:?} is used twice", resolved.name)));
+        if sources
+            .iter()
+            .any(|s: &SourceConfig| s.name == resolved.name)
+        {
+            return Err(invalid(
+                format!("sources[{i}].name"),
+                format!("{:?} is used twice", resolved.name),
+            ));
         }
         sources.push(resolved);
     }
@@ -642,7 +670,12 @@ fn resolve_source(
                 format!("{other:?} is not TEST or PRODUCTION"),
             ))
         }
-        None => return Err(invalid(format!("{key_prefix}.mode"), "is required (TEST or PRODUCTION)")),
+        None => {
+            return Err(invalid(
+                format!("{key_prefix}.mode"),
+                "is required (TEST or PRODUCTION)",
+            ))
+        }
     };
     let algorithm = match raw.algorithm.as_deref() {
         None | Some("HMAC-SHA-256") | Some("SHA-256") => SignAlgo::HmacSha256,
@@ -661,7 +694,12 @@ fn resolve_source(
         ));
     }
     let (secret_name, inline, file, credential) = match (kind, mode) {
-        (SourceKind::LyraForm, Mode::Test) => ("test_key", raw.test_key, raw.test_key_file, raw.test_key_credential),
+        (SourceKind::LyraForm, Mode::Test) => (
+            "test_key",
+            raw.test_key,
+            raw.test_key_file,
+            raw.test_key_credential,
+        ),
         (SourceKind::LyraForm, Mode::Production) => (
             "production_key",
             raw.production_key,
@@ -681,19 +719,28 @@ fn resolve_source(
             raw.production_password_credential,
         ),
     };
-    let (key, key_origin) = resolve_secret(&format!("{key_prefix}.{secret_name}"), inline, file, credential, env)?
-        .ok_or_else(|| {
-            invalid(
-                format!("{key_prefix}.{secret_name}"),
-                format!(
-                    "mode {} needs {secret_name}, {secret_name}_file or {secret_name}_credential",
-                    mode.as_str()
-                ),
-            )
-        })?;
+    let (key, key_origin) = resolve_secret(
+        &format!("{key_prefix}.{secret_name}"),
+        inline,
+        file,
+        credential,
+        env,
+    )?
+    .ok_or_else(|| {
+        invalid(
+            format!("{key_prefix}.{secret_name}"),
+            format!(
+                "mode {} needs {secret_name}, {secret_name}_file or {secret_name}_credential",
+                mode.as_str()
+            ),
+        )
+    })?;
     if let Some(shop) = &raw.shop {
         if !shops.iter().any(|s| &s.name == shop) {
-            return Err(invalid(format!("{key_prefix}.shop"), format!("no [[shops]] named {shop:?}")));
+            return Err(invalid(
+                format!("{key_prefix}.shop"),
+                format!("no [[shops]] named {shop:?}"),
+            ));
         }
     }
     Ok(SourceConfig {
@@ -727,9 +774,18 @@ fn resolve_shop(
         )
     })?;
     if !(raw.base_url.starts_with("http://") || raw.base_url.starts_with("https://")) {
-        return Err(invalid(format!("{key_prefix}.base_url"), "must start with http:// or https://"));
+        return Err(invalid(
+            format!("{key_prefix}.base_url"),
+            "must start with http:// or https://",
+        ));
     }
-    let key = resolve_secret(&format!("{key_prefix}.key"), raw.key, raw.key_file, raw.key_credential, env)?;
+    let key = resolve_secret(
+        &format!("{key_prefix}.key"),
+        raw.key,
+        raw.key_file,
+        raw.key_credential,
+        env,
+    )?;
     let password = resolve_secret(
         &format!("{key_prefix}.password"),
         raw.password,
@@ -737,7 +793,13 @@ fn resolve_shop(
         raw.password_credential,
         env,
     )?;
-    let token = resolve_secret(&format!("{key_prefix}.token"), raw.token, raw.token_file, raw.token_credential, env)?;
+    let token = resolve_secret(
+        &format!("{key_prefix}.token"),
+        raw.token,
+        raw.token_file,
+        raw.token_credential,
+        env,
+    )?;
     let credential = match kind {
         ShopKind::Magento2 => {
             if token.is_none() && password.is_none() {
@@ -764,11 +826,18 @@ fn resolve_shop(
             invalid(format!("{key_prefix}.statuses.{name}"), "is not an outcome (pending, review, suspected_fraud, accepted, rejected, failed, canceled, refunded)")
         })?;
         let status = match (kind.is_opencart(), value) {
-            (true, toml::Value::Integer(n)) if n > 0 && n <= u32::MAX as i64 => ShopStatus::Id(n as u32),
-            (true, _) => {
-                return Err(invalid(format!("{key_prefix}.statuses.{name}"), "must be a positive order_status_id"))
+            (true, toml::Value::Integer(n)) if n > 0 && n <= u32::MAX as i64 => {
+                ShopStatus::Id(n as u32)
             }
-            (false, toml::Value::String(s)) if !s.is_empty() && s.len() <= 32 => ShopStatus::Code(s),
+            (true, _) => {
+                return Err(invalid(
+                    format!("{key_prefix}.statuses.{name}"),
+                    "must be a positive order_status_id",
+                ))
+            }
+            (false, toml::Value::String(s)) if !s.is_empty() && s.len() <= 32 => {
+                ShopStatus::Code(s)
+            }
             (false, _) => {
                 return Err(invalid(
                     format!("{key_prefix}.statuses.{name}"),
@@ -791,12 +860,17 @@ fn resolve_shop(
     }
     let mut notify = Vec::new();
     for (j, name) in raw.notify.iter().enumerate() {
-        notify.push(
-            Outcome::parse(name)
-                .ok_or_else(|| invalid(format!("{key_prefix}.notify[{j}]"), format!("{name:?} is not an outcome")))?,
-        );
+        notify.push(Outcome::parse(name).ok_or_else(|| {
+            invalid(
+                format!("{key_prefix}.notify[{j}]"),
+                format!("{name:?} is not an outcome"),
+            )
+        })?);
     }
-    let duration = |field: &str, v: Option<String>, default: u64| -> Result<Duration, ConfigError> {
+    let duration = |field: &str,
+                    v: Option<String>,
+                    default: u64|
+     -> Result<Duration, ConfigError> {
         match v {
             Some(s) => parse_duration(&s).map_err(|p| invalid(format!("{key_prefix}.{field}"), p)),
             None => Ok(Duration::from_secs(default)),
@@ -804,7 +878,10 @@ fn resolve_shop(
     };
     let concurrency = raw.concurrency.unwrap_or(4);
     if concurrency == 0 || concurrency > 64 {
-        return Err(invalid(format!("{key_prefix}.concurrency"), "must be between 1 and 64"));
+        return Err(invalid(
+            format!("{key_prefix}.concurrency"),
+            "must be between 1 and 64",
+        ));
     }
     Ok(ShopConfig {
         name: raw.name,
@@ -837,10 +914,14 @@ fn resolve_secret(
         .filter(|b| **b)
         .count();
     if given > 1 {
-        return Err(invalid(key, format!("give only one of {key}, {key}_file, {key}_credential")));
+        return Err(invalid(
+            key,
+            format!("give only one of {key}, {key}_file, {key}_credential"),
+        ));
     }
     let read = |path: &Path, what: String| -> Result<String, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(what.clone(), format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(what.clone(), format!("cannot read {}: {e}", path.display())))?;
         // Files written with `echo` end in a newline; the plugins trim keys too.
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -856,7 +937,10 @@ fn resolve_secret(
             )
         })?;
         if name.contains('/') || name.is_empty() {
-            return Err(invalid(format!("{key}_credential"), "must be a plain credential name"));
+            return Err(invalid(
+                format!("{key}_credential"),
+                "must be a plain credential name",
+            ));
         }
         let value = read(&dir.join(&name), format!("{key}_credential"))?;
         return Ok(Some((Secret(value), SecretOrigin::Credential(name))));

@@ -32,8 +32,13 @@ use crate::store::StoreError;
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on the admin address {addr}: {source} (set [admin] listen, or \"off\")")]
-    AdminListen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot listen on the admin address {addr}: {source} (set [admin] listen, or \"off\")"
+    )]
+    AdminListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -51,7 +56,11 @@ pub struct RunOptions {
 }
 
 /// Runs the daemon on an already-bound listener until `shutdown` resolves.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     run_with(config, listener, shutdown, RunOptions::default()).await
 }
 
@@ -87,7 +96,12 @@ pub async fn run_with(
     };
 
     let wake = Arc::new(Notify::new());
-    let (writer, writer_thread) = store::writer::spawn(conn, config.writer.queue, config.writer.batch_max, wake.clone());
+    let (writer, writer_thread) = store::writer::spawn(
+        conn,
+        config.writer.queue,
+        config.writer.batch_max,
+        wake.clone(),
+    );
 
     // The live configuration: the initial one, then whatever SIGHUP loads.
     let (config_tx, config_rx) = watch::channel(config.clone());
@@ -105,7 +119,12 @@ pub async fn run_with(
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     let grace = options.limits.drain_timeout;
     let dispatcher = {
-        let d = Dispatcher::new(config_rx.clone(), writer.clone(), wake.clone(), health.clone());
+        let d = Dispatcher::new(
+            config_rx.clone(),
+            writer.clone(),
+            wake.clone(),
+            health.clone(),
+        );
         tokio::spawn(d.run(tasks_stopped.clone(), grace))
     };
     let admin_task = admin_listener.map(|l| {
@@ -171,7 +190,10 @@ pub async fn run_with(
     // The writer thread ends once the last handle is gone and its queue is
     // drained; joining it makes every acknowledged commit final before exit.
     let joined = tokio::task::spawn_blocking(move || writer_thread.join());
-    if tokio::time::timeout(Duration::from_secs(30), joined).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), joined)
+        .await
+        .is_err()
+    {
         tracing::error!("writer did not stop within 30 s");
     }
     tracing::info!("ipnsync stopped");

@@ -8,7 +8,11 @@ use ipnsync::config::Config;
 use ipnsync::ops::logging::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "ipnsync", version, about = "Payment notifications in, shop order updates out")]
+#[command(
+    name = "ipnsync",
+    version,
+    about = "Payment notifications in, shop order updates out"
+)]
 struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Human)]
@@ -73,7 +77,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if config.database == std::path::Path::new("ipnsync.db") && config.sources.iter().any(|s| s.key_origin == ipnsync::config::SecretOrigin::Inline) {
+            if config.database == std::path::Path::new("ipnsync.db")
+                && config
+                    .sources
+                    .iter()
+                    .any(|s| s.key_origin == ipnsync::config::SecretOrigin::Inline)
+            {
                 tracing::info!("running the embedded demo configuration (see README.md to configure a real shop)");
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +132,11 @@ fn reload_on_sighup(
 ) -> tokio::sync::watch::Receiver<std::sync::Arc<Config>> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(current.clone()));
-    let (listen, database, admin) = (current.listen, current.database.clone(), current.admin_listen);
+    let (listen, database, admin) = (
+        current.listen,
+        current.database.clone(),
+        current.admin_listen,
+    );
     tokio::spawn(async move {
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
@@ -135,7 +148,10 @@ fn reload_on_sighup(
             };
             match Config::load(path) {
                 Ok(next) => {
-                    if next.listen != listen || next.database != database || next.admin_listen != admin {
+                    if next.listen != listen
+                        || next.database != database
+                        || next.admin_listen != admin
+                    {
                         tracing::warn!("SIGHUP: listen, admin and database changes take effect at the next restart");
                     }
                     for w in &next.warnings {
@@ -148,7 +164,10 @@ fn reload_on_sighup(
                     );
                     let _ = tx.send(std::sync::Arc::new(next));
                 }
-                Err(e) => tracing::error!("SIGHUP: {}: {e}; keeping the running configuration", path.display()),
+                Err(e) => tracing::error!(
+                    "SIGHUP: {}: {e}; keeping the running configuration",
+                    path.display()
+                ),
             }
         }
     });

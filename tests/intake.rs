@@ -24,9 +24,18 @@ async fn every_fixture_is_accepted_and_stored_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(config(DEMO, dir.path())).await;
     let cases = [
-        ("lyra-form/authorised.txt", "OK-Accepted payment, order has been updated."),
-        ("lyra-form/to-validate.txt", "OK-Payment review, order has been updated."),
-        ("lyra-form/refused.txt", "OK-Payment failure, order has been cancelled."),
+        (
+            "lyra-form/authorised.txt",
+            "OK-Accepted payment, order has been updated.",
+        ),
+        (
+            "lyra-form/to-validate.txt",
+            "OK-Payment review, order has been updated.",
+        ),
+        (
+            "lyra-form/refused.txt",
+            "OK-Payment failure, order has been cancelled.",
+        ),
     ];
     for (i, (name, expected)) in cases.iter().enumerate() {
         let (status, body) = d.post_form("/ipn/lyra", fixture(name)).await;
@@ -36,9 +45,15 @@ async fn every_fixture_is_accepted_and_stored_before_the_answer() {
     }
     let stored: Vec<u8> = d
         .reader()
-        .query_row("SELECT body FROM deliveries ORDER BY id LIMIT 1", [], |r| r.get(0))
+        .query_row("SELECT body FROM deliveries ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert_eq!(stored, fixture("lyra-form/authorised.txt"), "raw body stored verbatim");
+    assert_eq!(
+        stored,
+        fixture("lyra-form/authorised.txt"),
+        "raw body stored verbatim"
+    );
     let peer: String = d
         .reader()
         .query_row("SELECT peer FROM deliveries LIMIT 1", [], |r| r.get(0))
@@ -54,19 +69,32 @@ async fn duplicates_and_back_office_resends_have_no_new_effect() {
     let body = fixture("lyra-form/authorised.txt");
     assert_eq!(d.post_form("/ipn/lyra", body.clone()).await.0, 200);
     let (status, text) = d.post_form("/ipn/lyra", body.clone()).await;
-    assert_eq!((status, text.trim()), (200, "OK-Accepted payment, already registered."));
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Accepted payment, already registered.")
+    );
 
     // A manual resend from the back office: new vads_hash, other source.
     let resend = resign(&body, |p| {
-        set(p, "vads_hash", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+        set(
+            p,
+            "vads_hash",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        );
         set(p, "vads_url_check_src", "BO");
     });
     let (status, text) = d.post_form("/ipn/lyra", resend).await;
-    assert_eq!((status, text.trim()), (200, "OK-Accepted payment, already registered."));
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Accepted payment, already registered.")
+    );
 
     assert_eq!(d.count("SELECT COUNT(*) FROM events"), 1);
     assert_eq!(d.count("SELECT COUNT(*) FROM deliveries"), 3);
-    assert_eq!(d.count("SELECT COUNT(*) FROM deliveries WHERE duplicate = 1"), 2);
+    assert_eq!(
+        d.count("SELECT COUNT(*) FROM deliveries WHERE duplicate = 1"),
+        2
+    );
 
     // A new fact about the same transaction is a new event.
     let captured = resign(&body, |p| set(p, "vads_trans_status", "CAPTURED"));
@@ -87,7 +115,10 @@ async fn refused_requests_change_nothing() {
     // Tampered amount: the signature no longer matches.
     let tampered = text.replace("vads_amount=2990", "vads_amount=1");
     let (status, body) = d.post_form("/ipn/lyra", tampered).await;
-    assert_eq!((status, body.trim()), (401, "KO-An error occurred while computing the signature."));
+    assert_eq!(
+        (status, body.trim()),
+        (401, "KO-An error occurred while computing the signature.")
+    );
 
     // No signature at all.
     let unsigned = text.split("&signature=").next().unwrap().to_owned();
@@ -133,7 +164,9 @@ async fn mode_mismatch_is_forbidden_and_oversized_bodies_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(config(PRODUCTION, dir.path())).await;
     // Signed with the right key, but a TEST payment on a PRODUCTION source.
-    let (status, body) = d.post_form("/ipn/prod", fixture("lyra-form/authorised.txt")).await;
+    let (status, body) = d
+        .post_form("/ipn/prod", fixture("lyra-form/authorised.txt"))
+        .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("TEST"), "{body}");
 
@@ -170,7 +203,12 @@ async fn storage_trouble_and_overload_answer_503_and_nothing_is_lost() {
     c.writer.queue = 1;
     let d = Daemon::start(c).await;
     // Let the daemon create the schema first.
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/authorised.txt")).await.0, 200);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/authorised.txt"))
+            .await
+            .0,
+        200
+    );
 
     // Another process holds the write lock: the writer cannot commit.
     let locker = d.reader();
@@ -205,7 +243,9 @@ async fn storage_trouble_and_overload_answer_503_and_nothing_is_lost() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await; // the queue (1) is now full
-    let (status, body) = d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt")).await;
+    let (status, body) = d
+        .post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt"))
+        .await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("overloaded"), "{body}");
 
@@ -214,10 +254,24 @@ async fn storage_trouble_and_overload_answer_503_and_nothing_is_lost() {
     assert_eq!(status, 503, "{body}");
     locker.execute_batch("ROLLBACK").unwrap();
     drop(locker);
-    assert_eq!(second.await.unwrap(), 200, "queued work commits once the lock is gone");
+    assert_eq!(
+        second.await.unwrap(),
+        200,
+        "queued work commits once the lock is gone"
+    );
     // The platform's retry of the refused ones now succeeds.
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt")).await.0, 200);
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt")).await.0, 200);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt"))
+            .await
+            .0,
+        200
+    );
     assert_eq!(d.count("SELECT COUNT(*) FROM events"), 4);
     d.stop().await;
 }
@@ -261,9 +315,16 @@ async fn restart_finds_every_acknowledged_notification() {
     let conn = d.reader();
     for order in &acknowledged {
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM events WHERE order_ref = ?1", [order], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE order_ref = ?1",
+                [order],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(n, 1, "order {order} acknowledged but not found after restart");
+        assert_eq!(
+            n, 1,
+            "order {order} acknowledged but not found after restart"
+        );
     }
     // And the restarted daemon still recognises them as duplicates.
     let again = resign(&fixture("lyra-form/authorised.txt"), |p| {
@@ -271,7 +332,10 @@ async fn restart_finds_every_acknowledged_notification() {
         set(p, "vads_trans_uuid", &format!("{:032x}", 7));
     });
     let (status, text) = d.post_form("/ipn/lyra", again).await;
-    assert_eq!((status, text.trim()), (200, "OK-Accepted payment, already registered."));
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Accepted payment, already registered.")
+    );
     d.stop().await;
 }
 
@@ -302,8 +366,13 @@ async fn rest_ipn_is_verified_before_its_json_is_read() {
     let d = Daemon::start(config(REST, dir.path())).await;
     let k3 = String::from_utf8(fixture("lyra-rest/k3-answer.json")).unwrap();
     let hash = "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85";
-    let (status, text) = d.post_form("/ipn/rest", rest_body(&k3, hash, "password")).await;
-    assert_eq!((status, text.trim()), (200, "OK-Accepted payment, order has been updated."));
+    let (status, text) = d
+        .post_form("/ipn/rest", rest_body(&k3, hash, "password"))
+        .await;
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Accepted payment, order has been updated.")
+    );
     let order: String = d
         .reader()
         .query_row("SELECT order_ref FROM events", [], |r| r.get(0))
@@ -319,7 +388,12 @@ async fn rest_ipn_is_verified_before_its_json_is_read() {
     );
     assert_eq!(d.post_form("/ipn/rest", browser).await.0, 401);
     // Unverified garbage JSON is never parsed: it is a signature failure.
-    assert_eq!(d.post_form("/ipn/rest", rest_body("{not json", hash, "password")).await.0, 401);
+    assert_eq!(
+        d.post_form("/ipn/rest", rest_body("{not json", hash, "password"))
+            .await
+            .0,
+        401
+    );
     assert_eq!(d.count("SELECT COUNT(*) FROM events"), 1);
     d.stop().await;
 }

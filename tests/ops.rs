@@ -12,9 +12,24 @@ const DEMO: &str = ipnsync::config::DEFAULT_CONFIG;
 async fn metrics_count_notifications_refusals_and_batches() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(config(DEMO, dir.path())).await;
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt")).await.0, 200);
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt")).await.0, 200);
-    assert_eq!(d.post_form("/ipn/lyra", b"vads_amount=1&signature=x".to_vec()).await.0, 401);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/to-validate.txt"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        d.post_form("/ipn/lyra", b"vads_amount=1&signature=x".to_vec())
+            .await
+            .0,
+        401
+    );
 
     let (status, text) = d.admin_get("/metrics").await;
     assert_eq!(status, 200);
@@ -80,15 +95,30 @@ async fn a_reload_swaps_keys_without_dropping_requests() {
         },
     )
     .await;
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/authorised.txt")).await.0, 200);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/authorised.txt"))
+            .await
+            .0,
+        200
+    );
 
     // New key: the old fixtures no longer verify, requests keep being served.
     let rotated = DEMO.replace("1122334455667788", "8877665544332211");
     tx.send(Arc::new(config(&rotated, dir.path()))).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt")).await.0, 401);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt"))
+            .await
+            .0,
+        401
+    );
     tx.send(Arc::new(first)).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt")).await.0, 200);
+    assert_eq!(
+        d.post_form("/ipn/lyra", fixture("lyra-form/refused.txt"))
+            .await
+            .0,
+        200
+    );
     d.stop().await;
 }

@@ -41,7 +41,10 @@ test_key = "k"
 "#,
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "sources[0].mode: \"LIVE\" is not TEST or PRODUCTION");
+    assert_eq!(
+        err.to_string(),
+        "sources[0].mode: \"LIVE\" is not TEST or PRODUCTION"
+    );
 
     let err = parse(
         r#"
@@ -53,7 +56,9 @@ test_key = "k"
 "#,
     )
     .unwrap_err();
-    assert!(err.to_string().starts_with("sources[0].production_key: mode PRODUCTION needs"));
+    assert!(err
+        .to_string()
+        .starts_with("sources[0].production_key: mode PRODUCTION needs"));
 
     let err = parse("listen = \"nowhere\"").unwrap_err();
     assert!(err.to_string().starts_with("listen:"));
@@ -90,14 +95,21 @@ production_password_credential = "cred"
     .unwrap();
     assert_eq!(c.sources[0].key.expose(), "filekey");
     assert_eq!(c.sources[1].key.expose(), "credkey");
-    assert_eq!(c.sources[1].key_origin, SecretOrigin::Credential("cred".into()));
+    assert_eq!(
+        c.sources[1].key_origin,
+        SecretOrigin::Credential("cred".into())
+    );
 
     let err = Config::parse(
         "[[sources]]\nkind = \"lyra-form\"\npath = \"/a\"\nmode = \"TEST\"\ntest_key_file = \"missing\"\n",
         &env,
     )
     .unwrap_err();
-    assert!(err.to_string().starts_with("sources[0].test_key_file: cannot read"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("sources[0].test_key_file: cannot read"),
+        "{err}"
+    );
 
     let err = Config::parse(
         "[[sources]]\nkind = \"lyra-form\"\npath = \"/a\"\nmode = \"TEST\"\ntest_key = \"x\"\ntest_key_file = \"lyra.key\"\n",
@@ -142,8 +154,14 @@ shop = "oc"
     assert!(oc.notifies(Outcome::Accepted));
     assert!(!oc.notifies(Outcome::Review));
     let om = c.shop("om").unwrap();
-    assert_eq!(om.status_for(Outcome::SuspectedFraud), &ShopStatus::Code("fraud".into()));
-    assert_eq!(om.status_for(Outcome::Refunded), &ShopStatus::Code("closed".into()));
+    assert_eq!(
+        om.status_for(Outcome::SuspectedFraud),
+        &ShopStatus::Code("fraud".into())
+    );
+    assert_eq!(
+        om.status_for(Outcome::Refunded),
+        &ShopStatus::Code("closed".into())
+    );
     // review is configured, suspected_fraud still falls back to Pending (1).
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("suspected_fraud"));
@@ -152,7 +170,10 @@ shop = "oc"
         "[[sources]]\nkind = \"lyra-form\"\npath = \"/a\"\nmode = \"TEST\"\ntest_key = \"x\"\nshop = \"nope\"\n",
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "sources[0].shop: no [[shops]] named \"nope\"");
+    assert_eq!(
+        err.to_string(),
+        "sources[0].shop: no [[shops]] named \"nope\""
+    );
 }
 
 #[test]

@@ -96,7 +96,11 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true; then lets in-flight pushes finish
     /// for up to `grace` (unfinished ones stay pending and are re-sent after
     /// the restart).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, grace: Duration) -> Result<(), StoreError> {
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Result<(), StoreError> {
         let conn = crate::store::open_reader(&self.db_path)?;
         let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
         let mut tasks = JoinSet::new();
@@ -128,7 +132,12 @@ impl Dispatcher {
                     let in_flight = in_flight.clone();
                     let wake = self.wake.clone();
                     tasks.spawn(async move {
-                        let _ = writer.record_push(PushReport::Dead { outbox_id: row.id, error }).await;
+                        let _ = writer
+                            .record_push(PushReport::Dead {
+                                outbox_id: row.id,
+                                error,
+                            })
+                            .await;
                         in_flight.lock().expect("in-flight set").remove(&key);
                         wake.notify_one();
                     });
@@ -150,7 +159,8 @@ impl Dispatcher {
             }
             while tasks.try_join_next().is_some() {}
             let sleep_for = match queries::next_due_at(&conn) {
-                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1000) as u64).min(self.policy.poll_interval),
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1000) as u64)
+                    .min(self.policy.poll_interval),
                 _ => self.policy.poll_interval,
             };
             tokio::select! {
@@ -169,7 +179,11 @@ impl Dispatcher {
 }
 
 async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushReport {
-    let _permit = shop.permits.acquire().await.expect("semaphore never closed");
+    let _permit = shop
+        .permits
+        .acquire()
+        .await
+        .expect("semaphore never closed");
     let update = ShopUpdate {
         outbox_id: row.id,
         event_id: row.event_id,
@@ -188,7 +202,9 @@ async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushRep
     let limit = shop.config.timeout * 4 + shop.config.connect_timeout;
     let result = match tokio::time::timeout(limit, shop.client.push(&update)).await {
         Ok(r) => r,
-        Err(_) => Err(PushError::transient(format!("update not finished within {limit:?}"))),
+        Err(_) => Err(PushError::transient(format!(
+            "update not finished within {limit:?}"
+        ))),
     };
     let attempt = row.attempts + 1;
     let report = classify(row, &update, result, attempt, policy);
@@ -219,9 +235,18 @@ fn classify(
                 detail: pushed.detail,
             }
         }
-        Err(PushError::Transient { reason, retry_after }) => {
+        Err(PushError::Transient {
+            reason,
+            retry_after,
+        }) => {
             let unit: f64 = rand::thread_rng().gen();
-            match retry::next_delay(&policy.retry_schedule, policy.jitter, attempt, retry_after, unit) {
+            match retry::next_delay(
+                &policy.retry_schedule,
+                policy.jitter,
+                attempt,
+                retry_after,
+                unit,
+            ) {
                 Some(delay) => {
                     warn!(
                         outbox = row.id, shop = %row.shop, order = %row.order_ref, attempt,
@@ -236,7 +261,10 @@ fn classify(
                 None => {
                     let error = format!("retries exhausted after {attempt} attempts: {reason}");
                     error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "shop update dead: {error}");
-                    PushReport::Dead { outbox_id: row.id, error }
+                    PushReport::Dead {
+                        outbox_id: row.id,
+                        error,
+                    }
                 }
             }
         }

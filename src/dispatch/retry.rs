@@ -37,8 +37,14 @@ mod tests {
     #[test]
     fn follows_schedule_then_gives_up() {
         let s = schedule();
-        assert_eq!(next_delay(&s, 0.0, 1, None, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(next_delay(&s, 0.0, 3, None, 0.5), Some(Duration::from_secs(300)));
+        assert_eq!(
+            next_delay(&s, 0.0, 1, None, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            next_delay(&s, 0.0, 3, None, 0.5),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(next_delay(&s, 0.0, 4, None, 0.5), None);
         assert_eq!(next_delay(&s, 0.0, 0, None, 0.5), None);
     }
@@ -46,7 +52,10 @@ mod tests {
     #[test]
     fn jitter_stays_within_bounds() {
         let s = schedule();
-        assert_eq!(next_delay(&s, 0.2, 2, None, 0.0), Some(Duration::from_secs(48)));
+        assert_eq!(
+            next_delay(&s, 0.2, 2, None, 0.0),
+            Some(Duration::from_secs(48))
+        );
         let high = next_delay(&s, 0.2, 2, None, 0.999_999).unwrap();
         assert!(high < Duration::from_secs(72) && high > Duration::from_secs(71));
     }

@@ -145,7 +145,11 @@ impl Notification {
                 part(&f.sequence_number);
                 part(&f.risk_assessment.join(";"));
                 part(&f.risk_analysis);
-                let control: Vec<String> = f.risk_control.iter().map(|(c, r)| format!("{c}={r}")).collect();
+                let control: Vec<String> = f
+                    .risk_control
+                    .iter()
+                    .map(|(c, r)| format!("{c}={r}"))
+                    .collect();
                 part(&control.join(";"));
             }
         }

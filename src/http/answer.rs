@@ -17,8 +17,10 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     body.push('\n');
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -36,7 +38,10 @@ pub fn stored(receipt: &IntakeReceipt) -> Response<Body> {
                 "OK-Accepted payment, order has been updated.".to_owned()
             }
             Some(o) if failure(o) => "OK-Payment failure, order has been cancelled.".to_owned(),
-            Some(o) => format!("OK-Payment {}, order has been updated.", o.as_str().replace('_', " ")),
+            Some(o) => format!(
+                "OK-Payment {}, order has been updated.",
+                o.as_str().replace('_', " ")
+            ),
             None => "OK-Notification recorded, order unchanged.".to_owned(),
         }
     };
@@ -44,7 +49,10 @@ pub fn stored(receipt: &IntakeReceipt) -> Response<Body> {
 }
 
 pub fn unauthenticated() -> Response<Body> {
-    text(StatusCode::UNAUTHORIZED, "KO-An error occurred while computing the signature.")
+    text(
+        StatusCode::UNAUTHORIZED,
+        "KO-An error occurred while computing the signature.",
+    )
 }
 
 pub fn forbidden(detail: &str) -> Response<Body> {
@@ -52,7 +60,10 @@ pub fn forbidden(detail: &str) -> Response<Body> {
 }
 
 pub fn malformed(detail: &str) -> Response<Body> {
-    text(StatusCode::BAD_REQUEST, format!("KO-Malformed notification: {detail}"))
+    text(
+        StatusCode::BAD_REQUEST,
+        format!("KO-Malformed notification: {detail}"),
+    )
 }
 
 pub fn too_large(limit: usize) -> Response<Body> {
@@ -70,12 +81,16 @@ pub fn unsupported_media_type() -> Response<Body> {
 }
 
 pub fn not_found() -> Response<Body> {
-    text(StatusCode::NOT_FOUND, "KO-No notification source at this path.")
+    text(
+        StatusCode::NOT_FOUND,
+        "KO-No notification source at this path.",
+    )
 }
 
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, format!("KO-Use {allow}."));
-    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
@@ -85,10 +100,14 @@ pub fn unavailable(detail: &str) -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE,
         format!("KO-Temporarily unavailable ({detail}), please retry."),
     );
-    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("30"));
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("30"));
     resp
 }
 
 pub fn timeout() -> Response<Body> {
-    text(StatusCode::REQUEST_TIMEOUT, "KO-Request body not received in time.")
+    text(
+        StatusCode::REQUEST_TIMEOUT,
+        "KO-Request body not received in time.",
+    )
 }

@@ -14,15 +14,21 @@ use tracing::{info, warn};
 use super::answer::{self, Body};
 use super::AppState;
 use crate::config::{Config, SourceConfig, SourceKind};
-use crate::ops::metrics as m;
 use crate::domain::Notification;
+use crate::ops::metrics as m;
 use crate::providers::form;
 use crate::providers::lyra::{self, FormVerifier, LyraError};
 use crate::providers::Refusal;
 use crate::store::{now_ms, NewNotification, SubmitError};
 
 /// Headers kept with every stored delivery (never authorization headers).
-const KEPT_HEADERS: &[&str] = &["content-type", "content-length", "user-agent", "x-forwarded-for", "x-real-ip"];
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "x-forwarded-for",
+    "x-real-ip",
+];
 
 pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -35,7 +41,8 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
         return answer::not_found();
     };
     let response = handle_source(state, &config, source, peer, req).await;
-    metrics::histogram!(m::REQUEST_SECONDS, "source" => source.name.clone()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::REQUEST_SECONDS, "source" => source.name.clone())
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -51,7 +58,12 @@ async fn handle_source(
         return answer::method_not_allowed("POST");
     }
     if !is_form(req.headers()) {
-        refused(Some(source), peer, "content_type", content_type(req.headers()));
+        refused(
+            Some(source),
+            peer,
+            "content_type",
+            content_type(req.headers()),
+        );
         return answer::unsupported_media_type();
     }
     let limit = config.body_limit;
@@ -120,7 +132,8 @@ async fn handle_source(
                 SubmitError::ShuttingDown => "shutting down",
                 SubmitError::Storage(_) => "storage error",
             };
-            metrics::counter!(m::UNAVAILABLE, "source" => source.name.clone(), "reason" => reason).increment(1);
+            metrics::counter!(m::UNAVAILABLE, "source" => source.name.clone(), "reason" => reason)
+                .increment(1);
             answer::unavailable(reason)
         }
     }
@@ -197,7 +210,8 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
     } else {
         "ignored"
     };
-    metrics::counter!(m::NOTIFICATIONS, "source" => source.name.clone(), "result" => result).increment(1);
+    metrics::counter!(m::NOTIFICATIONS, "source" => source.name.clone(), "result" => result)
+        .increment(1);
     if let (Some(outcome), false) = (r.applied, r.duplicate) {
         metrics::counter!(m::OUTCOMES, "source" => source.name.clone(), "outcome" => outcome.as_str()).increment(1);
     }
@@ -278,7 +292,9 @@ async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<By
         Err(_) => Err(BodyError::Timeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(BodyError::TooLarge)
             } else {
                 Err(BodyError::Io(e.to_string()))

@@ -55,7 +55,11 @@ pub struct AppState {
 /// Serves until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish (each is waiting for its commit) within
 /// `drain_timeout`.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     let header_read_timeout = state.limits.header_read_timeout;

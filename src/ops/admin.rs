@@ -29,7 +29,8 @@ pub struct Health {
 
 impl Health {
     pub fn beat(&self) {
-        self.dispatcher_heartbeat.store(store::now_ms(), Ordering::Relaxed);
+        self.dispatcher_heartbeat
+            .store(store::now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -48,13 +49,19 @@ type Body = Full<Bytes>;
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     resp
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -83,7 +90,11 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std:
 
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "use GET\n".into());
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "use GET\n".into(),
+        );
     }
     match req.uri().path() {
         "/healthz" => reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
@@ -96,7 +107,11 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
                 metrics::handle().render(),
             )
         }
-        _ => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n".into(),
+        ),
     }
 }
 
@@ -111,17 +126,26 @@ async fn readyz(admin: &Admin) -> Response<Body> {
     }
     let depth = admin.writer.queue_depth();
     if depth * 10 >= admin.writer.capacity() * 9 {
-        problems.push(format!("writer saturated: {depth} of {} queued", admin.writer.capacity()));
+        problems.push(format!(
+            "writer saturated: {depth} of {} queued",
+            admin.writer.capacity()
+        ));
     }
     if admin.dispatching {
         let beat = admin.health.dispatcher_heartbeat.load(Ordering::Relaxed);
         let age = store::now_ms() - beat;
         if beat == 0 || age > admin.dispatcher_stall.as_millis() as i64 {
-            problems.push(format!("dispatcher not making progress (last loop {age} ms ago)"));
+            problems.push(format!(
+                "dispatcher not making progress (last loop {age} ms ago)"
+            ));
         }
     }
     if problems.is_empty() {
-        reply(StatusCode::OK, "text/plain; charset=utf-8", "ready\n".into())
+        reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ready\n".into(),
+        )
     } else {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -144,7 +168,9 @@ async fn refresh_gauges(admin: &Admin) {
     if let Ok(Ok((pending, dead, oldest))) = counts {
         ::metrics::gauge!(metrics::OUTBOX_PENDING).set(pending as f64);
         ::metrics::gauge!(metrics::OUTBOX_DEAD).set(dead as f64);
-        let age = oldest.map(|t| (store::now_ms() - t).max(0) as f64 / 1000.0).unwrap_or(0.0);
+        let age = oldest
+            .map(|t| (store::now_ms() - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
         ::metrics::gauge!(metrics::OUTBOX_OLDEST_AGE).set(age);
     }
 }

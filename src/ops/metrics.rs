@@ -28,7 +28,9 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(REQUEST_SECONDS.into()),
-                &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+                &[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ],
             )
             .expect("static buckets")
             .set_buckets_for_metric(
@@ -48,15 +50,54 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(NOTIFICATIONS, "Verified notifications stored, by source and result (applied, ignored, duplicate).");
-    describe_counter!(OUTCOMES, "Decisions applied to orders, by source and outcome.");
-    describe_counter!(REFUSED, "Requests refused before storage, by source and reason.");
-    describe_counter!(UNAVAILABLE, "Notifications answered 503 (overload, storage, shutdown), by reason.");
-    describe_counter!(PUSHES, "Shop push attempts, by shop and result (delivered, retry, dead).");
-    describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Notification request latency, body read to answer.");
-    describe_histogram!(COMMIT_BATCH, Unit::Count, "Commands committed per writer transaction.");
-    describe_gauge!(WRITER_QUEUE, Unit::Count, "Commands waiting for the writer.");
-    describe_gauge!(OUTBOX_PENDING, Unit::Count, "Outbox rows not yet delivered.");
-    describe_gauge!(OUTBOX_DEAD, Unit::Count, "Outbox rows that gave up and wait for an operator.");
-    describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest pending outbox row.");
+    describe_counter!(
+        NOTIFICATIONS,
+        "Verified notifications stored, by source and result (applied, ignored, duplicate)."
+    );
+    describe_counter!(
+        OUTCOMES,
+        "Decisions applied to orders, by source and outcome."
+    );
+    describe_counter!(
+        REFUSED,
+        "Requests refused before storage, by source and reason."
+    );
+    describe_counter!(
+        UNAVAILABLE,
+        "Notifications answered 503 (overload, storage, shutdown), by reason."
+    );
+    describe_counter!(
+        PUSHES,
+        "Shop push attempts, by shop and result (delivered, retry, dead)."
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Notification request latency, body read to answer."
+    );
+    describe_histogram!(
+        COMMIT_BATCH,
+        Unit::Count,
+        "Commands committed per writer transaction."
+    );
+    describe_gauge!(
+        WRITER_QUEUE,
+        Unit::Count,
+        "Commands waiting for the writer."
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        Unit::Count,
+        "Outbox rows not yet delivered."
+    );
+    describe_gauge!(
+        OUTBOX_DEAD,
+        Unit::Count,
+        "Outbox rows that gave up and wait for an operator."
+    );
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest pending outbox row."
+    );
 }

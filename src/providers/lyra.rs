@@ -61,7 +61,10 @@ pub enum LyraError {
     #[error("no signature field")]
     MissingSignature,
     #[error("signature does not match ({algo} with the {mode} key)")]
-    BadSignature { algo: &'static str, mode: &'static str },
+    BadSignature {
+        algo: &'static str,
+        mode: &'static str,
+    },
     #[error("kr-hash-key is {0:?}, an IPN must be signed with the REST password")]
     WrongHashKey(String),
     #[error("kr-hash-algorithm {0:?} is not supported")]
@@ -103,10 +106,14 @@ pub struct FormVerifier<'a> {
 /// The string the form signature is computed over:
 /// every `vads_*` value, sorted byte-wise by name, `+`-joined, then `+KEY`.
 pub fn form_signing_string(form: &Form, key: &str) -> String {
-    let mut vads: Vec<(&str, &str)> = form.iter().filter(|(n, _)| n.starts_with("vads_")).collect();
+    let mut vads: Vec<(&str, &str)> = form
+        .iter()
+        .filter(|(n, _)| n.starts_with("vads_"))
+        .collect();
     // `str` ordering is byte-wise, exactly the platform's (PHP ksort) order.
     vads.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::with_capacity(vads.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + key.len());
+    let mut out =
+        String::with_capacity(vads.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + key.len());
     for (_, value) in vads {
         out.push_str(value);
         out.push('+');
@@ -121,7 +128,8 @@ pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
     match algo {
         SignAlgo::Sha1 => hex::encode(Sha1::digest(message.as_bytes())),
         SignAlgo::HmacSha256 => {
-            let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+            let mut mac =
+                HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
             mac.update(message.as_bytes());
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
         }
@@ -151,7 +159,9 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
     if let Some(site) = v.site_id {
         let got = form.str("vads_site_id");
         if got != site {
-            return Err(LyraError::SiteMismatch { got: got.to_owned() });
+            return Err(LyraError::SiteMismatch {
+                got: got.to_owned(),
+            });
         }
     }
     Ok(())
@@ -353,8 +363,11 @@ struct RiskAnalysis {
 /// Parses a *verified* `kr-answer` into a [`Notification`] (the first
 /// transaction, mapped to `vads_*` terms as the official plugins do).
 pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notification, LyraError> {
-    let raw = form.get("kr-answer").ok_or(LyraError::MissingField("kr-answer"))?;
-    let answer: Answer = serde_json::from_str(raw).map_err(|e| LyraError::BadJson(e.to_string()))?;
+    let raw = form
+        .get("kr-answer")
+        .ok_or(LyraError::MissingField("kr-answer"))?;
+    let answer: Answer =
+        serde_json::from_str(raw).map_err(|e| LyraError::BadJson(e.to_string()))?;
     let mode = answer.order_details.mode.clone().unwrap_or_default();
     if mode != expected_mode.as_str() {
         return Err(LyraError::ModeMismatch {

@@ -9,7 +9,9 @@ pub struct Magento2 {
 
 impl Magento2 {
     pub fn new(cfg: &ShopConfig) -> Self {
-        Magento2 { _name: cfg.name.clone() }
+        Magento2 {
+            _name: cfg.name.clone(),
+        }
     }
 
     pub async fn push(&self, _update: &ShopUpdate) -> Result<Pushed, PushError> {

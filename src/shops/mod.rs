@@ -71,7 +71,9 @@ impl PushError {
         }
     }
     pub fn permanent(reason: impl Into<String>) -> Self {
-        PushError::Permanent { reason: reason.into() }
+        PushError::Permanent {
+            reason: reason.into(),
+        }
     }
     pub fn is_transient(&self) -> bool {
         matches!(self, PushError::Transient { .. })
@@ -94,7 +96,11 @@ pub fn transport_error(e: reqwest::Error) -> PushError {
 
 /// Classifies an HTTP status that is not the API's own answer:
 /// 429 and 5xx are transient, other 4xx permanent.
-pub fn status_error(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &str) -> PushError {
+pub fn status_error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> PushError {
     let snippet: String = body.chars().take(300).collect();
     let reason = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -109,7 +115,11 @@ pub fn status_error(status: reqwest::StatusCode, headers: &reqwest::header::Head
 
 /// Parses `Retry-After` (seconds or an HTTP date).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

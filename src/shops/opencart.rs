@@ -9,7 +9,9 @@ pub struct OpenCart {
 
 impl OpenCart {
     pub fn new(cfg: &ShopConfig) -> Self {
-        OpenCart { _name: cfg.name.clone() }
+        OpenCart {
+            _name: cfg.name.clone(),
+        }
     }
 
     pub async fn push(&self, _update: &ShopUpdate) -> Result<Pushed, PushError> {

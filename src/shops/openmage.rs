@@ -9,7 +9,9 @@ pub struct OpenMage {
 
 impl OpenMage {
     pub fn new(cfg: &ShopConfig) -> Self {
-        OpenMage { _name: cfg.name.clone() }
+        OpenMage {
+            _name: cfg.name.clone(),
+        }
     }
 
     pub async fn push(&self, _update: &ShopUpdate) -> Result<Pushed, PushError> {

@@ -9,7 +9,9 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(cfg: &ShopConfig) -> Self {
-        Webhook { _name: cfg.name.clone() }
+        Webhook {
+            _name: cfg.name.clone(),
+        }
     }
 
     pub async fn push(&self, _update: &ShopUpdate) -> Result<Pushed, PushError> {

@@ -52,7 +52,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     configure(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Corrupt(format!("journal_mode is {mode}, WAL required")));
+        return Err(StoreError::Corrupt(format!(
+            "journal_mode is {mode}, WAL required"
+        )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     migrations::apply(&conn)?;
@@ -64,7 +66,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|source| StoreError::Open {
         path: path.display().to_string(),

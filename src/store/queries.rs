@@ -24,7 +24,11 @@ pub struct DueRow {
 
 fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
     Outcome::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown outcome {s:?}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown outcome {s:?}").into(),
+        )
     })
 }
 
@@ -50,7 +54,11 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 shop: r.get(1)?,
                 order_ref: r.get(2)?,
                 event_id: r.get(3)?,
-                previous_outcome: r.get::<_, Option<String>>(4)?.as_deref().map(outcome).transpose()?,
+                previous_outcome: r
+                    .get::<_, Option<String>>(4)?
+                    .as_deref()
+                    .map(outcome)
+                    .transpose()?,
                 outcome: outcome(&r.get::<_, String>(5)?)?,
                 comment: r.get(6)?,
                 attempts: r.get(7)?,
@@ -99,7 +107,11 @@ pub fn intake_counts(conn: &Connection) -> Result<(u64, u64), StoreError> {
 }
 
 /// The current outcome of an order as the daemon sees it.
-pub fn order_outcome(conn: &Connection, shop: &str, order_ref: &str) -> Result<Option<Outcome>, StoreError> {
+pub fn order_outcome(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<Option<Outcome>, StoreError> {
     let s: Option<String> = conn
         .query_row(
             "SELECT outcome FROM orders WHERE shop = ?1 AND order_ref = ?2",
@@ -124,7 +136,11 @@ pub struct OutboxRow {
 }
 
 /// Outbox rows, optionally only one state, oldest first.
-pub fn outbox_rows(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+pub fn outbox_rows(
+    conn: &Connection,
+    state: Option<&str>,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, shop, order_ref, outcome, state, attempts, next_attempt_at, last_error
          FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
@@ -148,7 +164,9 @@ pub fn outbox_rows(conn: &Connection, state: Option<&str>, limit: usize) -> Resu
 
 /// Creation time (ms) of the oldest pending outbox row.
 pub fn oldest_pending_created_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'", [], |r| {
-        r.get::<_, Option<i64>>(0)
-    })?)
+    Ok(conn.query_row(
+        "SELECT MIN(created_at) FROM outbox WHERE state = 'pending'",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )?)
 }

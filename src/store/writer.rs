@@ -64,9 +64,19 @@ pub struct IntakeReceipt {
 /// The result of one push attempt, recorded by the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushReport {
-    Delivered { outbox_id: i64, detail: String },
-    Retry { outbox_id: i64, next_attempt_at: i64, error: String },
-    Dead { outbox_id: i64, error: String },
+    Delivered {
+        outbox_id: i64,
+        detail: String,
+    },
+    Retry {
+        outbox_id: i64,
+        next_attempt_at: i64,
+        error: String,
+    },
+    Dead {
+        outbox_id: i64,
+        error: String,
+    },
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -80,7 +90,10 @@ pub enum SubmitError {
 }
 
 enum Command {
-    Intake(Box<NewNotification>, oneshot::Sender<Result<IntakeReceipt, SubmitError>>),
+    Intake(
+        Box<NewNotification>,
+        oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
+    ),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
     /// Writes the health row; answers once it and everything queued before
     /// it is durable (readiness probe).
@@ -100,7 +113,8 @@ impl WriterHandle {
     pub async fn submit(&self, n: NewNotification) -> Result<IntakeReceipt, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Intake(Box::new(n), reply))?;
-        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+        rx.await
+            .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
     /// Records a push result and waits until it is committed.
@@ -112,7 +126,8 @@ impl WriterHandle {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(SubmitError::ShuttingDown);
         }
-        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+        rx.await
+            .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
     /// Makes a real write and waits until it, and everything queued before
@@ -120,7 +135,8 @@ impl WriterHandle {
     pub async fn probe(&self) -> Result<(), SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Probe(reply))?;
-        rx.await.map_err(|_| SubmitError::Storage("writer stopped".into()))?
+        rx.await
+            .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
     fn send(&self, cmd: Command) -> Result<(), SubmitError> {
@@ -168,8 +184,14 @@ pub fn spawn(
 }
 
 enum Reply {
-    Intake(oneshot::Sender<Result<IntakeReceipt, SubmitError>>, Result<IntakeReceipt, SubmitError>),
-    Unit(oneshot::Sender<Result<(), SubmitError>>, Result<(), SubmitError>),
+    Intake(
+        oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
+        Result<IntakeReceipt, SubmitError>,
+    ),
+    Unit(
+        oneshot::Sender<Result<(), SubmitError>>,
+        Result<(), SubmitError>,
+    ),
 }
 
 fn run(
@@ -249,7 +271,8 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
             },
             Command::Push(report, reply) => {
                 let retried = matches!(report, PushReport::Retry { .. });
-                match record_push(&sp, &report).and_then(|()| sp.commit().map_err(StoreError::from)) {
+                match record_push(&sp, &report).and_then(|()| sp.commit().map_err(StoreError::from))
+                {
                     Ok(()) => {
                         // A delivered row may unblock the order's next one.
                         outbox_work |= !retried;
@@ -267,7 +290,10 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
                     )
                     .map_err(StoreError::from)
                     .and_then(|_| sp.commit().map_err(StoreError::from));
-                Reply::Unit(reply, written.map_err(|e| SubmitError::Storage(e.to_string())))
+                Reply::Unit(
+                    reply,
+                    written.map_err(|e| SubmitError::Storage(e.to_string())),
+                )
             }
         };
         pending.push(reply);
@@ -435,17 +461,30 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
     })
 }
 
-fn insert_delivery(conn: &Connection, event_id: i64, n: &NewNotification, duplicate: bool) -> Result<(), StoreError> {
+fn insert_delivery(
+    conn: &Connection,
+    event_id: i64,
+    n: &NewNotification,
+    duplicate: bool,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![event_id, n.received_at, n.peer, duplicate, n.headers, n.body.as_ref()],
+        params![
+            event_id,
+            n.received_at,
+            n.peer,
+            duplicate,
+            n.headers,
+            n.body.as_ref()
+        ],
     )?;
     Ok(())
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
-    Outcome::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {s:?} in the database")))
+    Outcome::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {s:?} in the database")))
 }
 
 /// Records a push attempt and moves the outbox row on.

@@ -122,6 +122,9 @@ pub fn resign(body: &[u8], edit: impl FnOnce(&mut Vec<(String, String)>)) -> Vec
 }
 
 pub fn set(pairs: &mut [(String, String)], name: &str, value: &str) {
-    let slot = pairs.iter_mut().find(|(n, _)| n == name).expect("field exists");
+    let slot = pairs
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .expect("field exists");
     slot.1 = value.to_owned();
 }

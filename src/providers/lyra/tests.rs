@@ -148,14 +148,20 @@ fn verifier(mode: Mode, algo: SignAlgo) -> FormVerifier<'static> {
 fn verify_form_accepts_good_and_refuses_bad() {
     let body = "vads_ctx_mode=TEST&vads_site_id=12345678&vads_trans_status=AUTHORISED";
     let good = signed(body, SignAlgo::HmacSha256);
-    assert_eq!(verify_form(&good, &verifier(Mode::Test, SignAlgo::HmacSha256)), Ok(()));
+    assert_eq!(
+        verify_form(&good, &verifier(Mode::Test, SignAlgo::HmacSha256)),
+        Ok(())
+    );
 
     // SHA-1 is never accepted by a source configured for HMAC, and vice versa.
     let err = verify_form(&good, &verifier(Mode::Test, SignAlgo::Sha1)).unwrap_err();
     assert_eq!(err.refusal(), Refusal::Unauthenticated);
     let sha1 = signed(body, SignAlgo::Sha1);
     assert!(verify_form(&sha1, &verifier(Mode::Test, SignAlgo::HmacSha256)).is_err());
-    assert_eq!(verify_form(&sha1, &verifier(Mode::Test, SignAlgo::Sha1)), Ok(()));
+    assert_eq!(
+        verify_form(&sha1, &verifier(Mode::Test, SignAlgo::Sha1)),
+        Ok(())
+    );
 
     let unsigned = form::parse(body.as_bytes()).unwrap();
     assert_eq!(
@@ -178,7 +184,9 @@ fn verify_form_refuses_mode_mismatch_after_signature() {
     );
     assert_eq!(
         verify_form(&other_site, &verifier(Mode::Test, SignAlgo::HmacSha256)),
-        Err(LyraError::SiteMismatch { got: "87654321".into() })
+        Err(LyraError::SiteMismatch {
+            got: "87654321".into()
+        })
     );
 }
 
@@ -209,7 +217,10 @@ fn form_notification_maps_fields() {
 }
 
 fn answer(name: &str) -> String {
-    let path = format!("{}/fixtures/lyra-rest/{name}-answer.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/fixtures/lyra-rest/{name}-answer.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -220,8 +231,15 @@ fn rest_vectors_k1_to_k4() {
     assert_eq!(rest_hash(&k2, RETURN_KEY), expected_k12);
     let k1 = answer("k1");
     assert_eq!(k1.matches("\\/").count(), 44);
-    assert_ne!(rest_hash(&k1, RETURN_KEY), expected_k12, "raw K1 must not match");
-    assert!(rest_hash_matches(&k1, RETURN_KEY, expected_k12), "K1 matches after \\/ fallback");
+    assert_ne!(
+        rest_hash(&k1, RETURN_KEY),
+        expected_k12,
+        "raw K1 must not match"
+    );
+    assert!(
+        rest_hash_matches(&k1, RETURN_KEY, expected_k12),
+        "K1 matches after \\/ fallback"
+    );
     assert_eq!(
         rest_hash(&answer("k3"), REST_PASSWORD),
         "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85"
@@ -245,7 +263,11 @@ fn rest_form(answer: &str, hash: &str, hash_key: &str) -> Form {
 #[test]
 fn verify_rest_requires_password_key() {
     let k3 = answer("k3");
-    let good = rest_form(&k3, "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85", "password");
+    let good = rest_form(
+        &k3,
+        "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85",
+        "password",
+    );
     assert_eq!(verify_rest(&good, REST_PASSWORD), Ok(()));
     let n = rest_notification(&good, Mode::Test).unwrap();
     assert_eq!(n.order_ref, "myOrderId-618776");
@@ -260,12 +282,20 @@ fn verify_rest_requires_password_key() {
 
     // A browser-return copy (K2, signed with the HMAC key) is refused here.
     let k2 = answer("k2");
-    let browser = rest_form(&k2, "4d57a308d7d8a89a989e8dc54613fe5f7d353a6c749a9769f5e9b9073d5720af", "sha256_hmac");
+    let browser = rest_form(
+        &k2,
+        "4d57a308d7d8a89a989e8dc54613fe5f7d353a6c749a9769f5e9b9073d5720af",
+        "sha256_hmac",
+    );
     assert_eq!(
         verify_rest(&browser, REST_PASSWORD),
         Err(LyraError::WrongHashKey("sha256_hmac".into()))
     );
-    let tampered = rest_form(&k3.replace("990", "991"), "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85", "password");
+    let tampered = rest_form(
+        &k3.replace("990", "991"),
+        "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85",
+        "password",
+    );
     assert!(matches!(
         verify_rest(&tampered, REST_PASSWORD),
         Err(LyraError::BadSignature { .. })

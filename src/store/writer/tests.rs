@@ -42,12 +42,20 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 #[test]
 fn intake_dedups_decides_and_queues_in_one_transaction() {
     let (_dir, conn) = conn();
-    let first = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    let first = intake(
+        &conn,
+        &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
     assert!(!first.duplicate);
     assert_eq!(first.applied, Some(Outcome::Review));
     assert!(first.outbox_id.is_some());
 
-    let again = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    let again = intake(
+        &conn,
+        &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.event_id, first.event_id);
     assert_eq!(again.outbox_id, None);
@@ -58,7 +66,11 @@ fn intake_dedups_decides_and_queues_in_one_transaction() {
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM deliveries"), 3);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 2);
     let prev: String = conn
-        .query_row("SELECT previous_outcome FROM outbox ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT previous_outcome FROM outbox ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(prev, "review");
     assert_eq!(
@@ -100,20 +112,41 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
     )
     .unwrap();
     let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
-    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.outbox_id.unwrap()]);
+    assert_eq!(
+        due.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![c.outbox_id.unwrap()]
+    );
 
     // Dead holds the order too, until an operator retries it.
-    record_push(&conn, &PushReport::Dead { outbox_id: a.outbox_id.unwrap(), error: "gone".into() }).unwrap();
+    record_push(
+        &conn,
+        &PushReport::Dead {
+            outbox_id: a.outbox_id.unwrap(),
+            error: "gone".into(),
+        },
+    )
+    .unwrap();
     assert!(crate::store::queries::due_rows(&conn, now_ms(), 10)
         .unwrap()
         .iter()
         .all(|r| r.id != b.outbox_id.unwrap()));
     assert_eq!(retry_dead(&conn, None).unwrap(), 1);
-    record_push(&conn, &PushReport::Delivered { outbox_id: a.outbox_id.unwrap(), detail: "ok".into() }).unwrap();
+    record_push(
+        &conn,
+        &PushReport::Delivered {
+            outbox_id: a.outbox_id.unwrap(),
+            detail: "ok".into(),
+        },
+    )
+    .unwrap();
     let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
     assert!(due.iter().any(|r| r.id == b.outbox_id.unwrap()));
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM push_attempts"), 3);
-    assert_eq!(count(&conn, "SELECT attempts FROM outbox WHERE id = 1"), 3, "attempts are never reset");
+    assert_eq!(
+        count(&conn, "SELECT attempts FROM outbox WHERE id = 1"),
+        3,
+        "attempts are never reset"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +160,8 @@ async fn the_writer_thread_group_commits_and_answers_after_commit() {
     for i in 0..200 {
         let h = handle.clone();
         tasks.push(tokio::spawn(async move {
-            h.submit(new(&i.to_string(), &format!("u{i}"), "AUTHORISED", None)).await
+            h.submit(new(&i.to_string(), &format!("u{i}"), "AUTHORISED", None))
+                .await
         }));
     }
     let mut max_batch = 0;
