@@ -1,16 +1,479 @@
-//! The order-history comment. (Placeholder; the readable version lands with
-//! the decisions issue.)
+//! The order-history comment: a few plain-text lines a merchant reads in the
+//! shop's back office.
+//!
+//! ```text
+//! Lyra, payment page: AUTHORISED_TO_VALIDATE (to validate manually).
+//! Transaction 000042 (id uuid-1), 29.90 EUR, CB 497010XXXXXX0055.
+//! Risk checks: ClearSale: waiting for manual analysis; Risk control SUSPECT_COUNTRY: warning.
+//! Outcome: review (rule d: status AUTHORISED_TO_VALIDATE).
+//! ```
+//!
+//! Every code is looked up in a word table below; an unknown code is shown
+//! as is. Values come from a verified notification but are still cleaned
+//! (no control characters, bounded length) so one odd field cannot break the
+//! history layout. A card number that does not look masked is never printed.
 
-use super::notification::Notification;
-use super::outcome::Assessment;
+use super::notification::{LyraFacts, Notification};
+use super::outcome::{Assessment, OPERATION_CREDIT};
 use super::state::Verdict;
 
-pub fn order_comment(n: &Notification, a: &Assessment, _v: &Verdict) -> String {
-    format!(
-        "{}: {} ({}), transaction {}",
-        n.provider.display_name(),
-        n.status(),
-        a.outcome,
-        n.transaction_id
+/// `vads_url_check_src` → who or what caused the notification (lyra.md §5).
+pub const SOURCE_WORDS: &[(&str, &str)] = &[
+    ("PAY", "payment page"),
+    ("BO", "manual resend from back office"),
+    ("MERCH_BO", "back-office operation"),
+    ("BATCH", "batch update"),
+    ("BATCH_AUTO", "deferred authorisation batch"),
+    ("REC", "recurring payment"),
+    ("RETRY", "automatic retry"),
+    ("DCF", "data-collection form"),
+    ("PAYMENT_ORDER", "payment order"),
+    ("VOICE_ORDER", "phone payment order"),
+];
+
+/// `vads_trans_status` → its meaning (lyra.md §4).
+pub const STATUS_WORDS: &[(&str, &str)] = &[
+    ("ABANDONED", "abandoned by the buyer"),
+    ("NOT_CREATED", "transaction not created"),
+    ("CANCELLED", "cancelled by the merchant"),
+    ("REFUSED", "declined"),
+    ("EXPIRED", "authorisation expired without validation"),
+    ("CAPTURE_FAILED", "capture failed"),
+    ("AUTHORISED_TO_VALIDATE", "to validate manually"),
+    (
+        "WAITING_AUTHORISATION_TO_VALIDATE",
+        "to validate manually, then to authorise",
+    ),
+    ("INITIAL", "waiting for the acquirer's answer"),
+    ("WAITING_AUTHORISATION", "authorisation requested later"),
+    ("UNDER_VERIFICATION", "verification in progress"),
+    ("SUSPENDED", "capture temporarily blocked by the acquirer"),
+    ("PRE_AUTHORISED", "pre-authorised"),
+    ("WAITING_FOR_PAYMENT", "waiting for payment"),
+    ("PENDING", "pending"),
+    ("REFUND_TO_RETRY", "refund to retry"),
+    ("AUTHORISED", "authorised, waiting for capture"),
+    ("CAPTURED", "captured"),
+    ("ACCEPTED", "verification accepted"),
+    ("PARTIALLY_AUTHORISED", "partially authorised"),
+];
+
+/// `vads_risk_assessment_result` actions (lyra.md §6.2).
+pub const ASSESSMENT_WORDS: &[(&str, &str)] = &[
+    ("ENABLE_3DS", "3-D Secure requested by risk rules"),
+    ("DISABLE_3DS", "3-D Secure disabled by risk rules"),
+    ("NO_PREFERENCE", "no 3-D Secure preference from risk rules"),
+    (
+        "NO_CHALLENGE_REQUESTED",
+        "3-D Secure without challenge requested by risk rules",
+    ),
+    (
+        "CHALLENGE_REQUESTED",
+        "3-D Secure challenge requested by risk rules",
+    ),
+    (
+        "CHALLENGE_MANDATE",
+        "3-D Secure challenge required by risk rules",
+    ),
+    (
+        "MANUAL_VALIDATION",
+        "manual validation required by risk rules",
+    ),
+    ("REFUSE", "payment refused by risk rules"),
+    (
+        "RUN_RISK_ANALYSIS",
+        "external risk analysis run by risk rules",
+    ),
+    ("INFORM", "alert raised by risk rules"),
+];
+
+/// `vads_risk_analysis_result` codes (lyra.md §6.3). `MISSING_MANDATORY_*`
+/// codes are spelled out by [`analysis_words`].
+pub const ANALYSIS_WORDS: &[(&str, &str)] = &[
+    ("CAN", "ClearSale: cancelled by the shop"),
+    (
+        "RPM",
+        "ClearSale: reproved for missing information or contact",
+    ),
+    (
+        "RPA",
+        "ClearSale: automatically reproved by analyser parameters",
+    ),
+    ("RPP", "ClearSale: reproved by shop or ClearSale policy"),
+    ("FRD", "ClearSale: confirmed fraud"),
+    ("REJECT", "Risk analyser (Cybersource): reject"),
+    ("AMA", "ClearSale: waiting for manual analysis"),
+    ("NVO", "ClearSale: new, waiting for a score"),
+    ("SUS", "ClearSale: suspended on fraud suspicion"),
+    ("REVIEW", "Risk analyser (Cybersource or Konduto): review"),
+    ("ERR", "ClearSale: error"),
+    (
+        "INVALID_CREDENCIAL",
+        "Risk analyser error: invalid credentials",
+    ),
+    (
+        "COMUNICATION_PROBLEM",
+        "Risk analyser error: communication problem",
+    ),
+    (
+        "DATA_PROCESSING_PROBLEM",
+        "Risk analyser error: data processing problem",
+    ),
+    ("APA", "ClearSale: automatically approved"),
+    ("APM", "ClearSale: manually approved"),
+    ("APP", "ClearSale: approved by policy"),
+    ("ACCEPT", "Risk analyser (Cybersource): accept"),
+    ("APPROVE", "Risk analyser (Konduto): approve"),
+];
+
+/// `vads_risk_control` results (lyra.md §6.1).
+pub const CONTROL_RESULT_WORDS: &[(&str, &str)] = &[
+    ("OK", "ok"),
+    ("WARNING", "warning"),
+    ("ERROR", "error (blocking)"),
+];
+
+/// `vads_result` codes worth explaining (lyra.md §3). `00` is not shown.
+pub const RESULT_WORDS: &[(&str, &str)] = &[
+    ("02", "contact the issuer"),
+    ("05", "refused"),
+    ("17", "cancelled"),
+    ("30", "format error"),
+    ("96", "technical error"),
+];
+
+/// An ISO 4217 currency the comment can format with its decimal point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Currency {
+    pub numeric: u16,
+    pub alpha: &'static str,
+    /// Digits after the decimal point (minor units).
+    pub decimals: u32,
+}
+
+const fn currency(numeric: u16, alpha: &'static str, decimals: u32) -> Currency {
+    Currency {
+        numeric,
+        alpha,
+        decimals,
+    }
+}
+
+/// The currencies Lyra shops commonly use.
+pub const CURRENCIES: &[Currency] = &[
+    currency(978, "EUR", 2),
+    currency(840, "USD", 2),
+    currency(826, "GBP", 2),
+    currency(756, "CHF", 2),
+    currency(124, "CAD", 2),
+    currency(36, "AUD", 2),
+    currency(986, "BRL", 2),
+    currency(604, "PEN", 2),
+    currency(484, "MXN", 2),
+    currency(32, "ARS", 2),
+    currency(152, "CLP", 0),
+    currency(170, "COP", 2),
+    currency(392, "JPY", 0),
+    currency(953, "XPF", 0),
+    currency(356, "INR", 2),
+];
+
+/// Longest raw value printed; longer ones are cut with "…".
+const MAX_VALUE_CHARS: usize = 64;
+/// Longest sentence built from several values (rule, reason, note).
+const MAX_SENTENCE_CHARS: usize = 400;
+/// A masked PAN shows at most the 6- or 8-digit BIN and the last 4 digits.
+const MAX_MASKED_PAN_DIGITS: usize = 12;
+/// More consecutive digits than this cannot be a masked PAN.
+const MAX_MASKED_PAN_DIGIT_RUN: usize = 10;
+const MAX_MASKED_PAN_CHARS: usize = 24;
+
+/// Builds the order-history comment for one notification.
+pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
+    let lyra = n.lyra();
+    let lines = [
+        Some(headline(n, lyra)),
+        Some(transaction_line(n, lyra)),
+        lyra.and_then(risk_line),
+        Some(verdict_line(a, v)),
+    ];
+    lines.into_iter().flatten().collect::<Vec<_>>().join("\n")
+}
+
+/// Provider, mode, source and status, e.g.
+/// `Lyra (TEST mode), back-office operation, refund: CAPTURED (captured).`
+fn headline(n: &Notification, lyra: Option<&LyraFacts>) -> String {
+    let mut who = n.provider.display_name().to_owned();
+    if lyra.is_some_and(|f| f.ctx_mode == "TEST") {
+        who.push_str(" (TEST mode)");
+    }
+    let mut parts = vec![who];
+    if !n.origin().is_empty() {
+        parts.push(source_label(n.origin()));
+    }
+    if lyra.is_some_and(|f| f.operation_type == OPERATION_CREDIT) {
+        parts.push("refund".to_owned());
+    }
+    let mut line = format!("{}: {}", parts.join(", "), status_label(n.status()));
+    if let Some(result) = lyra.and_then(|f| result_label(&f.result)) {
+        line.push_str(", ");
+        line.push_str(&result);
+    }
+    line.push('.');
+    line
+}
+
+/// Transaction, installment, amount and card, e.g.
+/// `Transaction 000042 (id uuid-1), 29.90 EUR, VISA 497010XXXXXX0055.`
+fn transaction_line(n: &Notification, lyra: Option<&LyraFacts>) -> String {
+    let mut parts = vec![transaction_label(n)];
+    if let Some(f) = lyra {
+        if !f.sequence_number.is_empty() && f.sequence_number != "1" {
+            parts.push(format!(
+                "installment {}",
+                printable(&f.sequence_number, MAX_VALUE_CHARS)
+            ));
+        }
+    }
+    if let Some(minor) = n.amount_minor {
+        parts.push(format_amount(minor, &n.currency));
+    }
+    if let Some(card) = lyra.and_then(|f| card_label(&f.card_brand, &f.card_number)) {
+        parts.push(card);
+    }
+    format!("{}.", parts.join(", "))
+}
+
+/// Every risk keyword, analyser code and control in words, or `None` when
+/// the notification carries no risk data.
+fn risk_line(f: &LyraFacts) -> Option<String> {
+    let assessments = f.risk_assessment.iter().map(|a| assessment_words(a));
+    let analysis = Some(f.risk_analysis.trim())
+        .filter(|code| !code.is_empty())
+        .map(analysis_words);
+    let controls = f
+        .risk_control
+        .iter()
+        .map(|(control, result)| control_words(control, result));
+    let findings: Vec<String> = assessments.chain(analysis).chain(controls).collect();
+    (!findings.is_empty()).then(|| format!("Risk checks: {}.", findings.join("; ")))
+}
+
+/// What happened to the order, and why.
+fn verdict_line(a: &Assessment, v: &Verdict) -> String {
+    let rule = printable(&a.rule, MAX_SENTENCE_CHARS);
+    match v {
+        Verdict::Apply {
+            outcome,
+            note: None,
+        } => format!("Outcome: {outcome} (rule {rule})."),
+        Verdict::Apply {
+            outcome,
+            note: Some(note),
+        } => format!(
+            "Outcome: {outcome}, instead of {} (rule {rule}). Note: {}.",
+            a.outcome,
+            printable(note, MAX_SENTENCE_CHARS)
+        ),
+        Verdict::Ignore { reason } => format!(
+            "Order not changed: {} (notification assessed {} by rule {rule}).",
+            printable(reason, MAX_SENTENCE_CHARS),
+            a.outcome
+        ),
+    }
+}
+
+// ------------------------------------------------------------- vocabulary
+
+fn lookup(table: &[(&str, &'static str)], code: &str) -> Option<&'static str> {
+    table
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(_, words)| *words)
+}
+
+/// The words for a `vads_url_check_src`, if the daemon knows it.
+pub fn source_words(source: &str) -> Option<&'static str> {
+    lookup(SOURCE_WORDS, source)
+}
+
+fn source_label(source: &str) -> String {
+    source_words(source).map_or_else(
+        || format!("source {}", printable(source, MAX_VALUE_CHARS)),
+        str::to_owned,
     )
 }
+
+/// `AUTHORISED_TO_VALIDATE (to validate manually)`.
+pub fn status_label(status: &str) -> String {
+    if status.is_empty() {
+        return "no status".to_owned();
+    }
+    let words = lookup(STATUS_WORDS, status).unwrap_or("unknown status");
+    format!("{} ({words})", printable(status, MAX_VALUE_CHARS))
+}
+
+fn result_label(result: &str) -> Option<String> {
+    if result.is_empty() || result == "00" {
+        return None;
+    }
+    let code = printable(result, MAX_VALUE_CHARS);
+    Some(match lookup(RESULT_WORDS, result) {
+        Some(words) => format!("result {code} ({words})"),
+        None => format!("result {code}"),
+    })
+}
+
+pub fn assessment_words(action: &str) -> String {
+    lookup(ASSESSMENT_WORDS, action).map_or_else(
+        || {
+            format!(
+                "unknown risk rule action {}",
+                printable(action, MAX_VALUE_CHARS)
+            )
+        },
+        str::to_owned,
+    )
+}
+
+pub fn analysis_words(code: &str) -> String {
+    if let Some(words) = lookup(ANALYSIS_WORDS, code) {
+        return words.to_owned();
+    }
+    match code.strip_prefix(super::outcome::MISSING_MANDATORY_PREFIX) {
+        Some(missing) => format!(
+            "Risk analyser error: missing mandatory {} ({})",
+            printable(&missing.to_lowercase().replace('_', " "), MAX_VALUE_CHARS),
+            printable(code, MAX_VALUE_CHARS)
+        ),
+        None => format!(
+            "Risk analyser: unknown result {}",
+            printable(code, MAX_VALUE_CHARS)
+        ),
+    }
+}
+
+pub fn control_words(control: &str, result: &str) -> String {
+    let outcome = match lookup(CONTROL_RESULT_WORDS, result) {
+        Some(words) => words.to_owned(),
+        None if result.is_empty() => "no result".to_owned(),
+        None => format!("result {}", printable(result, MAX_VALUE_CHARS)),
+    };
+    format!(
+        "Risk control {}: {outcome}",
+        printable(control, MAX_VALUE_CHARS)
+    )
+}
+
+fn transaction_label(n: &Notification) -> String {
+    let number = printable(&n.transaction_number, MAX_VALUE_CHARS);
+    let id = printable(&n.transaction_id, MAX_VALUE_CHARS);
+    if number.is_empty() && id.is_empty() {
+        "Transaction unknown".to_owned()
+    } else if number.is_empty() || number == id {
+        format!("Transaction {id}")
+    } else if id.is_empty() {
+        format!("Transaction {number}")
+    } else {
+        format!("Transaction {number} (id {id})")
+    }
+}
+
+// ----------------------------------------------------------------- amount
+
+/// The currency for an ISO 4217 numeric (`978`, `036`) or alpha (`EUR`) code.
+pub fn find_currency(code: &str) -> Option<Currency> {
+    let code = code.trim();
+    if !code.is_empty() && code.len() <= 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+        let numeric: u16 = code.parse().ok()?;
+        return CURRENCIES.iter().copied().find(|c| c.numeric == numeric);
+    }
+    CURRENCIES
+        .iter()
+        .copied()
+        .find(|c| c.alpha.eq_ignore_ascii_case(code))
+}
+
+/// `2990` + `978` → `29.90 EUR`. For a currency the table does not know,
+/// the decimal point's place is unknown, so the raw minor units are shown.
+pub fn format_amount(minor: i64, currency_code: &str) -> String {
+    let Some(currency) = find_currency(currency_code) else {
+        let code = printable(currency_code.trim(), MAX_VALUE_CHARS);
+        return if code.is_empty() {
+            format!("{minor} minor units (no currency)")
+        } else {
+            format!("{minor} minor units of currency {code}")
+        };
+    };
+    let sign = if minor < 0 { "-" } else { "" };
+    // unsigned_abs: i64::MIN has no positive i64 counterpart.
+    let magnitude = minor.unsigned_abs();
+    if currency.decimals == 0 {
+        return format!("{sign}{magnitude} {}", currency.alpha);
+    }
+    let scale = 10u64.pow(currency.decimals);
+    format!(
+        "{sign}{}.{:0width$} {}",
+        magnitude / scale,
+        magnitude % scale,
+        currency.alpha,
+        width = currency.decimals as usize
+    )
+}
+
+// ------------------------------------------------------------------- card
+
+/// `VISA 497010XXXXXX0055`; an unmasked number is replaced by a notice.
+fn card_label(brand: &str, number: &str) -> Option<String> {
+    let brand = printable(brand, MAX_VALUE_CHARS);
+    let number = if number.is_empty() {
+        None
+    } else if looks_masked(number) {
+        Some(number.to_owned())
+    } else {
+        Some("(card number not shown: it is not masked)".to_owned())
+    };
+    match (brand.is_empty(), number) {
+        (true, None) => None,
+        (false, None) => Some(format!("card {brand}")),
+        (true, Some(number)) => Some(format!("card {number}")),
+        (false, Some(number)) => Some(format!("{brand} {number}")),
+    }
+}
+
+/// Whether `number` is a platform-masked PAN such as `497010XXXXXX0055`:
+/// short, made only of digits and mask characters, with at least one mask
+/// character, at most 12 digits (8-digit BIN + last 4) and no run of more
+/// than 10 digits. Anything else might be a full PAN and is never printed,
+/// whatever separators it uses.
+pub fn looks_masked(number: &str) -> bool {
+    let is_mask = |c: char| matches!(c, 'X' | 'x' | '*');
+    number.chars().count() <= MAX_MASKED_PAN_CHARS
+        && number.chars().all(|c| c.is_ascii_digit() || is_mask(c))
+        && number.chars().any(is_mask)
+        && number.chars().filter(char::is_ascii_digit).count() <= MAX_MASKED_PAN_DIGITS
+        && longest_digit_run(number) <= MAX_MASKED_PAN_DIGIT_RUN
+}
+
+fn longest_digit_run(s: &str) -> usize {
+    s.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+// --------------------------------------------------------------- cleaning
+
+/// `value` without control characters (a newline would break the history
+/// layout) and cut to `max` characters.
+fn printable(value: &str, max: usize) -> String {
+    let cleaned = value.chars().map(|c| if c.is_control() { ' ' } else { c });
+    if value.chars().count() <= max {
+        cleaned.collect()
+    } else {
+        cleaned.take(max - 1).chain(['…']).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

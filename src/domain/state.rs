@@ -1,8 +1,14 @@
-//! The per-order state machine. (Placeholder; the full rules land with the
-//! decisions issue.)
+//! The per-order state machine: may this notification's outcome replace the
+//! order's current one?
+//!
+//! Notifications arrive late, twice, out of order and from several sources
+//! (payment page, back office, batches, retries). The machine keeps an order
+//! from moving backwards: once paid, only news that really undoes the
+//! payment counts; once final, nothing does, except that a *new* successful
+//! payment is never dropped silently. `docs/decisions.md` has the table.
 
 use super::notification::Notification;
-use super::outcome::Outcome;
+use super::outcome::{is_success_status, Outcome};
 
 /// What the daemon knows about an order before a notification is applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,17 +30,119 @@ pub enum Verdict {
     Ignore { reason: String },
 }
 
-pub fn transition(current: &OrderSnapshot, _n: &Notification, assessed: Outcome) -> Verdict {
+/// `vads_url_check_src` of an operation a merchant made in the back office.
+pub const BACK_OFFICE_OPERATION: &str = "MERCH_BO";
+
+/// Decides whether the order moves to `assessed`, the outcome of `n`.
+pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -> Verdict {
     match current.outcome {
-        Some(prev) if prev.is_final() => Verdict::Ignore {
-            reason: format!("order is already {prev}"),
-        },
-        Some(prev) if prev == assessed => Verdict::Ignore {
-            reason: format!("order is already {prev}"),
-        },
-        _ => Verdict::Apply {
-            outcome: assessed,
-            note: None,
-        },
+        None => apply(assessed),
+        // Same outcome: nothing to tell the shop (a duplicate, a resend, or
+        // a second installment that changes nothing).
+        Some(previous) if previous == assessed => ignore(format!("order is already {previous}")),
+        Some(Outcome::Pending | Outcome::Review | Outcome::SuspectedFraud) => apply(assessed),
+        Some(Outcome::Accepted) => from_accepted(current, n, assessed),
+        Some(previous) => from_final(current, previous, n, assessed),
     }
 }
+
+/// A paid order only moves for news that undoes the payment itself.
+fn from_accepted(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -> Verdict {
+    match assessed {
+        // A refund is a new CREDIT transaction, so it never carries the
+        // paying transaction's id.
+        Outcome::Refunded => apply(assessed),
+        // Magento 2 / PrestaShop rule (lyra.md §5): an ABANDONED or a
+        // CANCELLED from the payment page, a batch or a resend is old news
+        // about an attempt; only the merchant's own back-office operation
+        // cancels a paid order.
+        Outcome::Canceled if n.origin() != BACK_OFFICE_OPERATION => ignore(format!(
+            "order is accepted; {} ({}) does not cancel a paid order, only a back-office operation ({BACK_OFFICE_OPERATION}) does",
+            n.status(),
+            origin_label(n.origin())
+        )),
+        // A late fraud verdict, a failed capture or a cancellation undoes
+        // the payment only when it is about the transaction that paid; on
+        // another one it is a late report of an earlier attempt.
+        Outcome::Rejected | Outcome::Failed | Outcome::Canceled => {
+            if is_other_transaction(current, n) {
+                ignore(format!(
+                    "order is accepted by transaction {}; {assessed} on transaction {} does not undo that payment",
+                    current.transaction_id.as_deref().unwrap_or("(unknown)"),
+                    n.transaction_id
+                ))
+            } else {
+                apply(assessed)
+            }
+        }
+        Outcome::Pending | Outcome::Review | Outcome::SuspectedFraud | Outcome::Accepted => ignore(format!(
+            "order is accepted; a {assessed} notification ({}) does not undo an accepted payment",
+            n.status()
+        )),
+    }
+}
+
+/// A final order never changes, but money arriving on a new transaction must
+/// reach a human: the order goes to review with a note.
+fn from_final(
+    current: &OrderSnapshot,
+    previous: Outcome,
+    n: &Notification,
+    assessed: Outcome,
+) -> Verdict {
+    if reports_success(n, assessed) && is_other_transaction(current, n) {
+        return Verdict::Apply {
+            outcome: Outcome::Review,
+            note: Some(format!(
+                "order was {previous}, but transaction {} reports a successful payment ({}, assessed {assessed}); \
+                 set to review so that someone checks whether it is a new payment (reinstate the order or refund the buyer) \
+                 or a resend of an older one",
+                n.transaction_id,
+                n.status()
+            )),
+        };
+    }
+    ignore(format!(
+        "order is {previous}, which is final; a later {assessed} notification ({}) does not change it",
+        n.status()
+    ))
+}
+
+/// Whether `n` says money was taken or reserved: a success status that
+/// assessed to anything but a refund.
+fn reports_success(n: &Notification, assessed: Outcome) -> bool {
+    is_success_status(n.status())
+        && matches!(
+            assessed,
+            Outcome::Accepted | Outcome::SuspectedFraud | Outcome::Review
+        )
+}
+
+/// Whether `n` is about another transaction than the one that set the
+/// order's outcome. An order whose transaction is unknown counts as another
+/// one, so a success on it is never dropped.
+fn is_other_transaction(current: &OrderSnapshot, n: &Notification) -> bool {
+    current.transaction_id.as_deref() != Some(n.transaction_id.as_str())
+}
+
+fn origin_label(origin: &str) -> String {
+    match super::comment::source_words(origin) {
+        Some(words) => words.to_owned(),
+        None if origin.is_empty() => "no source given".to_owned(),
+        None => format!("source {origin}"),
+    }
+}
+
+fn apply(outcome: Outcome) -> Verdict {
+    Verdict::Apply {
+        outcome,
+        note: None,
+    }
+}
+
+fn ignore(reason: String) -> Verdict {
+    Verdict::Ignore { reason }
+}
+
+#[cfg(test)]
+mod tests;
