@@ -303,13 +303,14 @@ impl<'a> Signals<'a> {
 type Rule = fn(&Signals) -> Option<String>;
 
 /// The rules in the order they are tried; the first match decides.
-const RULES: [(Outcome, Rule); 8] = [
+const RULES: [(Outcome, Rule); 9] = [
     (Outcome::Canceled, rule_a_canceled),
     (Outcome::Rejected, rule_b_rejected),
     (Outcome::Failed, rule_c_failed),
     (Outcome::Review, rule_d_review),
     (Outcome::Pending, rule_e_pending),
     (Outcome::Refunded, rule_f_refunded),
+    (Outcome::Accepted, rule_g0_validated),
     (Outcome::SuspectedFraud, rule_g_suspected_fraud),
     (Outcome::Accepted, rule_h_accepted),
 ];
@@ -341,7 +342,8 @@ fn rule_c_failed(s: &Signals) -> Option<String> {
 fn rule_d_review(s: &Signals) -> Option<String> {
     if s.group == Some(StatusGroup::ToValidate) {
         Some(format!("d: status {}", s.status))
-    } else if s.has_assessment(ASSESSMENT_MANUAL_VALIDATION) {
+    } else if s.has_assessment(ASSESSMENT_MANUAL_VALIDATION) && !s.is_success() {
+        // On a success status the validation has already happened (see g0).
         Some(format!("d: risk assessment {ASSESSMENT_MANUAL_VALIDATION}"))
     } else if s.analysis_is(AnalysisClass::Review) {
         Some(format!("d: risk analysis {}", s.analysis))
@@ -357,6 +359,22 @@ fn rule_e_pending(s: &Signals) -> Option<String> {
 fn rule_f_refunded(s: &Signals) -> Option<String> {
     (s.is_success() && s.operation == OPERATION_CREDIT)
         .then(|| format!("f: status {} on a {OPERATION_CREDIT} operation", s.status))
+}
+
+/// g0: `MANUAL_VALIDATION` on a success status. A transaction the risk
+/// rules hold is created as AUTHORISED_TO_VALIDATE and leaves that status
+/// only when someone validates it; the IPN that reports the validation
+/// (usually MERCH_BO) still carries the assessment. A person has looked at
+/// the payment and chose to take it, so informational risk signals (rule g)
+/// do not send it back to review. Analyser verdicts (rules a, b, d) and
+/// refunds (f) still come first.
+fn rule_g0_validated(s: &Signals) -> Option<String> {
+    (s.is_success() && s.has_assessment(ASSESSMENT_MANUAL_VALIDATION)).then(|| {
+        format!(
+            "g0: status {} after {ASSESSMENT_MANUAL_VALIDATION} (validated manually)",
+            s.status
+        )
+    })
 }
 
 fn rule_g_suspected_fraud(s: &Signals) -> Option<String> {

@@ -227,7 +227,8 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
         result,
         reason = r.reason.as_deref().unwrap_or(""),
         batch = r.batch_size,
-        comment = %r.comment,
+        // Debug-quoted: a multi-line comment stays on one log line.
+        comment = ?r.comment,
         "notification {result}"
     );
     for w in &r.warnings {

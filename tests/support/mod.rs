@@ -1,3 +1,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_magento2;
+pub mod fake_opencart;
+pub mod fake_openmage;
+pub mod fake_webhook;

@@ -101,11 +101,13 @@ const ASSESSMENT_ROWS: &[Row] = &[
     assessment("AUTHORISED", "CHALLENGE_REQUESTED", Accepted, 'h'),
     assessment("AUTHORISED", "CHALLENGE_MANDATE", Accepted, 'h'),
     assessment("AUTHORISED", "RUN_RISK_ANALYSIS", Accepted, 'h'),
-    assessment("AUTHORISED", "MANUAL_VALIDATION", Review, 'd'),
+    // g0 ('0'): a success status after manual validation means someone validated it.
+    assessment("AUTHORISED", "MANUAL_VALIDATION", Accepted, '0'),
+    assessment("CAPTURED", "MANUAL_VALIDATION", Accepted, '0'),
     assessment("AUTHORISED", "INFORM", SuspectedFraud, 'g'),
     assessment("CAPTURED", "INFORM", SuspectedFraud, 'g'),
     assessment("AUTHORISED", "REFUSE", Rejected, 'b'),
-    assessment("AUTHORISED", "ENABLE_3DS;MANUAL_VALIDATION", Review, 'd'),
+    assessment("AUTHORISED", "ENABLE_3DS;MANUAL_VALIDATION", Accepted, '0'),
     assessment(
         "AUTHORISED_TO_VALIDATE",
         "ENABLE_3DS;MANUAL_VALIDATION",
@@ -118,7 +120,7 @@ const ASSESSMENT_ROWS: &[Row] = &[
         SuspectedFraud,
         'g',
     ),
-    assessment("AUTHORISED", "INFORM;MANUAL_VALIDATION", Review, 'd'),
+    assessment("AUTHORISED", "INFORM;MANUAL_VALIDATION", Accepted, '0'),
     assessment("AUTHORISED", "MANUAL_VALIDATION;REFUSE", Rejected, 'b'),
     assessment(
         "AUTHORISED",
@@ -266,6 +268,7 @@ fn check(rows: &[Row]) {
         assert_eq!(a.outcome, r.outcome, "{what}: rule {}", a.rule);
         let expected_rule = match r.rule {
             '?' => "unknown status".to_owned(),
+            '0' => "g0: ".to_owned(),
             letter => format!("{letter}: "),
         };
         assert!(

@@ -169,7 +169,7 @@ async fn the_writer_thread_group_commits_and_answers_after_commit() {
         let r = t.await.unwrap().unwrap();
         max_batch = max_batch.max(r.batch_size);
     }
-    assert!(max_batch >= 1 && max_batch <= 64);
+    assert!((1..=64).contains(&max_batch));
     handle.probe().await.unwrap();
     drop(handle);
     thread.join().unwrap();
