@@ -402,3 +402,53 @@ async fn a_restart_in_the_middle_of_retries_resumes_them() {
     assert_eq!(got[0].json()["outcome"], "review");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_updates_is_delivered_exactly_once_each() {
+    let shop = fake_opencart::start(Version::OpenCart3, OC_KEY).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_shop(
+        &format!(
+            "kind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"{OC_KEY}\"\nconcurrency = 4",
+            shop.base_url(),
+            fake_opencart::USERNAME
+        ),
+        FAST,
+    );
+    let d = Daemon::start(config(&cfg, dir.path())).await;
+    let mut tasks = Vec::new();
+    for id in 1..=150u64 {
+        shop.add_order(id, 1);
+        let body = order_ipn(
+            "lyra-form/authorised.txt",
+            &id.to_string(),
+            &format!("{id:032x}"),
+        );
+        let client = d.client.clone();
+        let url = d.url("/ipn/lyra");
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    eventually("150 deliveries", || {
+        d.count("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'") == 150
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in 1..=150u64 {
+        assert_eq!(shop.history(id).len(), 1, "order {id} updated exactly once");
+    }
+    assert_eq!(shop.logins(), 1);
+    d.stop().await;
+}

@@ -30,6 +30,28 @@ use crate::shops::{PushError, ShopClient, ShopUpdate};
 use crate::store::queries::{self, DueRow};
 use crate::store::{now_ms, PushReport, StoreError, WriterHandle};
 
+/// What the dispatcher has in flight, shared with the push tasks.
+#[derive(Default)]
+struct InFlight {
+    /// Orders with a push in flight: at most one per order.
+    orders: HashSet<(String, String)>,
+    /// Rows whose push finished since the last outbox read began. A read
+    /// that started before such a row's result was committed may still list
+    /// it as due; this set keeps it from being pushed twice.
+    finished: HashSet<i64>,
+}
+
+impl InFlight {
+    fn claim(&mut self, order: &(String, String), id: i64) -> bool {
+        !self.finished.contains(&id) && self.orders.insert(order.clone())
+    }
+
+    fn release(&mut self, order: &(String, String), id: i64) {
+        self.finished.insert(id);
+        self.orders.remove(order);
+    }
+}
+
 struct Shop {
     config: ShopConfig,
     client: ShopClient,
@@ -102,7 +124,7 @@ impl Dispatcher {
         grace: Duration,
     ) -> Result<(), StoreError> {
         let conn = crate::store::open_reader(&self.db_path)?;
-        let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+        let work: Arc<Mutex<InFlight>> = Arc::default();
         let mut tasks = JoinSet::new();
         loop {
             if *shutdown.borrow() {
@@ -112,7 +134,13 @@ impl Dispatcher {
                 self.reconfigure();
             }
             self.health.beat();
-            let busy = in_flight.lock().expect("in-flight set").len();
+            // Pushes that finished before this read are committed, so the
+            // read sees their new state; only later finishers can be stale.
+            let busy = {
+                let mut w = work.lock().expect("in-flight state");
+                w.finished.clear();
+                w.orders.len()
+            };
             let rows = match queries::due_rows(&conn, now_ms(), 256 + busy) {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -122,15 +150,22 @@ impl Dispatcher {
             };
             for row in rows {
                 let key = (row.shop.clone(), row.order_ref.clone());
-                if !in_flight.lock().expect("in-flight set").insert(key.clone()) {
-                    continue; // this order already has a push in flight
+                if !work.lock().expect("in-flight state").claim(&key, row.id) {
+                    continue;
                 }
+                let done = {
+                    let work = work.clone();
+                    let wake = self.wake.clone();
+                    let id = row.id;
+                    move || {
+                        work.lock().expect("in-flight state").release(&key, id);
+                        wake.notify_one();
+                    }
+                };
+                let writer = self.writer.clone();
                 let Some(shop) = self.shops.get(&row.shop).cloned() else {
-                    let writer = self.writer.clone();
                     let error = format!("shop {:?} is not configured", row.shop);
                     error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "update dead: {error}");
-                    let in_flight = in_flight.clone();
-                    let wake = self.wake.clone();
                     tasks.spawn(async move {
                         let _ = writer
                             .record_push(PushReport::Dead {
@@ -138,23 +173,18 @@ impl Dispatcher {
                                 error,
                             })
                             .await;
-                        in_flight.lock().expect("in-flight set").remove(&key);
-                        wake.notify_one();
+                        done();
                     });
                     continue;
                 };
-                let writer = self.writer.clone();
                 let policy = self.policy.clone();
-                let in_flight = in_flight.clone();
-                let wake = self.wake.clone();
                 tasks.spawn(async move {
                     let report = push_one(&shop, &row, &policy).await;
                     if let Err(e) = writer.record_push(report).await {
                         // The row stays pending and is pushed again later.
                         warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");
                     }
-                    in_flight.lock().expect("in-flight set").remove(&key);
-                    wake.notify_one();
+                    done();
                 });
             }
             while tasks.try_join_next().is_some() {}
