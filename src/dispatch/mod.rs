@@ -307,3 +307,28 @@ fn classify(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    fn order(n: &str) -> (String, String) {
+        ("shop".to_owned(), n.to_owned())
+    }
+
+    #[test]
+    fn one_push_per_order_and_no_second_push_from_a_stale_read() {
+        let mut w = InFlight::default();
+        assert!(w.claim(&order("1"), 10));
+        assert!(!w.claim(&order("1"), 11), "one push per order at a time");
+        assert!(w.claim(&order("2"), 20));
+        // Row 10 finishes while a read that still lists it is in progress.
+        w.release(&order("1"), 10);
+        assert!(!w.claim(&order("1"), 10), "a stale listing of a finished row is skipped");
+        assert!(w.claim(&order("1"), 11), "the order's next row may go");
+        // The next read starts after the result was committed.
+        w.finished.clear();
+        w.release(&order("1"), 11);
+        assert!(w.claim(&order("3"), 30));
+    }
+}
