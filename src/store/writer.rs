@@ -329,9 +329,7 @@ fn fail_all(batch: Vec<Command>, err: &SubmitError) -> Vec<Reply> {
 /// the shop update. Runs inside the batch transaction.
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
-    let existing = conn
-        .query_row(
-            "SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2",
+    let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
             params![n.source, n.event_key],
             |r| {
                 Ok((
@@ -359,9 +357,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         });
     }
 
-    let snapshot = conn
-        .query_row(
-            "SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+    let snapshot = conn.prepare_cached("SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2")?.query_row(
             params![shop, n.order_ref],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
@@ -388,10 +384,9 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
     let now = now_ms();
     let notification_json = serde_json::to_string(&n.notification)
         .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
-    conn.execute(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+    conn.prepare_cached("INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
                              notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?.execute(
         params![
             n.source,
             n.event_key,
@@ -415,12 +410,11 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
 
     let mut outbox_id = None;
     if let Some(new_outcome) = outcome {
-        conn.execute(
-            "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
+        conn.prepare_cached("INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (shop, order_ref) DO UPDATE SET
                  outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-                 event_id = excluded.event_id, updated_at = excluded.updated_at",
+                 event_id = excluded.event_id, updated_at = excluded.updated_at")?.execute(
             params![
                 shop,
                 n.order_ref,
@@ -431,10 +425,9 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
             ],
         )?;
         if n.shop.is_some() {
-            conn.execute(
-                "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
+            conn.prepare_cached("INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                                      attempts, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)")?.execute(
                 params![
                     shop,
                     n.order_ref,
@@ -467,9 +460,8 @@ fn insert_delivery(
     n: &NewNotification,
     duplicate: bool,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    conn.prepare_cached("INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
         params![
             event_id,
             n.received_at,
@@ -492,9 +484,8 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
     let now = now_ms();
     let (outbox_id, result, detail) = match report {
         PushReport::Delivered { outbox_id, detail } => {
-            conn.execute(
-                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL
-                 WHERE id = ?1",
+            conn.prepare_cached("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL
+                 WHERE id = ?1")?.execute(
                 params![outbox_id, now],
             )?;
             (*outbox_id, "delivered", detail.as_str())
@@ -504,22 +495,19 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
             next_attempt_at,
             error,
         } => {
-            conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1")?.execute(
                 params![outbox_id, next_attempt_at, error],
             )?;
             (*outbox_id, "retry", error.as_str())
         }
         PushReport::Dead { outbox_id, error } => {
-            conn.execute(
-                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            conn.prepare_cached("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?.execute(
                 params![outbox_id, error],
             )?;
             (*outbox_id, "dead", error.as_str())
         }
     };
-    conn.execute(
-        "INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)",
+    conn.prepare_cached("INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)")?.execute(
         params![outbox_id, now, result, truncate(detail, 2000)],
     )?;
     Ok(())
@@ -541,15 +529,13 @@ fn truncate(s: &str, max: usize) -> &str {
 pub fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
     let now = now_ms();
     let changed = match ids {
-        None => conn.execute(
-            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'",
+        None => conn.prepare_cached("UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'")?.execute(
             params![now],
         )?,
         Some(ids) => {
             let mut n = 0;
             for id in ids {
-                n += conn.execute(
-                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'",
+                n += conn.prepare_cached("UPDATE outbox SET state = 'pending', next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'")?.execute(
                     params![id, now],
                 )?;
             }

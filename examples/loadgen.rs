@@ -1,0 +1,372 @@
+//! Load generator: pre-signs N unique, realistic Lyra IPNs, fires them at
+//! concurrency C over keep-alive connections, and reports throughput,
+//! latency percentiles and every non-2xx; then checks the database holds
+//! exactly the acknowledged notifications. The same generator measures a
+//! minimal hyper server (read the body, answer 200) as the baseline.
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example loadgen -- [-n N] [-c C] [--rate R]
+//! ```
+//!
+//! The daemon under test runs as a child process (`target/release/ipnsync`)
+//! with a temporary database, so its memory can be read from /proc; the
+//! baseline runs as a child process of this example (`--baseline-server`).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use ipnsync::providers::form::{self, Form};
+use ipnsync::providers::lyra::{form_signature, SignAlgo};
+
+struct Args {
+    n: usize,
+    c: usize,
+    rate: Option<f64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { n: 20_000, c: 64, rate: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-n" => a.n = value()?.parse().map_err(|_| "bad -n")?,
+            "-c" => a.c = value()?.parse().map_err(|_| "bad -c")?,
+            "--rate" => a.rate = Some(value()?.parse().map_err(|_| "bad --rate")?),
+            "--baseline-server" => {
+                baseline_server(value()?.parse().map_err(|_| "bad address")?);
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
+    let bodies = presign(args.n);
+    println!("pre-signed {} unique IPNs ({} bytes each on average)", bodies.len(), bodies.iter().map(Vec::len).sum::<usize>() / bodies.len());
+
+    // Baseline first: same generator, same bodies, a server that does nothing.
+    let port = free_port();
+    let mut baseline = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr).await;
+    let base = fire(addr, "/ipn/lyra", &bodies, &args, baseline.id()).await;
+    base.print("baseline (hyper, read body, 200)");
+    kill(&mut baseline);
+
+    // ipnsync with a fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+database = "{}"
+[admin]
+listen = "off"
+[[sources]]
+name = "lyra"
+kind = "lyra-form"
+path = "/ipn/lyra"
+mode = "TEST"
+test_key = "1122334455667788"
+"#,
+            dir.path().join("load.db").display()
+        ),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ipnsync");
+    let mut daemon = Command::new(&bin)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo build --release` first)", bin.display()));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_kib(daemon.id());
+    let result = fire(addr, "/ipn/lyra", &bodies, &args, daemon.id()).await;
+    result.print("ipnsync (verify + commit, synchronous=FULL)");
+    println!("  ipnsync resident memory: idle {:.1} MiB, peak under load {:.1} MiB", idle_rss as f64 / 1024.0, result.peak_rss_kib as f64 / 1024.0);
+    println!("  ratio ipnsync / baseline throughput: {:.2}", result.throughput() / base.throughput());
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+
+    // Every acknowledged notification is in the database, and nothing else.
+    let conn = rusqlite::Connection::open(dir.path().join("load.db")).unwrap();
+    let events: usize = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    let mut stmt = conn.prepare("SELECT order_ref FROM events").unwrap();
+    let stored: std::collections::HashSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let missing = result.acknowledged.iter().filter(|i| !stored.contains(&order_ref(**i))).count();
+    println!(
+        "  database check: {events} events stored, {} acknowledged, {missing} acknowledged but missing → {}",
+        result.acknowledged.len(),
+        if missing == 0 && events == result.acknowledged.len() { "OK" } else { "MISMATCH" }
+    );
+}
+
+fn order_ref(i: usize) -> String {
+    format!("{}", 5_000_000 + i)
+}
+
+fn presign(n: usize) -> Vec<Vec<u8>> {
+    let template = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lyra-form/authorised.txt")).unwrap();
+    let parsed = form::parse(&template).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut pairs: Vec<(String, String)> = parsed
+                .iter()
+                .filter(|(k, _)| *k != "signature")
+                .map(|(k, v)| {
+                    let v = match k {
+                        "vads_order_id" => order_ref(i),
+                        "vads_trans_uuid" => format!("{i:032x}"),
+                        "vads_trans_id" => format!("{:06}", i % 900_000),
+                        "vads_amount" | "vads_effective_amount" => format!("{}", 100 + i % 50_000),
+                        _ => v.to_owned(),
+                    };
+                    (k.to_owned(), v)
+                })
+                .collect();
+            let sig = form_signature(&Form::from_pairs(pairs.clone()), "1122334455667788", SignAlgo::HmacSha256);
+            pairs.push(("signature".into(), sig));
+            Form::from_pairs(pairs).encode().into_bytes()
+        })
+        .collect()
+}
+
+struct Outcome {
+    latencies_us: Vec<u64>,
+    non_2xx: std::collections::BTreeMap<String, usize>,
+    acknowledged: Vec<usize>,
+    elapsed: Duration,
+    peak_rss_kib: u64,
+}
+
+impl Outcome {
+    fn throughput(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, name: &str) {
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+        println!("{name}");
+        println!(
+            "  {} requests in {:.2} s: {:.0} req/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            l.len(),
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            pct(0.50),
+            pct(0.99),
+            pct(0.999),
+            l.last().copied().unwrap_or(0) as f64 / 1000.0
+        );
+        if self.non_2xx.is_empty() {
+            println!("  every answer was 2xx");
+        } else {
+            println!("  non-2xx answers: {:?}", self.non_2xx);
+        }
+    }
+}
+
+/// Sends every body once. Closed loop at concurrency C, or, with `--rate`,
+/// open loop: request i is due at `i / rate` and its latency counts from
+/// then (no coordinated omission).
+async fn fire(addr: SocketAddr, path: &str, bodies: &[Vec<u8>], args: &Args, pid: u32) -> Outcome {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.iter().map(|b| Bytes::from(b.clone())).collect());
+    let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Option<Instant>)>(args.c * 4);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let started = Instant::now();
+    let rate = args.rate;
+    let n = bodies.len();
+    tokio::spawn(async move {
+        for i in 0..n {
+            // Closed loop: latency counts from when a worker takes the
+            // request; open loop: from when it was due.
+            let due = match rate {
+                Some(r) => {
+                    let due = started + Duration::from_secs_f64(i as f64 / r);
+                    tokio::time::sleep_until(due.into()).await;
+                    Some(due)
+                }
+                None => None,
+            };
+            if tx.send((i, due)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let memory = {
+        let stop = stop_sampling.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    let workers: Vec<_> = (0..args.c)
+        .map(|_| tokio::spawn(worker(addr, path.to_owned(), rx.clone(), bodies.clone())))
+        .collect();
+    let mut out = Outcome {
+        latencies_us: Vec::with_capacity(n),
+        non_2xx: Default::default(),
+        acknowledged: Vec::with_capacity(n),
+        elapsed: Duration::ZERO,
+        peak_rss_kib: 0,
+    };
+    for w in workers {
+        let part = w.await.unwrap();
+        out.latencies_us.extend(part.latencies_us);
+        out.acknowledged.extend(part.acknowledged);
+        for (k, v) in part.non_2xx {
+            *out.non_2xx.entry(k).or_default() += v;
+        }
+    }
+    out.elapsed = started.elapsed();
+    stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
+    out.peak_rss_kib = memory.await.unwrap();
+    out
+}
+
+type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(usize, Option<Instant>)>>>;
+
+/// One keep-alive connection sending requests one after another.
+async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes>>) -> Outcome {
+    let mut out = Outcome {
+        latencies_us: Vec::new(),
+        non_2xx: Default::default(),
+        acknowledged: Vec::new(),
+        elapsed: Duration::ZERO,
+        peak_rss_kib: 0,
+    };
+    let mut sender = connect(addr).await;
+    loop {
+        let next = rx.lock().await.recv().await;
+        let Some((i, due)) = next else { break };
+        let due = due.unwrap_or_else(Instant::now);
+        let req = Request::post(path.as_str())
+            .header("host", "loadgen")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(bodies[i].clone()))
+            .unwrap();
+        if sender.ready().await.is_err() {
+            sender = connect(addr).await;
+        }
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let status = resp.status();
+                let _ = resp.into_body().collect().await;
+                out.latencies_us.push(due.elapsed().as_micros() as u64);
+                if status.is_success() {
+                    out.acknowledged.push(i);
+                } else {
+                    *out.non_2xx.entry(status.as_u16().to_string()).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                out.latencies_us.push(due.elapsed().as_micros() as u64);
+                *out.non_2xx.entry(format!("error: {e}")).or_default() += 1;
+                sender = connect(addr).await;
+            }
+        }
+    }
+    out
+}
+
+async fn connect(addr: SocketAddr) -> http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// The baseline: read the whole body, answer 200 `OK`. Same runtime shape
+/// as the daemon (multi-threaded tokio, hyper http1, keep-alive).
+fn baseline_server(addr: SocketAddr) {
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"OK\n"))))
+                });
+                let _ = server::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_listening(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listening on {addr}");
+}
+
+/// Resident set size of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asks the daemon to stop the way systemd does.
+fn sigterm(pid: u32) {
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
