@@ -29,10 +29,17 @@ struct Args {
     n: usize,
     c: usize,
     rate: Option<f64>,
+    /// Fire at an already-running server instead (no baseline, no checks).
+    target: Option<SocketAddr>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { n: 20_000, c: 64, rate: None };
+    let mut a = Args {
+        n: 20_000,
+        c: 64,
+        rate: None,
+        target: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -40,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
             "-n" => a.n = value()?.parse().map_err(|_| "bad -n")?,
             "-c" => a.c = value()?.parse().map_err(|_| "bad -c")?,
             "--rate" => a.rate = Some(value()?.parse().map_err(|_| "bad --rate")?),
+            "--target" => a.target = Some(value()?.parse().map_err(|_| "bad --target")?),
             "--baseline-server" => {
                 baseline_server(value()?.parse().map_err(|_| "bad address")?);
                 std::process::exit(0);
@@ -55,13 +63,27 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2)
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run(args));
 }
 
 async fn run(args: Args) {
     let bodies = presign(args.n);
-    println!("pre-signed {} unique IPNs ({} bytes each on average)", bodies.len(), bodies.iter().map(Vec::len).sum::<usize>() / bodies.len());
+    println!(
+        "pre-signed {} unique IPNs ({} bytes each on average)",
+        bodies.len(),
+        bodies.iter().map(Vec::len).sum::<usize>() / bodies.len()
+    );
+
+    if let Some(addr) = args.target {
+        fire(addr, "/ipn/lyra", &bodies, &args, 0)
+            .await
+            .print(&format!("target {addr}"));
+        return;
+    }
 
     // Baseline first: same generator, same bodies, a server that does nothing.
     let port = free_port();
@@ -112,17 +134,34 @@ test_key = "1122334455667788"
     let idle_rss = rss_kib(daemon.id());
     let result = fire(addr, "/ipn/lyra", &bodies, &args, daemon.id()).await;
     result.print("ipnsync (verify + commit, synchronous=FULL)");
-    println!("  ipnsync resident memory: idle {:.1} MiB, peak under load {:.1} MiB", idle_rss as f64 / 1024.0, result.peak_rss_kib as f64 / 1024.0);
-    println!("  ratio ipnsync / baseline throughput: {:.2}", result.throughput() / base.throughput());
+    println!(
+        "  ipnsync resident memory: idle {:.1} MiB, peak under load {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        result.peak_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "  ratio ipnsync / baseline throughput: {:.2}",
+        result.throughput() / base.throughput()
+    );
     sigterm(daemon.id());
     let _ = daemon.wait();
 
     // Every acknowledged notification is in the database, and nothing else.
     let conn = rusqlite::Connection::open(dir.path().join("load.db")).unwrap();
-    let events: usize = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    let events: usize = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     let mut stmt = conn.prepare("SELECT order_ref FROM events").unwrap();
-    let stored: std::collections::HashSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    let missing = result.acknowledged.iter().filter(|i| !stored.contains(&order_ref(**i))).count();
+    let stored: std::collections::HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing = result
+        .acknowledged
+        .iter()
+        .filter(|i| !stored.contains(&order_ref(**i)))
+        .count();
     println!(
         "  database check: {events} events stored, {} acknowledged, {missing} acknowledged but missing → {}",
         result.acknowledged.len(),
@@ -135,7 +174,11 @@ fn order_ref(i: usize) -> String {
 }
 
 fn presign(n: usize) -> Vec<Vec<u8>> {
-    let template = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lyra-form/authorised.txt")).unwrap();
+    let template = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/lyra-form/authorised.txt"
+    ))
+    .unwrap();
     let parsed = form::parse(&template).unwrap();
     (0..n)
         .map(|i| {
@@ -153,7 +196,11 @@ fn presign(n: usize) -> Vec<Vec<u8>> {
                     (k.to_owned(), v)
                 })
                 .collect();
-            let sig = form_signature(&Form::from_pairs(pairs.clone()), "1122334455667788", SignAlgo::HmacSha256);
+            let sig = form_signature(
+                &Form::from_pairs(pairs.clone()),
+                "1122334455667788",
+                SignAlgo::HmacSha256,
+            );
             pairs.push(("signature".into(), sig));
             Form::from_pairs(pairs).encode().into_bytes()
         })
@@ -176,7 +223,12 @@ impl Outcome {
     fn print(&self, name: &str) {
         let mut l = self.latencies_us.clone();
         l.sort_unstable();
-        let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
         println!("{name}");
         println!(
             "  {} requests in {:.2} s: {:.0} req/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
@@ -307,7 +359,9 @@ async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes
 async fn connect(addr: SocketAddr) -> http1::SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).unwrap();
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     sender
 }
@@ -317,7 +371,10 @@ async fn connect(addr: SocketAddr) -> http1::SendRequest<Full<Bytes>> {
 fn baseline_server(addr: SocketAddr) {
     use hyper::server::conn::http1 as server;
     use hyper::service::service_fn;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         loop {
@@ -326,16 +383,24 @@ fn baseline_server(addr: SocketAddr) {
             tokio::spawn(async move {
                 let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
                     let _ = req.into_body().collect().await;
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"OK\n"))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"OK\n"),
+                    )))
                 });
-                let _ = server::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = server::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_listening(addr: SocketAddr) {
@@ -368,5 +433,7 @@ fn kill(child: &mut Child) {
 
 /// Asks the daemon to stop the way systemd does.
 fn sigterm(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }

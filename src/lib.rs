@@ -5,6 +5,7 @@
 //! See `ARCHITECTURE.md` for the map. The entry point for embedding and
 //! tests is [`run`].
 
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;

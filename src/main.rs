@@ -1,22 +1,41 @@
-//! The `ipnsync` command line. Everything it does lives in the library.
+//! The `ipnsync` command line: argument parsing and exit codes. Everything
+//! it does lives in the library (`ipnsync::cli`, `ipnsync::run_with`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ipnsync::cli::{self, actions, inspect, sign, CliError};
 use ipnsync::config::Config;
 use ipnsync::ops::logging::{self, LogFormat};
+
+/// Shown under every command's `--help`: scripts rely on these.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  not found, nothing to do, or the remote refused
+  2  usage or configuration error
+  3  database error";
 
 #[derive(Parser)]
 #[command(
     name = "ipnsync",
     version,
-    about = "Payment notifications in, shop order updates out"
+    about = "Payment notifications in, shop order updates out",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Human)]
     log_format: LogFormatArg,
+    /// Configuration file (TOML); the embedded demo configuration when
+    /// omitted. The operator commands take the database path from it.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database file for the operator commands, instead of the
+    /// configuration's `database` (the configuration is then not read).
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,17 +49,42 @@ enum LogFormatArg {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon (on the embedded demo configuration without --config).
-    Serve {
-        /// Configuration file (TOML).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Validate a configuration file and print its effective settings
     /// (never a secret).
     CheckConfig {
-        /// Configuration file (TOML); the embedded default when omitted.
+        /// Configuration file (TOML); --config, else the embedded default,
+        /// when omitted.
         file: Option<PathBuf>,
     },
+    /// List orders: outcome, last transaction, pending and dead updates.
+    #[command(after_help = EXIT_CODES)]
+    Orders(inspect::OrdersArgs),
+    /// Show one order's timeline: deliveries, decisions, shop updates and
+    /// every push attempt. Exits 1 if the order is unknown.
+    #[command(after_help = EXIT_CODES)]
+    Show(inspect::ShowArgs),
+    /// List outbox rows (shop updates) and their delivery state.
+    #[command(after_help = EXIT_CODES)]
+    Outbox(inspect::OutboxArgs),
+    /// Put dead shop updates back in the queue. Exits 1 if none was dead.
+    #[command(after_help = EXIT_CODES)]
+    Retry(actions::RetryArgs),
+    /// Decide a stored notification again with the current rules, against
+    /// the order's current outcome (its state before the event is not
+    /// stored). Use --dry-run first.
+    #[command(after_help = EXIT_CODES)]
+    Replay(actions::ReplayArgs),
+    /// Clear the raw bodies of old deliveries (retention).
+    #[command(after_help = EXIT_CODES)]
+    Prune(actions::PruneArgs),
+    /// Sign a Lyra form notification and print it.
+    #[command(after_help = EXIT_CODES)]
+    Sign(sign::SignArgs),
+    /// Sign a Lyra form notification, POST it, print the answer. Exits 0
+    /// only for a 2xx answer.
+    #[command(after_help = EXIT_CODES)]
+    Send(sign::SendArgs),
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -56,59 +100,104 @@ fn main() -> ExitCode {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     });
-    match cli.command {
-        Command::CheckConfig { file } => match load(file.as_ref()) {
-            Ok(config) => {
-                print!("{}", config.summary());
-                println!("configuration OK");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Serve { config } => {
-            let path_for_reload = config.clone();
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if config.database == std::path::Path::new("ipnsync.db")
-                && config
-                    .sources
-                    .iter()
-                    .any(|s| s.key_origin == ipnsync::config::SecretOrigin::Inline)
-            {
-                tracing::info!("running the embedded demo configuration (see README.md to configure a real shop)");
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            let result = runtime.block_on(async {
-                let listener = tokio::net::TcpListener::bind(config.listen)
-                    .await
-                    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-                let options = ipnsync::RunOptions {
-                    reload: Some(reload_on_sighup(path_for_reload, &config)),
-                    ..Default::default()
-                };
-                ipnsync::run_with(config, listener, shutdown_signal(), options)
-                    .await
-                    .map_err(|e| e.to_string())
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+    let (config, db) = (cli.config.as_deref(), cli.db.as_deref());
+    let database = || cli::database_path(config, db);
+    let result = match &cli.command {
+        Command::Serve => return without_db(db).map_or_else(fail, |()| serve(cli.config.clone())),
+        Command::CheckConfig { file } => {
+            return without_db(db).map_or_else(fail, |()| {
+                check_config(file.as_ref().or(cli.config.as_ref()))
+            })
+        }
+        Command::Orders(args) => database().and_then(|p| inspect::orders(&p, args)),
+        Command::Show(args) => database().and_then(|p| inspect::show(&p, args)),
+        Command::Outbox(args) => database().and_then(|p| inspect::outbox(&p, args)),
+        Command::Retry(args) => database().and_then(|p| actions::retry(&p, args)),
+        Command::Replay(args) => database().and_then(|p| actions::replay(&p, args)),
+        Command::Prune(args) => database().and_then(|p| actions::prune(&p, args)),
+        Command::Sign(args) => without_db(db).and_then(|()| sign::sign(config, args)),
+        Command::Send(args) => without_db(db).and_then(|()| sign::send(config, args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `ipnsync orders | head`: the reader has what it wanted.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `--db` is for the commands that read or change the database; anywhere
+/// else it would be silently ignored, so refuse it.
+fn without_db(db: Option<&Path>) -> Result<(), CliError> {
+    match db {
+        Some(_) => Err(CliError::Usage(
+            "--db applies to orders, show, outbox, retry, replay and prune; the daemon takes `database` from its configuration"
+                .to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_config(file: Option<&PathBuf>) -> ExitCode {
+    match load(file) {
+        Ok(config) => {
+            print!("{}", config.summary());
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> ExitCode {
+    let path_for_reload = config.clone();
+    let config = match load(config.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.database == std::path::Path::new("ipnsync.db")
+        && config
+            .sources
+            .iter()
+            .any(|s| s.key_origin == ipnsync::config::SecretOrigin::Inline)
+    {
+        tracing::info!(
+            "running the embedded demo configuration (see README.md to configure a real shop)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let options = ipnsync::RunOptions {
+            reload: Some(reload_on_sighup(path_for_reload, &config)),
+            ..Default::default()
+        };
+        ipnsync::run_with(config, listener, shutdown_signal(), options)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -324,7 +324,10 @@ mod tests {
         assert!(w.claim(&order("2"), 20));
         // Row 10 finishes while a read that still lists it is in progress.
         w.release(&order("1"), 10);
-        assert!(!w.claim(&order("1"), 10), "a stale listing of a finished row is skipped");
+        assert!(
+            !w.claim(&order("1"), 10),
+            "a stale listing of a finished row is skipped"
+        );
         assert!(w.claim(&order("1"), 11), "the order's next row may go");
         // The next read starts after the result was committed.
         w.finished.clear();

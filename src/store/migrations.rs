@@ -62,6 +62,7 @@ CREATE TABLE outbox (
     comment          TEXT    NOT NULL,
     state            TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
     attempts         INTEGER NOT NULL DEFAULT 0,
+    schedule_base    INTEGER NOT NULL DEFAULT 0,  -- attempts when an operator last retried it
     next_attempt_at  INTEGER NOT NULL,
     last_error       TEXT,
     created_at       INTEGER NOT NULL,

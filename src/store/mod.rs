@@ -9,6 +9,7 @@
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
 //! a notification is acknowledged only after its commit is on disk.
 
+pub mod inspect;
 pub mod migrations;
 pub mod queries;
 pub mod writer;

@@ -15,7 +15,8 @@ pub struct DueRow {
     pub previous_outcome: Option<Outcome>,
     pub outcome: Outcome,
     pub comment: String,
-    /// Attempts made so far.
+    /// Attempts made since the row was queued or an operator last retried
+    /// it: the position in the retry schedule.
     pub attempts: u32,
     pub provider: String,
     pub transaction_id: String,
@@ -37,7 +38,8 @@ fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
 /// delivered (a dead row holds its order until an operator retries it).
 pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment, o.attempts,
+        "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment,
+                o.attempts - o.schedule_base,
                 e.provider, e.transaction_id, e.status
          FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.state = 'pending' AND o.next_attempt_at <= ?1

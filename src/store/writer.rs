@@ -8,8 +8,8 @@
 //! full queue is refused at once ([`SubmitError::Overloaded`] → HTTP 503) so
 //! the platform retries instead of timing out.
 //!
-//! Each command runs inside its own savepoint: one bad command fails alone,
-//! the rest of the batch still commits.
+//! If one command of a batch fails, the batch is committed again one
+//! command per transaction: the bad one fails alone, the rest still commit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -237,81 +237,112 @@ fn run(
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
+/// What one command produced inside a transaction (durable only once the
+/// transaction commits).
+enum Done {
+    Intake(IntakeReceipt),
+    Unit,
+}
+
+/// Why a transaction did not commit.
+enum TxError {
+    /// BEGIN or COMMIT failed (lock, disk): nothing in it can succeed now.
+    Transaction(StoreError),
+    /// Command `index` failed; the others may be fine on their own.
+    Command(usize, StoreError),
+}
+
+fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
+    match cmd {
+        Command::Intake(n, _) => intake(conn, n).map(Done::Intake),
+        Command::Push(report, _) => record_push(conn, report).map(|()| Done::Unit),
+        Command::Probe(_) => write_probe(conn).map(|()| Done::Unit),
+    }
+}
+
+fn run_in_transaction(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Done>, TxError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| TxError::Transaction(e.into()))?;
+    let mut done = Vec::with_capacity(cmds.len());
+    for (index, cmd) in cmds.iter().enumerate() {
+        // On error the transaction is dropped, which rolls it back.
+        done.push(apply(&tx, cmd).map_err(|e| TxError::Command(index, e))?);
+    }
+    tx.commit().map_err(|e| TxError::Transaction(e.into()))?;
+    Ok(done)
+}
+
+/// Commits a batch: all of it in one transaction (one fsync), or, if one
+/// command fails, each command in its own transaction so that the bad one
+/// fails alone. (Savepoints per command would do the same, but they make
+/// SQLite journal every touched page a second time; failures are rare.)
 fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> (Vec<Reply>, bool) {
     let batch: Vec<Command> = batch.collect();
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut outbox_work = false;
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
+    match run_in_transaction(conn, &batch) {
+        Ok(done) => return answer(batch.into_iter().zip(done.into_iter().map(Ok))),
+        Err(TxError::Transaction(e)) => {
             let err = SubmitError::Storage(e.to_string());
             return (fail_all(batch, &err), false);
         }
-    };
-    let mut tx = tx;
-    let mut pending = Vec::with_capacity(batch.len());
-    for cmd in batch {
-        let sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                pending.push(fail_one(cmd, &SubmitError::Storage(e.to_string())));
-                continue;
-            }
-        };
-        let reply = match cmd {
-            Command::Intake(n, reply) => match intake(&sp, &n) {
-                Ok(receipt) => match sp.commit() {
-                    Ok(()) => {
-                        outbox_work |= receipt.outbox_id.is_some();
-                        Reply::Intake(reply, Ok(receipt))
-                    }
-                    Err(e) => Reply::Intake(reply, Err(SubmitError::Storage(e.to_string()))),
-                },
-                Err(e) => Reply::Intake(reply, Err(SubmitError::Storage(e.to_string()))),
-            },
-            Command::Push(report, reply) => {
-                let retried = matches!(report, PushReport::Retry { .. });
-                match record_push(&sp, &report).and_then(|()| sp.commit().map_err(StoreError::from))
-                {
-                    Ok(()) => {
-                        // A delivered row may unblock the order's next one.
-                        outbox_work |= !retried;
-                        Reply::Unit(reply, Ok(()))
-                    }
-                    Err(e) => Reply::Unit(reply, Err(SubmitError::Storage(e.to_string()))),
-                }
-            }
-            Command::Probe(reply) => {
-                let written = sp
-                    .execute(
-                        "INSERT INTO health (id, checked_at) VALUES (1, ?1)
-                         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
-                        params![now_ms()],
-                    )
-                    .map_err(StoreError::from)
-                    .and_then(|_| sp.commit().map_err(StoreError::from));
-                Reply::Unit(
-                    reply,
-                    written.map_err(|e| SubmitError::Storage(e.to_string())),
-                )
-            }
-        };
-        pending.push(reply);
-    }
-    match tx.commit() {
-        Ok(()) => replies.extend(pending),
-        Err(e) => {
-            let err = SubmitError::Storage(e.to_string());
-            outbox_work = false;
-            for r in pending {
-                replies.push(match r {
-                    Reply::Intake(tx, _) => Reply::Intake(tx, Err(err.clone())),
-                    Reply::Unit(tx, _) => Reply::Unit(tx, Err(err.clone())),
-                });
-            }
+        Err(TxError::Command(index, e)) => {
+            tracing::warn!(error = %e, command = index, "a command failed; committing the batch one by one");
         }
     }
+    let mut results = Vec::with_capacity(batch.len());
+    let mut broken: Option<SubmitError> = None;
+    for cmd in &batch {
+        let result = match &broken {
+            Some(err) => Err(err.clone()),
+            None => match run_in_transaction(conn, std::slice::from_ref(cmd)) {
+                Ok(mut done) => Ok(done.remove(0)),
+                Err(TxError::Command(_, e)) => Err(SubmitError::Storage(e.to_string())),
+                Err(TxError::Transaction(e)) => {
+                    let err = SubmitError::Storage(e.to_string());
+                    broken = Some(err.clone());
+                    Err(err)
+                }
+            },
+        };
+        results.push(result);
+    }
+    answer(batch.into_iter().zip(results))
+}
+
+/// Pairs each command's reply channel with its result; also tells whether
+/// the committed work gives the dispatcher something new to do.
+fn answer(pairs: impl Iterator<Item = (Command, Result<Done, SubmitError>)>) -> (Vec<Reply>, bool) {
+    let mut outbox_work = false;
+    let replies = pairs
+        .map(|(cmd, result)| match cmd {
+            Command::Intake(_, tx) => {
+                let result = result.map(|done| match done {
+                    Done::Intake(receipt) => receipt,
+                    Done::Unit => unreachable!("intake yields a receipt"),
+                });
+                if let Ok(r) = &result {
+                    outbox_work |= r.outbox_id.is_some();
+                }
+                Reply::Intake(tx, result)
+            }
+            Command::Push(report, tx) => {
+                // A delivered or dead row may unblock the order's next one.
+                outbox_work |= result.is_ok() && !matches!(report, PushReport::Retry { .. });
+                Reply::Unit(tx, result.map(|_| ()))
+            }
+            Command::Probe(tx) => Reply::Unit(tx, result.map(|_| ())),
+        })
+        .collect();
     (replies, outbox_work)
+}
+
+fn write_probe(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+    )?
+    .execute(params![now_ms()])?;
+    Ok(())
 }
 
 fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
@@ -357,10 +388,13 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         });
     }
 
-    let snapshot = conn.prepare_cached("SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2")?.query_row(
-            params![shop, n.order_ref],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )
+    let snapshot = conn
+        .prepare_cached(
+            "SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+        )?
+        .query_row(params![shop, n.order_ref], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
         .optional()?
         .map(|(outcome, transaction_id)| {
             Ok::<_, StoreError>(OrderSnapshot {
@@ -410,20 +444,21 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
 
     let mut outbox_id = None;
     if let Some(new_outcome) = outcome {
-        conn.prepare_cached("INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
+        conn.prepare_cached(
+            "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (shop, order_ref) DO UPDATE SET
                  outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-                 event_id = excluded.event_id, updated_at = excluded.updated_at")?.execute(
-            params![
-                shop,
-                n.order_ref,
-                new_outcome.as_str(),
-                n.notification.transaction_id,
-                event_id,
-                now
-            ],
-        )?;
+                 event_id = excluded.event_id, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            shop,
+            n.order_ref,
+            new_outcome.as_str(),
+            n.notification.transaction_id,
+            event_id,
+            now
+        ])?;
         if n.shop.is_some() {
             conn.prepare_cached("INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                                      attempts, next_attempt_at, created_at)
@@ -460,17 +495,18 @@ fn insert_delivery(
     n: &NewNotification,
     duplicate: bool,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
-        params![
-            event_id,
-            n.received_at,
-            n.peer,
-            duplicate,
-            n.headers,
-            n.body.as_ref()
-        ],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        event_id,
+        n.received_at,
+        n.peer,
+        duplicate,
+        n.headers,
+        n.body.as_ref()
+    ])?;
     Ok(())
 }
 
@@ -507,9 +543,10 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
             (*outbox_id, "dead", error.as_str())
         }
     };
-    conn.prepare_cached("INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)")?.execute(
-        params![outbox_id, now, result, truncate(detail, 2000)],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![outbox_id, now, result, truncate(detail, 2000)])?;
     Ok(())
 }
 
@@ -525,17 +562,20 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Puts dead rows back in the queue (operator action). Returns how many
-/// rows changed. The attempt counter is kept, so history stays truthful.
+/// rows changed. The attempt counter is kept, so history stays truthful;
+/// `schedule_base` restarts the retry schedule from its first step.
 pub fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
     let now = now_ms();
     let changed = match ids {
-        None => conn.prepare_cached("UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'")?.execute(
-            params![now],
-        )?,
+        None => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, schedule_base = attempts WHERE state = 'dead'",
+            )?
+            .execute(params![now])?,
         Some(ids) => {
             let mut n = 0;
             for id in ids {
-                n += conn.prepare_cached("UPDATE outbox SET state = 'pending', next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'")?.execute(
+                n += conn.prepare_cached("UPDATE outbox SET state = 'pending', next_attempt_at = ?2, schedule_base = attempts\n                     WHERE id = ?1 AND state = 'dead'")?.execute(
                     params![id, now],
                 )?;
             }

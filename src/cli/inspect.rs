@@ -1,0 +1,457 @@
+//! Read-only commands: `orders`, `show ORDER`, `outbox`.
+//!
+//! Each opens the database read-only (it must exist), asks
+//! `store::inspect` / `store::queries`, and renders a table or one JSON
+//! document. Times are Unix milliseconds in JSON, UTC text for humans.
+
+use std::path::Path;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::table::{clip, utc, utc_or_dash, Table};
+use super::{emit, json_document, shop_label, CliError};
+use crate::domain::Outcome;
+use crate::store::inspect::{
+    self, AttemptRecord, DeliveryRecord, EventRecord, OrderFilter, OrderHistory, OrderSummary,
+    OutboxRecord,
+};
+use crate::store::queries::{self, OutboxRow};
+
+/// Longest error text a table cell shows; `--json` has the whole text.
+const ERROR_WIDTH: usize = 80;
+
+#[derive(Debug, Clone, Args)]
+pub struct OrdersArgs {
+    /// Only orders with this outcome (pending, review, suspected_fraud,
+    /// accepted, rejected, failed, canceled, refunded).
+    #[arg(long, value_parser = parse_outcome)]
+    pub outcome: Option<Outcome>,
+    /// Only this shop ("" for sources without a shop).
+    #[arg(long)]
+    pub shop: Option<String>,
+    /// At most this many orders, most recently updated first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The shop's order reference (as the shop knows it, prefix stripped).
+    pub order: String,
+    /// The shop, when the same reference exists in several.
+    #[arg(long)]
+    pub shop: Option<String>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutboxArgs {
+    /// Only rows that gave up (an operator must `retry` them).
+    #[arg(long, conflicts_with = "pending")]
+    pub dead: bool,
+    /// Only rows still waiting to be delivered.
+    #[arg(long)]
+    pub pending: bool,
+    /// At most this many rows, oldest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    Outcome::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        format!("unknown outcome {s:?} (expected one of {})", all.join(", "))
+    })
+}
+
+// ------------------------------------------------------------------ orders
+
+/// `ipnsync orders`.
+pub fn orders(db: &Path, args: &OrdersArgs) -> Result<(), CliError> {
+    let conn = inspect::open_read(db)?;
+    let filter = OrderFilter {
+        outcome: args.outcome.map(Outcome::as_str),
+        shop: args.shop.as_deref(),
+        limit: args.limit,
+    };
+    let rows = inspect::orders(&conn, &filter)?;
+    emit(&if args.json {
+        json_document(&Value::Array(rows.iter().map(order_json).collect()))
+    } else {
+        orders_table(&rows)
+    })
+}
+
+fn order_json(o: &OrderSummary) -> Value {
+    json!({
+        "shop": o.shop,
+        "order": o.order_ref,
+        "outcome": o.outcome,
+        "transaction_id": o.transaction_id,
+        "event_id": o.event_id,
+        "updated_at": o.updated_at,
+        "pending": o.pending,
+        "dead": o.dead,
+    })
+}
+
+fn orders_table(rows: &[OrderSummary]) -> String {
+    if rows.is_empty() {
+        return "no orders\n".to_owned();
+    }
+    let mut t = Table::new([
+        "SHOP",
+        "ORDER",
+        "OUTCOME",
+        "TRANSACTION",
+        "UPDATED (UTC)",
+        "PENDING",
+        "DEAD",
+    ]);
+    for o in rows {
+        t.row([
+            shop_label(&o.shop).to_owned(),
+            o.order_ref.clone(),
+            o.outcome.clone(),
+            o.transaction_id.clone(),
+            utc(o.updated_at),
+            o.pending.to_string(),
+            o.dead.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+// -------------------------------------------------------------------- show
+
+/// `ipnsync show ORDER`: the order's whole story, oldest first.
+pub fn show(db: &Path, args: &ShowArgs) -> Result<(), CliError> {
+    let conn = inspect::open_read(db)?;
+    let shop = resolve_shop(&conn, &args.order, args.shop.as_deref())?;
+    let history =
+        inspect::order_history(&conn, &shop, &args.order)?.ok_or_else(|| unknown_order(args))?;
+    emit(&if args.json {
+        json_document(&history_json(&history))
+    } else {
+        history_text(&history)
+    })
+}
+
+fn unknown_order(args: &ShowArgs) -> CliError {
+    match &args.shop {
+        Some(shop) => CliError::NotFound(format!(
+            "order {:?} of shop {:?} is unknown",
+            args.order, shop
+        )),
+        None => CliError::NotFound(format!("order {:?} is unknown", args.order)),
+    }
+}
+
+/// Without `--shop`, the order reference must name one shop's order.
+fn resolve_shop(
+    conn: &rusqlite::Connection,
+    order: &str,
+    shop: Option<&str>,
+) -> Result<String, CliError> {
+    if let Some(shop) = shop {
+        return Ok(shop.to_owned());
+    }
+    let mut shops = inspect::shops_of_order(conn, order)?;
+    match shops.len() {
+        0 => Err(CliError::NotFound(format!("order {order:?} is unknown"))),
+        1 => Ok(shops.remove(0)),
+        _ => {
+            let names: Vec<&str> = shops.iter().map(|s| shop_label(s)).collect();
+            Err(CliError::Usage(format!(
+                "order {order:?} exists in several shops ({}): pass --shop",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// One line of an order's timeline.
+enum Entry<'a> {
+    Delivery(&'a DeliveryRecord),
+    Decision(&'a EventRecord),
+    Outbox(&'a OutboxRecord),
+    Push(&'a AttemptRecord),
+}
+
+impl Entry<'_> {
+    fn at(&self) -> i64 {
+        match self {
+            Entry::Delivery(d) => d.received_at,
+            Entry::Decision(e) => e.created_at,
+            Entry::Outbox(o) => o.created_at,
+            Entry::Push(a) => a.at,
+        }
+    }
+
+    /// Ties in time (same millisecond) follow cause and effect: a delivery
+    /// leads to a decision, which queues an update, which is pushed.
+    fn sort_key(&self) -> (i64, u8, i64) {
+        match self {
+            Entry::Delivery(d) => (d.received_at, 0, d.id),
+            Entry::Decision(e) => (e.created_at, 1, e.id),
+            Entry::Outbox(o) => (o.created_at, 2, o.id),
+            Entry::Push(a) => (a.at, 3, a.id),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Entry::Delivery(d) => json!({
+                "at": d.received_at,
+                "kind": "delivery",
+                "delivery_id": d.id,
+                "event_id": d.event_id,
+                "peer": d.peer,
+                "duplicate": d.duplicate,
+                "body_pruned": d.body_pruned,
+            }),
+            Entry::Decision(e) => json!({
+                "at": e.created_at,
+                "kind": "decision",
+                "event_id": e.id,
+                "source": e.source,
+                "status": e.status,
+                "origin": e.origin,
+                "transaction_id": e.transaction_id,
+                "assessed": e.decision.assessed,
+                "verdict": e.decision.verdict,
+                "outcome": e.decision.outcome,
+                "reason": e.decision.reason,
+                "comment": e.decision.comment,
+                "replayed_at": e.replayed_at,
+            }),
+            Entry::Outbox(o) => json!({
+                "at": o.created_at,
+                "kind": "outbox",
+                "outbox_id": o.id,
+                "event_id": o.event_id,
+                "previous_outcome": o.previous_outcome,
+                "outcome": o.outcome,
+                "state": o.state,
+                "attempts": o.attempts,
+                "next_attempt_at": o.next_attempt_at,
+                "last_error": o.last_error,
+                "delivered_at": o.delivered_at,
+            }),
+            Entry::Push(a) => json!({
+                "at": a.at,
+                "kind": "push",
+                "attempt_id": a.id,
+                "outbox_id": a.outbox_id,
+                "result": a.result,
+                "detail": a.detail,
+            }),
+        }
+    }
+
+    /// The WHAT and DETAIL cells, plus an optional continuation line.
+    fn text(&self) -> (&'static str, String, Option<String>) {
+        match self {
+            Entry::Delivery(d) => {
+                let mut s = format!("event {} from {}", d.event_id, d.peer);
+                if d.duplicate {
+                    s.push_str(", duplicate");
+                }
+                if d.body_pruned {
+                    s.push_str(", body pruned");
+                }
+                ("delivery", s, None)
+            }
+            Entry::Decision(e) => (
+                "decision",
+                decision_text(e),
+                Some(format!("“{}”", e.decision.comment)),
+            ),
+            Entry::Outbox(o) => ("outbox", outbox_text(o), None),
+            Entry::Push(a) => {
+                let detail = a.detail.as_deref().filter(|d| !d.is_empty());
+                let s = match detail {
+                    Some(d) => format!(
+                        "update #{} {}: {}",
+                        a.outbox_id,
+                        a.result,
+                        clip(d, ERROR_WIDTH)
+                    ),
+                    None => format!("update #{} {}", a.outbox_id, a.result),
+                };
+                ("push", s, None)
+            }
+        }
+    }
+}
+
+fn decision_text(e: &EventRecord) -> String {
+    let d = &e.decision;
+    let mut s = format!(
+        "event {} {} ({}) via {}: assessed {}, {}",
+        e.id, e.status, e.origin, e.source, d.assessed, d.verdict
+    );
+    if let Some(outcome) = &d.outcome {
+        s.push_str(&format!(" → {outcome}"));
+    }
+    if let Some(reason) = &d.reason {
+        s.push_str(&format!(" ({reason})"));
+    }
+    if let Some(at) = e.replayed_at {
+        s.push_str(&format!(", replayed {}", utc(at)));
+    }
+    s
+}
+
+fn outbox_text(o: &OutboxRecord) -> String {
+    let from = o.previous_outcome.as_deref().unwrap_or("new");
+    let state = match o.state.as_str() {
+        "pending" => format!("pending, next attempt {}", utc(o.next_attempt_at)),
+        "delivered" => format!("delivered {}", utc_or_dash(o.delivered_at)),
+        other => other.to_owned(),
+    };
+    format!(
+        "update #{} (event {}) {} → {}: {}, {} attempt(s)",
+        o.id, o.event_id, from, o.outcome, state, o.attempts
+    )
+}
+
+fn timeline(h: &OrderHistory) -> Vec<Entry<'_>> {
+    let mut entries: Vec<Entry<'_>> = h
+        .deliveries
+        .iter()
+        .map(Entry::Delivery)
+        .chain(h.events.iter().map(Entry::Decision))
+        .chain(h.outbox.iter().map(Entry::Outbox))
+        .chain(h.attempts.iter().map(Entry::Push))
+        .collect();
+    entries.sort_by_key(Entry::sort_key);
+    entries
+}
+
+fn history_json(h: &OrderHistory) -> Value {
+    let current = h.current.as_ref();
+    json!({
+        "shop": h.shop,
+        "order": h.order_ref,
+        "outcome": current.map(|c| c.outcome.as_str()),
+        "transaction_id": current.map(|c| c.transaction_id.as_str()),
+        "updated_at": current.map(|c| c.updated_at),
+        "pending": h.outbox.iter().filter(|o| o.state == "pending").count(),
+        "dead": h.outbox.iter().filter(|o| o.state == "dead").count(),
+        "timeline": timeline(h).iter().map(Entry::json).collect::<Vec<_>>(),
+    })
+}
+
+fn history_text(h: &OrderHistory) -> String {
+    let mut head = Table::default();
+    match &h.current {
+        Some(c) => {
+            head.row(["outcome", c.outcome.as_str()])
+                .row(["transaction", c.transaction_id.as_str()])
+                .row(["updated", &format!("{} UTC", utc(c.updated_at))]);
+        }
+        None => {
+            head.row(["outcome", "none (no notification was applied)"]);
+        }
+    }
+    let pending = h.outbox.iter().filter(|o| o.state == "pending").count();
+    let dead = h.outbox.iter().filter(|o| o.state == "dead").count();
+    head.row(["outbox", &format!("{pending} pending, {dead} dead")]);
+
+    let mut t = Table::new(["TIME (UTC)", "WHAT", "DETAIL"]);
+    for entry in timeline(h) {
+        let (what, detail, more) = entry.text();
+        t.row([utc(entry.at()), what.to_owned(), detail]);
+        if let Some(more) = more {
+            t.row([String::new(), String::new(), more]);
+        }
+    }
+    let mut out = format!("order {}, shop {}\n", h.order_ref, shop_label(&h.shop));
+    for line in head.render().lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push('\n');
+    out.push_str(&t.render());
+    out
+}
+
+// ------------------------------------------------------------------ outbox
+
+/// `ipnsync outbox`.
+pub fn outbox(db: &Path, args: &OutboxArgs) -> Result<(), CliError> {
+    let conn = inspect::open_read(db)?;
+    let state = if args.dead {
+        Some("dead")
+    } else if args.pending {
+        Some("pending")
+    } else {
+        None
+    };
+    let rows = queries::outbox_rows(&conn, state, args.limit)?;
+    emit(&if args.json {
+        json_document(&Value::Array(rows.iter().map(outbox_json).collect()))
+    } else {
+        outbox_table(&rows)
+    })
+}
+
+fn outbox_json(r: &OutboxRow) -> Value {
+    json!({
+        "id": r.id,
+        "shop": r.shop,
+        "order": r.order_ref,
+        "outcome": r.outcome,
+        "state": r.state,
+        "attempts": r.attempts,
+        "next_attempt_at": r.next_attempt_at,
+        "last_error": r.last_error,
+    })
+}
+
+fn outbox_table(rows: &[OutboxRow]) -> String {
+    if rows.is_empty() {
+        return "no outbox rows\n".to_owned();
+    }
+    let mut t = Table::new([
+        "ID",
+        "SHOP",
+        "ORDER",
+        "OUTCOME",
+        "STATE",
+        "ATTEMPTS",
+        "NEXT ATTEMPT (UTC)",
+        "LAST ERROR",
+    ]);
+    for r in rows {
+        // Only a pending row has a meaningful next attempt.
+        let next = if r.state == "pending" {
+            utc(r.next_attempt_at)
+        } else {
+            "-".to_owned()
+        };
+        t.row([
+            r.id.to_string(),
+            shop_label(&r.shop).to_owned(),
+            r.order_ref.clone(),
+            r.outcome.clone(),
+            r.state.clone(),
+            r.attempts.to_string(),
+            next,
+            r.last_error
+                .as_deref()
+                .map(|e| clip(e, ERROR_WIDTH))
+                .unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
