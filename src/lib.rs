@@ -96,6 +96,7 @@ pub async fn run_with(
         },
     };
 
+    let checkpointer = store::checkpoint::spawn(&config.database, Duration::from_millis(500))?;
     let wake = Arc::new(Notify::new());
     let (writer, writer_thread) = store::writer::spawn(
         conn,
@@ -188,6 +189,7 @@ pub async fn run_with(
     }
     drop(state);
     drop(writer);
+    checkpointer.stop();
     // The writer thread ends once the last handle is gone and its queue is
     // drained; joining it makes every acknowledged commit final before exit.
     let joined = tokio::task::spawn_blocking(move || writer_thread.join());

@@ -9,6 +9,7 @@
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
 //! a notification is acknowledged only after its commit is on disk.
 
+pub mod checkpoint;
 pub mod inspect;
 pub mod migrations;
 pub mod queries;
@@ -58,6 +59,13 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints normally run in the background (`checkpoint`), not
+    // inside a commit that notifications are waiting on.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+    )?;
     migrations::apply(&conn)?;
     Ok(conn)
 }
