@@ -452,3 +452,48 @@ async fn a_burst_of_updates_is_delivered_exactly_once_each() {
     assert_eq!(shop.logins(), 1);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_hanging_shop_does_not_hold_up_intake_and_catches_up_in_order() {
+    let shop = FakeWebhook::start("secret").await;
+    shop.set_mode(fake_webhook::Mode::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_shop(
+        &format!("kind = \"webhook\"\nbase_url = \"{}\"\nkey = \"secret\"\nconcurrency = 2", shop.url()),
+        r#"["100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms"]"#,
+    )
+    .replace("timeout = \"1s\"", "timeout = \"300ms\"");
+    let d = Daemon::start(config(&cfg, dir.path())).await;
+    // While every push hangs until its timeout, intake keeps answering.
+    for order in 400001..=400010u32 {
+        let order = order.to_string();
+        let uuid = format!("{order:0>32}");
+        let (status, _) = d.post_form("/ipn/lyra", order_ipn("lyra-form/to-validate.txt", &order, &uuid)).await;
+        assert_eq!(status, 200);
+        let (status, _) = d
+            .post_form("/ipn/lyra", order_ipn("lyra-form/validated-merch-bo.txt", &order, &uuid))
+            .await;
+        assert_eq!(status, 200);
+    }
+    eventually("timed-out attempts", || {
+        d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry' AND detail LIKE '%timed out%'") >= 2
+    })
+    .await;
+    let hung = shop.received().len();
+    shop.set_mode(fake_webhook::Mode::Accept);
+    eventually("all twenty updates", || {
+        d.count("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'") == 20
+    })
+    .await;
+    let accepted: Vec<_> = shop.received().split_off(hung);
+    for order in 400001..=400010u32 {
+        let outcomes: Vec<String> = accepted
+            .iter()
+            .map(|r| r.json())
+            .filter(|j| j["order"] == order.to_string())
+            .map(|j| j["outcome"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(outcomes, ["review", "accepted"], "order {order}");
+    }
+    d.stop().await;
+}
