@@ -13,11 +13,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::domain::Outcome;
+use crate::providers::cidr::Cidr;
 use crate::providers::lyra::{Mode, SignAlgo};
+use crate::providers::mpgs::OrderRefField;
 
 /// The configuration `ipnsync serve` runs on when no `--config` is given: a
 /// working demo with one Lyra form source in TEST mode, signed with the
@@ -66,6 +69,22 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
+    }
+}
+
+/// Secret bytes (a decoded key). Its `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretBytes(***)")
     }
 }
 
@@ -165,6 +184,35 @@ struct RawSource {
     production_password: Option<String>,
     production_password_file: Option<PathBuf>,
     production_password_credential: Option<String>,
+    // cybersource
+    keys: Option<Vec<RawSigningKey>>,
+    timestamp_tolerance: Option<String>,
+    organization_id: Option<String>,
+    // cybersource-cmos
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_credential: Option<String>,
+    allow_from: Option<Vec<String>>,
+    // cybersource-cmos, mpgs
+    merchant_id: Option<String>,
+    // mpgs
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_credential: Option<String>,
+    previous_secret: Option<String>,
+    previous_secret_file: Option<PathBuf>,
+    previous_secret_credential: Option<String>,
+    order_ref: Option<String>,
+}
+
+/// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigningKey {
+    id: String,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_credential: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,15 +283,104 @@ pub struct DispatchConfig {
 pub enum SourceKind {
     LyraForm,
     LyraRest,
+    /// Cybersource Decision Manager REST webhooks (`v-c-signature`).
+    Cybersource,
+    /// Cybersource's legacy Case Management Order Status XML POST.
+    CybersourceCmos,
+    /// Mastercard Gateway (MPGS) webhooks.
+    Mpgs,
+}
+
+/// The body a source kind receives, for the `Content-Type` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `application/json`.
+    Json,
 }
 
 impl SourceKind {
+    pub const ALL: [SourceKind; 5] = [
+        SourceKind::LyraForm,
+        SourceKind::LyraRest,
+        SourceKind::Cybersource,
+        SourceKind::CybersourceCmos,
+        SourceKind::Mpgs,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::LyraForm => "lyra-form",
             SourceKind::LyraRest => "lyra-rest",
+            SourceKind::Cybersource => "cybersource",
+            SourceKind::CybersourceCmos => "cybersource-cmos",
+            SourceKind::Mpgs => "mpgs",
         }
     }
+
+    pub fn parse(s: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn body_format(self) -> BodyFormat {
+        match self {
+            SourceKind::LyraForm | SourceKind::LyraRest | SourceKind::CybersourceCmos => {
+                BodyFormat::Form
+            }
+            SourceKind::Cybersource | SourceKind::Mpgs => BodyFormat::Json,
+        }
+    }
+}
+
+/// What a source verifies with, beyond the fields every kind has.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// Lyra sources use `mode`, `algorithm`, `site_id` and `key`.
+    Lyra,
+    Cybersource(CybersourceSettings),
+    CybersourceCmos(CmosSettings),
+    Mpgs(MpgsSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct CybersourceSettings {
+    /// Every valid signing key (two during a yearly rotation).
+    pub keys: Vec<CybersourceKey>,
+    /// Largest accepted distance between `t` and the daemon's clock;
+    /// `None` = no replay check (`timestamp_tolerance = "off"`).
+    pub timestamp_tolerance: Option<Duration>,
+    /// When set, the body's `organizationId` must equal it (else 403).
+    pub organization_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CybersourceKey {
+    /// The `keyId` the webhook's signature header names.
+    pub id: String,
+    /// The key, base64-decoded.
+    pub key: SecretBytes,
+    pub origin: SecretOrigin,
+}
+
+#[derive(Debug, Clone)]
+pub struct CmosSettings {
+    /// Must equal the request's `token` query parameter.
+    pub token: Secret,
+    pub token_origin: SecretOrigin,
+    /// Peers allowed to post; empty = any.
+    pub allow_from: Vec<Cidr>,
+    /// When set, the document's `MerchantID` must equal it (else 403).
+    pub merchant_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MpgsSettings {
+    /// The current secret, then the previous one during a rotation.
+    pub secrets: Vec<(Secret, SecretOrigin)>,
+    /// When set, the body's `merchant` must equal it (else 403).
+    pub merchant_id: Option<String>,
+    pub order_ref: OrderRefField,
 }
 
 #[derive(Debug, Clone)]
@@ -259,9 +396,37 @@ pub struct SourceConfig {
     /// Stripped from the platform's order reference before it is used as
     /// the shop's order id.
     pub order_prefix: String,
-    /// The key (form) or REST password (rest) of the configured mode.
+    /// The key (form) or REST password (rest) of the configured mode; for
+    /// the other kinds their first secret (Cybersource's first key as
+    /// configured, the CMOS token, the current MPGS secret). The full set is
+    /// in `settings`.
     pub key: Secret,
     pub key_origin: SecretOrigin,
+    /// Kind-specific settings. `mode`, `algorithm` and `site_id` only mean
+    /// something for Lyra; other kinds have `mode` PRODUCTION.
+    pub settings: SourceSettings,
+}
+
+impl SourceConfig {
+    /// Where every secret of the source comes from, by config key (for
+    /// `check-config` and the inline-secret warning).
+    pub fn secret_origins(&self) -> Vec<(String, &SecretOrigin)> {
+        match &self.settings {
+            SourceSettings::Lyra => vec![("key".to_owned(), &self.key_origin)],
+            SourceSettings::Cybersource(c) => c
+                .keys
+                .iter()
+                .map(|k| (format!("keys[{}]", k.id), &k.origin))
+                .collect(),
+            SourceSettings::CybersourceCmos(c) => vec![("token".to_owned(), &c.token_origin)],
+            SourceSettings::Mpgs(m) => m
+                .secrets
+                .iter()
+                .zip(["secret", "previous_secret"])
+                .map(|((_, origin), name)| (name.to_owned(), origin))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,21 +635,72 @@ impl Config {
         );
         let _ = writeln!(out, "sources     {}", self.sources.len());
         for s in &self.sources {
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<9} POST {}  mode {}  {}  site {}  key: {}  → {}",
-                s.name,
-                s.kind.as_str(),
-                s.path,
-                s.mode.as_str(),
-                match s.kind {
-                    SourceKind::LyraForm => s.algorithm.as_str(),
-                    SourceKind::LyraRest => "kr-hash (REST password)",
-                },
-                s.site_id.as_deref().unwrap_or("(any)"),
-                s.key_origin,
-                s.shop.as_deref().unwrap_or("(log only)")
-            );
+            let shop = s.shop.as_deref().unwrap_or("(log only)");
+            let _ = match &s.settings {
+                SourceSettings::Lyra => writeln!(
+                    out,
+                    "  {:<12} {:<9} POST {}  mode {}  {}  site {}  key: {}  → {}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    s.mode.as_str(),
+                    match s.kind {
+                        SourceKind::LyraForm => s.algorithm.as_str(),
+                        _ => "kr-hash (REST password)",
+                    },
+                    s.site_id.as_deref().unwrap_or("(any)"),
+                    s.key_origin,
+                    shop
+                ),
+                SourceSettings::Cybersource(c) => writeln!(
+                    out,
+                    "  {:<12} {} POST {} (GET: health check)  v-c-signature, replay window {}  organization {}  keys: {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    c.timestamp_tolerance
+                        .map(format_duration)
+                        .unwrap_or_else(|| "off".into()),
+                    c.organization_id.as_deref().unwrap_or("(any)"),
+                    c.keys
+                        .iter()
+                        .map(|k| format!("{} ({})", k.id, k.origin))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                SourceSettings::CybersourceCmos(c) => writeln!(
+                    out,
+                    "  {:<12} {} POST {}?token=…  token: {}  peers {}  merchant {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    c.token_origin,
+                    if c.allow_from.is_empty() {
+                        "(any)".to_owned()
+                    } else {
+                        c.allow_from
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    c.merchant_id.as_deref().unwrap_or("(any)"),
+                ),
+                SourceSettings::Mpgs(m) => writeln!(
+                    out,
+                    "  {:<12} {:<9} POST {}  X-Notification-Secret: {}  merchant {}  order ref {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    m.secrets
+                        .iter()
+                        .map(|(_, o)| o.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", then "),
+                    m.merchant_id.as_deref().unwrap_or("(any)"),
+                    m.order_ref.as_str(),
+                ),
+            };
         }
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
@@ -648,19 +864,178 @@ fn resolve_source(
     shops: &[ShopConfig],
 ) -> Result<SourceConfig, ConfigError> {
     let key_prefix = format!("sources[{i}]");
-    let kind = match raw.kind.as_str() {
-        "lyra-form" => SourceKind::LyraForm,
-        "lyra-rest" => SourceKind::LyraRest,
-        other => {
-            return Err(invalid(
-                format!("{key_prefix}.kind"),
-                format!("unknown kind {other:?} (expected \"lyra-form\" or \"lyra-rest\")"),
-            ))
-        }
-    };
+    let kind = SourceKind::parse(&raw.kind).ok_or_else(|| {
+        invalid(
+            format!("{key_prefix}.kind"),
+            format!(
+                "unknown kind {:?} (expected \"lyra-form\", \"lyra-rest\", \"cybersource\", \"cybersource-cmos\" or \"mpgs\")",
+                raw.kind
+            ),
+        )
+    })?;
     if !raw.path.starts_with('/') {
         return Err(invalid(format!("{key_prefix}.path"), "must start with /"));
     }
+    if raw.path.contains('?') {
+        return Err(invalid(
+            format!("{key_prefix}.path"),
+            "must not contain a query (a cybersource-cmos token goes in token_credential)",
+        ));
+    }
+    reject_foreign_fields(&key_prefix, kind, &raw)?;
+    if let Some(shop) = &raw.shop {
+        if !shops.iter().any(|s| &s.name == shop) {
+            return Err(invalid(
+                format!("{key_prefix}.shop"),
+                format!("no [[shops]] named {shop:?}"),
+            ));
+        }
+    }
+    let resolved = match kind {
+        SourceKind::LyraForm | SourceKind::LyraRest => resolve_lyra(&key_prefix, kind, &raw, env)?,
+        SourceKind::Cybersource => resolve_cybersource(&key_prefix, &raw, env)?,
+        SourceKind::CybersourceCmos => resolve_cmos(&key_prefix, &raw, env)?,
+        SourceKind::Mpgs => resolve_mpgs(&key_prefix, &raw, env)?,
+    };
+    Ok(SourceConfig {
+        name: raw.name.unwrap_or_else(|| format!("source{i}")),
+        kind,
+        path: raw.path,
+        shop: raw.shop,
+        site_id: raw.site_id,
+        mode: resolved.mode,
+        algorithm: resolved.algorithm,
+        order_prefix: raw.order_prefix.unwrap_or_default(),
+        key: resolved.key,
+        key_origin: resolved.key_origin,
+        settings: resolved.settings,
+    })
+}
+
+/// The kind-specific part of a resolved source.
+struct ResolvedAuth {
+    mode: Mode,
+    algorithm: SignAlgo,
+    key: Secret,
+    key_origin: SecretOrigin,
+    settings: SourceSettings,
+}
+
+/// Every source key that only some kinds take, with those kinds: a key
+/// given to another kind is an error rather than silently ignored.
+fn reject_foreign_fields(
+    key_prefix: &str,
+    kind: SourceKind,
+    raw: &RawSource,
+) -> Result<(), ConfigError> {
+    use SourceKind::*;
+    let lyra: &[SourceKind] = &[LyraForm, LyraRest];
+    let fields: [(&str, bool, &[SourceKind]); 26] = [
+        ("site_id", raw.site_id.is_some(), lyra),
+        ("mode", raw.mode.is_some(), lyra),
+        ("algorithm", raw.algorithm.is_some(), &[LyraForm]),
+        ("test_key", raw.test_key.is_some(), &[LyraForm]),
+        ("test_key_file", raw.test_key_file.is_some(), &[LyraForm]),
+        (
+            "test_key_credential",
+            raw.test_key_credential.is_some(),
+            &[LyraForm],
+        ),
+        ("production_key", raw.production_key.is_some(), &[LyraForm]),
+        (
+            "production_key_file",
+            raw.production_key_file.is_some(),
+            &[LyraForm],
+        ),
+        (
+            "production_key_credential",
+            raw.production_key_credential.is_some(),
+            &[LyraForm],
+        ),
+        ("test_password", raw.test_password.is_some(), &[LyraRest]),
+        (
+            "test_password_file",
+            raw.test_password_file.is_some(),
+            &[LyraRest],
+        ),
+        (
+            "test_password_credential",
+            raw.test_password_credential.is_some(),
+            &[LyraRest],
+        ),
+        (
+            "production_password",
+            raw.production_password.is_some(),
+            &[LyraRest],
+        ),
+        (
+            "production_password_file",
+            raw.production_password_file.is_some(),
+            &[LyraRest],
+        ),
+        (
+            "production_password_credential",
+            raw.production_password_credential.is_some(),
+            &[LyraRest],
+        ),
+        ("keys", raw.keys.is_some(), &[Cybersource]),
+        (
+            "timestamp_tolerance",
+            raw.timestamp_tolerance.is_some(),
+            &[Cybersource],
+        ),
+        (
+            "organization_id",
+            raw.organization_id.is_some(),
+            &[Cybersource],
+        ),
+        ("token", raw.token.is_some(), &[CybersourceCmos]),
+        ("token_file", raw.token_file.is_some(), &[CybersourceCmos]),
+        (
+            "token_credential",
+            raw.token_credential.is_some(),
+            &[CybersourceCmos],
+        ),
+        ("allow_from", raw.allow_from.is_some(), &[CybersourceCmos]),
+        (
+            "merchant_id",
+            raw.merchant_id.is_some(),
+            &[CybersourceCmos, Mpgs],
+        ),
+        (
+            "secret",
+            raw.secret.is_some() || raw.secret_file.is_some() || raw.secret_credential.is_some(),
+            &[Mpgs],
+        ),
+        (
+            "previous_secret",
+            raw.previous_secret.is_some()
+                || raw.previous_secret_file.is_some()
+                || raw.previous_secret_credential.is_some(),
+            &[Mpgs],
+        ),
+        ("order_ref", raw.order_ref.is_some(), &[Mpgs]),
+    ];
+    for (name, given, kinds) in fields {
+        if given && !kinds.contains(&kind) {
+            // The historical message for the mistake users make most.
+            let problem = if name == "algorithm" && kind == LyraRest {
+                "does not apply to lyra-rest (kr-hash is always HMAC-SHA-256)".to_owned()
+            } else {
+                format!("does not apply to kind {}", kind.as_str())
+            };
+            return Err(invalid(format!("{key_prefix}.{name}"), problem));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_lyra(
+    key_prefix: &str,
+    kind: SourceKind,
+    raw: &RawSource,
+    env: &SecretEnv,
+) -> Result<ResolvedAuth, ConfigError> {
     let mode = match raw.mode.as_deref() {
         Some("TEST") => Mode::Test,
         Some("PRODUCTION") => Mode::Production,
@@ -687,43 +1062,37 @@ fn resolve_source(
             ))
         }
     };
-    if kind == SourceKind::LyraRest && raw.algorithm.is_some() {
-        return Err(invalid(
-            format!("{key_prefix}.algorithm"),
-            "does not apply to lyra-rest (kr-hash is always HMAC-SHA-256)",
-        ));
-    }
     let (secret_name, inline, file, credential) = match (kind, mode) {
         (SourceKind::LyraForm, Mode::Test) => (
             "test_key",
-            raw.test_key,
-            raw.test_key_file,
-            raw.test_key_credential,
+            &raw.test_key,
+            &raw.test_key_file,
+            &raw.test_key_credential,
         ),
         (SourceKind::LyraForm, Mode::Production) => (
             "production_key",
-            raw.production_key,
-            raw.production_key_file,
-            raw.production_key_credential,
+            &raw.production_key,
+            &raw.production_key_file,
+            &raw.production_key_credential,
         ),
-        (SourceKind::LyraRest, Mode::Test) => (
+        (_, Mode::Test) => (
             "test_password",
-            raw.test_password,
-            raw.test_password_file,
-            raw.test_password_credential,
+            &raw.test_password,
+            &raw.test_password_file,
+            &raw.test_password_credential,
         ),
-        (SourceKind::LyraRest, Mode::Production) => (
+        (_, Mode::Production) => (
             "production_password",
-            raw.production_password,
-            raw.production_password_file,
-            raw.production_password_credential,
+            &raw.production_password,
+            &raw.production_password_file,
+            &raw.production_password_credential,
         ),
     };
     let (key, key_origin) = resolve_secret(
         &format!("{key_prefix}.{secret_name}"),
-        inline,
-        file,
-        credential,
+        inline.clone(),
+        file.clone(),
+        credential.clone(),
         env,
     )?
     .ok_or_else(|| {
@@ -735,25 +1104,187 @@ fn resolve_source(
             ),
         )
     })?;
-    if let Some(shop) = &raw.shop {
-        if !shops.iter().any(|s| &s.name == shop) {
-            return Err(invalid(
-                format!("{key_prefix}.shop"),
-                format!("no [[shops]] named {shop:?}"),
-            ));
-        }
-    }
-    Ok(SourceConfig {
-        name: raw.name.unwrap_or_else(|| format!("source{i}")),
-        kind,
-        path: raw.path,
-        shop: raw.shop,
-        site_id: raw.site_id,
+    Ok(ResolvedAuth {
         mode,
         algorithm,
-        order_prefix: raw.order_prefix.unwrap_or_default(),
         key,
         key_origin,
+        settings: SourceSettings::Lyra,
+    })
+}
+
+fn resolve_cybersource(
+    key_prefix: &str,
+    raw: &RawSource,
+    env: &SecretEnv,
+) -> Result<ResolvedAuth, ConfigError> {
+    let raw_keys = raw.keys.as_deref().unwrap_or_default();
+    if raw_keys.is_empty() {
+        return Err(invalid(
+            format!("{key_prefix}.keys"),
+            "cybersource needs at least one key: keys = [{ id = \"<keyId>\", secret_credential = \"…\" }]",
+        ));
+    }
+    let mut keys: Vec<CybersourceKey> = Vec::new();
+    // The first key's text stands as the source's `key` (see SourceConfig).
+    let mut first_key = None;
+    for (j, k) in raw_keys.iter().enumerate() {
+        let name = format!("{key_prefix}.keys[{j}]");
+        if k.id.trim().is_empty() {
+            return Err(invalid(format!("{name}.id"), "is empty"));
+        }
+        if keys.iter().any(|other| other.id == k.id) {
+            return Err(invalid(
+                format!("{name}.id"),
+                format!("{:?} is used twice", k.id),
+            ));
+        }
+        let (text, origin) = resolve_secret(
+            &format!("{name}.secret"),
+            k.secret.clone(),
+            k.secret_file.clone(),
+            k.secret_credential.clone(),
+            env,
+        )?
+        .ok_or_else(|| {
+            invalid(
+                format!("{name}.secret"),
+                "needs secret, secret_file or secret_credential",
+            )
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.expose())
+            .map_err(|_| {
+                invalid(
+                    format!("{name}.secret"),
+                    "is not base64 (give the key exactly as Cybersource returned it at creation)",
+                )
+            })?;
+        if bytes.is_empty() {
+            return Err(invalid(format!("{name}.secret"), "decodes to an empty key"));
+        }
+        keys.push(CybersourceKey {
+            id: k.id.clone(),
+            key: SecretBytes(bytes),
+            origin: origin.clone(),
+        });
+        first_key.get_or_insert((text, origin));
+    }
+    let timestamp_tolerance = match raw.timestamp_tolerance.as_deref() {
+        None => Some(Duration::from_secs(
+            crate::providers::cybersource::DEFAULT_TOLERANCE_SECS,
+        )),
+        Some("off") => None,
+        Some(s) => Some(
+            parse_duration(s)
+                .map_err(|p| invalid(format!("{key_prefix}.timestamp_tolerance"), p))?,
+        ),
+    };
+    let (key, key_origin) = first_key.expect("at least one key was resolved");
+    Ok(ResolvedAuth {
+        mode: Mode::Production,
+        algorithm: SignAlgo::HmacSha256,
+        key,
+        key_origin,
+        settings: SourceSettings::Cybersource(CybersourceSettings {
+            keys,
+            timestamp_tolerance,
+            organization_id: raw.organization_id.clone(),
+        }),
+    })
+}
+
+fn resolve_cmos(
+    key_prefix: &str,
+    raw: &RawSource,
+    env: &SecretEnv,
+) -> Result<ResolvedAuth, ConfigError> {
+    let (token, token_origin) = resolve_secret(
+        &format!("{key_prefix}.token"),
+        raw.token.clone(),
+        raw.token_file.clone(),
+        raw.token_credential.clone(),
+        env,
+    )?
+    .ok_or_else(|| {
+        invalid(
+            format!("{key_prefix}.token"),
+            "cybersource-cmos is not signed and needs token, token_file or token_credential",
+        )
+    })?;
+    if token.expose().len() < 16 {
+        return Err(invalid(
+            format!("{key_prefix}.token"),
+            "must be at least 16 characters: it is the only protection of an unsigned source",
+        ));
+    }
+    let mut allow_from = Vec::new();
+    for (j, net) in raw.allow_from.iter().flatten().enumerate() {
+        allow_from.push(
+            net.parse::<Cidr>()
+                .map_err(|e| invalid(format!("{key_prefix}.allow_from[{j}]"), e.to_string()))?,
+        );
+    }
+    Ok(ResolvedAuth {
+        mode: Mode::Production,
+        algorithm: SignAlgo::HmacSha256,
+        key: token.clone(),
+        key_origin: token_origin.clone(),
+        settings: SourceSettings::CybersourceCmos(CmosSettings {
+            token,
+            token_origin,
+            allow_from,
+            merchant_id: raw.merchant_id.clone(),
+        }),
+    })
+}
+
+fn resolve_mpgs(
+    key_prefix: &str,
+    raw: &RawSource,
+    env: &SecretEnv,
+) -> Result<ResolvedAuth, ConfigError> {
+    let current = resolve_secret(
+        &format!("{key_prefix}.secret"),
+        raw.secret.clone(),
+        raw.secret_file.clone(),
+        raw.secret_credential.clone(),
+        env,
+    )?
+    .ok_or_else(|| {
+        invalid(
+            format!("{key_prefix}.secret"),
+            "mpgs needs secret, secret_file or secret_credential (the Notification Secret from Merchant Administration)",
+        )
+    })?;
+    let previous = resolve_secret(
+        &format!("{key_prefix}.previous_secret"),
+        raw.previous_secret.clone(),
+        raw.previous_secret_file.clone(),
+        raw.previous_secret_credential.clone(),
+        env,
+    )?;
+    let order_ref = match raw.order_ref.as_deref() {
+        None | Some("order.id") => OrderRefField::OrderId,
+        Some("order.reference") => OrderRefField::OrderReference,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key_prefix}.order_ref"),
+                format!("{other:?} is not \"order.id\" or \"order.reference\""),
+            ))
+        }
+    };
+    let (key, key_origin) = current.clone();
+    Ok(ResolvedAuth {
+        mode: Mode::Production,
+        algorithm: SignAlgo::HmacSha256,
+        key,
+        key_origin,
+        settings: SourceSettings::Mpgs(MpgsSettings {
+            secrets: std::iter::once(current).chain(previous).collect(),
+            merchant_id: raw.merchant_id.clone(),
+            order_ref,
+        }),
     })
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::providers::mpgs::OrderRefField;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, &SecretEnv::default())
@@ -186,4 +187,204 @@ fn durations() {
     assert!(parse_duration("5w").is_err());
     assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
     assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+}
+
+const NEW_SOURCES: &str = r#"
+[[sources]]
+name = "cybs"
+kind = "cybersource"
+path = "/ipn/cybersource"
+organization_id = "ipnsync_demo"
+keys = [
+  { id = "key-2025", secret = "aXBuc3luYy10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=" },
+  { id = "key-2024", secret_file = "old.key" },
+]
+
+[[sources]]
+name = "cmos"
+kind = "cybersource-cmos"
+path = "/ipn/cybersource-cmos"
+token_credential = "cmos-token"
+allow_from = ["203.0.113.0/24", "2001:db8::/32"]
+merchant_id = "ipnsync_demo"
+
+[[sources]]
+name = "mpgs"
+kind = "mpgs"
+path = "/ipn/mpgs"
+secret = "current-secret-32-characters-xx"
+previous_secret_credential = "mpgs-old"
+merchant_id = "TESTMERCHANT01"
+order_ref = "order.reference"
+"#;
+
+#[test]
+fn new_source_kinds_resolve_every_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.key"), "b2xkLWtleQ==\n").unwrap();
+    std::fs::write(dir.path().join("cmos-token"), "a-token-of-24-characters\n").unwrap();
+    std::fs::write(dir.path().join("mpgs-old"), "previous-secret").unwrap();
+    let env = SecretEnv {
+        credentials_directory: Some(dir.path().to_owned()),
+        base_dir: Some(dir.path().to_owned()),
+    };
+    let c = Config::parse(NEW_SOURCES, &env).unwrap();
+
+    let SourceSettings::Cybersource(cybs) = &c.sources[0].settings else {
+        panic!("cybersource settings")
+    };
+    assert_eq!(c.sources[0].kind.body_format(), BodyFormat::Json);
+    assert_eq!(cybs.keys.len(), 2);
+    assert_eq!(
+        cybs.keys[0].key.expose(),
+        b"ipnsync-test-key-32-bytes-long!!"
+    );
+    assert_eq!(cybs.keys[1].key.expose(), b"old-key");
+    assert_eq!(cybs.timestamp_tolerance, Some(Duration::from_secs(15 * 60)));
+    assert_eq!(cybs.organization_id.as_deref(), Some("ipnsync_demo"));
+
+    let SourceSettings::CybersourceCmos(cmos) = &c.sources[1].settings else {
+        panic!("cmos settings")
+    };
+    assert_eq!(c.sources[1].kind.body_format(), BodyFormat::Form);
+    assert_eq!(cmos.token.expose(), "a-token-of-24-characters");
+    assert_eq!(cmos.allow_from.len(), 2);
+
+    let SourceSettings::Mpgs(mpgs) = &c.sources[2].settings else {
+        panic!("mpgs settings")
+    };
+    assert_eq!(mpgs.secrets.len(), 2);
+    assert_eq!(mpgs.secrets[1].0.expose(), "previous-secret");
+    assert_eq!(mpgs.order_ref, OrderRefField::OrderReference);
+    assert_eq!(
+        c.sources[2].secret_origins()[1].1,
+        &SecretOrigin::Credential("mpgs-old".into())
+    );
+
+    let summary = c.summary();
+    for secret in [
+        "aXBuc3luYy10ZXN0",
+        "b2xkLWtleQ",
+        "a-token-of-24",
+        "current-secret",
+        "previous-secret",
+    ] {
+        assert!(!summary.contains(secret), "{summary}");
+    }
+    assert!(summary.contains("key-2025 (inline (discouraged)), key-2024 (file"));
+    assert!(summary.contains("203.0.113.0/24, 2001:db8::/32"));
+    assert!(!format!("{:?}", c.sources).contains("ipnsync-test-key"));
+}
+
+#[test]
+fn new_source_kinds_name_the_offending_key() {
+    let cases = [
+        (
+            r#"kind = "cybersource"
+path = "/c""#,
+            "sources[0].keys: cybersource needs at least one key",
+        ),
+        (
+            r#"kind = "cybersource"
+path = "/c"
+keys = [{ id = "k", secret = "not base64!" }]"#,
+            "sources[0].keys[0].secret: is not base64",
+        ),
+        (
+            r#"kind = "cybersource"
+path = "/c"
+keys = [{ id = "k", secret = "aGk=" }, { id = "k", secret = "aGk=" }]"#,
+            "sources[0].keys[1].id: \"k\" is used twice",
+        ),
+        (
+            r#"kind = "cybersource"
+path = "/c"
+timestamp_tolerance = "soon"
+keys = [{ id = "k", secret = "aGk=" }]"#,
+            "sources[0].timestamp_tolerance",
+        ),
+        (
+            r#"kind = "cybersource"
+path = "/c"
+mode = "TEST"
+keys = [{ id = "k", secret = "aGk=" }]"#,
+            "sources[0].mode: does not apply to kind cybersource",
+        ),
+        (
+            r#"kind = "cybersource-cmos"
+path = "/c""#,
+            "sources[0].token: cybersource-cmos is not signed",
+        ),
+        (
+            r#"kind = "cybersource-cmos"
+path = "/c"
+token = "short""#,
+            "sources[0].token: must be at least 16 characters",
+        ),
+        (
+            r#"kind = "cybersource-cmos"
+path = "/c"
+token = "0123456789abcdef"
+allow_from = ["203.0.113.7/24"]"#,
+            "sources[0].allow_from[0]",
+        ),
+        (
+            r#"kind = "mpgs"
+path = "/m""#,
+            "sources[0].secret: mpgs needs secret",
+        ),
+        (
+            r#"kind = "mpgs"
+path = "/m"
+secret = "s"
+order_ref = "order.number""#,
+            "sources[0].order_ref",
+        ),
+        (
+            r#"kind = "mpgs"
+path = "/m"
+secret = "s"
+keys = []"#,
+            "sources[0].keys: does not apply to kind mpgs",
+        ),
+        (
+            r#"kind = "lyra-form"
+path = "/l"
+mode = "TEST"
+test_key = "k"
+secret = "s""#,
+            "sources[0].secret: does not apply to kind lyra-form",
+        ),
+        (
+            r#"kind = "paypal"
+path = "/p""#,
+            "sources[0].kind: unknown kind \"paypal\"",
+        ),
+    ];
+    for (source, expected) in cases {
+        let err = parse(&format!("[[sources]]\n{source}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(expected), "{err}\n  expected: {expected}");
+        assert!(!err.contains("aGk="));
+    }
+}
+
+#[test]
+fn timestamp_tolerance_can_be_switched_off() {
+    let c = parse(
+        r#"
+[[sources]]
+kind = "cybersource"
+path = "/c"
+timestamp_tolerance = "off"
+keys = [{ id = "k", secret = "aGk=" }]
+"#,
+    )
+    .unwrap();
+    let SourceSettings::Cybersource(cybs) = &c.sources[0].settings else {
+        panic!()
+    };
+    assert_eq!(cybs.timestamp_tolerance, None);
+    assert_eq!(c.sources[0].secret_origins().len(), 1);
 }

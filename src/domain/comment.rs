@@ -13,8 +13,14 @@
 //! (no control characters, bounded length) so one odd field cannot break the
 //! history layout. A card number that does not look masked is never printed.
 
-use super::notification::{LyraFacts, Notification};
-use super::outcome::{Assessment, OPERATION_CREDIT};
+mod cybersource;
+mod mpgs;
+
+pub use cybersource::{signal_words, DM_STATUS_WORDS};
+pub use mpgs::{MPGS_REVIEW_WORDS, MPGS_RISK_WORDS, MPGS_TYPE_WORDS};
+
+use super::notification::{Facts, LyraFacts, Notification};
+use super::outcome::{without_effect, Assessment, OPERATION_CREDIT};
 use super::state::Verdict;
 
 /// `vads_url_check_src` → who or what caused the notification (lyra.md §5).
@@ -190,13 +196,16 @@ const MAX_MASKED_PAN_CHARS: usize = 24;
 
 /// Builds the order-history comment for one notification.
 pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
-    let lyra = n.lyra();
-    let lines = [
-        Some(headline(n, lyra)),
-        Some(transaction_line(n, lyra)),
-        lyra.and_then(risk_line),
-        Some(verdict_line(a, v)),
-    ];
+    let mut lines = match &n.facts {
+        Facts::Lyra(f) => vec![
+            Some(headline(n, Some(f))),
+            Some(transaction_line(n, Some(f))),
+            risk_line(f),
+        ],
+        Facts::Cybersource(f) => cybersource::lines(n, f),
+        Facts::Mpgs(f) => mpgs::lines(n, f),
+    };
+    lines.push(Some(verdict_line(n, a, v)));
     lines.into_iter().flatten().collect::<Vec<_>>().join("\n")
 }
 
@@ -260,8 +269,13 @@ fn risk_line(f: &LyraFacts) -> Option<String> {
 }
 
 /// What happened to the order, and why.
-fn verdict_line(a: &Assessment, v: &Verdict) -> String {
+fn verdict_line(n: &Notification, a: &Assessment, v: &Verdict) -> String {
     let rule = printable(&a.rule, MAX_SENTENCE_CHARS);
+    if without_effect(n).is_some() {
+        // A note or a step without effect: its "assessed pending" means
+        // nothing to a merchant, the rule says it all.
+        return format!("Order not changed (rule {rule}).");
+    }
     match v {
         Verdict::Apply {
             outcome,

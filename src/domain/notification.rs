@@ -70,11 +70,104 @@ pub struct LyraFacts {
     pub ctx_mode: String,
 }
 
+/// How a Cybersource Decision Manager notification arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CybersourceChannel {
+    /// A signed REST webhook (`v-c-signature`).
+    #[default]
+    Webhook,
+    /// One `<Update>` of the legacy, unsigned Case Management Order Status XML.
+    Cmos,
+}
+
+/// A note on a Decision Manager case.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseNote {
+    pub added_by: String,
+    pub comment: String,
+    pub date: String,
+}
+
+/// What a Cybersource Decision Manager notification says. Raw values only:
+/// what they mean is [`super::outcome`]'s business.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CybersourceFacts {
+    pub channel: CybersourceChannel,
+    /// Webhook `eventType`, e.g. `risk.casemanagement.decision.accept`;
+    /// empty for CMOS.
+    pub event_type: String,
+    /// CMOS `<NewDecision>` (`ACCEPT`, `REJECT`…); empty for a webhook and
+    /// for a CMOS update that only adds notes.
+    pub new_decision: String,
+    /// CMOS `<OriginalDecision>`, usually `REVIEW`.
+    pub original_decision: String,
+    /// `payload.data.status` when the payload carries the payment's REST
+    /// status (`AUTHORIZED_PENDING_REVIEW`…).
+    pub payment_status: String,
+    /// `payload.data.errorInformation.reason` (`DECISION_PROFILE_REJECT`…).
+    pub reason: String,
+    /// CMOS `<Reviewer>`; for a webhook, the author of the last note.
+    pub reviewer: String,
+    /// CMOS `<ReviewerComments>`.
+    pub reviewer_comments: String,
+    pub notes: Vec<CaseNote>,
+    /// Webhook `organizationId` / CMOS `MerchantID`.
+    pub organization_id: String,
+    /// Which bytes the webhook signature covered: `payload` (the official
+    /// plugins' reading) or `body`; empty for CMOS, which is not signed.
+    pub signed: String,
+}
+
+/// What a Mastercard Gateway (MPGS) webhook says: the Retrieve Transaction
+/// response of one transaction of an order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpgsFacts {
+    /// `merchant`.
+    pub merchant: String,
+    /// The `X-Notification-Id` header, for the audit trail.
+    pub notification_id: String,
+    /// `order.id` (whatever `order_ref` field the source reads).
+    pub order_id: String,
+    /// `transaction.id`: one operation on the order (`1`, `2`…).
+    pub transaction_id: String,
+    /// `transaction.targetTransactionId`: the transaction a capture, void or
+    /// refund acts on, when the gateway sends it.
+    pub target_transaction_id: String,
+    /// `transaction.type`: `AUTHORIZATION`, `PAYMENT`, `CAPTURE`, `REFUND`,
+    /// `VOID_AUTHORIZATION`…
+    pub transaction_type: String,
+    /// Top-level `result`: `SUCCESS`, `PENDING`, `FAILURE`, `UNKNOWN`, `ERROR`.
+    pub result: String,
+    /// `response.gatewayCode`: `APPROVED`, `DECLINED`, `BLOCKED`…
+    pub gateway_code: String,
+    /// `order.status`, for the comment only (it changes with later
+    /// operations, so it is not part of the event).
+    pub order_status: String,
+    /// `risk.response.gatewayCode`, or the older `response.risk.gatewayCode`.
+    pub risk_gateway_code: String,
+    /// `…review.decision`: `NOT_REQUIRED`, `PENDING`, `ACCEPTED`, `REJECTED`.
+    pub review_decision: String,
+    /// `…review.decisionReason` / `…review.note`, for the comment.
+    pub review_note: String,
+    /// `…totalScore`.
+    pub risk_score: Option<i64>,
+    /// `…rule[]` as `(name, recommendation)`.
+    pub risk_rules: Vec<(String, String)>,
+    /// `gatewayEntryPoint`: `WEB_SERVICES_API`, `CHECKOUT_VIA_WEBSITE`…
+    pub entry_point: String,
+    pub card_brand: String,
+    /// `sourceOfFunds.provided.card.number`, masked by the gateway.
+    pub card_number: String,
+}
+
 /// Provider-specific facts the decision rules read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Facts {
     Lyra(LyraFacts),
+    Cybersource(CybersourceFacts),
+    Mpgs(MpgsFacts),
 }
 
 /// One verified notification, normalised.
@@ -99,20 +192,61 @@ impl Notification {
     pub fn lyra(&self) -> Option<&LyraFacts> {
         match &self.facts {
             Facts::Lyra(f) => Some(f),
+            _ => None,
         }
     }
 
-    /// The raw provider status, for logs and the order table.
+    pub fn cybersource(&self) -> Option<&CybersourceFacts> {
+        match &self.facts {
+            Facts::Cybersource(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn mpgs(&self) -> Option<&MpgsFacts> {
+        match &self.facts {
+            Facts::Mpgs(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The raw provider status, for logs and the order table:
+    /// - Lyra: `vads_trans_status`;
+    /// - Cybersource: the CMOS `NewDecision`, else the payment status from
+    ///   the payload, else the last part of the event type (`review`,
+    ///   `accept`, `addnote`…), else `NOTE` for a CMOS update without
+    ///   decision;
+    /// - MPGS: `response.gatewayCode`, else `result`.
     pub fn status(&self) -> &str {
         match &self.facts {
             Facts::Lyra(f) => &f.trans_status,
+            Facts::Cybersource(f) => {
+                if !f.new_decision.is_empty() {
+                    &f.new_decision
+                } else if !f.payment_status.is_empty() {
+                    &f.payment_status
+                } else if !f.event_type.is_empty() {
+                    f.event_type.rsplit('.').next().unwrap_or("")
+                } else {
+                    "NOTE"
+                }
+            }
+            Facts::Mpgs(f) if !f.gateway_code.is_empty() => &f.gateway_code,
+            Facts::Mpgs(f) => &f.result,
         }
     }
 
-    /// The provider's own "who caused this" marker (`vads_url_check_src`).
+    /// The provider's own "who caused this" marker: `vads_url_check_src`
+    /// (Lyra), the event type or `cmos` (Cybersource), `gatewayEntryPoint`
+    /// (MPGS).
     pub fn origin(&self) -> &str {
         match &self.facts {
             Facts::Lyra(f) => &f.url_check_src,
+            Facts::Cybersource(f) => match f.channel {
+                CybersourceChannel::Webhook => &f.event_type,
+                CybersourceChannel::Cmos => "cmos",
+            },
+            Facts::Mpgs(f) => &f.entry_point,
         }
     }
 }
@@ -129,6 +263,22 @@ impl Notification {
     /// separated by U+001F: provider family, transaction identity (uuid),
     /// status, operation type, sequence number, risk assessment list, risk
     /// analysis result and risk control list.
+    ///
+    /// Cybersource: a retry gets a new trace id and no documented
+    /// notification id, so the key is the business event (`cybersource`,
+    /// channel, event type, order reference, transaction identity, CMOS
+    /// original and new decision, payment status, reason, reviewer,
+    /// reviewer comments and every note with its author and date). Two
+    /// subscriptions delivering one event collide; a second note does not.
+    ///
+    /// MPGS: one transaction of one order in one state (`mpgs`, `order.id`,
+    /// `transaction.id`, `transaction.type`, `result`, `response.gatewayCode`,
+    /// risk gateway code, review decision). A redelivery with the same
+    /// `X-Notification-Id` carries the same transaction state, so it
+    /// collides, and so does a resend under a new id; a review decided later
+    /// is a new event. `order.status` is left out on purpose: it moves with
+    /// later operations, so a late resend of the authorisation would
+    /// otherwise look new.
     pub fn event_key(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -151,6 +301,37 @@ impl Notification {
                     .map(|(c, r)| format!("{c}={r}"))
                     .collect();
                 part(&control.join(";"));
+            }
+            Facts::Cybersource(f) => {
+                part("cybersource");
+                part(match f.channel {
+                    CybersourceChannel::Webhook => "webhook",
+                    CybersourceChannel::Cmos => "cmos",
+                });
+                part(&f.event_type);
+                part(&self.order_ref);
+                part(&self.transaction_id);
+                part(&f.original_decision);
+                part(&f.new_decision);
+                part(&f.payment_status);
+                part(&f.reason);
+                part(&f.reviewer);
+                part(&f.reviewer_comments);
+                for note in &f.notes {
+                    part(&note.added_by);
+                    part(&note.comment);
+                    part(&note.date);
+                }
+            }
+            Facts::Mpgs(f) => {
+                part("mpgs");
+                part(&f.order_id);
+                part(&f.transaction_id);
+                part(&f.transaction_type);
+                part(&f.result);
+                part(&f.gateway_code);
+                part(&f.risk_gateway_code);
+                part(&f.review_decision);
             }
         }
         hex::encode(h.finalize())
@@ -182,21 +363,74 @@ mod tests {
     fn event_key_ignores_resend_markers_but_not_new_facts() {
         let original = sample();
         let mut resend = sample();
-        let Facts::Lyra(f) = &mut resend.facts;
+        let Facts::Lyra(f) = &mut resend.facts else {
+            unreachable!()
+        };
         f.url_check_src = "BO".into();
         // The REST and form IPN of one transaction describe the same event.
         resend.provider = Provider::LyraRest;
         assert_eq!(original.event_key(), resend.event_key());
 
         let mut captured = sample();
-        let Facts::Lyra(f) = &mut captured.facts;
+        let Facts::Lyra(f) = &mut captured.facts else {
+            unreachable!()
+        };
         f.trans_status = "CAPTURED".into();
         assert_ne!(original.event_key(), captured.event_key());
 
         let mut risk = sample();
-        let Facts::Lyra(f) = &mut risk.facts;
+        let Facts::Lyra(f) = &mut risk.facts else {
+            unreachable!()
+        };
         f.risk_analysis = "FRD".into();
         assert_ne!(original.event_key(), risk.event_key());
         assert_eq!(original.event_key().len(), 64);
+    }
+
+    #[test]
+    fn cybersource_event_key_is_the_business_event() {
+        let note = |comment: &str| CaseNote {
+            added_by: "jdoe".into(),
+            comment: comment.into(),
+            date: "2025-03-12T10:02:00Z".into(),
+        };
+        let event = Notification {
+            provider: Provider::Cybersource,
+            order_ref: "100000123".into(),
+            transaction_id: "req-1".into(),
+            transaction_number: "req-1".into(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                event_type: "risk.casemanagement.addnote".into(),
+                notes: vec![note("first")],
+                signed: "payload".into(),
+                ..CybersourceFacts::default()
+            }),
+        };
+        // A retry, even verified over the other bytes, is the same event.
+        let mut retry = event.clone();
+        if let Facts::Cybersource(f) = &mut retry.facts {
+            f.signed = "body".into();
+            f.organization_id = "ipnsync_demo".into();
+        }
+        assert_eq!(event.event_key(), retry.event_key());
+        // A second note is news.
+        let mut second = event.clone();
+        if let Facts::Cybersource(f) = &mut second.facts {
+            f.notes.push(note("second"));
+        }
+        assert_ne!(event.event_key(), second.event_key());
+        // So is another decision, or the same decision through CMOS.
+        let mut accept = event.clone();
+        if let Facts::Cybersource(f) = &mut accept.facts {
+            f.event_type = "risk.casemanagement.decision.accept".into();
+        }
+        assert_ne!(event.event_key(), accept.event_key());
+        let mut cmos = event.clone();
+        if let Facts::Cybersource(f) = &mut cmos.facts {
+            f.channel = CybersourceChannel::Cmos;
+        }
+        assert_ne!(event.event_key(), cmos.event_key());
     }
 }

@@ -1,10 +1,21 @@
-//! Lyra fields → one canonical [`Outcome`].
+//! Provider fields → one canonical [`Outcome`].
 //!
 //! [`assess`] reads only the notification itself, never the order's
-//! history (that is [`super::state`]'s job). The rules are an ordered list
-//! ([`RULES`], a to h): the first one that matches wins. Every vocabulary the
-//! rules branch on is a `const` table below, so a reader finds a code by
-//! searching for it. `docs/decisions.md` explains each rule to merchants.
+//! history (that is [`super::state`]'s job). The Lyra rules are an ordered
+//! list ([`RULES`], a to h): the first one that matches wins. Cybersource
+//! ([`cybersource`], cs1–cs7) and Mastercard Gateway ([`mpgs`], m1–m11)
+//! have their own ordered rules. Every vocabulary the rules branch on is a
+//! `const` table, so a reader finds a code by searching for it.
+//! `docs/decisions.md` explains each rule to merchants.
+//!
+//! Some notifications must never change an order, whatever its state: a
+//! Decision Manager note, a 3-D Secure step, a refused refund.
+//! [`without_effect`] names them; the state machine ignores them (they are
+//! still stored, and their comment says why), and [`assess`] reports them
+//! as `pending` with the rule that matched.
+
+pub mod cybersource;
+pub mod mpgs;
 
 use serde::{Deserialize, Serialize};
 
@@ -416,10 +427,69 @@ fn rule_h_accepted(s: &Signals) -> Option<String> {
     })
 }
 
+/// A provider rule's conclusion: the outcome, or `None` for a notification
+/// that is recorded without changing the order.
+pub(crate) struct Judgement {
+    pub effect: Option<Outcome>,
+    pub rule: String,
+    pub warnings: Vec<String>,
+}
+
+fn judge(notification: &Notification) -> Option<Judgement> {
+    match &notification.facts {
+        Facts::Lyra(_) => None,
+        Facts::Cybersource(f) => Some(cybersource::judge(f)),
+        Facts::Mpgs(f) => Some(mpgs::judge(f)),
+    }
+}
+
 /// Decides what one notification means, from its own fields only.
 pub fn assess(notification: &Notification) -> Assessment {
+    match (&notification.facts, judge(notification)) {
+        (Facts::Lyra(f), _) => assess_lyra(f),
+        (_, Some(j)) => Assessment {
+            // A notification without effect is recorded as pending; the
+            // state machine never applies it (see `without_effect`).
+            outcome: j.effect.unwrap_or(Outcome::Pending),
+            rule: j.rule,
+            warnings: j.warnings,
+        },
+        (_, None) => unreachable!("every non-Lyra provider has a judge"),
+    }
+}
+
+/// `Some(why)` when the notification must leave the order as it is,
+/// whatever the order's state: a Decision Manager note or an unknown event
+/// (Cybersource); a 3-D Secure or verification step, a pending answer, a
+/// refused refund or void, an unknown transaction type (MPGS). Never for
+/// Lyra, whose every status has an outcome.
+pub fn without_effect(notification: &Notification) -> Option<String> {
+    judge(notification)
+        .filter(|j| j.effect.is_none())
+        .map(|j| j.rule)
+}
+
+/// Whether the notification says money was taken or reserved: a Lyra
+/// success status, an accepted or monitored Decision Manager verdict, an
+/// approved MPGS payment. A final order that receives such news on another
+/// transaction goes to review (see [`super::state`]).
+pub fn reports_payment(notification: &Notification) -> bool {
     match &notification.facts {
-        Facts::Lyra(f) => assess_lyra(f),
+        Facts::Lyra(f) => is_success_status(&f.trans_status),
+        Facts::Cybersource(f) => cybersource::reports_payment(f),
+        Facts::Mpgs(f) => mpgs::reports_payment(f),
+    }
+}
+
+/// Whether a cancellation comes from the merchant's own operation, the only
+/// kind that may cancel a paid order: a Lyra back-office operation
+/// (`MERCH_BO`) or an MPGS void (made by the merchant, through the API or
+/// Merchant Administration).
+pub fn is_merchant_cancellation(notification: &Notification) -> bool {
+    match &notification.facts {
+        Facts::Lyra(f) => f.url_check_src == super::state::BACK_OFFICE_OPERATION,
+        Facts::Cybersource(_) => false,
+        Facts::Mpgs(f) => mpgs::is_void(f),
     }
 }
 

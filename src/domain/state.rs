@@ -8,7 +8,7 @@
 //! payment is never dropped silently. `docs/decisions.md` has the table.
 
 use super::notification::Notification;
-use super::outcome::{is_success_status, Outcome};
+use super::outcome::{is_merchant_cancellation, reports_payment, without_effect, Outcome};
 
 /// What the daemon knows about an order before a notification is applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +35,11 @@ pub const BACK_OFFICE_OPERATION: &str = "MERCH_BO";
 
 /// Decides whether the order moves to `assessed`, the outcome of `n`.
 pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -> Verdict {
+    // A note, a 3-D Secure step, a refused refund…: stored and commented,
+    // never an order change, not even on a new order.
+    if let Some(why) = without_effect(n) {
+        return ignore(format!("this notification changes no order ({why})"));
+    }
     match current.outcome {
         None => apply(assessed),
         // Same outcome: nothing to tell the shop (a duplicate, a resend, or
@@ -56,7 +61,7 @@ fn from_accepted(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -
         // CANCELLED from the payment page, a batch or a resend is old news
         // about an attempt; only the merchant's own back-office operation
         // cancels a paid order.
-        Outcome::Canceled if n.origin() != BACK_OFFICE_OPERATION => ignore(format!(
+        Outcome::Canceled if !is_merchant_cancellation(n) => ignore(format!(
             "order is accepted; {} ({}) does not cancel a paid order, only a back-office operation ({BACK_OFFICE_OPERATION}) does",
             n.status(),
             origin_label(n.origin())
@@ -108,10 +113,10 @@ fn from_final(
     ))
 }
 
-/// Whether `n` says money was taken or reserved: a success status that
-/// assessed to anything but a refund.
+/// Whether `n` says money was taken or reserved (a success status, an
+/// approved payment) and assessed to anything but a refund.
 fn reports_success(n: &Notification, assessed: Outcome) -> bool {
-    is_success_status(n.status())
+    reports_payment(n)
         && matches!(
             assessed,
             Outcome::Accepted | Outcome::SuspectedFraud | Outcome::Review

@@ -73,10 +73,38 @@ pub fn too_large(limit: usize) -> Response<Body> {
     )
 }
 
-pub fn unsupported_media_type() -> Response<Body> {
+/// 200 for several notifications of one request (a CMOS document), all
+/// committed.
+pub fn stored_many(receipts: &[IntakeReceipt]) -> Response<Body> {
+    match receipts {
+        [one] => stored(one),
+        [] => text(StatusCode::OK, "OK-Nothing to record."),
+        many => {
+            let applied = many
+                .iter()
+                .filter(|r| !r.duplicate && r.applied.is_some())
+                .count();
+            text(
+                StatusCode::OK,
+                format!(
+                    "OK-{} notifications recorded, {applied} order updates.",
+                    many.len()
+                ),
+            )
+        }
+    }
+}
+
+/// 200 for a platform's health check (Cybersource GETs its webhook URL).
+pub fn healthy() -> Response<Body> {
+    text(StatusCode::OK, "OK")
+}
+
+/// 415, naming the type the source expects.
+pub fn unsupported_media_type(expected: &str) -> Response<Body> {
     text(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "KO-Expected Content-Type application/x-www-form-urlencoded.",
+        format!("KO-Expected Content-Type {expected}."),
     )
 }
 

@@ -1,8 +1,8 @@
 //! The notification handler: route → content checks → bounded body read →
 //! verify (pure, in `providers`) → commit (writer) → answer.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -13,22 +13,53 @@ use tracing::{info, warn};
 
 use super::answer::{self, Body};
 use super::AppState;
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{BodyFormat, Config, SourceConfig, SourceKind, SourceSettings};
 use crate::domain::Notification;
 use crate::ops::metrics as m;
-use crate::providers::form;
+use crate::providers::cybersource::cmos::{self, CmosError, CmosVerifier};
+use crate::providers::cybersource::{self, CybersourceError, SigningKey, WebhookVerifier};
+use crate::providers::form::{self, FormError};
 use crate::providers::lyra::{self, FormVerifier, LyraError};
+use crate::providers::mpgs::{self, MpgsError};
 use crate::providers::Refusal;
 use crate::store::{now_ms, NewNotification, SubmitError};
 
-/// Headers kept with every stored delivery (never authorization headers).
+/// Headers kept with every stored delivery: never authorization headers,
+/// signatures (`v-c-signature`) or secrets (`x-notification-secret`).
 const KEPT_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
     "user-agent",
     "x-forwarded-for",
     "x-real-ip",
+    // Cybersource webhooks: what, which subscription, which attempt.
+    "v-c-event-type",
+    "v-c-organization-id",
+    "v-c-webhook-id",
+    "v-c-request-type",
+    "v-c-retry-count",
+    "v-c-transaction-trace-id",
+    // MPGS: the notification's id and attempt counter.
+    "x-notification-id",
+    "x-notification-attempt",
 ];
+
+/// What a provider may look at besides the body. Captured before the body
+/// is read, since reading it consumes the request.
+struct RequestFacts {
+    headers: HeaderMap,
+    /// The raw query string (a `cybersource-cmos` token).
+    query: Option<String>,
+    peer: IpAddr,
+    /// The daemon's clock, Unix seconds: providers do not read clocks.
+    now_unix: u64,
+}
+
+impl RequestFacts {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
 
 pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -53,18 +84,24 @@ async fn handle_source(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    // Cybersource checks its webhook URL with a GET and wants a 200.
+    let health_check = source.kind == SourceKind::Cybersource;
+    if health_check && req.method() == Method::GET {
+        return answer::healthy();
+    }
     if req.method() != Method::POST {
         refused(Some(source), peer, "method", req.method().as_str());
-        return answer::method_not_allowed("POST");
+        return answer::method_not_allowed(if health_check { "GET, POST" } else { "POST" });
     }
-    if !is_form(req.headers()) {
+    let format = source.kind.body_format();
+    if !has_content_type(req.headers(), format) {
         refused(
             Some(source),
             peer,
             "content_type",
             content_type(req.headers()),
         );
-        return answer::unsupported_media_type();
+        return answer::unsupported_media_type(mime(format));
     }
     let limit = config.body_limit;
     if let Some(len) = declared_length(req.headers()) {
@@ -74,6 +111,15 @@ async fn handle_source(
         }
     }
     let headers = kept_headers(req.headers());
+    let facts = RequestFacts {
+        headers: req.headers().clone(),
+        query: req.uri().query().map(str::to_owned),
+        peer: peer.ip(),
+        now_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
     let body = match read_body(req.into_body(), limit, state.limits.body_read_timeout).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -90,7 +136,7 @@ async fn handle_source(
         }
     };
 
-    let notification = match verify(source, &body) {
+    let notifications = match verify(source, &facts, &body) {
         Ok(n) => n,
         Err(Refused { kind, detail }) => {
             let reason = match kind {
@@ -107,36 +153,52 @@ async fn handle_source(
         }
     };
 
-    let order_ref = strip_prefix(&notification.order_ref, &source.order_prefix).to_owned();
-    let new = NewNotification {
-        source: source.name.clone(),
-        shop: source.shop.clone(),
-        order_ref,
-        event_key: notification.event_key(),
-        notification,
-        received_at: now_ms(),
-        peer: peer.to_string(),
-        headers,
-        body,
-    };
-    let log_view = new.clone();
-    match state.writer.submit(new).await {
-        Ok(receipt) => {
-            log_decision(source, &log_view, &receipt);
-            answer::stored(&receipt)
-        }
-        Err(e) => {
-            warn!(source = %source.name, %peer, error = %e, "notification not stored, answering 503 so the platform retries");
-            let reason = match e {
-                SubmitError::Overloaded => "overloaded",
-                SubmitError::ShuttingDown => "shutting down",
-                SubmitError::Storage(_) => "storage error",
-            };
-            metrics::counter!(m::UNAVAILABLE, "source" => source.name.clone(), "reason" => reason)
-                .increment(1);
-            answer::unavailable(reason)
+    let received_at = now_ms();
+    let news: Vec<NewNotification> = notifications
+        .into_iter()
+        .map(|notification| NewNotification {
+            source: source.name.clone(),
+            shop: source.shop.clone(),
+            order_ref: strip_prefix(&notification.order_ref, &source.order_prefix).to_owned(),
+            event_key: notification.event_key(),
+            notification,
+            received_at,
+            peer: peer.to_string(),
+            headers: headers.clone(),
+            body: body.clone(),
+        })
+        .collect();
+    let log_views = news.clone();
+    // Every notification of the request is committed before the answer; if
+    // any is not, the platform gets a 503 and retries the whole request
+    // (the ones already stored are then duplicates without new effect).
+    let mut receipts = Vec::with_capacity(news.len());
+    for (result, view) in state
+        .writer
+        .submit_many(news)
+        .await
+        .into_iter()
+        .zip(&log_views)
+    {
+        match result {
+            Ok(receipt) => {
+                log_decision(source, view, &receipt);
+                receipts.push(receipt);
+            }
+            Err(e) => {
+                warn!(source = %source.name, %peer, error = %e, "notification not stored, answering 503 so the platform retries");
+                let reason = match e {
+                    SubmitError::Overloaded => "overloaded",
+                    SubmitError::ShuttingDown => "shutting down",
+                    SubmitError::Storage(_) => "storage error",
+                };
+                metrics::counter!(m::UNAVAILABLE, "source" => source.name.clone(), "reason" => reason)
+                    .increment(1);
+                return answer::unavailable(reason);
+            }
         }
     }
+    answer::stored_many(&receipts)
 }
 
 struct Refused {
@@ -144,23 +206,42 @@ struct Refused {
     detail: String,
 }
 
-impl From<LyraError> for Refused {
-    fn from(e: LyraError) -> Self {
+/// Every provider error maps to a refusal the same way: its own
+/// classification, its own (secret-free) message.
+macro_rules! refused_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Refused {
+            fn from(e: $error) -> Self {
+                Refused {
+                    kind: e.refusal(),
+                    detail: e.to_string(),
+                }
+            }
+        }
+    )*};
+}
+
+refused_from!(LyraError, CybersourceError, CmosError, MpgsError);
+
+impl From<FormError> for Refused {
+    fn from(e: FormError) -> Self {
         Refused {
-            kind: e.refusal(),
+            kind: Refusal::Malformed,
             detail: e.to_string(),
         }
     }
 }
 
-/// Pure verification of the raw body for the source's kind.
-fn verify(source: &SourceConfig, body: &[u8]) -> Result<Notification, Refused> {
-    let form = form::parse(body).map_err(|e| Refused {
-        kind: Refusal::Malformed,
-        detail: e.to_string(),
-    })?;
-    match source.kind {
-        SourceKind::LyraForm => {
+/// Pure verification of the raw body for the source's kind: one
+/// notification, or several for a CMOS document (one per `<Update>`).
+fn verify(
+    source: &SourceConfig,
+    request: &RequestFacts,
+    body: &[u8],
+) -> Result<Vec<Notification>, Refused> {
+    match (&source.settings, source.kind) {
+        (SourceSettings::Lyra, SourceKind::LyraForm) => {
+            let form = form::parse(body)?;
             lyra::verify_form(
                 &form,
                 &FormVerifier {
@@ -170,11 +251,63 @@ fn verify(source: &SourceConfig, body: &[u8]) -> Result<Notification, Refused> {
                     site_id: source.site_id.as_deref(),
                 },
             )?;
-            Ok(lyra::form_notification(&form)?)
+            Ok(vec![lyra::form_notification(&form)?])
         }
-        SourceKind::LyraRest => {
+        (SourceSettings::Lyra, _) => {
+            let form = form::parse(body)?;
             lyra::verify_rest(&form, source.key.expose())?;
-            Ok(lyra::rest_notification(&form, source.mode)?)
+            Ok(vec![lyra::rest_notification(&form, source.mode)?])
+        }
+        (SourceSettings::Cybersource(c), _) => {
+            let keys: Vec<SigningKey<'_>> = c
+                .keys
+                .iter()
+                .map(|k| SigningKey {
+                    id: &k.id,
+                    key: k.key.expose(),
+                })
+                .collect();
+            let verifier = WebhookVerifier {
+                keys: &keys,
+                tolerance_secs: c.timestamp_tolerance.map(|d| d.as_secs()),
+                organization_id: c.organization_id.as_deref(),
+            };
+            let signed = cybersource::verify_webhook(
+                request.header(cybersource::SIGNATURE_HEADER),
+                body,
+                request.now_unix,
+                &verifier,
+            )?;
+            Ok(vec![cybersource::webhook_notification(
+                body,
+                signed,
+                verifier.organization_id,
+            )?])
+        }
+        (SourceSettings::CybersourceCmos(c), _) => {
+            // The token rides in the query string: checked before the body
+            // is even decoded.
+            let query = form::parse(request.query.as_deref().unwrap_or("").as_bytes())?;
+            cmos::verify(
+                query.get("token"),
+                request.peer,
+                &CmosVerifier {
+                    token: c.token.expose(),
+                    allow_from: &c.allow_from,
+                },
+            )?;
+            let form = form::parse(body)?;
+            Ok(cmos::notifications(&form, c.merchant_id.as_deref())?)
+        }
+        (SourceSettings::Mpgs(m), _) => {
+            let secrets: Vec<&str> = m.secrets.iter().map(|(s, _)| s.expose()).collect();
+            mpgs::verify(request.header(mpgs::SECRET_HEADER), &secrets)?;
+            Ok(vec![mpgs::notification(
+                body,
+                request.header(mpgs::ID_HEADER),
+                m.merchant_id.as_deref(),
+                m.order_ref,
+            )?])
         }
     }
 }
@@ -187,10 +320,11 @@ fn strip_prefix<'a>(order_ref: &'a str, prefix: &str) -> &'a str {
     }
 }
 
-fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::IntakeReceipt) {
-    let facts = n.notification.lyra();
-    let risk = facts
-        .map(|f| {
+/// The risk findings of a notification, compact, for the log line.
+fn risk_summary(n: &Notification) -> String {
+    use crate::domain::Facts;
+    match &n.facts {
+        Facts::Lyra(f) => {
             let mut parts = f.risk_assessment.clone();
             if !f.risk_analysis.is_empty() {
                 parts.push(format!("analysis={}", f.risk_analysis));
@@ -201,8 +335,33 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
                 }
             }
             parts.join(";")
-        })
-        .unwrap_or_default();
+        }
+        Facts::Cybersource(f) => [
+            ("event", &f.event_type),
+            ("decision", &f.new_decision),
+            ("status", &f.payment_status),
+            ("reason", &f.reason),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";"),
+        Facts::Mpgs(f) => [
+            ("type", &f.transaction_type),
+            ("risk", &f.risk_gateway_code),
+            ("review", &f.review_decision),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";"),
+    }
+}
+
+fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::IntakeReceipt) {
+    let risk = risk_summary(&n.notification);
     let result = if r.duplicate {
         "duplicate"
     } else if r.applied.is_some() {
@@ -251,10 +410,19 @@ fn refused(source: Option<&SourceConfig>, peer: SocketAddr, reason: &'static str
     );
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+fn mime(format: BodyFormat) -> &'static str {
+    match format {
+        BodyFormat::Form => "application/x-www-form-urlencoded",
+        BodyFormat::Json => "application/json",
+    }
+}
+
+/// Whether the request's media type (parameters such as `charset` aside)
+/// is the one the source's kind receives.
+fn has_content_type(headers: &HeaderMap, format: BodyFormat) -> bool {
     let ct = content_type(headers);
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    let got = ct.split(';').next().unwrap_or("").trim();
+    got.eq_ignore_ascii_case(mime(format))
 }
 
 fn content_type(headers: &HeaderMap) -> &str {

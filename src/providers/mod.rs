@@ -2,8 +2,11 @@
 //! files. Each provider takes raw bytes plus the source's keys and returns a
 //! verified [`crate::domain::Notification`] or a typed refusal.
 
+pub mod cidr;
+pub mod cybersource;
 pub mod form;
 pub mod lyra;
+pub mod mpgs;
 
 use subtle::ConstantTimeEq;
 

@@ -117,6 +117,40 @@ impl WriterHandle {
             .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
+    /// Queues several notifications of one request back to back, then waits
+    /// until each is committed: they keep their order in the writer (and
+    /// usually share one commit). One result per notification, in order.
+    /// Once one cannot be queued, the rest are not queued either (and get
+    /// the same error), so a retry of the request replays them in order.
+    pub async fn submit_many(
+        &self,
+        notifications: Vec<NewNotification>,
+    ) -> Vec<Result<IntakeReceipt, SubmitError>> {
+        let mut failed: Option<SubmitError> = None;
+        let queued: Vec<_> = notifications
+            .into_iter()
+            .map(|n| {
+                if let Some(e) = &failed {
+                    return Err(e.clone());
+                }
+                let (reply, rx) = oneshot::channel();
+                self.send(Command::Intake(Box::new(n), reply))
+                    .map(|()| rx)
+                    .inspect_err(|e| failed = Some(e.clone()))
+            })
+            .collect();
+        let mut receipts = Vec::with_capacity(queued.len());
+        for rx in queued {
+            receipts.push(match rx {
+                Ok(rx) => rx
+                    .await
+                    .unwrap_or_else(|_| Err(SubmitError::Storage("writer stopped".into()))),
+                Err(e) => Err(e),
+            });
+        }
+        receipts
+    }
+
     /// Records a push result and waits until it is committed.
     pub async fn record_push(&self, report: PushReport) -> Result<(), SubmitError> {
         let (reply, rx) = oneshot::channel();

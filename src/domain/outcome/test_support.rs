@@ -1,5 +1,6 @@
 //! Notification builders shared by the domain tests.
 
+use crate::domain::notification::{CybersourceChannel, CybersourceFacts, MpgsFacts};
 use crate::domain::{Facts, LyraFacts, Notification, OrderSnapshot, Provider};
 
 /// A Lyra form IPN with sensible defaults: a 29.90 EUR DEBIT on transaction
@@ -29,7 +30,9 @@ impl Ipn {
     }
 
     fn facts(&mut self) -> &mut LyraFacts {
-        let Facts::Lyra(f) = &mut self.0.facts;
+        let Facts::Lyra(f) = &mut self.0.facts else {
+            unreachable!("Ipn always holds Lyra facts")
+        };
         f
     }
 
@@ -108,4 +111,91 @@ pub(crate) fn apply_decision(
         snapshot.transaction_id = Some(n.transaction_id.clone());
     }
     decision
+}
+
+/// A Cybersource webhook about order `100000123`, payment request `req-1`.
+pub(crate) fn dm_webhook(event_type: &str) -> Notification {
+    Notification {
+        provider: Provider::Cybersource,
+        order_ref: "100000123".into(),
+        transaction_id: "req-1".into(),
+        transaction_number: "req-1".into(),
+        amount_minor: None,
+        currency: String::new(),
+        facts: Facts::Cybersource(CybersourceFacts {
+            event_type: event_type.into(),
+            signed: "payload".into(),
+            ..CybersourceFacts::default()
+        }),
+    }
+}
+
+/// The same webhook with a payment status and an error reason.
+pub(crate) fn dm_with_status(event_type: &str, status: &str, reason: &str) -> Notification {
+    let mut n = dm_webhook(event_type);
+    if let Facts::Cybersource(f) = &mut n.facts {
+        f.payment_status = status.into();
+        f.reason = reason.into();
+    }
+    n
+}
+
+/// One CMOS update with this `NewDecision` (empty: notes only).
+pub(crate) fn cmos_update(new_decision: &str) -> Notification {
+    let mut n = dm_webhook("");
+    if let Facts::Cybersource(f) = &mut n.facts {
+        f.channel = CybersourceChannel::Cmos;
+        f.new_decision = new_decision.into();
+        f.original_decision = "REVIEW".into();
+        f.reviewer = "Bill".into();
+        f.signed.clear();
+    }
+    n
+}
+
+/// An MPGS transaction `1` of order `100000300`: type, result, gateway
+/// code, risk code, review decision.
+pub(crate) fn mpgs_tx(
+    transaction_type: &str,
+    result: &str,
+    gateway_code: &str,
+    risk: &str,
+    review: &str,
+) -> Notification {
+    Notification {
+        provider: Provider::Mpgs,
+        order_ref: "100000300".into(),
+        transaction_id: "1".into(),
+        transaction_number: "1".into(),
+        amount_minor: Some(10000),
+        currency: "USD".into(),
+        facts: Facts::Mpgs(MpgsFacts {
+            merchant: "TESTMERCHANT01".into(),
+            order_id: "100000300".into(),
+            transaction_id: "1".into(),
+            transaction_type: transaction_type.into(),
+            result: result.into(),
+            gateway_code: gateway_code.into(),
+            risk_gateway_code: risk.into(),
+            review_decision: review.into(),
+            entry_point: "WEB_SERVICES_API".into(),
+            ..MpgsFacts::default()
+        }),
+    }
+}
+
+/// A follow-on MPGS operation: transaction `id` acting on transaction `1`.
+pub(crate) fn mpgs_follow_on(
+    transaction_type: &str,
+    id: &str,
+    result: &str,
+    code: &str,
+) -> Notification {
+    let mut n = mpgs_tx(transaction_type, result, code, "", "");
+    n.transaction_number = id.into();
+    if let Facts::Mpgs(f) = &mut n.facts {
+        f.transaction_id = id.into();
+        f.target_transaction_id = "1".into();
+    }
+    n
 }

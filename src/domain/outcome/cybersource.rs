@@ -1,0 +1,187 @@
+//! Cybersource Decision Manager → one [`Outcome`] (rules cs1 to cs7).
+//!
+//! Decision Manager only ever reports a *risk* decision: a profile's verdict
+//! when the payment was made, or an analyst's verdict on the case later. The
+//! webhook's event type (or the CMOS `NewDecision`) says which; the payment
+//! status, when the payload carries one, refines a profile verdict.
+
+use super::{Judgement, Outcome};
+use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
+
+/// What a webhook event or a CMOS update reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmSignal {
+    /// The decision profile sent the payment to manual review.
+    ProfileReview,
+    /// The decision profile rejected the payment.
+    ProfileReject,
+    /// A monitor rule matched: the payment went through, flagged only.
+    ProfileMonitor,
+    /// An analyst accepted the case.
+    CaseAccept,
+    /// An analyst rejected the case.
+    CaseReject,
+    /// An analyst sent the case back to a review queue (CMOS only).
+    CaseReview,
+    /// A note on the case, no decision.
+    Note,
+}
+
+/// Webhook event types (cybersource.md §3.1).
+pub const EVENT_TYPES: &[(&str, DmSignal)] = &[
+    ("risk.profile.decision.review", DmSignal::ProfileReview),
+    ("risk.profile.decision.reject", DmSignal::ProfileReject),
+    ("risk.profile.decision.monitor", DmSignal::ProfileMonitor),
+    ("risk.casemanagement.decision.accept", DmSignal::CaseAccept),
+    ("risk.casemanagement.decision.reject", DmSignal::CaseReject),
+    ("risk.casemanagement.addnote", DmSignal::Note),
+];
+
+/// CMOS `<NewDecision>` values (cybersource.md §5); an update without one
+/// is a note.
+pub const CASE_DECISIONS: &[(&str, DmSignal)] = &[
+    ("ACCEPT", DmSignal::CaseAccept),
+    ("REJECT", DmSignal::CaseReject),
+    ("REVIEW", DmSignal::CaseReview),
+];
+
+/// Payment statuses (REST `status`) that mean Decision Manager rejected
+/// the payment (cs4). `REJECTED` is the standalone `/risk/v1/decisions` one.
+pub const REJECTED_STATUSES: &[&str] = &["AUTHORIZED_RISK_DECLINED", "REJECTED"];
+/// Payment statuses that mean the payment waits for an analyst (cs5).
+pub const REVIEW_STATUSES: &[&str] = &["AUTHORIZED_PENDING_REVIEW", "PENDING_REVIEW"];
+/// `DECLINED` is a rejection with this reason (cs4), a failure otherwise (cs6).
+pub const STATUS_DECLINED: &str = "DECLINED";
+pub const REASON_PROFILE_REJECT: &str = "DECISION_PROFILE_REJECT";
+/// Payment statuses of a payment that went through (cs7).
+pub const ACCEPTED_STATUSES: &[&str] = &["AUTHORIZED", "PARTIAL_AUTHORIZED", "ACCEPTED"];
+
+impl DmSignal {
+    pub fn of(f: &CybersourceFacts) -> Option<DmSignal> {
+        match f.channel {
+            CybersourceChannel::Webhook => lookup(EVENT_TYPES, &f.event_type),
+            CybersourceChannel::Cmos if f.new_decision.is_empty() => Some(DmSignal::Note),
+            CybersourceChannel::Cmos => lookup(CASE_DECISIONS, &f.new_decision),
+        }
+    }
+}
+
+fn lookup(table: &[(&str, DmSignal)], code: &str) -> Option<DmSignal> {
+    table.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
+}
+
+fn is_known_status(status: &str) -> bool {
+    status == STATUS_DECLINED
+        || [REJECTED_STATUSES, REVIEW_STATUSES, ACCEPTED_STATUSES]
+            .iter()
+            .any(|list| list.contains(&status))
+}
+
+/// What the decision rules make of one Cybersource notification.
+pub(super) fn judge(f: &CybersourceFacts) -> Judgement {
+    let mut warnings = Vec::new();
+    let status = f.payment_status.as_str();
+    if !status.is_empty() && !is_known_status(status) {
+        warnings.push(format!(
+            "unknown Cybersource payment status {status:?}; it changes no outcome"
+        ));
+    }
+    let signal = DmSignal::of(f);
+    let what = match f.channel {
+        CybersourceChannel::Webhook => format!("event {}", f.event_type),
+        CybersourceChannel::Cmos if f.new_decision.is_empty() => {
+            "update without NewDecision".into()
+        }
+        CybersourceChannel::Cmos => format!("NewDecision {}", f.new_decision),
+    };
+    let (effect, rule) = match signal {
+        None => {
+            warnings.insert(
+                0,
+                format!("unknown Cybersource {what}; recorded without changing the order"),
+            );
+            (None, format!("cs1: unknown {what}, recorded only"))
+        }
+        Some(DmSignal::Note) => (None, format!("cs1: note only ({what})")),
+        Some(DmSignal::CaseAccept) => (
+            Some(Outcome::Accepted),
+            format!("cs2: case accepted ({what})"),
+        ),
+        Some(DmSignal::CaseReject) => (
+            Some(Outcome::Rejected),
+            format!("cs3: case rejected ({what})"),
+        ),
+        Some(signal) => profile_rule(signal, status, &f.reason, &what),
+    };
+    Judgement {
+        effect,
+        rule,
+        warnings,
+    }
+}
+
+/// cs4 to cs7: a profile verdict, refined by the payment status.
+fn profile_rule(
+    signal: DmSignal,
+    status: &str,
+    reason: &str,
+    what: &str,
+) -> (Option<Outcome>, String) {
+    if signal == DmSignal::ProfileReject {
+        return (
+            Some(Outcome::Rejected),
+            format!("cs4: profile rejected ({what})"),
+        );
+    }
+    if REJECTED_STATUSES.contains(&status) {
+        return (Some(Outcome::Rejected), format!("cs4: status {status}"));
+    }
+    if status == STATUS_DECLINED && reason == REASON_PROFILE_REJECT {
+        return (
+            Some(Outcome::Rejected),
+            format!("cs4: status {status} with reason {reason}"),
+        );
+    }
+    if matches!(signal, DmSignal::ProfileReview | DmSignal::CaseReview) {
+        return (
+            Some(Outcome::Review),
+            format!("cs5: held for review ({what})"),
+        );
+    }
+    if REVIEW_STATUSES.contains(&status) {
+        return (Some(Outcome::Review), format!("cs5: status {status}"));
+    }
+    if status == STATUS_DECLINED {
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" with reason {reason}")
+        };
+        return (Some(Outcome::Failed), format!("cs6: status {status}{why}"));
+    }
+    // Only MONITOR is left: the payment went through, a monitor rule
+    // flagged it. The comment says so; the order is not held.
+    let status_part = if status.is_empty() {
+        String::new()
+    } else {
+        format!(", status {status}")
+    };
+    (
+        Some(Outcome::Accepted),
+        format!("cs7: monitor rule only, the payment went through ({what}{status_part})"),
+    )
+}
+
+/// Whether the notification says money was taken or reserved: an analyst
+/// accepted the case, a monitor let it through, or the payment status says
+/// authorised (possibly held for review).
+pub(super) fn reports_payment(f: &CybersourceFacts) -> bool {
+    matches!(
+        DmSignal::of(f),
+        Some(DmSignal::CaseAccept | DmSignal::ProfileMonitor)
+    ) || ACCEPTED_STATUSES.contains(&f.payment_status.as_str())
+        || f.payment_status == "AUTHORIZED_PENDING_REVIEW"
+}
+
+#[cfg(test)]
+mod tests;

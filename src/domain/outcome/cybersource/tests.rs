@@ -1,0 +1,257 @@
+use super::*;
+use crate::domain::outcome::test_support::{
+    apply_decision, cmos_update, dm_webhook, dm_with_status,
+};
+use crate::domain::outcome::without_effect;
+use crate::domain::{assess, decide, OrderSnapshot, Verdict};
+use Outcome::{Accepted, Failed, Pending, Rejected, Review};
+
+/// Event type, payment status, reason → outcome (`None`: no effect) and
+/// the rule that must have decided.
+const WEBHOOK_TABLE: &[(&str, &str, &str, Option<Outcome>, &str)] = &[
+    ("risk.profile.decision.review", "", "", Some(Review), "cs5"),
+    (
+        "risk.profile.decision.review",
+        "AUTHORIZED_PENDING_REVIEW",
+        "DECISION_PROFILE_REVIEW",
+        Some(Review),
+        "cs5",
+    ),
+    (
+        "risk.profile.decision.review",
+        "PENDING_REVIEW",
+        "",
+        Some(Review),
+        "cs5",
+    ),
+    (
+        "risk.profile.decision.reject",
+        "",
+        "",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.reject",
+        "AUTHORIZED_RISK_DECLINED",
+        "DECISION_PROFILE_REJECT",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "",
+        "",
+        Some(Accepted),
+        "cs7",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "AUTHORIZED",
+        "",
+        Some(Accepted),
+        "cs7",
+    ),
+    // The payment status refines a monitor verdict.
+    (
+        "risk.profile.decision.monitor",
+        "AUTHORIZED_PENDING_REVIEW",
+        "",
+        Some(Review),
+        "cs5",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "PENDING_REVIEW",
+        "",
+        Some(Review),
+        "cs5",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "AUTHORIZED_RISK_DECLINED",
+        "",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "DECLINED",
+        "DECISION_PROFILE_REJECT",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "DECLINED",
+        "INSUFFICIENT_FUND",
+        Some(Failed),
+        "cs6",
+    ),
+    (
+        "risk.profile.decision.review",
+        "DECLINED",
+        "DECISION_PROFILE_REJECT",
+        Some(Rejected),
+        "cs4",
+    ),
+    // An analyst's decision is the last word, whatever the payment status.
+    (
+        "risk.casemanagement.decision.accept",
+        "",
+        "",
+        Some(Accepted),
+        "cs2",
+    ),
+    (
+        "risk.casemanagement.decision.accept",
+        "AUTHORIZED_PENDING_REVIEW",
+        "",
+        Some(Accepted),
+        "cs2",
+    ),
+    (
+        "risk.casemanagement.decision.reject",
+        "",
+        "",
+        Some(Rejected),
+        "cs3",
+    ),
+    (
+        "risk.casemanagement.decision.reject",
+        "AUTHORIZED",
+        "",
+        Some(Rejected),
+        "cs3",
+    ),
+    ("risk.casemanagement.addnote", "", "", None, "cs1"),
+    ("risk.casemanagement.addnote", "AUTHORIZED", "", None, "cs1"),
+    ("payments.payments.accept", "", "", None, "cs1"),
+    (
+        "risk.casemanagement.decision.accept.5m",
+        "",
+        "",
+        None,
+        "cs1",
+    ),
+];
+
+#[test]
+fn webhook_table() {
+    for (event, status, reason, expected, rule) in WEBHOOK_TABLE {
+        let n = dm_with_status(event, status, reason);
+        let a = assess(&n);
+        assert_eq!(
+            a.outcome,
+            expected.unwrap_or(Pending),
+            "{event} {status} {reason}"
+        );
+        assert!(
+            a.rule.starts_with(rule),
+            "{event} {status}: rule {}",
+            a.rule
+        );
+        assert_eq!(
+            without_effect(&n).is_some(),
+            expected.is_none(),
+            "{event} {status}"
+        );
+    }
+}
+
+#[test]
+fn cmos_table() {
+    for (decision, expected, rule) in [
+        ("ACCEPT", Some(Accepted), "cs2"),
+        ("REJECT", Some(Rejected), "cs3"),
+        ("REVIEW", Some(Review), "cs5"),
+        ("", None, "cs1"),
+        ("ESCALATE", None, "cs1"),
+    ] {
+        let n = cmos_update(decision);
+        let a = assess(&n);
+        assert_eq!(a.outcome, expected.unwrap_or(Pending), "{decision}");
+        assert!(a.rule.starts_with(rule), "{decision}: {}", a.rule);
+        assert_eq!(without_effect(&n).is_some(), expected.is_none());
+    }
+}
+
+#[test]
+fn unknown_values_warn() {
+    let a = assess(&dm_webhook("risk.something.new"));
+    assert!(a.warnings[0].contains("unknown Cybersource event risk.something.new"));
+    let a = assess(&dm_with_status("risk.profile.decision.review", "FUNNY", ""));
+    assert!(a.warnings.iter().any(|w| w.contains("FUNNY")));
+    assert!(assess(&cmos_update("ESCALATE")).warnings[0].contains("NewDecision ESCALATE"));
+    assert!(assess(&dm_webhook("risk.casemanagement.addnote"))
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn a_note_never_changes_an_order() {
+    let note = dm_webhook("risk.casemanagement.addnote");
+    for current in [None, Some(Review), Some(Accepted), Some(Rejected)] {
+        let snapshot = OrderSnapshot {
+            outcome: current,
+            transaction_id: current.map(|_| "req-1".to_owned()),
+        };
+        let d = decide(&snapshot, &note);
+        assert!(
+            matches!(&d.verdict, Verdict::Ignore { reason } if reason.contains("changes no order")),
+            "{current:?}: {:?}",
+            d.verdict
+        );
+        assert!(d.comment.contains("Order not changed (rule cs1: note only"));
+    }
+}
+
+#[test]
+fn review_then_case_decision_moves_the_order() {
+    let mut order = OrderSnapshot::default();
+    let review = dm_with_status(
+        "risk.profile.decision.review",
+        "AUTHORIZED_PENDING_REVIEW",
+        "",
+    );
+    assert_eq!(
+        apply_decision(&mut order, &review).applied_outcome(),
+        Some(Review)
+    );
+    let note = dm_webhook("risk.casemanagement.addnote");
+    assert_eq!(apply_decision(&mut order, &note).applied_outcome(), None);
+    let accept = dm_webhook("risk.casemanagement.decision.accept");
+    assert_eq!(
+        apply_decision(&mut order, &accept).applied_outcome(),
+        Some(Accepted)
+    );
+    // A late review (a profile retry) never reopens an accepted order.
+    assert_eq!(apply_decision(&mut order, &review).applied_outcome(), None);
+    // Nor does a late monitor, or a second accept.
+    let monitor = dm_with_status("risk.profile.decision.monitor", "AUTHORIZED", "");
+    assert_eq!(apply_decision(&mut order, &monitor).applied_outcome(), None);
+
+    let mut rejected = OrderSnapshot::default();
+    let reject = dm_webhook("risk.casemanagement.decision.reject");
+    apply_decision(&mut rejected, &review);
+    assert_eq!(
+        apply_decision(&mut rejected, &reject).applied_outcome(),
+        Some(Rejected)
+    );
+    assert_eq!(
+        apply_decision(&mut rejected, &accept).applied_outcome(),
+        None,
+        "final"
+    );
+}
+
+#[test]
+fn a_payment_on_another_request_of_a_final_order_goes_to_review() {
+    let mut order = OrderSnapshot::default();
+    apply_decision(&mut order, &dm_webhook("risk.profile.decision.reject"));
+    let mut other = dm_with_status("risk.profile.decision.monitor", "AUTHORIZED", "");
+    other.transaction_id = "req-2".into();
+    let d = apply_decision(&mut order, &other);
+    assert_eq!(d.applied_outcome(), Some(Review));
+    assert!(matches!(d.verdict, Verdict::Apply { note: Some(_), .. }));
+}
