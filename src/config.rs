@@ -120,6 +120,8 @@ struct RawConfig {
     #[serde(default)]
     writer: RawWriter,
     #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
     admin: RawAdmin,
     #[serde(default)]
     dispatch: RawDispatch,
@@ -144,6 +146,15 @@ fn default_body_limit() -> usize {
 struct RawWriter {
     queue: Option<usize>,
     batch_max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -254,6 +265,9 @@ pub struct Config {
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` = off.
     pub admin_listen: Option<SocketAddr>,
     pub writer: WriterConfig,
+    /// Protection of the notification listener against slow or abusive
+    /// clients, and the shutdown drain period.
+    pub http: crate::http::Limits,
     pub dispatch: DispatchConfig,
     pub sources: Vec<SourceConfig>,
     pub shops: Vec<ShopConfig>,
@@ -609,6 +623,14 @@ impl Config {
         let _ = writeln!(out, "body limit  {} bytes", self.body_limit);
         let _ = writeln!(
             out,
+            "http        up to {} connections, headers within {}, body within {}, drain {}",
+            self.http.max_connections,
+            format_duration(self.http.header_read_timeout),
+            format_duration(self.http.body_read_timeout),
+            format_duration(self.http.drain_timeout)
+        );
+        let _ = writeln!(
+            out,
             "admin       {}",
             self.admin_listen
                 .map(|a| format!("http://{a}/metrics, /healthz, /readyz"))
@@ -758,6 +780,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         return Err(invalid("writer.batch_max", "must be at least 1"));
     }
     let dispatch = resolve_dispatch(raw.dispatch)?;
+    let http = resolve_http(raw.http)?;
     let admin_listen = match raw.admin.listen.as_deref() {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
         Some("off") => None,
@@ -820,11 +843,38 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         database: raw.database,
         body_limit: raw.body_limit,
         admin_listen,
+        http,
         writer,
         dispatch,
         sources,
         shops,
         warnings,
+    })
+}
+
+fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigError> {
+    let defaults = crate::http::Limits::default();
+    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+        Some(v) => parse_duration(&v).map_err(|p| invalid(format!("http.{key}"), p)),
+        None => Ok(default),
+    };
+    let max_connections = raw.max_connections.unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    Ok(crate::http::Limits {
+        max_connections,
+        header_read_timeout: duration(
+            "header_read_timeout",
+            raw.header_read_timeout,
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: duration(
+            "body_read_timeout",
+            raw.body_read_timeout,
+            defaults.body_read_timeout,
+        )?,
+        drain_timeout: duration("drain_timeout", raw.drain_timeout, defaults.drain_timeout)?,
     })
 }
 
@@ -1377,6 +1427,18 @@ fn resolve_shop(
             }
         };
         statuses.insert(outcome, status);
+    }
+    if matches!(kind, ShopKind::OpenMage | ShopKind::Magento2) {
+        for o in [Outcome::Review, Outcome::SuspectedFraud] {
+            if let ShopStatus::Code(code) = &statuses[&o] {
+                if code == "payment_review" || code == "fraud" {
+                    warnings.push(format!(
+                        "{key_prefix}.statuses.{}: \"{code}\" belongs to the payment_review state, which no remote API can enter; ipnsync holds the order and sets this status on it, so the back office shows it without its Accept/Deny buttons. Consider \"holded\" or a custom status of the holded state.",
+                        o.as_str()
+                    ));
+                }
+            }
+        }
     }
     if kind.is_opencart() {
         for o in [Outcome::Review, Outcome::SuspectedFraud] {

@@ -47,7 +47,8 @@ pub enum RunError {
 /// Options for [`run_with`] beyond the configuration.
 #[derive(Default)]
 pub struct RunOptions {
-    pub limits: Limits,
+    /// Overrides the configuration's `[http]` limits (tests).
+    pub limits: Option<Limits>,
     /// An already-bound admin listener (tests bind port 0); otherwise the
     /// daemon binds `config.admin_listen` itself.
     pub admin_listener: Option<TcpListener>,
@@ -119,7 +120,8 @@ pub async fn run_with(
 
     let health = Arc::new(Health::default());
     let (stop_tasks, tasks_stopped) = watch::channel(false);
-    let grace = options.limits.drain_timeout;
+    let limits = options.limits.unwrap_or_else(|| config.http.clone());
+    let grace = limits.drain_timeout;
     let dispatcher = {
         let d = Dispatcher::new(
             config_rx.clone(),
@@ -169,7 +171,7 @@ pub async fn run_with(
     let state = Arc::new(AppState {
         config: config_rx,
         writer: writer.clone(),
-        limits: options.limits,
+        limits,
     });
     http::serve(listener, state.clone(), shutdown).await;
     ops::systemd::notify("STOPPING=1");

@@ -26,7 +26,7 @@ async fn start(dir: &std::path::Path) -> Daemon {
     Daemon::start_with(
         config(DEMO, dir),
         ipnsync::RunOptions {
-            limits: limits(),
+            limits: Some(limits()),
             ..Default::default()
         },
     )
