@@ -130,3 +130,94 @@ fn arb_json() -> impl Strategy<Value = String> {
     });
     value.prop_map(|v| v.to_string())
 }
+
+mod json_and_xml {
+    use ipnsync::providers::cybersource::{self, cmos, SignedPart};
+    use ipnsync::providers::form::Form;
+    use ipnsync::providers::mpgs::{self, OrderRefField};
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[A-Za-z_\\\\\"]{0,10}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("payload".to_owned()),
+                        Just("data".to_owned()),
+                        Just("eventType".to_owned()),
+                        Just("order".to_owned()),
+                        Just("transaction".to_owned()),
+                        Just("risk".to_owned()),
+                        Just("response".to_owned()),
+                        Just("result".to_owned()),
+                        "[a-zA-Z]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The raw `payload` scanner never panics, and on any JSON object
+        /// with a payload member it returns exactly that member's bytes.
+        #[test]
+        fn payload_scanner_finds_the_member_bytes(
+            noise in proptest::collection::vec(any::<u8>(), 0..512),
+            other in json_value(),
+            payload in json_value(),
+        ) {
+            let _ = cybersource::payload_bytes(&noise);
+            let payload_text = payload.to_string();
+            let body = format!("{{\"eventType\":{other},\"payload\":{payload_text}}}");
+            prop_assert_eq!(cybersource::payload_bytes(body.as_bytes()), Some(payload_text.as_bytes()));
+        }
+
+        /// No header a forger can write verifies without the key.
+        #[test]
+        fn forged_cybersource_signatures_are_refused(
+            t in 0u64..4_000_000_000,
+            key_id in "[a-z0-9-]{0,12}",
+            sig in "[A-Za-z0-9+/=]{0,48}",
+            junk in any::<String>(),
+            body in any::<String>(),
+        ) {
+            let keys = [cybersource::SigningKey { id: "key-1", key: b"0123456789abcdef0123456789abcdef" }];
+            let v = cybersource::WebhookVerifier { keys: &keys, tolerance_secs: None, organization_id: None };
+            for header in [format!("t={t};keyId={key_id};sig={sig}"), format!("t={t};keyId=key-1;sig={sig}"), junk] {
+                prop_assert!(cybersource::verify_webhook(Some(&header), body.as_bytes(), t, &v).is_err());
+            }
+        }
+
+        /// Arbitrary (as if correctly signed) JSON never panics the mappers.
+        #[test]
+        fn json_mappers_never_panic(value in json_value(), raw in any::<String>()) {
+            for body in [value.to_string(), raw] {
+                let _ = cybersource::webhook_notification(body.as_bytes(), SignedPart::Body, None);
+                let _ = mpgs::notification(body.as_bytes(), Some("id"), None, OrderRefField::OrderId);
+            }
+        }
+
+        /// Arbitrary text and XML-looking input never panics the CMOS parser,
+        /// and entity declarations are always refused.
+        #[test]
+        fn cmos_parser_never_panics(text in any::<String>(), tag in "[A-Za-z]{1,12}", value in "[^<&]{0,20}") {
+            let _ = cmos::parse_document(&text);
+            let doc = format!("<CaseManagementOrderStatus><Update><{tag}>{value}</{tag}></Update></CaseManagementOrderStatus>");
+            let _ = cmos::notifications(&Form::from_pairs([("content", doc.as_str())]), None);
+            let evil = format!("<!DOCTYPE x [<!ENTITY e \"{value}\">]><CaseManagementOrderStatus>&e;</CaseManagementOrderStatus>");
+            prop_assert!(cmos::parse_document(&evil).is_err());
+        }
+    }
+}
