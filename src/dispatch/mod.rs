@@ -21,7 +21,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Config, DispatchConfig, ShopConfig};
 use crate::ops::admin::Health;
@@ -178,8 +178,10 @@ impl Dispatcher {
                     continue;
                 };
                 let policy = self.policy.clone();
+                // The event id ties these lines to the notification's own.
+                let span = tracing::info_span!("push", outbox = row.id, event = row.event_id);
                 tasks.spawn(async move {
-                    let report = push_one(&shop, &row, &policy).await;
+                    let report = push_one(&shop, &row, &policy).instrument(span).await;
                     if let Err(e) = writer.record_push(report).await {
                         // The row stays pending and is pushed again later.
                         warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response};
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::answer::{self, Body};
 use super::AppState;
@@ -61,6 +61,9 @@ impl RequestFacts {
     }
 }
 
+/// Request ids for log spans (per process, from 1).
+static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     // One snapshot of the configuration for the whole request, even if a
@@ -71,7 +74,16 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
         refused(None, peer, "not_found", &path);
         return answer::not_found();
     };
-    let response = handle_source(state, &config, source, peer, req).await;
+    // Every line logged for this request carries its id (and the event id
+    // once stored), so one notification's lines can be grepped together.
+    let span = tracing::info_span!(
+        "ipn",
+        request = NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        source = %source.name
+    );
+    let response = handle_source(state, &config, source, peer, req)
+        .instrument(span)
+        .await;
     metrics::histogram!(m::REQUEST_SECONDS, "source" => source.name.clone())
         .record(started.elapsed().as_secs_f64());
     response

@@ -1,0 +1,209 @@
+//! What the daemon writes to its log: one line per decision with the facts an
+//! operator needs, WARN for refusals, and never a key or a signature.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::daemon::fixture;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        ipnsync::config::DEFAULT_CONFIG
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("listen = \"127.0.0.1:9090\"", "listen = \"off\"")
+            .replace(
+                "database = \"ipnsync.db\"",
+                &format!("database = \"{}\"", dir.path().join("l.db").display()),
+            ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/ipn/lyra");
+    let good = fixture("lyra-form/to-validate.txt");
+    let text = String::from_utf8(good.clone()).unwrap();
+    let signature = text.rsplit("signature=").next().unwrap().to_owned();
+    let tampered = text.replace("vads_amount=2990", "vads_amount=1");
+    for body in [good, tampered.into_bytes()] {
+        client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    daemon.wait().unwrap();
+
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let decision = lines
+        .iter()
+        .find(|l| l["message"] == "notification applied")
+        .expect("a decision line");
+    assert_eq!(decision["level"], "INFO");
+    assert_eq!(decision["order"], "100042");
+    assert_eq!(decision["status"], "AUTHORISED_TO_VALIDATE");
+    assert_eq!(decision["outcome"], "review");
+    assert_eq!(decision["origin"], "PAY");
+    assert!(decision["risk"]
+        .as_str()
+        .unwrap()
+        .contains("MANUAL_VALIDATION"));
+    assert!(decision["comment"]
+        .as_str()
+        .unwrap()
+        .contains("to validate manually"));
+    assert!(
+        decision["span"]["request"].is_number(),
+        "request span: {decision}"
+    );
+    let refused = lines
+        .iter()
+        .find(|l| l["message"] == "request refused")
+        .expect("a refusal line");
+    assert_eq!(refused["level"], "WARN");
+    assert_eq!(refused["reason"], "signature");
+    assert!(refused["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    assert!(
+        !log.contains("1122334455667788"),
+        "the key leaked into the log"
+    );
+    let decoded_signature = signature
+        .replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=");
+    assert!(
+        !log.contains(&decoded_signature) && !log.contains(&signature),
+        "a signature leaked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_keys_and_a_broken_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.toml");
+    let write = |key: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"{key}\"\n",
+                dir.path().join("h.db").display()
+            ),
+        )
+        .unwrap()
+    };
+    write("1122334455667788");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = reqwest::Client::new();
+    let post = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(fixture(name))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &daemon.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    assert_eq!(post("lyra-form/authorised.txt").await, 200);
+
+    write("8877665544332211");
+    hup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        post("lyra-form/refused.txt").await,
+        401,
+        "the new key is in force"
+    );
+
+    std::fs::write(&config, "this is not toml").unwrap();
+    hup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        post("lyra-form/refused.txt").await,
+        401,
+        "still running on the last good config"
+    );
+
+    write("1122334455667788");
+    hup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post("lyra-form/refused.txt").await, 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    assert!(daemon.wait().unwrap().success());
+}
