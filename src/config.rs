@@ -162,6 +162,10 @@ struct RawHttp {
 struct RawAdmin {
     /// Address of the admin listener; `"off"` disables it.
     listen: Option<String>,
+    /// Bearer token of the `/admin/*` API; without one the API is off.
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_credential: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -214,6 +218,19 @@ struct RawSource {
     previous_secret_file: Option<PathBuf>,
     previous_secret_credential: Option<String>,
     order_ref: Option<String>,
+    // review actions (see `config/review.rs`): lyra-form, lyra-rest
+    api_url: Option<String>,
+    rest_password: Option<String>,
+    rest_password_file: Option<PathBuf>,
+    rest_password_credential: Option<String>,
+    // review actions: cybersource
+    api_host: Option<String>,
+    api_key_id: Option<String>,
+    api_shared_secret: Option<String>,
+    api_shared_secret_file: Option<PathBuf>,
+    api_shared_secret_credential: Option<String>,
+    // review actions: all of the above
+    api_timeout: Option<String>,
 }
 
 /// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
@@ -264,6 +281,9 @@ pub struct Config {
     pub body_limit: usize,
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` = off.
     pub admin_listen: Option<SocketAddr>,
+    /// Bearer token of the admin API (`/admin/*`); `None` = the API is off
+    /// (its routes answer 404).
+    pub admin_token: Option<(Secret, SecretOrigin)>,
     pub writer: WriterConfig,
     /// Protection of the notification listener against slow or abusive
     /// clients, and the shutdown drain period.
@@ -419,12 +439,23 @@ pub struct SourceConfig {
     /// Kind-specific settings. `mode`, `algorithm` and `site_id` only mean
     /// something for Lyra; other kinds have `mode` PRODUCTION.
     pub settings: SourceSettings,
+    /// The gateway API that validates or denies payments held for review
+    /// (`ipnsync review`, `/admin/orders/…`); `None` = not configured.
+    pub review_api: Option<ReviewApi>,
 }
 
 impl SourceConfig {
     /// Where every secret of the source comes from, by config key (for
     /// `check-config` and the inline-secret warning).
     pub fn secret_origins(&self) -> Vec<(String, &SecretOrigin)> {
+        let mut origins = self.verification_secret_origins();
+        if let Some(api) = &self.review_api {
+            origins.push(api.secret_origin());
+        }
+        origins
+    }
+
+    fn verification_secret_origins(&self) -> Vec<(String, &SecretOrigin)> {
         match &self.settings {
             SourceSettings::Lyra => vec![("key".to_owned(), &self.key_origin)],
             SourceSettings::Cybersource(c) => c
@@ -638,6 +669,14 @@ impl Config {
         );
         let _ = writeln!(
             out,
+            "admin API   {}",
+            match &self.admin_token {
+                Some((_, origin)) => format!("/admin/* with a bearer token ({origin})"),
+                None => "off (no [admin] token)".to_owned(),
+            }
+        );
+        let _ = writeln!(
+            out,
             "writer      queue {}, up to {} notifications per commit",
             self.writer.queue, self.writer.batch_max
         );
@@ -723,6 +762,9 @@ impl Config {
                     m.order_ref.as_str(),
                 ),
             };
+            if let Some(api) = &s.review_api {
+                let _ = writeln!(out, "      review actions: {}", api.summary());
+            }
         }
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
@@ -791,6 +833,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
             )
         })?),
     };
+    let admin_token = resolve_admin_token(&raw.admin, env)?;
     let mut warnings = Vec::new();
     if let Some(admin) = admin_listen {
         if !admin.ip().is_loopback() {
@@ -844,6 +887,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         body_limit: raw.body_limit,
         admin_listen,
         http,
+        admin_token,
         writer,
         dispatch,
         sources,
@@ -933,6 +977,7 @@ fn resolve_source(
         ));
     }
     reject_foreign_fields(&key_prefix, kind, &raw)?;
+    review::reject_foreign_fields(&key_prefix, kind, &raw)?;
     if let Some(shop) = &raw.shop {
         if !shops.iter().any(|s| &s.name == shop) {
             return Err(invalid(
@@ -947,7 +992,9 @@ fn resolve_source(
         SourceKind::CybersourceCmos => resolve_cmos(&key_prefix, &raw, env)?,
         SourceKind::Mpgs => resolve_mpgs(&key_prefix, &raw, env)?,
     };
+    let review_api = review::resolve(&key_prefix, kind, &raw, &resolved, env)?;
     Ok(SourceConfig {
+        review_api,
         name: raw.name.unwrap_or_else(|| format!("source{i}")),
         kind,
         path: raw.path,
@@ -1050,7 +1097,7 @@ fn reject_foreign_fields(
         (
             "merchant_id",
             raw.merchant_id.is_some(),
-            &[CybersourceCmos, Mpgs],
+            &[Cybersource, CybersourceCmos, Mpgs],
         ),
         (
             "secret",
@@ -1495,6 +1542,30 @@ fn resolve_shop(
     })
 }
 
+/// `[admin] token`: at least 16 characters, since it is all that stands
+/// between the loopback listener and operator actions on payments.
+fn resolve_admin_token(
+    raw: &RawAdmin,
+    env: &SecretEnv,
+) -> Result<Option<(Secret, SecretOrigin)>, ConfigError> {
+    let token = resolve_secret(
+        "admin.token",
+        raw.token.clone(),
+        raw.token_file.clone(),
+        raw.token_credential.clone(),
+        env,
+    )?;
+    if let Some((secret, _)) = &token {
+        if secret.expose().chars().count() < 16 {
+            return Err(invalid(
+                "admin.token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+    }
+    Ok(token)
+}
+
 fn resolve_secret(
     key: &str,
     inline: Option<String>,
@@ -1593,6 +1664,9 @@ pub fn format_duration(d: Duration) -> String {
         format!("{s}s")
     }
 }
+
+mod review;
+pub use review::{CybersourceApi, LyraApi, ReviewApi};
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod ops;
 pub mod providers;
+pub mod review;
 pub mod shops;
 pub mod store;
 
@@ -138,6 +139,10 @@ pub async fn run_with(
             db_path: config.database.clone(),
             dispatching: true,
             dispatcher_stall: (config.dispatch.poll_interval * 30).max(Duration::from_secs(30)),
+            review: review::http::AdminApi {
+                config: config_rx.clone(),
+                db: config.database.clone(),
+            },
         });
         let mut stopped = tasks_stopped.clone();
         tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin listening (/metrics, /healthz, /readyz)");

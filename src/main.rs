@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ipnsync::cli::{self, actions, inspect, sign, CliError};
+use ipnsync::cli::{self, actions, inspect, review, sign, CliError};
 use ipnsync::config::Config;
 use ipnsync::ops::logging::{self, LogFormat};
 
@@ -78,6 +78,10 @@ enum Command {
     /// Clear the raw bodies of old deliveries (retention).
     #[command(after_help = EXIT_CODES)]
     Prune(actions::PruneArgs),
+    /// Payments held for review: list them, validate or deny them at the
+    /// gateway and in the shop.
+    #[command(after_help = EXIT_CODES)]
+    Review(review::ReviewArgs),
     /// Sign a Lyra form notification and print it.
     #[command(after_help = EXIT_CODES)]
     Sign(sign::SignArgs),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Retry(args) => database().and_then(|p| actions::retry(&p, args)),
         Command::Replay(args) => database().and_then(|p| actions::replay(&p, args)),
         Command::Prune(args) => database().and_then(|p| actions::prune(&p, args)),
+        Command::Review(args) => review::run(config, db, args),
         Command::Sign(args) => without_db(db).and_then(|()| sign::sign(config, args)),
         Command::Send(args) => without_db(db).and_then(|()| sign::send(config, args)),
     };
@@ -136,7 +141,7 @@ fn fail(e: CliError) -> ExitCode {
 fn without_db(db: Option<&Path>) -> Result<(), CliError> {
     match db {
         Some(_) => Err(CliError::Usage(
-            "--db applies to orders, show, outbox, retry, replay and prune; the daemon takes `database` from its configuration"
+            "--db applies to orders, show, outbox, retry, replay, prune and review; the daemon takes `database` from its configuration"
                 .to_owned(),
         )),
         None => Ok(()),

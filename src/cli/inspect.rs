@@ -17,6 +17,7 @@ use crate::store::inspect::{
     OutboxRecord,
 };
 use crate::store::queries::{self, OutboxRow};
+use crate::store::review::ReviewActionRecord;
 
 /// Longest error text a table cell shows; `--json` has the whole text.
 const ERROR_WIDTH: usize = 80;
@@ -185,6 +186,7 @@ enum Entry<'a> {
     Decision(&'a EventRecord),
     Outbox(&'a OutboxRecord),
     Push(&'a AttemptRecord),
+    Review(&'a ReviewActionRecord),
 }
 
 impl Entry<'_> {
@@ -194,6 +196,7 @@ impl Entry<'_> {
             Entry::Decision(e) => e.created_at,
             Entry::Outbox(o) => o.created_at,
             Entry::Push(a) => a.at,
+            Entry::Review(r) => r.created_at,
         }
     }
 
@@ -205,6 +208,8 @@ impl Entry<'_> {
             Entry::Decision(e) => (e.created_at, 1, e.id),
             Entry::Outbox(o) => (o.created_at, 2, o.id),
             Entry::Push(a) => (a.at, 3, a.id),
+            // Before the shop update it queued in the same millisecond.
+            Entry::Review(r) => (r.created_at, 1, r.id),
         }
     }
 
@@ -255,6 +260,19 @@ impl Entry<'_> {
                 "result": a.result,
                 "detail": a.detail,
             }),
+            Entry::Review(r) => json!({
+                "at": r.created_at,
+                "kind": "review_action",
+                "review_action_id": r.id,
+                "action": r.action,
+                "actor": r.actor,
+                "comment": r.comment,
+                "gateway": r.gateway,
+                "gateway_status": r.gateway_status,
+                "error": r.error,
+                "outcome": r.outcome,
+                "outbox_id": r.outbox_id,
+            }),
         }
     }
 
@@ -290,8 +308,35 @@ impl Entry<'_> {
                 };
                 ("push", s, None)
             }
+            Entry::Review(r) => (
+                "review",
+                review_text(r),
+                r.comment.as_ref().map(|c| format!("“{c}”")),
+            ),
         }
     }
+}
+
+fn review_text(r: &ReviewActionRecord) -> String {
+    let via = if r.gateway == "none" {
+        "in the shop only".to_owned()
+    } else {
+        format!("via {}", r.gateway)
+    };
+    let mut s = format!("{} by {} {via}", r.action, r.actor);
+    if let Some(error) = &r.error {
+        s.push_str(&format!(": failed: {}", clip(error, ERROR_WIDTH)));
+        return s;
+    }
+    if let Some(status) = &r.gateway_status {
+        s.push_str(&format!(": {status}"));
+    }
+    match (&r.outcome, r.outbox_id) {
+        (Some(o), Some(id)) => s.push_str(&format!(" → {o}, update #{id}")),
+        (Some(o), None) => s.push_str(&format!(" → {o}")),
+        (None, _) => s.push_str(", order already moved"),
+    }
+    s
 }
 
 fn decision_text(e: &EventRecord) -> String {
@@ -333,6 +378,7 @@ fn timeline(h: &OrderHistory) -> Vec<Entry<'_>> {
         .chain(h.events.iter().map(Entry::Decision))
         .chain(h.outbox.iter().map(Entry::Outbox))
         .chain(h.attempts.iter().map(Entry::Push))
+        .chain(h.review_actions.iter().map(Entry::Review))
         .collect();
     entries.sort_by_key(Entry::sort_key);
     entries

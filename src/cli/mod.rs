@@ -2,7 +2,8 @@
 //!
 //! They run next to the daemon, against the same database (WAL lets them
 //! read while it writes): [`inspect`] shows orders, their timeline and the
-//! outbox; [`actions`] retries, replays and prunes; [`sign`] signs and sends
+//! outbox; [`actions`] retries, replays and prunes; [`review`] lists,
+//! validates and denies payments held for review; [`sign`] signs and sends
 //! test notifications. `main.rs` only parses arguments and maps a
 //! [`CliError`] to its exit code. Human output is rendered by [`table`];
 //! `--json` prints one JSON document whose field names are documented in
@@ -12,6 +13,7 @@
 
 pub mod actions;
 pub mod inspect;
+pub mod review;
 pub mod sign;
 pub mod table;
 

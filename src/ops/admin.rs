@@ -1,6 +1,7 @@
 //! The admin listener (default 127.0.0.1:9090): `/metrics`, `/healthz`,
-//! `/readyz`. Kept off the notification port so it is never exposed to the
-//! internet with it.
+//! `/readyz`, and the token-protected `/admin/*` API (`review::http`).
+//! Kept off the notification port so it is never exposed to the internet
+//! with it.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub struct Admin {
     pub dispatching: bool,
     /// A dispatcher heartbeat older than this means it is stuck.
     pub dispatcher_stall: Duration,
+    /// The review actions API (`/admin/*`).
+    pub review: crate::review::http::AdminApi,
 }
 
 type Body = Full<Bytes>;
@@ -89,6 +92,9 @@ pub async fn serve(
 }
 
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with("/admin/") {
+        return crate::review::http::route(&admin.review, req).await;
+    }
     if req.method() != Method::GET {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -218,6 +218,8 @@ pub struct OrderHistory {
     pub deliveries: Vec<DeliveryRecord>,
     pub outbox: Vec<OutboxRecord>,
     pub attempts: Vec<AttemptRecord>,
+    /// Operator validate / deny actions (`ipnsync review`, admin API).
+    pub review_actions: Vec<super::review::ReviewActionRecord>,
 }
 
 /// The history of `(shop, order_ref)`, or `None` when nothing is stored
@@ -252,6 +254,7 @@ pub fn order_history(
         deliveries: order_deliveries(&tx, shop, order_ref)?,
         outbox: order_outbox(&tx, shop, order_ref)?,
         attempts: order_attempts(&tx, shop, order_ref)?,
+        review_actions: super::review::order_review_actions(&tx, shop, order_ref)?,
     }))
 }
 

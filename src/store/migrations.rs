@@ -86,6 +86,24 @@ CREATE TABLE health (
     checked_at INTEGER NOT NULL
 );
 "#,
+    // 2: operator review actions (validate / deny through the gateway's API).
+    r#"
+CREATE TABLE review_actions (
+    id             INTEGER PRIMARY KEY,
+    shop           TEXT    NOT NULL,
+    order_ref      TEXT    NOT NULL,
+    action         TEXT    NOT NULL CHECK (action IN ('validate', 'deny')),
+    actor          TEXT    NOT NULL,   -- who asked (CLI user, API caller)
+    comment        TEXT,               -- the operator's words, as given
+    gateway        TEXT    NOT NULL,   -- 'lyra', 'cybersource', or 'none' (shop only)
+    gateway_status TEXT,               -- what the gateway answered (detailedStatus…)
+    error          TEXT,               -- why it failed; NULL on success
+    outcome        TEXT,               -- the order's new outcome when it moved
+    outbox_id      INTEGER REFERENCES outbox (id),
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX review_actions_by_order ON review_actions (shop, order_ref, id);
+"#,
 ];
 
 /// The schema version this binary writes.

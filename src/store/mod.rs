@@ -4,6 +4,8 @@
 //! - [`writer`]: the single writer thread that owns the write connection and
 //!   commits queued work in batches (group commit).
 //! - [`queries`]: read-only queries for the dispatcher and the CLI.
+//! - [`review`]: review actions (orders waiting for a human, what an
+//!   operator's validate / deny recorded).
 //!
 //! Every connection is opened with explicit pragmas (WAL, `synchronous=FULL`,
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
@@ -13,6 +15,7 @@ pub mod checkpoint;
 pub mod inspect;
 pub mod migrations;
 pub mod queries;
+pub mod review;
 pub mod writer;
 
 use std::path::Path;

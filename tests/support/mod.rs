@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_cybersource_api;
+pub mod fake_lyra_api;
 pub mod fake_magento2;
 pub mod fake_opencart;
 pub mod fake_openmage;

@@ -1,0 +1,741 @@
+//! Review actions: an operator validates or denies a payment held for
+//! review, at the gateway and in the shop.
+//!
+//! One service, [`act`] (and its [`validate`] / [`deny`] shorthands), used
+//! by both the CLI (`ipnsync review`) and the admin API ([`http`]):
+//!
+//! 1. read the order (it must be in `review` or `suspected_fraud`) and the
+//!    transactions to act on (`store::review`);
+//! 2. ask the gateway of the source that notified it ([`lyra`]: REST V4
+//!    Validate / CancelOrRefund; [`cybersource`]: Decision Manager case
+//!    action), outside any database transaction — or skip it with
+//!    `shop_only`;
+//! 3. in one short transaction: record the action (success or failure) on
+//!    the order's timeline and, on success, move the order (validate →
+//!    accepted, deny → canceled) and queue the shop update.
+//!
+//! The gateway then notifies the same change (a MERCH_BO AUTHORISED IPN, a
+//! case decision webhook). The state machine ignores it as "order is
+//! already accepted/canceled", so the shop is told once.
+
+pub mod cybersource;
+pub mod expiry;
+pub mod http;
+pub mod lyra;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::config::{Config, ReviewApi};
+use crate::domain::comment::format_amount;
+use crate::domain::Outcome;
+use crate::store::review::{
+    self as store_review, NewReviewAction, OrderMove, ReviewItem, ReviewTarget, TargetLookup,
+    IN_REVIEW,
+};
+use crate::store::{inspect, StoreError};
+
+/// Longest operator comment accepted (Lyra's `comment` takes 255).
+pub const MAX_COMMENT_CHARS: usize = 255;
+/// Longest actor name accepted.
+pub const MAX_ACTOR_CHARS: usize = 64;
+
+/// What the operator decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Validate,
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Validate => "validate",
+            Action::Deny => "deny",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "validate" => Some(Action::Validate),
+            "deny" => Some(Action::Deny),
+            _ => None,
+        }
+    }
+
+    /// The order's outcome once the action succeeded.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Action::Validate => Outcome::Accepted,
+            Action::Deny => Outcome::Canceled,
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Action::Validate => "validated",
+            Action::Deny => "denied",
+        }
+    }
+}
+
+/// Where the service finds the configuration and the database.
+#[derive(Debug, Clone)]
+pub struct ReviewContext {
+    pub config: Arc<Config>,
+    pub db: PathBuf,
+}
+
+/// One operator action, as the CLI or the admin API received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRequest {
+    pub action: Action,
+    pub order_ref: String,
+    /// The shop; `None` = the only shop that has this order reference.
+    pub shop: Option<String>,
+    /// Who asks (recorded, and named in the shop's comment).
+    pub actor: String,
+    pub comment: Option<String>,
+    /// Update the shop without asking the gateway (it was done in the
+    /// gateway's back office, or its API is not subscribed).
+    pub shop_only: bool,
+    /// Cybersource: capture along with ACCEPT (validate only).
+    pub capture: bool,
+    /// Cybersource: reverse the authorisation along with REJECT (deny only).
+    pub reverse: bool,
+}
+
+impl ReviewRequest {
+    fn check(&self) -> Result<(), ReviewError> {
+        let bad = |m: String| Err(ReviewError::BadRequest(m));
+        if self.order_ref.trim().is_empty() {
+            return bad("the order reference is empty".into());
+        }
+        if self.actor.trim().is_empty()
+            || self.actor.chars().count() > MAX_ACTOR_CHARS
+            || self.actor.chars().any(char::is_control)
+        {
+            return bad(format!(
+                "the actor must be 1 to {MAX_ACTOR_CHARS} printable characters"
+            ));
+        }
+        if let Some(c) = &self.comment {
+            if c.chars().count() > MAX_COMMENT_CHARS {
+                return bad(format!(
+                    "the comment is longer than {MAX_COMMENT_CHARS} characters"
+                ));
+            }
+        }
+        if self.capture && self.action != Action::Validate {
+            return bad("capture goes with validate only".into());
+        }
+        if self.reverse && self.action != Action::Deny {
+            return bad("reverse goes with deny only".into());
+        }
+        if self.shop_only && (self.capture || self.reverse) {
+            return bad(
+                "capture and reverse are gateway operations; shop_only asks no gateway".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The operator's comment without control characters; `None` if blank.
+    fn clean_comment(&self) -> Option<String> {
+        let c: String = self
+            .comment
+            .as_deref()?
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let c = c.trim();
+        (!c.is_empty()).then(|| c.to_owned())
+    }
+}
+
+/// What a successful action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionReport {
+    /// The `review_actions` row.
+    pub action_id: i64,
+    pub action: Action,
+    pub shop: String,
+    pub order_ref: String,
+    /// `lyra`, `cybersource`, or `none` (shop only).
+    pub gateway: String,
+    /// What the gateway answered, per transaction (empty when shop only).
+    pub gateway_status: Vec<String>,
+    pub transactions: Vec<String>,
+    pub previous_outcome: Outcome,
+    /// The order's outcome now.
+    pub outcome: Option<Outcome>,
+    /// Whether this action moved the order (not if the gateway's own
+    /// notification got there first).
+    pub moved: bool,
+    /// The queued shop update.
+    pub outbox_id: Option<i64>,
+    /// Something the operator should know (what was not done).
+    pub note: Option<String>,
+}
+
+/// Why an action was not done. Each maps to an HTTP status and a CLI exit
+/// code. No variant ever carries a secret: gateway texts are the gateway's
+/// answers, and requests are never echoed.
+#[derive(Debug, Error)]
+pub enum ReviewError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnknownOrder(String),
+    #[error("order {order:?} exists in several shops ({}): name the shop", shops.join(", "))]
+    AmbiguousOrder { order: String, shops: Vec<String> },
+    #[error("order {order:?} is {outcome}, not in review or suspected_fraud: nothing to {action}")]
+    NotInReview {
+        order: String,
+        outcome: Outcome,
+        action: &'static str,
+    },
+    /// No API credentials for the order's source.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The shop has no web-service subscription at the gateway (Lyra
+    /// `PSP_100`): the operator must act in the back office.
+    #[error("{gateway} refused: {message}. The gateway's web services are not subscribed for this shop: {action} the payment in the {gateway} back office, then update the shop with shop_only (CLI: --shop-only)")]
+    NotSubscribed {
+        gateway: &'static str,
+        action: &'static str,
+        message: String,
+    },
+    #[error("{gateway} refused to {action}: {message}")]
+    Refused {
+        gateway: &'static str,
+        action: &'static str,
+        message: String,
+    },
+    #[error("{gateway} could not be reached: {message}")]
+    Unreachable {
+        gateway: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ReviewError {
+    /// The admin API's answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ReviewError::BadRequest(_)
+            | ReviewError::AmbiguousOrder { .. }
+            | ReviewError::NotConfigured(_) => 400,
+            ReviewError::UnknownOrder(_) => 404,
+            ReviewError::NotInReview { .. } => 409,
+            ReviewError::NotSubscribed { .. }
+            | ReviewError::Refused { .. }
+            | ReviewError::Unreachable { .. } => 502,
+            ReviewError::Store(_) | ReviewError::Internal(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code for the admin API's JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReviewError::BadRequest(_) => "bad_request",
+            ReviewError::AmbiguousOrder { .. } => "ambiguous_order",
+            ReviewError::NotConfigured(_) => "gateway_not_configured",
+            ReviewError::UnknownOrder(_) => "unknown_order",
+            ReviewError::NotInReview { .. } => "not_in_review",
+            ReviewError::NotSubscribed { .. } => "gateway_not_subscribed",
+            ReviewError::Refused { .. } => "gateway_refused",
+            ReviewError::Unreachable { .. } => "gateway_unreachable",
+            ReviewError::Store(_) => "database",
+            ReviewError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Why a gateway call failed (the clients' error; [`act`] adds context).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GatewayError {
+    /// Web services not subscribed (Lyra `PSP_100`).
+    #[error("{0}")]
+    NotSubscribed(String),
+    /// The gateway answered and said no, or answered something unexpected.
+    #[error("{0}")]
+    Refused(String),
+    /// No usable answer: connection, timeout, a 5xx.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Validates a payment (see [`act`]).
+pub async fn validate(
+    ctx: &ReviewContext,
+    mut request: ReviewRequest,
+) -> Result<ActionReport, ReviewError> {
+    request.action = Action::Validate;
+    act(ctx, request).await
+}
+
+/// Denies a payment (see [`act`]).
+pub async fn deny(
+    ctx: &ReviewContext,
+    mut request: ReviewRequest,
+) -> Result<ActionReport, ReviewError> {
+    request.action = Action::Deny;
+    act(ctx, request).await
+}
+
+/// Does one review action: gateway first, then the order and the shop.
+/// A gateway failure is recorded on the order's timeline, changes nothing
+/// else, and is returned.
+pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionReport, ReviewError> {
+    request.check()?;
+    let target = find_target(ctx, &request).await?;
+    let comment = request.clean_comment();
+    let action = request.action;
+
+    let (gateway, answer) = if request.shop_only {
+        ("none", Ok(Vec::new()))
+    } else {
+        let api = review_api(&ctx.config, &target)?;
+        let text = gateway_comment(&request.actor, comment.as_deref());
+        let answer = match api {
+            ReviewApi::Lyra(api) => lyra::act(api, action, &target.transactions, &text).await,
+            ReviewApi::Cybersource(api) => {
+                let follow_up = request.capture || request.reverse;
+                cybersource::act(api, action, &target.transactions, &text, follow_up).await
+            }
+        };
+        (api.gateway(), answer)
+    };
+
+    let statuses = match &answer {
+        Ok(statuses) => statuses.clone(),
+        Err(_) => Vec::new(),
+    };
+    let error = answer.as_ref().err().map(ToString::to_string);
+    let shop_comment = shop_comment(&request, gateway, &target, &statuses, comment.as_deref());
+    let recorded = {
+        let db = ctx.db.clone();
+        let (shop, order_ref, actor) = (
+            target.shop.clone(),
+            target.order_ref.clone(),
+            request.actor.clone(),
+        );
+        let comment = comment.clone();
+        let status = (!statuses.is_empty()).then(|| statuses.join(", "));
+        let error = error.clone();
+        let from = target.outcome;
+        blocking(move || {
+            let mut conn = inspect::open_operator(&db)?;
+            let record = NewReviewAction {
+                shop: &shop,
+                order_ref: &order_ref,
+                action: action.as_str(),
+                actor: &actor,
+                comment: comment.as_deref(),
+                gateway,
+                gateway_status: status.as_deref(),
+                error: error.as_deref(),
+            };
+            let order_move = OrderMove {
+                from,
+                to: action.outcome(),
+                comment: &shop_comment,
+            };
+            let order_move = error.is_none().then_some(&order_move);
+            store_review::record_action(&mut conn, &record, order_move)
+        })
+        .await?
+    };
+
+    if let Err(e) = answer {
+        return Err(gateway_error(gateway, action, e));
+    }
+    let note = if request.shop_only {
+        Some(format!(
+            "shop only: the gateway was not asked; make sure the payment is {} in its back office",
+            action.past()
+        ))
+    } else if !recorded.moved {
+        Some(format!(
+            "the order was already {} (the gateway's notification arrived first): no second shop update",
+            recorded.outcome.map_or("gone", Outcome::as_str)
+        ))
+    } else {
+        None
+    };
+    Ok(ActionReport {
+        action_id: recorded.id,
+        action,
+        shop: target.shop,
+        order_ref: target.order_ref,
+        gateway: gateway.to_owned(),
+        gateway_status: statuses,
+        transactions: if request.shop_only {
+            Vec::new()
+        } else {
+            target.transactions
+        },
+        previous_outcome: target.outcome,
+        outcome: recorded.outcome,
+        moved: recorded.moved,
+        outbox_id: recorded.outbox_id,
+        note,
+    })
+}
+
+/// The orders waiting for a human, the longest waiting first.
+pub async fn queue(
+    ctx: &ReviewContext,
+    shop: Option<String>,
+) -> Result<Vec<ReviewItem>, ReviewError> {
+    let db = ctx.db.clone();
+    blocking(move || {
+        let conn = inspect::open_read(&db)?;
+        store_review::review_queue(&conn, shop.as_deref())
+    })
+    .await
+}
+
+async fn find_target(
+    ctx: &ReviewContext,
+    request: &ReviewRequest,
+) -> Result<ReviewTarget, ReviewError> {
+    let db = ctx.db.clone();
+    let (shop, order) = (request.shop.clone(), request.order_ref.clone());
+    let lookup = blocking(move || {
+        let conn = inspect::open_read(&db)?;
+        store_review::review_target(&conn, shop.as_deref(), &order)
+    })
+    .await?;
+    let order = request.order_ref.clone();
+    let target = match lookup {
+        TargetLookup::Found(t) => t,
+        TargetLookup::Unknown => {
+            return Err(ReviewError::UnknownOrder(match &request.shop {
+                Some(shop) => format!("order {order:?} of shop {shop:?} is unknown"),
+                None => format!("order {order:?} is unknown"),
+            }))
+        }
+        TargetLookup::Ambiguous(shops) => return Err(ReviewError::AmbiguousOrder { order, shops }),
+    };
+    if !IN_REVIEW.contains(&target.outcome) {
+        return Err(ReviewError::NotInReview {
+            order,
+            outcome: target.outcome,
+            action: request.action.as_str(),
+        });
+    }
+    Ok(target)
+}
+
+fn review_api<'a>(config: &'a Config, target: &ReviewTarget) -> Result<&'a ReviewApi, ReviewError> {
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.name == target.source)
+        .ok_or_else(|| {
+            ReviewError::NotConfigured(format!(
+                "order {:?} was notified by source {:?}, which is not in the configuration: act in the gateway's back office, then use shop_only (CLI: --shop-only)",
+                target.order_ref, target.source
+            ))
+        })?;
+    source.review_api.as_ref().ok_or_else(|| {
+        let keys = match source.kind {
+            crate::config::SourceKind::Cybersource => {
+                "api_host, merchant_id, api_key_id and api_shared_secret"
+            }
+            crate::config::SourceKind::LyraForm | crate::config::SourceKind::LyraRest => {
+                "api_url and rest_password"
+            }
+            _ => "nothing: this kind of source has no review API",
+        };
+        ReviewError::NotConfigured(format!(
+            "source {:?} has no review API configured (it needs {keys}): act in the gateway's back office, then use shop_only (CLI: --shop-only)",
+            source.name
+        ))
+    })
+}
+
+fn gateway_error(gateway: &'static str, action: Action, e: GatewayError) -> ReviewError {
+    let gateway = gateway_name(gateway);
+    match e {
+        GatewayError::NotSubscribed(message) => ReviewError::NotSubscribed {
+            gateway,
+            action: action.as_str(),
+            message,
+        },
+        GatewayError::Refused(message) => ReviewError::Refused {
+            gateway,
+            action: action.as_str(),
+            message,
+        },
+        GatewayError::Unreachable(message) => ReviewError::Unreachable { gateway, message },
+    }
+}
+
+fn gateway_name(gateway: &str) -> &'static str {
+    match gateway {
+        "lyra" => "Lyra",
+        "cybersource" => "Cybersource",
+        _ => "the gateway",
+    }
+}
+
+/// What the gateway records as the reason (the back office shows it).
+fn gateway_comment(actor: &str, comment: Option<&str>) -> String {
+    match comment {
+        Some(c) => format!("ipnsync operator {actor}: {c}"),
+        None => format!("ipnsync operator {actor}"),
+    }
+}
+
+/// The shop's order-history comment, in words.
+fn shop_comment(
+    request: &ReviewRequest,
+    gateway: &str,
+    target: &ReviewTarget,
+    statuses: &[String],
+    comment: Option<&str>,
+) -> String {
+    let action = request.action;
+    let what = if request.shop_only {
+        format!(
+            "in the shop only, {} was not asked (done in its back office)",
+            gateway_name_for_source(&target.provider)
+        )
+    } else {
+        let call = match (gateway, action) {
+            ("lyra", Action::Validate) => "Lyra Transaction/Validate".to_owned(),
+            ("lyra", Action::Deny) => "Lyra Transaction/CancelOrRefund".to_owned(),
+            (_, Action::Validate) if request.capture => {
+                "Cybersource Decision Manager ACCEPT with CAPTURE".to_owned()
+            }
+            (_, Action::Validate) => "Cybersource Decision Manager ACCEPT".to_owned(),
+            (_, Action::Deny) if request.reverse => {
+                "Cybersource Decision Manager REJECT with REVERSE".to_owned()
+            }
+            (_, Action::Deny) => "Cybersource Decision Manager REJECT".to_owned(),
+        };
+        let per_transaction: Vec<String> = target
+            .transactions
+            .iter()
+            .zip(statuses)
+            .map(|(t, s)| format!("transaction {t} → {s}"))
+            .collect();
+        format!("{call}, {}", per_transaction.join(", "))
+    };
+    let mut text = format!(
+        "Payment {} by operator {} via ipnsync: {what}.",
+        action.past(),
+        request.actor
+    );
+    if let Some(c) = comment {
+        text.push_str(&format!(" Comment: “{c}”"));
+    }
+    text
+}
+
+fn gateway_name_for_source(provider: &str) -> &'static str {
+    match provider {
+        "lyra-form" | "lyra-rest" => "Lyra",
+        "cybersource" => "Cybersource",
+        "mpgs" => "Mastercard Gateway",
+        _ => "the gateway",
+    }
+}
+
+/// Runs database work off the async runtime (the daemon's admin API shares
+/// it with intake).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ReviewError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ReviewError::Internal(e.to_string()))?
+        .map_err(ReviewError::Store)
+}
+
+/// The client for one action: the source's timeout for the whole call,
+/// no redirects (a redirect would re-send the credentials elsewhere).
+fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!("ipnsync/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+/// A request that got no HTTP answer. reqwest's text carries the URL,
+/// which holds no secret here, but is dropped to keep messages short.
+fn transport_error(e: reqwest::Error) -> GatewayError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // The innermost cause says what happened ("Connection refused").
+    let e = e.without_url();
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let detail = if cause.to_string() == e.to_string() {
+        e.to_string()
+    } else {
+        format!("{e}: {cause}")
+    };
+    GatewayError::Unreachable(format!("{what}: {detail}"))
+}
+
+/// The first characters of a body that is not the expected JSON.
+fn snippet(body: &str) -> String {
+    let s: String = body.chars().take(200).collect();
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// -------------------------------------------------------------------- JSON
+
+/// The JSON of a successful action (CLI `--json` and the admin API).
+pub fn report_json(r: &ActionReport) -> Value {
+    json!({
+        "action_id": r.action_id,
+        "action": r.action.as_str(),
+        "shop": r.shop,
+        "order": r.order_ref,
+        "gateway": r.gateway,
+        "gateway_status": r.gateway_status,
+        "transactions": r.transactions,
+        "previous_outcome": r.previous_outcome.as_str(),
+        "outcome": r.outcome.map(Outcome::as_str),
+        "moved": r.moved,
+        "outbox_id": r.outbox_id,
+        "note": r.note,
+    })
+}
+
+/// The JSON of the review queue at `now` (ms).
+pub fn queue_json(items: &[ReviewItem], now: i64) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|i| {
+                let expires = expiry::authorisation_expires_at(i);
+                json!({
+                    "shop": i.shop,
+                    "order": i.order_ref,
+                    "outcome": i.outcome.as_str(),
+                    "source": i.source,
+                    "provider": i.provider,
+                    "transaction_id": i.transaction_id,
+                    "amount_minor": i.amount_minor,
+                    "currency": i.currency,
+                    "amount": i.amount_minor.map(|m| format_amount(m, &i.currency)),
+                    "since": i.since,
+                    "age_seconds": (now - i.since).max(0) / 1000,
+                    "authorisation_expires_at": expires,
+                    "time_left_seconds": expires.map(|e| (e - now) / 1000),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The JSON error body of the admin API.
+pub fn error_json(e: &ReviewError) -> Value {
+    json!({ "error": e.code(), "message": e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(action: Action) -> ReviewRequest {
+        ReviewRequest {
+            action,
+            order_ref: "100042".into(),
+            shop: None,
+            actor: "alice".into(),
+            comment: Some("called\nthe buyer".into()),
+            shop_only: false,
+            capture: false,
+            reverse: false,
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_before_anything_happens() {
+        assert!(request(Action::Validate).check().is_ok());
+        let mut r = request(Action::Deny);
+        r.capture = true;
+        assert!(matches!(r.check(), Err(ReviewError::BadRequest(_))));
+        let mut r = request(Action::Validate);
+        r.actor = "x".repeat(MAX_ACTOR_CHARS + 1);
+        assert!(r.check().is_err());
+        let mut r = request(Action::Validate);
+        r.comment = Some("c".repeat(MAX_COMMENT_CHARS + 1));
+        assert_eq!(r.check().unwrap_err().http_status(), 400);
+        let mut r = request(Action::Validate);
+        r.shop_only = true;
+        r.capture = true;
+        assert!(r.check().is_err());
+        assert_eq!(
+            request(Action::Validate).clean_comment().as_deref(),
+            Some("called the buyer")
+        );
+    }
+
+    #[test]
+    fn the_shop_comment_says_who_did_what_in_words() {
+        let target = ReviewTarget {
+            shop: "main".into(),
+            order_ref: "100042".into(),
+            outcome: Outcome::Review,
+            source: "lyra".into(),
+            provider: "lyra-form".into(),
+            transaction_id: "u1".into(),
+            transactions: vec!["u1".into()],
+        };
+        let r = request(Action::Validate);
+        let c = shop_comment(&r, "lyra", &target, &["AUTHORISED".into()], Some("ok"));
+        assert_eq!(
+            c,
+            "Payment validated by operator alice via ipnsync: Lyra Transaction/Validate, transaction u1 → AUTHORISED. Comment: “ok”"
+        );
+        let mut r = request(Action::Deny);
+        r.shop_only = true;
+        let c = shop_comment(&r, "none", &target, &[], None);
+        assert_eq!(
+            c,
+            "Payment denied by operator alice via ipnsync: in the shop only, Lyra was not asked (done in its back office)."
+        );
+    }
+
+    #[test]
+    fn errors_map_to_http_statuses_and_codes() {
+        let e = gateway_error(
+            "lyra",
+            Action::Validate,
+            GatewayError::NotSubscribed("PSP_100: web services not subscribed".into()),
+        );
+        assert_eq!((e.http_status(), e.code()), (502, "gateway_not_subscribed"));
+        assert!(e.to_string().contains("back office"), "{e}");
+        let e = ReviewError::NotInReview {
+            order: "1".into(),
+            outcome: Outcome::Accepted,
+            action: "validate",
+        };
+        assert_eq!(e.http_status(), 409);
+    }
+}

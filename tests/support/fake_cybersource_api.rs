@@ -1,0 +1,253 @@
+//! A fake Cybersource REST API for Decision Manager case actions
+//! (`POST /risk/v1/decisions/{id}/actions`) that checks the HTTP Signature
+//! on its own: the `Digest` of the body, the signature rebuilt from the
+//! header list it names, the merchant id. It records every call and can
+//! accept, refuse, or never answer.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The decision id from the path.
+    pub decision_id: String,
+    /// Digest, signature and merchant id all checked out.
+    pub verified: bool,
+    /// Why not, when not.
+    pub problem: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// 201 with the case's new status.
+    Accept,
+    /// This status and body.
+    Fail {
+        status: u16,
+        body: String,
+    },
+    Hang,
+}
+
+struct State {
+    merchant_id: String,
+    key_id: String,
+    secret: Vec<u8>,
+    mode: Mode,
+    calls: Vec<Call>,
+}
+
+#[derive(Clone)]
+pub struct FakeCybersourceApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeCybersourceApi {
+    /// `secret_b64` is the shared secret as the Business Center shows it.
+    pub async fn start(merchant_id: &str, key_id: &str, secret_b64: &str) -> FakeCybersourceApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let fake = FakeCybersourceApi {
+            addr: listener.local_addr().expect("local addr"),
+            state: Arc::new(Mutex::new(State {
+                merchant_id: merchant_id.to_owned(),
+                key_id: key_id.to_owned(),
+                secret: STANDARD.decode(secret_b64).expect("base64 secret"),
+                mode: Mode::Accept,
+                calls: Vec::new(),
+            })),
+        };
+        tokio::spawn(fake.clone().serve(listener));
+        fake
+    }
+
+    /// The `api_host` to configure.
+    pub fn api_host(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.lock().mode = mode;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake state")
+    }
+
+    async fn serve(self, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let fake = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let fake = fake.clone();
+                    async move { Ok::<_, Infallible>(fake.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_owned();
+        let Some(id) = path
+            .strip_prefix("/risk/v1/decisions/")
+            .and_then(|rest| rest.strip_suffix("/actions"))
+            .map(str::to_owned)
+        else {
+            return reply(404, json!({"status": "NOT_FOUND"}).to_string());
+        };
+        let method = req.method().as_str().to_ascii_lowercase();
+        let headers = req.headers().clone();
+        let raw = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let (mode, verified) = {
+            let mut s = self.lock();
+            let problem = check(&s, &headers, &method, &path, &raw)
+                .err()
+                .unwrap_or_default();
+            let verified = problem.is_empty();
+            s.calls.push(Call {
+                decision_id: id.clone(),
+                verified,
+                problem,
+                body: body.clone(),
+            });
+            (s.mode.clone(), verified)
+        };
+        if !verified {
+            return reply(
+                401,
+                json!({"response": {"rmsg": "Authentication Failed"}}).to_string(),
+            );
+        }
+        match mode {
+            Mode::Hang => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                reply(201, String::new())
+            }
+            Mode::Fail { status, body } => reply(status, body),
+            Mode::Accept => {
+                let status = match body["decisionInformation"]["decision"].as_str() {
+                    Some("ACCEPT") => "ACCEPTED",
+                    Some("REJECT") => "REJECTED",
+                    _ => {
+                        return reply(
+                            400,
+                            json!({"status": "INVALID_REQUEST", "reason": "MISSING_FIELD",
+                                   "message": "decisionInformation.decision is required"})
+                            .to_string(),
+                        )
+                    }
+                };
+                reply(
+                    201,
+                    json!({"id": id, "status": status, "submitTimeUtc": "2026-11-24T10:00:00Z"})
+                        .to_string(),
+                )
+            }
+        }
+    }
+}
+
+/// Cybersource's HTTP Signature check, implemented apart from the daemon's
+/// signer: rebuilds the signing string from the header names the
+/// `Signature` header lists.
+fn check(
+    s: &State,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(), String> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no {name} header"))
+    };
+    let expected_digest = format!("SHA-256={}", STANDARD.encode(Sha256::digest(body)));
+    if get("digest")? != expected_digest {
+        return Err("digest does not match the body".into());
+    }
+    if get("v-c-merchant-id")? != s.merchant_id {
+        return Err("wrong merchant id".into());
+    }
+    httpdate::parse_http_date(&get("date")?).map_err(|_| "date is not an HTTP date")?;
+    let signature = get("signature")?;
+    let params: Vec<(String, String)> = signature
+        .split(", ")
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect();
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("signature has no {k}"))
+    };
+    if param("keyid")? != s.key_id {
+        return Err("unknown keyid".into());
+    }
+    if param("algorithm")? != "HmacSHA256" {
+        return Err("algorithm is not HmacSHA256".into());
+    }
+    let names = param("headers")?;
+    if names != "host date (request-target) digest v-c-merchant-id" {
+        return Err(format!("unexpected header list {names:?}"));
+    }
+    let lines: Vec<String> = names
+        .split(' ')
+        .map(|name| match name {
+            "(request-target)" => Ok(format!("(request-target): {method} {path}")),
+            other => get(other).map(|v| format!("{other}: {v}")),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&s.secret).expect("any key length");
+    mac.update(lines.join("\n").as_bytes());
+    let given = STANDARD
+        .decode(param("signature")?)
+        .map_err(|_| "signature is not base64")?;
+    mac.verify_slice(&given)
+        .map_err(|_| "signature does not match".to_owned())
+}
+
+fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).expect("status"))
+        .header("content-type", "application/hal+json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
+}

@@ -1,0 +1,222 @@
+//! A fake Lyra REST API V4 (`Transaction/Validate`,
+//! `Transaction/CancelOrRefund`) that checks HTTP Basic auth on its own,
+//! records every call, and answers with the documented envelope: success,
+//! `PSP_100`, an unexpected `detailedStatus`, or never.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `Transaction/Validate` or `Transaction/CancelOrRefund`.
+    pub service: String,
+    /// The Basic credentials matched.
+    pub authorised: bool,
+    pub content_type: String,
+    pub body: Value,
+}
+
+/// What the fake answers.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `SUCCESS` with the status the service produces (Validate →
+    /// AUTHORISED, CancelOrRefund → CANCELLED).
+    Success,
+    /// `ERROR` / `PSP_100`: web services not subscribed.
+    NotSubscribed,
+    /// `SUCCESS` with this `detailedStatus`.
+    Status(String),
+    /// Never answers.
+    Hang,
+}
+
+struct State {
+    shop_id: String,
+    password: String,
+    mode: Mode,
+    calls: Vec<Call>,
+}
+
+#[derive(Clone)]
+pub struct FakeLyraApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeLyraApi {
+    pub async fn start(shop_id: &str, password: &str) -> FakeLyraApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let fake = FakeLyraApi {
+            addr: listener.local_addr().expect("local addr"),
+            state: Arc::new(Mutex::new(State {
+                shop_id: shop_id.to_owned(),
+                password: password.to_owned(),
+                mode: Mode::Success,
+                calls: Vec::new(),
+            })),
+        };
+        tokio::spawn(fake.clone().serve(listener));
+        fake
+    }
+
+    /// The brand's REST base, as configured in `api_url`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api-payment/", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.lock().mode = mode;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake state")
+    }
+
+    async fn serve(self, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let fake = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let fake = fake.clone();
+                    async move { Ok::<_, Infallible>(fake.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(service) = req
+            .uri()
+            .path()
+            .strip_prefix("/api-payment/V4/")
+            .map(str::to_owned)
+        else {
+            return reply(StatusCode::NOT_FOUND, "no such web service".into());
+        };
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (authorization, content_type) = (header("authorization"), header("content-type"));
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (mode, authorised) = {
+            let mut s = self.lock();
+            let authorised = basic_matches(&authorization, &s.shop_id, &s.password);
+            s.calls.push(Call {
+                service: service.clone(),
+                authorised,
+                content_type,
+                body: body.clone(),
+            });
+            (s.mode.clone(), authorised)
+        };
+        if !authorised {
+            return reply(StatusCode::UNAUTHORIZED, "Unauthorized".into());
+        }
+        if !matches!(
+            service.as_str(),
+            "Transaction/Validate" | "Transaction/CancelOrRefund"
+        ) {
+            return reply(StatusCode::NOT_FOUND, "no such web service".into());
+        }
+        let envelope = |status: &str, answer: Value| {
+            json!({
+                "webService": service, "version": "V4", "applicationVersion": "6.0.0",
+                "status": status, "answer": answer, "ticket": null,
+                "serverDate": "2026-11-24T10:00:00+00:00", "applicationProvider": "PAYZEN",
+                "metadata": null, "mode": "TEST", "serverUrl": "https://api.payzen.eu",
+                "_type": "V4/WebService/Response"
+            })
+            .to_string()
+        };
+        let transaction = |detailed: &str| {
+            json!({
+                "uuid": body["uuid"], "detailedStatus": detailed,
+                "operationType": "DEBIT", "_type": "V4/PaymentTransaction"
+            })
+        };
+        match mode {
+            Mode::Hang => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                reply(StatusCode::OK, String::new())
+            }
+            Mode::NotSubscribed => reply(
+                StatusCode::OK,
+                envelope(
+                    "ERROR",
+                    json!({
+                        "errorCode": "PSP_100",
+                        "errorMessage": "web services are not subscribed for this shop",
+                        "detailedErrorCode": null,
+                        "detailedErrorMessage": null,
+                        "_type": "V4/WebService/WebServiceError"
+                    }),
+                ),
+            ),
+            Mode::Status(s) => reply(StatusCode::OK, envelope("SUCCESS", transaction(&s))),
+            Mode::Success => {
+                let detailed = if service == "Transaction/Validate" {
+                    "AUTHORISED"
+                } else if body["resolutionMode"] == "CANCELLATION_ONLY" {
+                    "CANCELLED"
+                } else {
+                    "REFUNDED"
+                };
+                reply(StatusCode::OK, envelope("SUCCESS", transaction(detailed)))
+            }
+        }
+    }
+}
+
+/// `Authorization: Basic base64(shop_id:password)`, decoded on our own.
+fn basic_matches(header: &str, shop_id: &str, password: &str) -> bool {
+    let Some(b64) = header.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    decoded == format!("{shop_id}:{password}").as_bytes()
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json;charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
+}
