@@ -591,22 +591,15 @@ fn upsert_order(
     outcome: Outcome,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (shop, order_ref) DO UPDATE SET
-             outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-             event_id = excluded.event_id, updated_at = excluded.updated_at",
-        params![
-            e.shop,
-            e.order_ref,
-            outcome.as_str(),
-            e.transaction_id,
-            e.id,
-            now
-        ],
-    )?;
-    Ok(())
+    super::orders::upsert_order(
+        conn,
+        &e.shop,
+        &e.order_ref,
+        outcome,
+        &e.transaction_id,
+        e.id,
+        now,
+    )
 }
 
 fn queue_update(
@@ -617,21 +610,16 @@ fn queue_update(
     comment: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    conn.execute(
-        "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
-                             attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
-        params![
-            e.shop,
-            e.order_ref,
-            e.id,
-            previous.map(Outcome::as_str),
-            outcome.as_str(),
-            comment,
-            now
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    super::orders::queue_update(
+        conn,
+        &e.shop,
+        &e.order_ref,
+        e.id,
+        previous,
+        outcome,
+        comment,
+        now,
+    )
 }
 
 /// Deliveries received before this many rows are cleared per transaction.

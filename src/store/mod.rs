@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod inspect;
 pub mod migrations;
+mod orders;
 pub mod queries;
 pub mod review;
 pub mod writer;

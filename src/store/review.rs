@@ -289,21 +289,16 @@ pub fn record_action(
             if !action.shop.is_empty() {
                 // The update hangs off the event that set the outcome being
                 // left: the shop sees which payment it is about.
-                tx.execute(
-                    "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
-                                         attempts, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
-                    params![
-                        action.shop,
-                        action.order_ref,
-                        event_id,
-                        m.from.as_str(),
-                        m.to.as_str(),
-                        m.comment,
-                        now
-                    ],
-                )?;
-                recorded.outbox_id = Some(tx.last_insert_rowid());
+                recorded.outbox_id = Some(super::orders::queue_update(
+                    &tx,
+                    action.shop,
+                    action.order_ref,
+                    event_id,
+                    Some(m.from),
+                    m.to,
+                    m.comment,
+                    now,
+                )?);
             }
         }
     }

@@ -478,36 +478,19 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
 
     let mut outbox_id = None;
     if let Some(new_outcome) = outcome {
-        conn.prepare_cached(
-            "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (shop, order_ref) DO UPDATE SET
-                 outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-                 event_id = excluded.event_id, updated_at = excluded.updated_at",
-        )?
-        .execute(params![
-            shop,
-            n.order_ref,
-            new_outcome.as_str(),
-            n.notification.transaction_id,
-            event_id,
-            now
-        ])?;
+        let tx_id = &n.notification.transaction_id;
+        super::orders::upsert_order(conn, shop, &n.order_ref, new_outcome, tx_id, event_id, now)?;
         if n.shop.is_some() {
-            conn.prepare_cached("INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
-                                     attempts, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)")?.execute(
-                params![
-                    shop,
-                    n.order_ref,
-                    event_id,
-                    snapshot.outcome.map(Outcome::as_str),
-                    new_outcome.as_str(),
-                    decision.comment,
-                    now
-                ],
-            )?;
-            outbox_id = Some(conn.last_insert_rowid());
+            outbox_id = Some(super::orders::queue_update(
+                conn,
+                shop,
+                &n.order_ref,
+                event_id,
+                snapshot.outcome,
+                new_outcome,
+                &decision.comment,
+                now,
+            )?);
         }
     }
     Ok(IntakeReceipt {
