@@ -1,4 +1,6 @@
 use super::*;
+use crate::domain::Outcome;
+use crate::providers::lyra::Mode;
 use crate::providers::mpgs::OrderRefField;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

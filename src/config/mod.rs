@@ -1,0 +1,407 @@
+//! Configuration: a TOML file (or the embedded demo default), resolved into
+//! typed settings with every secret loaded.
+//!
+//! Secrets can be given three ways, checked in this order for a secret named
+//! `X`: `X_credential = "name"` (a file in `$CREDENTIALS_DIRECTORY`, as set
+//! up by systemd's `LoadCredential=`), `X_file = "/path"`, or `X = "value"`
+//! inline (discouraged: it puts the secret in the config file). Errors name
+//! the offending key (`sources[1].test_key_file`) and never echo a secret.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+mod duration;
+mod review;
+mod runtime;
+mod secrets;
+mod shops;
+mod source_auth;
+mod sources;
+
+pub use duration::{format_duration, parse_duration};
+pub use review::{CybersourceApi, LyraApi, ReviewApi};
+pub use runtime::{DispatchConfig, WriterConfig};
+pub use secrets::{Secret, SecretBytes, SecretEnv, SecretOrigin};
+pub use shops::{default_statuses, ShopConfig, ShopKind, ShopStatus};
+pub use sources::{
+    BodyFormat, CmosSettings, CybersourceKey, CybersourceSettings, MpgsSettings, SourceConfig,
+    SourceKind, SourceSettings,
+};
+
+use runtime::{
+    resolve_admin_token, resolve_dispatch, resolve_http, RawAdmin, RawDispatch, RawHttp, RawWriter,
+};
+use secrets::resolve_secret;
+use shops::{resolve_shop, RawShop};
+use source_auth::ResolvedAuth;
+use sources::{resolve_source, RawSource};
+
+/// The configuration `ipnsync serve` runs on when no `--config` is given: a
+/// working demo with one Lyra form source in TEST mode, signed with the
+/// public documentation key, and no shop (decisions are only logged).
+pub const DEFAULT_CONFIG: &str = include_str!("../default_config.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid TOML: {0}")]
+    Toml(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+// ------------------------------------------------------------------ raw file
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_database")]
+    database: PathBuf,
+    #[serde(default = "default_body_limit")]
+    body_limit: usize,
+    #[serde(default)]
+    writer: RawWriter,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    dispatch: RawDispatch,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    shops: Vec<RawShop>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database() -> PathBuf {
+    "ipnsync.db".into()
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+
+// ---------------------------------------------------------------- resolved
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    pub body_limit: usize,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token of the admin API (`/admin/*`); `None` = the API is off
+    /// (its routes answer 404).
+    pub admin_token: Option<(Secret, SecretOrigin)>,
+    pub writer: WriterConfig,
+    /// Protection of the notification listener against slow or abusive
+    /// clients, and the shutdown drain period.
+    pub http: crate::http::Limits,
+    pub dispatch: DispatchConfig,
+    pub sources: Vec<SourceConfig>,
+    pub shops: Vec<ShopConfig>,
+    /// Non-fatal findings for `check-config` and the startup log.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and resolves a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &SecretEnv::from_process(Some(path)))
+    }
+
+    /// The embedded demo configuration.
+    pub fn embedded_default() -> Config {
+        Config::parse(DEFAULT_CONFIG, &SecretEnv::default())
+            .expect("embedded default config is valid")
+    }
+
+    pub fn parse(text: &str, env: &SecretEnv) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        resolve(raw, env)
+    }
+
+    pub fn shop(&self, name: &str) -> Option<&ShopConfig> {
+        self.shops.iter().find(|s| s.name == name)
+    }
+
+    pub fn source_by_path(&self, path: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.path == path)
+    }
+
+    /// A human summary without any secret, for `check-config`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "listen      {}", self.listen);
+        let _ = writeln!(out, "database    {}", self.database.display());
+        let _ = writeln!(out, "body limit  {} bytes", self.body_limit);
+        let _ = writeln!(
+            out,
+            "http        up to {} connections, headers within {}, body within {}, drain {}",
+            self.http.max_connections,
+            format_duration(self.http.header_read_timeout),
+            format_duration(self.http.body_read_timeout),
+            format_duration(self.http.drain_timeout)
+        );
+        let _ = writeln!(
+            out,
+            "admin       {}",
+            self.admin_listen
+                .map(|a| format!("http://{a}/metrics, /healthz, /readyz"))
+                .unwrap_or_else(|| "off".into())
+        );
+        let _ = writeln!(
+            out,
+            "admin API   {}",
+            match &self.admin_token {
+                Some((_, origin)) => format!("/admin/* with a bearer token ({origin})"),
+                None => "off (no [admin] token)".to_owned(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "writer      queue {}, up to {} notifications per commit",
+            self.writer.queue, self.writer.batch_max
+        );
+        let schedule: Vec<String> = self
+            .dispatch
+            .retry_schedule
+            .iter()
+            .map(|d| format_duration(*d))
+            .collect();
+        let total: Duration = self.dispatch.retry_schedule.iter().sum();
+        let _ = writeln!(
+            out,
+            "retries     {} (±{:.0}% jitter, {} in all)",
+            schedule.join(", "),
+            self.dispatch.jitter * 100.0,
+            format_duration(total)
+        );
+        let _ = writeln!(out, "sources     {}", self.sources.len());
+        for s in &self.sources {
+            let shop = s.shop.as_deref().unwrap_or("(log only)");
+            let _ = match &s.settings {
+                SourceSettings::Lyra => writeln!(
+                    out,
+                    "  {:<12} {:<9} POST {}  mode {}  {}  site {}  key: {}  → {}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    s.mode.as_str(),
+                    match s.kind {
+                        SourceKind::LyraForm => s.algorithm.as_str(),
+                        _ => "kr-hash (REST password)",
+                    },
+                    s.site_id.as_deref().unwrap_or("(any)"),
+                    s.key_origin,
+                    shop
+                ),
+                SourceSettings::Cybersource(c) => writeln!(
+                    out,
+                    "  {:<12} {} POST {} (GET: health check)  v-c-signature, replay window {}  organization {}  keys: {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    c.timestamp_tolerance
+                        .map(format_duration)
+                        .unwrap_or_else(|| "off".into()),
+                    c.organization_id.as_deref().unwrap_or("(any)"),
+                    c.keys
+                        .iter()
+                        .map(|k| format!("{} ({})", k.id, k.origin))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                SourceSettings::CybersourceCmos(c) => writeln!(
+                    out,
+                    "  {:<12} {} POST {}?token=…  token: {}  peers {}  merchant {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    c.token_origin,
+                    if c.allow_from.is_empty() {
+                        "(any)".to_owned()
+                    } else {
+                        c.allow_from
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    c.merchant_id.as_deref().unwrap_or("(any)"),
+                ),
+                SourceSettings::Mpgs(m) => writeln!(
+                    out,
+                    "  {:<12} {:<9} POST {}  X-Notification-Secret: {}  merchant {}  order ref {}  → {shop}",
+                    s.name,
+                    s.kind.as_str(),
+                    s.path,
+                    m.secrets
+                        .iter()
+                        .map(|(_, o)| o.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", then "),
+                    m.merchant_id.as_deref().unwrap_or("(any)"),
+                    m.order_ref.as_str(),
+                ),
+            };
+            if let Some(api) = &s.review_api {
+                let _ = writeln!(out, "      review actions: {}", api.summary());
+            }
+        }
+        let _ = writeln!(out, "shops       {}", self.shops.len());
+        for shop in &self.shops {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<11} {}  concurrency {}  timeout {}",
+                shop.name,
+                shop.kind.as_str(),
+                shop.base_url,
+                shop.concurrency,
+                format_duration(shop.timeout)
+            );
+            for (outcome, status) in &shop.statuses {
+                let _ = writeln!(
+                    out,
+                    "      {:<16} → {:<16}{}",
+                    outcome.as_str(),
+                    status.to_string(),
+                    if shop.notifies(*outcome) {
+                        " (notify customer)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+}
+
+fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        invalid(
+            "listen",
+            format!("{:?} is not an address like 127.0.0.1:8080", raw.listen),
+        )
+    })?;
+    if raw.body_limit < 1024 || raw.body_limit > 16 * 1024 * 1024 {
+        return Err(invalid(
+            "body_limit",
+            "must be between 1024 and 16777216 bytes",
+        ));
+    }
+    let writer = WriterConfig {
+        queue: raw.writer.queue.unwrap_or(8192),
+        batch_max: raw.writer.batch_max.unwrap_or(512),
+    };
+    if writer.queue == 0 {
+        return Err(invalid("writer.queue", "must be at least 1"));
+    }
+    if writer.batch_max == 0 {
+        return Err(invalid("writer.batch_max", "must be at least 1"));
+    }
+    let dispatch = resolve_dispatch(raw.dispatch)?;
+    let http = resolve_http(raw.http)?;
+    let admin_listen = match raw.admin.listen.as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        Some("off") => None,
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            invalid(
+                "admin.listen",
+                format!("{addr:?} is not an address like 127.0.0.1:9090 (or \"off\")"),
+            )
+        })?),
+    };
+    let admin_token = resolve_admin_token(&raw.admin, env)?;
+    let mut warnings = Vec::new();
+    if let Some(admin) = admin_listen {
+        if !admin.ip().is_loopback() {
+            warnings.push(format!(
+                "admin.listen {admin} is not a loopback address: /metrics and /readyz will be reachable from the network"
+            ));
+        }
+    }
+
+    let mut shops = Vec::new();
+    for (i, shop) in raw.shops.into_iter().enumerate() {
+        let resolved = resolve_shop(i, shop, env, &mut warnings)?;
+        if shops.iter().any(|s: &ShopConfig| s.name == resolved.name) {
+            return Err(invalid(
+                format!("shops[{i}].name"),
+                format!("{:?} is used twice", resolved.name),
+            ));
+        }
+        shops.push(resolved);
+    }
+
+    let mut sources = Vec::new();
+    for (i, source) in raw.sources.into_iter().enumerate() {
+        let resolved = resolve_source(i, source, env, &shops)?;
+        if sources
+            .iter()
+            .any(|s: &SourceConfig| s.path == resolved.path)
+        {
+            return Err(invalid(
+                format!("sources[{i}].path"),
+                format!("{:?} is used twice", resolved.path),
+            ));
+        }
+        if sources
+            .iter()
+            .any(|s: &SourceConfig| s.name == resolved.name)
+        {
+            return Err(invalid(
+                format!("sources[{i}].name"),
+                format!("{:?} is used twice", resolved.name),
+            ));
+        }
+        sources.push(resolved);
+    }
+    if sources.is_empty() {
+        warnings.push("no [[sources]]: the daemon will refuse every notification".into());
+    }
+    Ok(Config {
+        listen,
+        database: raw.database,
+        body_limit: raw.body_limit,
+        admin_listen,
+        http,
+        admin_token,
+        writer,
+        dispatch,
+        sources,
+        shops,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests;

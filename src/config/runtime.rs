@@ -1,0 +1,143 @@
+//! The daemon's own sections: `[writer]`, `[dispatch]`, `[http]` and
+//! `[admin]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    invalid, parse_duration, resolve_secret, ConfigError, Secret, SecretEnv, SecretOrigin,
+};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWriter {
+    pub(super) queue: Option<usize>,
+    pub(super) batch_max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) max_connections: Option<usize>,
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) body_read_timeout: Option<String>,
+    pub(super) drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    /// Address of the admin listener; `"off"` disables it.
+    pub(super) listen: Option<String>,
+    /// Bearer token of the `/admin/*` API; without one the API is off.
+    pub(super) token: Option<String>,
+    pub(super) token_file: Option<PathBuf>,
+    pub(super) token_credential: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDispatch {
+    pub(super) retry_schedule: Option<Vec<String>>,
+    pub(super) jitter: Option<f64>,
+    pub(super) poll_interval: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Notifications that may wait for the writer before intake answers 503.
+    pub queue: usize,
+    /// Most notifications committed in one transaction.
+    pub batch_max: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Delay before each retry; its length is the number of retries.
+    pub retry_schedule: Vec<Duration>,
+    /// ± fraction applied to each delay.
+    pub jitter: f64,
+    /// How often the dispatcher looks for due rows when nothing wakes it.
+    pub poll_interval: Duration,
+}
+
+pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigError> {
+    let defaults = crate::http::Limits::default();
+    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+        Some(v) => parse_duration(&v).map_err(|p| invalid(format!("http.{key}"), p)),
+        None => Ok(default),
+    };
+    let max_connections = raw.max_connections.unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    Ok(crate::http::Limits {
+        max_connections,
+        header_read_timeout: duration(
+            "header_read_timeout",
+            raw.header_read_timeout,
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: duration(
+            "body_read_timeout",
+            raw.body_read_timeout,
+            defaults.body_read_timeout,
+        )?,
+        drain_timeout: duration("drain_timeout", raw.drain_timeout, defaults.drain_timeout)?,
+    })
+}
+
+pub(super) fn resolve_dispatch(raw: RawDispatch) -> Result<DispatchConfig, ConfigError> {
+    let retry_schedule = match raw.retry_schedule {
+        None => ["5s", "1m", "5m", "30m", "2h", "5h", "10h", "10h"]
+            .iter()
+            .map(|s| parse_duration(s).expect("default schedule parses"))
+            .collect(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                parse_duration(s).map_err(|p| invalid(format!("dispatch.retry_schedule[{i}]"), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let jitter = raw.jitter.unwrap_or(0.2);
+    if !(0.0..=0.5).contains(&jitter) {
+        return Err(invalid("dispatch.jitter", "must be between 0.0 and 0.5"));
+    }
+    let poll_interval = match raw.poll_interval {
+        Some(s) => parse_duration(&s).map_err(|p| invalid("dispatch.poll_interval", p))?,
+        None => Duration::from_secs(1),
+    };
+    Ok(DispatchConfig {
+        retry_schedule,
+        jitter,
+        poll_interval,
+    })
+}
+
+/// `[admin] token`: at least 16 characters, since it is all that stands
+/// between the loopback listener and operator actions on payments.
+pub(super) fn resolve_admin_token(
+    raw: &RawAdmin,
+    env: &SecretEnv,
+) -> Result<Option<(Secret, SecretOrigin)>, ConfigError> {
+    let token = resolve_secret(
+        "admin.token",
+        raw.token.clone(),
+        raw.token_file.clone(),
+        raw.token_credential.clone(),
+        env,
+    )?;
+    if let Some((secret, _)) = &token {
+        if secret.expose().chars().count() < 16 {
+            return Err(invalid(
+                "admin.token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+    }
+    Ok(token)
+}

@@ -1,0 +1,146 @@
+//! Secrets: values that never show in `Debug` or `Display`, and where each
+//! one is read from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::{invalid, ConfigError};
+
+/// A secret value. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub(super) String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Secret bytes (a decoded key). Its `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(pub(super) Vec<u8>);
+
+impl SecretBytes {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretBytes(***)")
+    }
+}
+
+/// Where a secret came from, for `check-config` (never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    Inline,
+    File(PathBuf),
+    Credential(String),
+}
+
+impl fmt::Display for SecretOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretOrigin::Inline => f.write_str("inline (discouraged)"),
+            SecretOrigin::File(p) => write!(f, "file {}", p.display()),
+            SecretOrigin::Credential(c) => write!(f, "credential {c}"),
+        }
+    }
+}
+
+/// Where secrets are looked up; separated so tests need not touch the
+/// process environment.
+#[derive(Debug, Clone, Default)]
+pub struct SecretEnv {
+    pub credentials_directory: Option<PathBuf>,
+    /// Relative `*_file` paths are resolved against this directory (the
+    /// config file's own).
+    pub base_dir: Option<PathBuf>,
+}
+
+impl SecretEnv {
+    pub fn from_process(config_path: Option<&Path>) -> Self {
+        SecretEnv {
+            credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            base_dir: config_path.and_then(|p| p.parent().map(Path::to_path_buf)),
+        }
+    }
+}
+
+pub(super) fn resolve_secret(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    credential: Option<String>,
+    env: &SecretEnv,
+) -> Result<Option<(Secret, SecretOrigin)>, ConfigError> {
+    let given = [inline.is_some(), file.is_some(), credential.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given > 1 {
+        return Err(invalid(
+            key,
+            format!("give only one of {key}, {key}_file, {key}_credential"),
+        ));
+    }
+    let read = |path: &Path, what: String| -> Result<String, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(what.clone(), format!("cannot read {}: {e}", path.display())))?;
+        // Files written with `echo` end in a newline; the plugins trim keys too.
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(invalid(what, format!("{} is empty", path.display())));
+        }
+        Ok(trimmed.to_owned())
+    };
+    if let Some(name) = credential {
+        let dir = env.credentials_directory.as_ref().ok_or_else(|| {
+            invalid(
+                format!("{key}_credential"),
+                "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)",
+            )
+        })?;
+        if name.contains('/') || name.is_empty() {
+            return Err(invalid(
+                format!("{key}_credential"),
+                "must be a plain credential name",
+            ));
+        }
+        let value = read(&dir.join(&name), format!("{key}_credential"))?;
+        return Ok(Some((Secret(value), SecretOrigin::Credential(name))));
+    }
+    if let Some(path) = file {
+        let path = match (&env.base_dir, path.is_relative()) {
+            (Some(base), true) => base.join(path),
+            _ => path,
+        };
+        let value = read(&path, format!("{key}_file"))?;
+        return Ok(Some((Secret(value), SecretOrigin::File(path))));
+    }
+    if let Some(value) = inline {
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Err(invalid(key, "is empty"));
+        }
+        return Ok(Some((Secret(value), SecretOrigin::Inline)));
+    }
+    Ok(None)
+}
