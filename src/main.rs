@@ -100,14 +100,16 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(match cli.log_format {
+    let log = logging::init(match cli.log_format {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     });
     let (config, db) = (cli.config.as_deref(), cli.db.as_deref());
     let database = || cli::database_path(config, db);
     let result = match &cli.command {
-        Command::Serve => return without_db(db).map_or_else(fail, |()| serve(cli.config.clone())),
+        Command::Serve => {
+            return without_db(db).map_or_else(fail, |()| serve(cli.config.clone(), log))
+        }
         Command::CheckConfig { file } => {
             return without_db(db).map_or_else(fail, |()| {
                 check_config(file.as_ref().or(cli.config.as_ref()))
@@ -162,7 +164,7 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
+fn serve(config: Option<PathBuf>, log: logging::LogControl) -> ExitCode {
     let path_for_reload = config.clone();
     let config = match load(config.as_ref()) {
         Ok(c) => c,
@@ -171,6 +173,7 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    log.apply_config_level(config.log_level.as_deref());
     if config.database == std::path::Path::new("ipnsync.db")
         && config
             .sources
@@ -190,7 +193,7 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let options = ipnsync::RunOptions {
-            reload: Some(reload_on_sighup(path_for_reload, &config)),
+            reload: Some(reload_on_sighup(path_for_reload, &config, log)),
             ..Default::default()
         };
         ipnsync::run_with(config, listener, shutdown_signal(), options)
@@ -223,6 +226,7 @@ async fn shutdown_signal() {
 fn reload_on_sighup(
     path: Option<PathBuf>,
     current: &Config,
+    log: logging::LogControl,
 ) -> tokio::sync::watch::Receiver<std::sync::Arc<Config>> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(current.clone()));
@@ -256,6 +260,7 @@ fn reload_on_sighup(
                         shops = next.shops.len(),
                         "SIGHUP: configuration reloaded"
                     );
+                    log.apply_config_level(next.log_level.as_deref());
                     let _ = tx.send(std::sync::Arc::new(next));
                 }
                 Err(e) => tracing::error!(

@@ -207,3 +207,71 @@ async fn sighup_swaps_keys_and_a_broken_file_is_ignored() {
         .status();
     assert!(daemon.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_sets_the_level_when_rust_log_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "log_level = \"warn\"\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\n",
+            dir.path().join("q.db").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = reqwest::Client::new();
+    for body in [
+        fixture("lyra-form/authorised.txt"),
+        b"vads_amount=1&signature=x".to_vec(),
+    ] {
+        client
+            .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    daemon.wait().unwrap();
+    assert!(
+        log.contains("request refused"),
+        "WARN lines are kept:\n{log}"
+    );
+    assert!(
+        !log.contains("notification applied"),
+        "INFO lines are filtered:\n{log}"
+    );
+}

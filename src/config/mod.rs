@@ -76,6 +76,8 @@ struct RawConfig {
     database: PathBuf,
     #[serde(default = "default_body_limit")]
     body_limit: usize,
+    /// A `RUST_LOG`-style directive; `RUST_LOG` itself wins when set.
+    log_level: Option<String>,
     #[serde(default)]
     writer: RawWriter,
     #[serde(default)]
@@ -107,6 +109,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database: PathBuf,
     pub body_limit: usize,
+    /// Log level directive (`info`, `warn,ipnsync=debug`…), unless
+    /// `RUST_LOG` is set.
+    pub log_level: Option<String>,
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` = off.
     pub admin_listen: Option<SocketAddr>,
     /// Bearer token of the admin API (`/admin/*`); `None` = the API is off
@@ -330,6 +335,14 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     }
     let dispatch = resolve_dispatch(raw.dispatch)?;
     let http = resolve_http(raw.http)?;
+    let log_level = match raw.log_level {
+        Some(level) => {
+            tracing_subscriber::EnvFilter::try_new(&level)
+                .map_err(|e| invalid("log_level", format!("{level:?} is not a log level: {e}")))?;
+            Some(level)
+        }
+        None => None,
+    };
     let admin_listen = match raw.admin.listen.as_deref() {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
         Some("off") => None,
@@ -393,6 +406,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         database: raw.database,
         body_limit: raw.body_limit,
         admin_listen,
+        log_level,
         http,
         admin_token,
         writer,

@@ -537,3 +537,12 @@ fn the_admin_token_is_optional_long_and_never_shown() {
         .to_string()
         .starts_with("admin.token: must be at least 16"));
 }
+
+#[test]
+fn log_level_is_validated() {
+    let c = parse("log_level = \"warn,ipnsync=debug\"").unwrap();
+    assert_eq!(c.log_level.as_deref(), Some("warn,ipnsync=debug"));
+    assert!(parse("").unwrap().log_level.is_none());
+    let err = parse("log_level = \"ipnsync=loud\"").unwrap_err();
+    assert!(err.to_string().starts_with("log_level: "), "{err}");
+}
