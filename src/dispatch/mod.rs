@@ -16,7 +16,7 @@ pub mod retry;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -39,11 +39,24 @@ struct InFlight {
     /// that started before such a row's result was committed may still list
     /// it as due; this set keeps it from being pushed twice.
     finished: HashSet<i64>,
+    /// Rows whose last result could not be recorded, and when they may go
+    /// again.
+    held_back: HashMap<i64, Instant>,
 }
 
 impl InFlight {
     fn claim(&mut self, order: &(String, String), id: i64) -> bool {
+        if let Some(until) = self.held_back.get(&id) {
+            if Instant::now() < *until {
+                return false;
+            }
+            self.held_back.remove(&id);
+        }
         !self.finished.contains(&id) && self.orders.insert(order.clone())
+    }
+
+    fn hold_back(&mut self, id: i64, until: Instant) {
+        self.held_back.insert(id, until);
     }
 
     fn release(&mut self, order: &(String, String), id: i64) {
@@ -51,6 +64,9 @@ impl InFlight {
         self.orders.remove(order);
     }
 }
+
+/// How long a row waits after its push result could not be committed.
+const RECORD_FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
 struct Shop {
     config: ShopConfig,
@@ -126,6 +142,7 @@ impl Dispatcher {
         let conn = crate::store::open_reader(&self.db_path)?;
         let work: Arc<Mutex<InFlight>> = Arc::default();
         let mut tasks = JoinSet::new();
+        let mut unknown_shops = HashSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -134,6 +151,7 @@ impl Dispatcher {
                 self.reconfigure();
             }
             self.health.beat();
+            metrics::counter!(m::DISPATCH_LOOPS).increment(1);
             // Pushes that finished before this read are committed, so the
             // read sees their new state; only later finishers can be stale.
             let busy = {
@@ -141,59 +159,77 @@ impl Dispatcher {
                 w.finished.clear();
                 w.orders.len()
             };
-            let rows = match queries::due_rows(&conn, now_ms(), 256 + busy) {
+            let page = 256 + busy;
+            let rows = match queries::due_rows(&conn, now_ms(), page) {
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "cannot read the outbox");
                     Vec::new()
                 }
             };
+            let listed = rows.len();
+            let mut claimed = 0;
             for row in rows {
                 let key = (row.shop.clone(), row.order_ref.clone());
+                let Some(shop) = self.shops.get(&row.shop).cloned() else {
+                    // A reload may have dropped or renamed the shop by
+                    // mistake: keep its updates queued, say so once.
+                    if unknown_shops.insert(row.shop.clone()) {
+                        error!(shop = %row.shop, "outbox rows for a shop that is not configured stay pending until it is");
+                    }
+                    continue;
+                };
                 if !work.lock().expect("in-flight state").claim(&key, row.id) {
                     continue;
                 }
+                claimed += 1;
                 let done = {
                     let work = work.clone();
                     let wake = self.wake.clone();
                     let id = row.id;
-                    move || {
-                        work.lock().expect("in-flight state").release(&key, id);
+                    move |recorded: bool| {
+                        let mut w = work.lock().expect("in-flight state");
+                        w.release(&key, id);
+                        if !recorded {
+                            w.hold_back(id, Instant::now() + RECORD_FAILURE_BACKOFF);
+                        }
+                        drop(w);
                         wake.notify_one();
                     }
                 };
                 let writer = self.writer.clone();
-                let Some(shop) = self.shops.get(&row.shop).cloned() else {
-                    let error = format!("shop {:?} is not configured", row.shop);
-                    error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "update dead: {error}");
-                    tasks.spawn(async move {
-                        let _ = writer
-                            .record_push(PushReport::Dead {
-                                outbox_id: row.id,
-                                error,
-                            })
-                            .await;
-                        done();
-                    });
-                    continue;
-                };
                 let policy = self.policy.clone();
                 // The event id ties these lines to the notification's own.
                 let span = tracing::info_span!("push", outbox = row.id, event = row.event_id);
                 tasks.spawn(async move {
                     let report = push_one(&shop, &row, &policy).instrument(span).await;
-                    if let Err(e) = writer.record_push(report).await {
-                        // The row stays pending and is pushed again later.
-                        warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");
-                    }
-                    done();
+                    let recorded = match writer.record_push(report).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            // The row stays pending; it is pushed again once
+                            // the database takes writes (after a pause, so
+                            // a storage outage does not flood the shop).
+                            warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");
+                            false
+                        }
+                    };
+                    done(recorded);
                 });
             }
             while tasks.try_join_next().is_some() {}
-            let sleep_for = match queries::next_due_at(&conn) {
-                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1000) as u64)
-                    .min(self.policy.poll_interval),
-                _ => self.policy.poll_interval,
+            let sleep_for = if claimed == listed && listed == page {
+                // A full page went out: there may be more due right now.
+                Duration::ZERO
+            } else {
+                match queries::next_due_at(&conn) {
+                    // Due rows that were not claimed are in flight or held
+                    // back: the end of a push wakes us, no need to poll.
+                    Ok(Some(at)) if at <= now_ms() => self.policy.poll_interval,
+                    Ok(Some(at)) => {
+                        Duration::from_millis((at - now_ms()) as u64).min(self.policy.poll_interval)
+                    }
+                    _ => self.policy.poll_interval,
+                }
             };
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -316,6 +352,19 @@ mod tests {
 
     fn order(n: &str) -> (String, String) {
         ("shop".to_owned(), n.to_owned())
+    }
+
+    #[test]
+    fn a_row_whose_result_was_not_recorded_waits_before_going_again() {
+        let mut w = InFlight::default();
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        assert!(w.claim(&order("1"), 10));
+        w.release(&order("1"), 10);
+        w.hold_back(10, later);
+        w.finished.clear();
+        assert!(!w.claim(&order("1"), 10), "held back");
+        w.hold_back(10, std::time::Instant::now());
+        assert!(w.claim(&order("1"), 10), "free once the pause is over");
     }
 
     #[test]

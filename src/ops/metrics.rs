@@ -19,6 +19,7 @@ pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
 pub const OUTBOX_PENDING: &str = "ipnsync_outbox_pending";
 pub const OUTBOX_DEAD: &str = "ipnsync_outbox_dead";
 pub const OUTBOX_OLDEST_AGE: &str = "ipnsync_outbox_oldest_pending_age_seconds";
+pub const DISPATCH_LOOPS: &str = "ipnsync_dispatcher_loops_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

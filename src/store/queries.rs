@@ -73,11 +73,17 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
     Ok(rows)
 }
 
-/// When the earliest pending row becomes due, if any.
+/// When the earliest pending row that may be pushed (the first undelivered
+/// row of its order) becomes due, if any. Rows waiting behind an earlier
+/// one are not counted: they are not due until that one is delivered.
 pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
+            "SELECT MIN(o.next_attempt_at) FROM outbox o
+             WHERE o.state = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.shop = o.shop AND p.order_ref = o.order_ref
+                                 AND p.id < o.id AND p.state <> 'delivered')",
             [],
             |r| r.get::<_, Option<i64>>(0),
         )
