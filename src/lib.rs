@@ -164,13 +164,12 @@ pub async fn run_with(
     }
     ops::systemd::notify("READY=1");
     let watchdog = ops::systemd::watchdog_interval().map(|every| {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every / 2);
-            loop {
-                tick.tick().await;
-                ops::systemd::notify("WATCHDOG=1");
-            }
-        })
+        tokio::spawn(feed_watchdog(
+            every,
+            writer.clone(),
+            health.clone(),
+            (config.dispatch.poll_interval * 30).max(Duration::from_secs(30)),
+        ))
     });
 
     let state = Arc::new(AppState {
@@ -194,6 +193,9 @@ pub async fn run_with(
     for t in [watchdog, forward].into_iter().flatten() {
         t.abort();
     }
+    // Commit and answer whatever is still queued, then end the writer even
+    // if a handle is still alive somewhere.
+    writer.close().await;
     drop(state);
     drop(writer);
     checkpointer.stop();
@@ -208,4 +210,37 @@ pub async fn run_with(
     }
     tracing::info!("ipnsync stopped");
     Ok(())
+}
+
+/// Feeds systemd's watchdog only while the daemon actually works: the
+/// database takes a write and the dispatcher keeps looping. A daemon that
+/// is alive but stuck (writer thread gone, dispatcher failed) stops pinging
+/// and systemd restarts it.
+async fn feed_watchdog(
+    every: Duration,
+    writer: store::WriterHandle,
+    health: Arc<Health>,
+    dispatcher_stall: Duration,
+) {
+    let mut tick = tokio::time::interval(every / 3);
+    loop {
+        tick.tick().await;
+        let writable = matches!(
+            tokio::time::timeout(every / 4, writer.probe()).await,
+            Ok(Ok(()))
+        );
+        let beat = health
+            .dispatcher_heartbeat
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let dispatching = store::now_ms() - beat <= dispatcher_stall.as_millis() as i64;
+        if writable && dispatching {
+            ops::systemd::notify("WATCHDOG=1");
+        } else {
+            tracing::warn!(
+                writable,
+                dispatching,
+                "watchdog not fed: the daemon is not healthy"
+            );
+        }
+    }
 }

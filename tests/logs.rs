@@ -275,3 +275,72 @@ async fn the_config_sets_the_level_when_rust_log_is_unset() {
         "INFO lines are filtered:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_and_a_watchdog_fed_only_while_healthy() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = dir.path().join("w.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "600000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Collects what the daemon tells systemd during `window`.
+    let listen = |window: Duration| {
+        let until = std::time::Instant::now() + window;
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 256];
+        while std::time::Instant::now() < until {
+            if let Ok(n) = socket.recv(&mut buf) {
+                heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        heard
+    };
+    let first = listen(Duration::from_millis(1500));
+    assert!(first.iter().any(|m| m == "READY=1"), "{first:?}");
+    assert!(first.iter().any(|m| m == "WATCHDOG=1"), "{first:?}");
+
+    // The database stops taking writes: the pings stop.
+    let locker = rusqlite::Connection::open(&db).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let _ = listen(Duration::from_millis(300)); // a ping already in flight
+    let stuck = listen(Duration::from_millis(1200));
+    assert!(!stuck.iter().any(|m| m == "WATCHDOG=1"), "{stuck:?}");
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    let again = listen(Duration::from_millis(3000));
+    assert!(again.iter().any(|m| m == "WATCHDOG=1"), "{again:?}");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    assert!(daemon.wait().unwrap().success());
+    let last = listen(Duration::from_millis(200));
+    let _ = last;
+}

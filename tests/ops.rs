@@ -122,3 +122,24 @@ async fn a_reload_swaps_keys_without_dropping_requests() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_metrics_connection_does_not_hold_up_the_stop() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(config(DEMO, dir.path())).await;
+    // A scraper's keep-alive connection, left open after one request.
+    let mut scraper = tokio::net::TcpStream::connect(d.admin).await.unwrap();
+    scraper
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = scraper.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Stopping closes it instead of waiting for it (the header read timeout
+    // is 10 s, the writer's own join limit 30 s).
+    tokio::time::timeout(std::time::Duration::from_secs(5), d.stop())
+        .await
+        .expect("the daemon stops without waiting for idle admin connections");
+}

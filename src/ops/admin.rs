@@ -65,6 +65,7 @@ pub async fn serve(
     admin: Arc<Admin>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -75,20 +76,23 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let admin = admin.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let admin = admin.clone();
             async move { Ok::<_, Infallible>(route(&admin, req).await) }
         });
-        tokio::spawn(
-            http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service),
-        );
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(graceful.watch(conn));
     }
+    // Idle keep-alive connections (a Prometheus scraper's) close at once;
+    // a request in progress gets two seconds. Nothing here may hold up the
+    // daemon's stop.
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
 }
 
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {

@@ -100,10 +100,17 @@ enum Command {
     Probe(oneshot::Sender<Result<(), SubmitError>>),
 }
 
+/// What travels on the writer's queue.
+enum Message {
+    Command(Command),
+    /// Stop taking new work; commit what is queued, then end the thread.
+    Close,
+}
+
 /// A cheap, cloneable handle to the writer thread.
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Message>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
 }
@@ -156,7 +163,12 @@ impl WriterHandle {
         let (reply, rx) = oneshot::channel();
         // Push results must not be dropped for want of room: wait for it.
         self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Command::Push(report, reply)).await.is_err() {
+        if self
+            .tx
+            .send(Message::Command(Command::Push(report, reply)))
+            .await
+            .is_err()
+        {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(SubmitError::ShuttingDown);
         }
@@ -173,9 +185,16 @@ impl WriterHandle {
             .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
 
+    /// Asks the writer to finish: everything already queued is committed
+    /// and answered, later submissions get [`SubmitError::ShuttingDown`],
+    /// and the thread ends even while other handles are still alive.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Message::Close).await;
+    }
+
     fn send(&self, cmd: Command) -> Result<(), SubmitError> {
         self.queued.fetch_add(1, Ordering::Relaxed);
-        self.tx.try_send(cmd).map_err(|e| {
+        self.tx.try_send(Message::Command(cmd)).map_err(|e| {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
@@ -230,19 +249,27 @@ enum Reply {
 
 fn run(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<Command>,
+    mut rx: mpsc::Receiver<Message>,
     batch_max: usize,
     queued: Arc<AtomicUsize>,
     committed: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        match first {
+            Message::Command(cmd) => batch.push(cmd),
+            // Refuse new work; what is already queued is still received.
+            Message::Close => rx.close(),
+        }
         while batch.len() < batch_max {
             match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
+                Ok(Message::Command(cmd)) => batch.push(cmd),
+                Ok(Message::Close) => rx.close(),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let size = batch.len();
         queued.fetch_sub(size, Ordering::Relaxed);
