@@ -34,6 +34,10 @@ pub struct ReplayArgs {
     /// Show the old and the new decision; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply even if a later notification of the order was applied since
+    /// (the order moves back and the shop is told again).
+    #[arg(long)]
+    pub force: bool,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -82,8 +86,11 @@ pub fn replay(db: &Path, args: &ReplayArgs) -> Result<(), CliError> {
     } else {
         inspect::open_operator(db)?
     };
-    let r = inspect::replay(&mut conn, args.event_id, args.dry_run)?
+    let r = inspect::replay(&mut conn, args.event_id, args.dry_run, args.force)?
         .ok_or_else(|| CliError::NotFound(format!("event {} is unknown", args.event_id)))?;
+    if let Some(why) = &r.refused {
+        return Err(CliError::NothingToDo(format!("replay refused: {why}")));
+    }
     emit(&if args.json {
         json_document(&replay_json(&r))
     } else {

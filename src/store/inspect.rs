@@ -398,6 +398,12 @@ pub struct Replay {
     /// The queued outbox row; always `None` in a dry run.
     pub outbox_id: Option<i64>,
     pub dry_run: bool,
+    /// A later event of the same order that was applied: replaying this one
+    /// would move the order back past it.
+    pub later_applied: Option<i64>,
+    /// Set when the replay was refused and nothing was written (it would
+    /// move the order back and `force` was not given).
+    pub refused: Option<String>,
 }
 
 /// Re-decides event `event_id` with the current decision rules, e.g.
@@ -405,8 +411,9 @@ pub struct Replay {
 ///
 /// The order's state *before* that event is not stored, so the decision is
 /// taken against the order's **current** snapshot. Replaying an old event
-/// can therefore move an order back (an early `review` replayed on an order
-/// that is now `accepted` applies `review` again): run `--dry-run` first.
+/// could therefore move an order back past a later decision; unless
+/// `force` is given, such a replay is refused (`Replay::refused`) and
+/// nothing is written. Run `--dry-run` first.
 ///
 /// Without `dry_run`, one `BEGIN IMMEDIATE` transaction rewrites the
 /// event's decision columns and `replayed_at`, and, when the new verdict
@@ -416,6 +423,7 @@ pub fn replay(
     conn: &mut Connection,
     event_id: i64,
     dry_run: bool,
+    force: bool,
 ) -> Result<Option<Replay>, StoreError> {
     // A dry run only reads, but inside one transaction so the event and the
     // order snapshot it is judged against are consistent.
@@ -434,6 +442,12 @@ pub fn replay(
     let applied = decision.applied_outcome();
     let order_change = applied.filter(|o| Some(*o) != snapshot.outcome);
     let shop_update = order_change.is_some() && !stored.shop.is_empty();
+    let later_applied: Option<i64> = tx.query_row(
+        "SELECT MAX(id) FROM events
+         WHERE shop = ?1 AND order_ref = ?2 AND id > ?3 AND verdict = 'applied'",
+        params![stored.shop, stored.order_ref, event_id],
+        |r| r.get(0),
+    )?;
     let mut replay = Replay {
         event_id,
         shop: stored.shop.clone(),
@@ -445,9 +459,19 @@ pub fn replay(
         shop_update,
         outbox_id: None,
         dry_run,
+        later_applied,
+        refused: None,
     };
     if dry_run {
         return Ok(Some(replay)); // dropping `tx` rolls back
+    }
+    if let (Some(later), Some(to), false) = (later_applied, order_change, force) {
+        // Each notification takes effect once: re-applying an old one over
+        // a later decision is an explicit operator choice.
+        replay.refused = Some(format!(
+            "event {later} was applied to this order after event {event_id}; replaying would move it to {to} and push that to the shop again. Use --force if that is really wanted"
+        ));
+        return Ok(Some(replay));
     }
     let now = now_ms();
     update_event_decision(&tx, event_id, &replay.after, now)?;
@@ -786,7 +810,9 @@ mod tests {
         let paid = intake(&conn, &notification("7", "AUTHORISED", Some("s"), 1)).unwrap();
         force_outcome(&conn, "7", "pending");
 
-        let dry = replay(&mut conn, paid.event_id, true).unwrap().unwrap();
+        let dry = replay(&mut conn, paid.event_id, true, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(dry.current, Some(Outcome::Pending));
         assert_eq!(dry.order_change, Some(Outcome::Accepted));
         assert!(dry.shop_update && dry.outbox_id.is_none());
@@ -803,7 +829,9 @@ mod tests {
             0
         );
 
-        let real = replay(&mut conn, paid.event_id, false).unwrap().unwrap();
+        let real = replay(&mut conn, paid.event_id, false, false)
+            .unwrap()
+            .unwrap();
         let outbox_id = real.outbox_id.expect("update queued");
         let (prev, next): (String, String) = conn
             .query_row(
@@ -822,11 +850,44 @@ mod tests {
         );
 
         // Again: the order is now accepted, so the same event is ignored.
-        let again = replay(&mut conn, paid.event_id, false).unwrap().unwrap();
+        let again = replay(&mut conn, paid.event_id, false, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(again.after.verdict, "ignored");
         assert_eq!(again.order_change, None);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 2);
-        assert_eq!(replay(&mut conn, 999, true).unwrap(), None);
+        assert_eq!(replay(&mut conn, 999, true, false).unwrap(), None);
+    }
+
+    #[test]
+    fn replay_over_a_later_decision_needs_force() {
+        let (_dir, path) = db();
+        let mut conn = open_operator(&path).unwrap();
+        let review = intake(
+            &conn,
+            &notification("5", "AUTHORISED_TO_VALIDATE", Some("s"), 1),
+        )
+        .unwrap();
+        intake(&conn, &notification("5", "AUTHORISED", Some("s"), 2)).unwrap();
+        // Older rules had left the order pending, say; the review event,
+        // replayed, would now apply over the later accepted one.
+        force_outcome(&conn, "5", "pending");
+        let outbox_before = count(&conn, "SELECT COUNT(*) FROM outbox");
+        let r = replay(&mut conn, review.event_id, false, false)
+            .unwrap()
+            .unwrap();
+        assert!(r.refused.is_some(), "{r:?}");
+        assert!(r.later_applied.is_some());
+        assert_eq!(
+            count(&conn, "SELECT COUNT(*) FROM outbox"),
+            outbox_before,
+            "nothing written"
+        );
+        let forced = replay(&mut conn, review.event_id, false, true)
+            .unwrap()
+            .unwrap();
+        assert!(forced.refused.is_none());
+        assert!(forced.outbox_id.is_some());
     }
 
     #[test]
@@ -835,7 +896,9 @@ mod tests {
         let mut conn = open_operator(&path).unwrap();
         let first = intake(&conn, &notification("9", "AUTHORISED", None, 1)).unwrap();
         force_outcome(&conn, "9", "pending");
-        let r = replay(&mut conn, first.event_id, false).unwrap().unwrap();
+        let r = replay(&mut conn, first.event_id, false, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.order_change, Some(Outcome::Accepted));
         assert!(!r.shop_update);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 0);
