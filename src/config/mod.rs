@@ -355,6 +355,14 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     };
     let admin_token = resolve_admin_token(&raw.admin, env)?;
     let mut warnings = Vec::new();
+    let total: Duration = dispatch.retry_schedule.iter().sum();
+    if total.mul_f64(1.0 - dispatch.jitter) < Duration::from_secs(24 * 3600) {
+        warnings.push(format!(
+            "dispatch.retry_schedule: retries may give up after {} (with -{:.0}% jitter), under 24 hours: a shop down for a day loses updates to the dead queue",
+            format_duration(Duration::from_secs(total.mul_f64(1.0 - dispatch.jitter).as_secs())),
+            dispatch.jitter * 100.0
+        ));
+    }
     if let Some(admin) = admin_listen {
         if !admin.ip().is_loopback() {
             warnings.push(format!(

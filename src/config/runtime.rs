@@ -91,7 +91,7 @@ pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigEr
 
 pub(super) fn resolve_dispatch(raw: RawDispatch) -> Result<DispatchConfig, ConfigError> {
     let retry_schedule = match raw.retry_schedule {
-        None => ["5s", "1m", "5m", "30m", "2h", "5h", "10h", "10h"]
+        None => ["5s", "1m", "5m", "30m", "2h", "5h", "10h", "10h", "10h"]
             .iter()
             .map(|s| parse_duration(s).expect("default schedule parses"))
             .collect(),

@@ -546,3 +546,23 @@ fn log_level_is_validated() {
     let err = parse("log_level = \"ipnsync=loud\"").unwrap_err();
     assert!(err.to_string().starts_with("log_level: "), "{err}");
 }
+
+#[test]
+fn a_retry_schedule_shorter_than_a_day_is_flagged() {
+    let default = parse("").unwrap();
+    let total: Duration = default.dispatch.retry_schedule.iter().sum();
+    assert!(total.mul_f64(1.0 - default.dispatch.jitter) >= Duration::from_secs(24 * 3600));
+    assert!(default
+        .warnings
+        .iter()
+        .all(|w| !w.contains("retry_schedule")));
+    let short = parse("[dispatch]\nretry_schedule = [\"1m\", \"1h\"]\n").unwrap();
+    assert!(
+        short
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("dispatch.retry_schedule: ")),
+        "{:?}",
+        short.warnings
+    );
+}
