@@ -118,6 +118,23 @@ async fn post_cybs_fixture(d: &Daemon, name: &str) -> (u16, String) {
     post_cybs(d, body, &cybs_signature(name)).await
 }
 
+/// The fixture signed over the whole body (the other accepted reading),
+/// with its own `t`: the event type is then covered by the signature.
+async fn post_cybs_body_signed(d: &Daemon, name: &str) -> (u16, String) {
+    use base64::Engine;
+    let body = fixture(&format!("cybersource/{name}.json"));
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(CYBS_KEY)
+        .unwrap();
+    let t = cybs_signature(name)
+        .split(';')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap()
+        .to_owned();
+    let sig = ipnsync::providers::cybersource::sign(&key, &t, &body);
+    post_cybs(d, body, &format!("t={t};keyId={CYBS_KEY_ID};sig={sig}")).await
+}
+
 async fn post_mpgs(d: &Daemon, name: &str, secret: &str, id: &str) -> (u16, String) {
     post(
         d,
@@ -211,10 +228,11 @@ async fn cybersource_review_then_case_accept_reach_the_shop_in_order() {
         (status, text.trim()),
         (200, "OK-Notification recorded, order unchanged.")
     );
-    let (status, _) = post_cybs_fixture(d, "case-accept").await;
+    // Signed over the whole body: the event type is authenticated.
+    let (status, _) = post_cybs_body_signed(d, "case-accept").await;
     assert_eq!(status, 200);
     // A retry of the accept is a duplicate.
-    let (status, text) = post_cybs_fixture(d, "case-accept").await;
+    let (status, text) = post_cybs_body_signed(d, "case-accept").await;
     assert_eq!(
         (status, text.trim()),
         (200, "OK-Accepted payment, already registered.")
@@ -287,9 +305,10 @@ async fn cybersource_profile_verdicts_and_health_check() {
     let get = d.client.get(d.url("/ipn/mpgs")).send().await.unwrap();
     assert_eq!(get.status().as_u16(), 405);
 
-    for name in ["profile-reject", "profile-monitor", "case-reject"] {
+    for name in ["profile-reject", "profile-monitor"] {
         assert_eq!(post_cybs_fixture(d, name).await.0, 200, "{name}");
     }
+    assert_eq!(post_cybs_body_signed(d, "case-reject").await.0, 200);
     let mut updates = pairs(&shop_updates(&s.shop, 3).await)
         .into_iter()
         .map(|(o, out)| (o.to_owned(), out.to_owned()))
@@ -312,6 +331,52 @@ async fn cybersource_profile_verdicts_and_health_check() {
         )
         .unwrap();
     assert!(monitor.contains("MONITOR (a monitor rule flagged the payment; it went through)"));
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn cybersource_unsigned_event_type_never_accepts_or_rejects() {
+    let s = start("off", "").await;
+    let d = &s.daemon;
+    let (status, _) = post_cybs_fixture(d, "profile-review").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        pairs(&shop_updates(&s.shop, 1).await),
+        [("100000123", "review")]
+    );
+
+    // The captured review with its (unsigned) eventType rewritten: the
+    // payload-only signature still verifies.
+    let body = String::from_utf8(fixture("cybersource/profile-review.json")).unwrap();
+    for forged_event in [
+        "risk.casemanagement.decision.accept",
+        "risk.casemanagement.decision.reject",
+    ] {
+        let forged = body.replace("risk.profile.decision.review", forged_event);
+        let (status, text) =
+            post_cybs(d, forged.into_bytes(), &cybs_signature("profile-review")).await;
+        assert_eq!(status, 200, "{forged_event}: {text}");
+    }
+    // A payload-only case decision without a decision in its payload is
+    // held for review too, on an order of its own.
+    let (status, _) = post_cybs_fixture(d, "case-reject").await;
+    assert_eq!(status, 200);
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(
+        pairs(&updates),
+        [("100000123", "review"), ("100000124", "review")]
+    );
+    let comment = updates[1].2["comment"].as_str().unwrap();
+    assert!(
+        comment.contains("not covered by the signature"),
+        "{comment}"
+    );
+    assert_eq!(
+        d.count("SELECT COUNT(*) FROM events WHERE comment LIKE '%not covered by the signature%'"),
+        3
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.shop.received().len(), 2, "nothing accepted or rejected");
     s.daemon.stop().await;
 }
 
@@ -431,6 +496,54 @@ async fn cmos_updates_are_stored_one_event_each_before_the_answer() {
         d.count("SELECT COUNT(*) FROM deliveries WHERE duplicate = 1"),
         3
     );
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn cmos_document_without_updates_is_stored_without_effect() {
+    let s = start("off", "").await;
+    let d = &s.daemon;
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?><CaseManagementOrderStatus xmlns="http://reports.cybersource.com/reports/cmos/1.0" MerchantID="ipnsync_demo" Name="Case Management Order Status" Date="2025-03-12 10:31:26 GMT" Version="1.1"></CaseManagementOrderStatus>"#;
+    let encoded: String = xml
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = format!("content={encoded}").into_bytes();
+    let (status, text) = post_cmos(d, &format!("?token={CMOS_TOKEN}"), body.clone()).await;
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Notification recorded, order unchanged.")
+    );
+    // Committed before the answer: one event about no order, its delivery
+    // verbatim.
+    let (order_ref, verdict, comment): (String, String, String) = d
+        .reader()
+        .query_row(
+            "SELECT order_ref, verdict, comment FROM events WHERE source = 'cmos'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((order_ref.as_str(), verdict.as_str()), ("", "ignored"));
+    assert!(
+        comment.contains("a document without any Update"),
+        "{comment}"
+    );
+    let stored: Vec<u8> = d
+        .reader()
+        .query_row("SELECT body FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, body);
+    // Resent: one more delivery of the same event.
+    let (status, _) = post_cmos(d, &format!("?token={CMOS_TOKEN}"), body).await;
+    assert_eq!(status, 200);
+    assert_eq!(d.count("SELECT COUNT(*) FROM events"), 1);
+    assert_eq!(d.count("SELECT COUNT(*) FROM deliveries"), 2);
+    assert_eq!(d.count("SELECT COUNT(*) FROM orders"), 0);
+    assert_eq!(d.count("SELECT COUNT(*) FROM outbox"), 0);
     s.daemon.stop().await;
 }
 

@@ -3,7 +3,7 @@
 //! [`assess`] reads only the notification itself, never the order's
 //! history (that is [`super::state`]'s job). The Lyra rules are an ordered
 //! list ([`RULES`], a to h): the first one that matches wins. Cybersource
-//! ([`cybersource`], cs1–cs7) and Mastercard Gateway ([`mpgs`], m1–m11)
+//! ([`cybersource`], cs1–cs8) and Mastercard Gateway ([`mpgs`], m1–m11)
 //! have their own ordered rules. Every vocabulary the rules branch on is a
 //! `const` table, so a reader finds a code by searching for it.
 //! `docs/decisions.md` explains each rule to merchants.

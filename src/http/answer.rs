@@ -74,11 +74,14 @@ pub fn too_large(limit: usize) -> Response<Body> {
 }
 
 /// 200 for several notifications of one request (a CMOS document), all
-/// committed.
+/// committed. Providers always yield at least one notification (a CMOS
+/// document without `<Update>` is one without effect), so that every
+/// verified delivery is stored; were none stored, nothing may be
+/// acknowledged.
 pub fn stored_many(receipts: &[IntakeReceipt]) -> Response<Body> {
     match receipts {
         [one] => stored(one),
-        [] => text(StatusCode::OK, "OK-Nothing to record."),
+        [] => unavailable("nothing was stored"),
         many => {
             let applied = many
                 .iter()

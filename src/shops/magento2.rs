@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::openmage::plan::{self, Progress, Step};
-use super::{http_client, status_error, transport_error, PushError, Pushed, ShopUpdate};
+use super::{
+    http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
+    MAX_ANSWER_BYTES,
+};
 use crate::config::{Secret, ShopConfig};
 
 pub struct Magento2 {
@@ -288,7 +291,9 @@ impl Magento2 {
             .map_err(transport_error)?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            let body = response.text().await.unwrap_or_default();
+            let body = read_body_capped(response, MAX_ANSWER_BYTES)
+                .await
+                .unwrap_or_default();
             return Err(PushError::permanent(format!(
                 "Magento admin login refused: check the username and password ({})",
                 redact(&message_of(&body).unwrap_or_default(), password)
@@ -310,7 +315,7 @@ impl Magento2 {
 async fn answer(response: reqwest::Response, secret: &Secret) -> Result<Value, ApiError> {
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.text().await.map_err(transport_error)?;
+    let body = read_body_capped(response, MAX_ANSWER_BYTES).await?;
     let body = redact(&body, secret);
     if status.is_success() {
         // An empty body is not expected, but it is not a failure either.

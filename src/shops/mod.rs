@@ -94,6 +94,41 @@ pub fn transport_error(e: reqwest::Error) -> PushError {
     PushError::transient(format!("{what}: {}", e.without_url()))
 }
 
+/// Most bytes read from one shop answer. The APIs answer a few KiB at most;
+/// a misbehaving shop (or whatever answers in its place) must not make each
+/// concurrent push hold hundreds of MB.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Reads a response body, chunk by chunk, up to `cap` bytes (UTF-8, invalid
+/// sequences replaced, as `Response::text` does). A larger answer (declared
+/// or sent) is a transient error and the connection is dropped unread:
+/// whatever served it may be a proxy's page that goes away.
+pub async fn read_body_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<String, PushError> {
+    let status = response.status().as_u16();
+    let too_large = || {
+        PushError::transient(format!(
+            "shop answer larger than {cap} bytes (HTTP {status})"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Classifies an HTTP status that is not the API's own answer:
 /// 429 and 5xx are transient, other 4xx permanent.
 pub fn status_error(

@@ -32,7 +32,10 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{http_client, status_error, transport_error, PushError, Pushed, ShopUpdate};
+use super::{
+    http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
+    MAX_ANSWER_BYTES,
+};
 use crate::config::{Secret, ShopConfig, ShopKind, ShopStatus};
 
 /// 3.0's answer to a bad, expired or IP-mismatched token.
@@ -410,7 +413,7 @@ impl OpenCart {
             .map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_body_capped(response, MAX_ANSWER_BYTES).await?;
         Ok(Answer {
             status,
             headers,

@@ -15,7 +15,10 @@ use tokio::sync::Mutex;
 
 use self::plan::Progress;
 use self::xmlrpc::{Response, Value};
-use super::{http_client, status_error, transport_error, PushError, Pushed, ShopUpdate};
+use super::{
+    http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
+    MAX_ANSWER_BYTES,
+};
 use crate::config::{Secret, ShopConfig};
 
 /// `access_denied`: every login failure and every ACL denial.
@@ -225,7 +228,7 @@ impl OpenMage {
             .map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_body_capped(response, MAX_ANSWER_BYTES).await?;
         // Faults come with HTTP 200; any other status is the web server's.
         if !status.is_success() {
             return Err(status_error(status, &headers, &redact(&body, secrets)).into());

@@ -16,7 +16,10 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{http_client, status_error, transport_error, PushError, Pushed, ShopUpdate};
+use super::{
+    http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
+    MAX_ANSWER_BYTES,
+};
 use crate::config::ShopConfig;
 use crate::domain::Outcome;
 
@@ -90,7 +93,10 @@ impl Webhook {
             });
         }
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
+        // Only a snippet is shown: an answer too large reads as empty.
+        let text = read_body_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .unwrap_or_default();
         Err(classify(status, &headers, &text))
     }
 }

@@ -43,14 +43,21 @@ pub const DM_STATUS_WORDS: &[(&str, &str)] = &[
 const MAX_NOTES: usize = 5;
 
 pub(super) fn lines(n: &Notification, f: &CybersourceFacts) -> Vec<Option<String>> {
-    vec![Some(headline(f)), Some(transaction_line(n, f))]
+    vec![
+        Some(headline(f, n.order_ref.is_empty())),
+        Some(transaction_line(n, f)),
+    ]
 }
 
-fn headline(f: &CybersourceFacts) -> String {
+fn headline(f: &CybersourceFacts, no_order: bool) -> String {
     let who = match f.channel {
         CybersourceChannel::Webhook => "Cybersource Decision Manager",
         CybersourceChannel::Cmos => "Cybersource Decision Manager (order status report)",
     };
+    // A CMOS document without any `<Update>`: about no order at all.
+    if f.channel == CybersourceChannel::Cmos && no_order {
+        return format!("{who}: a document without any Update.");
+    }
     let signal = DmSignal::of(f);
     let mut what = match signal {
         Some(s) => signal_words(s).to_owned(),
@@ -117,10 +124,11 @@ fn notes_text(f: &CybersourceFacts) -> Option<String> {
 
 /// `Order 100000123, payment request 742…, payment status … (…), reason ….`
 fn transaction_line(n: &Notification, f: &CybersourceFacts) -> String {
-    let mut parts = vec![format!(
-        "Order {}",
-        printable(&n.order_ref, MAX_VALUE_CHARS)
-    )];
+    let mut parts = vec![if n.order_ref.is_empty() {
+        "No order reference".to_owned()
+    } else {
+        format!("Order {}", printable(&n.order_ref, MAX_VALUE_CHARS))
+    }];
     if !n.transaction_number.is_empty() {
         parts.push(format!(
             "payment request {}",

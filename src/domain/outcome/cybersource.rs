@@ -1,9 +1,14 @@
-//! Cybersource Decision Manager → one [`Outcome`] (rules cs1 to cs7).
+//! Cybersource Decision Manager → one [`Outcome`] (rules cs1 to cs8).
 //!
 //! Decision Manager only ever reports a *risk* decision: a profile's verdict
 //! when the payment was made, or an analyst's verdict on the case later. The
 //! webhook's event type (or the CMOS `NewDecision`) says which; the payment
 //! status, when the payload carries one, refines a profile verdict.
+//!
+//! When the signature covered only the `payload` member (the official
+//! plugins' reading), the top-level `eventType` is not authenticated: cs8
+//! then lets it accept or reject an order only when the signed payment
+//! status says the same.
 
 use super::{Judgement, Outcome};
 use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
@@ -55,6 +60,35 @@ pub const STATUS_DECLINED: &str = "DECLINED";
 pub const REASON_PROFILE_REJECT: &str = "DECISION_PROFILE_REJECT";
 /// Payment statuses of a payment that went through (cs7).
 pub const ACCEPTED_STATUSES: &[&str] = &["AUTHORIZED", "PARTIAL_AUTHORIZED", "ACCEPTED"];
+
+/// [`CybersourceFacts::signed`] when the signature covered only the
+/// `payload` member: `eventType` is outside it.
+pub const SIGNED_PAYLOAD_ONLY: &str = "payload";
+
+/// Whether the event type is unauthenticated: a webhook whose signature
+/// covered only the payload. Anyone holding one captured notification could
+/// change it within the replay window.
+pub fn event_type_unsigned(f: &CybersourceFacts) -> bool {
+    f.channel == CybersourceChannel::Webhook && f.signed == SIGNED_PAYLOAD_ONLY
+}
+
+/// What the payment status (and reason) alone say, `None` when the payload
+/// carries no status or an unknown one. The same statuses as cs4 to cs7.
+fn status_verdict(status: &str, reason: &str) -> Option<Outcome> {
+    if REJECTED_STATUSES.contains(&status)
+        || (status == STATUS_DECLINED && reason == REASON_PROFILE_REJECT)
+    {
+        Some(Outcome::Rejected)
+    } else if REVIEW_STATUSES.contains(&status) {
+        Some(Outcome::Review)
+    } else if status == STATUS_DECLINED {
+        Some(Outcome::Failed)
+    } else if ACCEPTED_STATUSES.contains(&status) {
+        Some(Outcome::Accepted)
+    } else {
+        None
+    }
+}
 
 impl DmSignal {
     pub fn of(f: &CybersourceFacts) -> Option<DmSignal> {
@@ -113,11 +147,52 @@ pub(super) fn judge(f: &CybersourceFacts) -> Judgement {
         ),
         Some(signal) => profile_rule(signal, status, &f.reason, &what),
     };
+    let (effect, rule) = match effect {
+        Some(claimed) if claimed != Outcome::Review && event_type_unsigned(f) => {
+            unsigned_event_rule(f, claimed, rule, &mut warnings)
+        }
+        _ => (effect, rule),
+    };
     Judgement {
         effect,
         rule,
         warnings,
     }
+}
+
+/// cs8: only the payload was signed, so the event type that says `claimed`
+/// is not authenticated. The signed payment status decides: when it says
+/// the same, the rule that matched stands; otherwise (it says something
+/// else, or the payload carries none) the order is held for review, so that
+/// a human looks, and a warning is logged. A claimed review needs no check:
+/// it is what cs8 would do anyway.
+fn unsigned_event_rule(
+    f: &CybersourceFacts,
+    claimed: Outcome,
+    rule: String,
+    warnings: &mut Vec<String>,
+) -> (Option<Outcome>, String) {
+    let status = f.payment_status.as_str();
+    let signed = status_verdict(status, &f.reason);
+    if signed == Some(claimed) {
+        return (Some(claimed), rule);
+    }
+    let event = &f.event_type;
+    let why = match signed {
+        Some(signed) => format!("the signed payment status {status} says {signed}, not {claimed}"),
+        None => "the signed payload carries no decision".to_owned(),
+    };
+    warnings.push(format!(
+        "Cybersource event type {event} is not covered by the signature (only the payload was \
+         signed) and {why}; the order is held for review instead of {claimed}"
+    ));
+    (
+        Some(Outcome::Review),
+        format!(
+            "cs8: event type {event} not covered by the signature (only the payload was signed), \
+             and {why}; held for review"
+        ),
+    )
 }
 
 /// cs4 to cs7: a profile verdict, refined by the payment status.
@@ -174,12 +249,15 @@ fn profile_rule(
 
 /// Whether the notification says money was taken or reserved: an analyst
 /// accepted the case, a monitor let it through, or the payment status says
-/// authorised (possibly held for review).
+/// authorised (possibly held for review). An unsigned event type (cs8)
+/// counts for nothing: only the signed status does.
 pub(super) fn reports_payment(f: &CybersourceFacts) -> bool {
-    matches!(
-        DmSignal::of(f),
-        Some(DmSignal::CaseAccept | DmSignal::ProfileMonitor)
-    ) || ACCEPTED_STATUSES.contains(&f.payment_status.as_str())
+    (!event_type_unsigned(f)
+        && matches!(
+            DmSignal::of(f),
+            Some(DmSignal::CaseAccept | DmSignal::ProfileMonitor)
+        ))
+        || ACCEPTED_STATUSES.contains(&f.payment_status.as_str())
         || f.payment_status == "AUTHORIZED_PENDING_REVIEW"
 }
 

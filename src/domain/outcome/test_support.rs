@@ -113,7 +113,8 @@ pub(crate) fn apply_decision(
     decision
 }
 
-/// A Cybersource webhook about order `100000123`, payment request `req-1`.
+/// A Cybersource webhook about order `100000123`, payment request `req-1`,
+/// signed over the whole body (so its event type is authenticated).
 pub(crate) fn dm_webhook(event_type: &str) -> Notification {
     Notification {
         provider: Provider::Cybersource,
@@ -124,7 +125,7 @@ pub(crate) fn dm_webhook(event_type: &str) -> Notification {
         currency: String::new(),
         facts: Facts::Cybersource(CybersourceFacts {
             event_type: event_type.into(),
-            signed: "payload".into(),
+            signed: "body".into(),
             ..CybersourceFacts::default()
         }),
     }
@@ -136,6 +137,16 @@ pub(crate) fn dm_with_status(event_type: &str, status: &str, reason: &str) -> No
     if let Facts::Cybersource(f) = &mut n.facts {
         f.payment_status = status.into();
         f.reason = reason.into();
+    }
+    n
+}
+
+/// The same webhook signed over its `payload` member only: the event type
+/// is not authenticated (rule cs8).
+pub(crate) fn dm_payload_signed(event_type: &str, status: &str, reason: &str) -> Notification {
+    let mut n = dm_with_status(event_type, status, reason);
+    if let Facts::Cybersource(f) = &mut n.facts {
+        f.signed = "payload".into();
     }
     n
 }

@@ -278,6 +278,10 @@ fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, CmosErro
 /// Parses a CMOS form body into one notification per `<Update>`, in
 /// document order. The transaction identity is the update's `RequestID`
 /// (the payment request the case is about), else its reference.
+///
+/// A document without any `<Update>` is still one notification, about no
+/// order and without effect (a note, rule cs1), so that its delivery is
+/// stored verbatim like every verified one: never an empty list.
 pub fn notifications(
     form: &Form,
     merchant_id: Option<&str>,
@@ -290,6 +294,21 @@ pub fn notifications(
                 got: doc.merchant_id,
             });
         }
+    }
+    if doc.updates.is_empty() {
+        return Ok(vec![Notification {
+            provider: Provider::Cybersource,
+            transaction_id: String::new(),
+            transaction_number: String::new(),
+            order_ref: String::new(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                channel: CybersourceChannel::Cmos,
+                organization_id: doc.merchant_id,
+                ..CybersourceFacts::default()
+            }),
+        }]);
     }
     doc.updates
         .into_iter()

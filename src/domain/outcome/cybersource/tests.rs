@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::outcome::test_support::{
-    apply_decision, cmos_update, dm_webhook, dm_with_status,
+    apply_decision, cmos_update, dm_payload_signed, dm_webhook, dm_with_status,
 };
 use crate::domain::outcome::without_effect;
 use crate::domain::{assess, decide, OrderSnapshot, Verdict};
@@ -254,4 +254,181 @@ fn a_payment_on_another_request_of_a_final_order_goes_to_review() {
     let d = apply_decision(&mut order, &other);
     assert_eq!(d.applied_outcome(), Some(Review));
     assert!(matches!(d.verdict, Verdict::Apply { note: Some(_), .. }));
+}
+
+/// Signed over the payload only: event type, payment status, reason →
+/// outcome and rule. The event type alone never accepts or rejects.
+const PAYLOAD_SIGNED_TABLE: &[(&str, &str, &str, Option<Outcome>, &str)] = &[
+    // No decision in the signed payload: held for review.
+    (
+        "risk.casemanagement.decision.accept",
+        "",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "risk.casemanagement.decision.reject",
+        "",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    ("risk.profile.decision.reject", "", "", Some(Review), "cs8"),
+    ("risk.profile.decision.monitor", "", "", Some(Review), "cs8"),
+    // The signed status says the same: the rule stands.
+    (
+        "risk.casemanagement.decision.accept",
+        "AUTHORIZED",
+        "",
+        Some(Accepted),
+        "cs2",
+    ),
+    (
+        "risk.casemanagement.decision.reject",
+        "AUTHORIZED_RISK_DECLINED",
+        "",
+        Some(Rejected),
+        "cs3",
+    ),
+    (
+        "risk.profile.decision.reject",
+        "AUTHORIZED_RISK_DECLINED",
+        "DECISION_PROFILE_REJECT",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.reject",
+        "DECLINED",
+        "DECISION_PROFILE_REJECT",
+        Some(Rejected),
+        "cs4",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "AUTHORIZED",
+        "",
+        Some(Accepted),
+        "cs7",
+    ),
+    (
+        "risk.profile.decision.monitor",
+        "DECLINED",
+        "INSUFFICIENT_FUND",
+        Some(Failed),
+        "cs6",
+    ),
+    // A captured review turned into an accept or a reject: the signed status
+    // says review.
+    (
+        "risk.casemanagement.decision.accept",
+        "AUTHORIZED_PENDING_REVIEW",
+        "DECISION_PROFILE_REVIEW",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "risk.casemanagement.decision.reject",
+        "AUTHORIZED_PENDING_REVIEW",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    // A captured monitor (went through) turned into a reject, and back.
+    (
+        "risk.casemanagement.decision.reject",
+        "AUTHORIZED",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "risk.casemanagement.decision.accept",
+        "AUTHORIZED_RISK_DECLINED",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    // A review changes nothing the status would not: no check needed.
+    ("risk.profile.decision.review", "", "", Some(Review), "cs5"),
+    // Notes and unknown events still change nothing.
+    ("risk.casemanagement.addnote", "", "", None, "cs1"),
+    ("payments.payments.accept", "", "", None, "cs1"),
+];
+
+#[test]
+fn an_unsigned_event_type_alone_never_accepts_or_rejects() {
+    for (event, status, reason, expected, rule) in PAYLOAD_SIGNED_TABLE {
+        let n = dm_payload_signed(event, status, reason);
+        let a = assess(&n);
+        assert_eq!(
+            a.outcome,
+            expected.unwrap_or(Pending),
+            "{event} {status} {reason}"
+        );
+        assert!(
+            a.rule.starts_with(rule),
+            "{event} {status}: rule {}",
+            a.rule
+        );
+        assert_eq!(
+            without_effect(&n).is_some(),
+            expected.is_none(),
+            "{event} {status}"
+        );
+        let warned = a
+            .warnings
+            .iter()
+            .any(|w| w.contains("not covered by the signature"));
+        assert_eq!(warned, *rule == "cs8", "{event} {status}: {:?}", a.warnings);
+        if *rule == "cs8" {
+            assert!(
+                a.rule.contains("not covered by the signature"),
+                "{}",
+                a.rule
+            );
+        }
+    }
+}
+
+#[test]
+fn a_tampered_event_type_does_not_move_a_held_order() {
+    let mut order = OrderSnapshot::default();
+    let review = dm_payload_signed(
+        "risk.profile.decision.review",
+        "AUTHORIZED_PENDING_REVIEW",
+        "DECISION_PROFILE_REVIEW",
+    );
+    assert_eq!(
+        apply_decision(&mut order, &review).applied_outcome(),
+        Some(Review)
+    );
+    // The same signed payload, with eventType rewritten.
+    for event in [
+        "risk.casemanagement.decision.accept",
+        "risk.casemanagement.decision.reject",
+        "risk.profile.decision.monitor",
+        "risk.profile.decision.reject",
+    ] {
+        let forged = dm_payload_signed(event, "", "");
+        let d = apply_decision(&mut order, &forged);
+        assert_ne!(d.applied_outcome(), Some(Accepted), "{event}");
+        assert_ne!(d.applied_outcome(), Some(Rejected), "{event}");
+        assert!(
+            d.comment.contains("not covered by the signature"),
+            "{event}: {}",
+            d.comment
+        );
+    }
+    assert_eq!(order.outcome, Some(Review));
+    // An unsigned accept is not news of a payment on a final order either.
+    let mut rejected = OrderSnapshot::default();
+    apply_decision(&mut rejected, &dm_webhook("risk.profile.decision.reject"));
+    let mut other = dm_payload_signed("risk.casemanagement.decision.accept", "", "");
+    other.transaction_id = "req-2".into();
+    assert_eq!(
+        apply_decision(&mut rejected, &other).applied_outcome(),
+        None
+    );
 }

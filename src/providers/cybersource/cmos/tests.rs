@@ -135,3 +135,33 @@ fn limits_updates_and_depth() {
     );
     assert!(matches!(parse_document(&deep), Err(CmosError::BadXml(_))));
 }
+
+#[test]
+fn a_document_without_updates_is_one_note_about_no_order() {
+    let xml = r#"<?xml version="1.0"?><CaseManagementOrderStatus xmlns="http://reports.cybersource.com/reports/cmos/1.0" MerchantID="ipnsync_demo" Version="1.1"></CaseManagementOrderStatus>"#;
+    let body = format!("content={}", urlencoding(xml));
+    let form = crate::providers::form::parse(body.as_bytes()).unwrap();
+    let ns = notifications(&form, Some("ipnsync_demo")).unwrap();
+    assert_eq!(ns.len(), 1, "stored, never an empty list");
+    let n = &ns[0];
+    assert!(n.order_ref.is_empty());
+    let f = n.cybersource().unwrap();
+    assert_eq!(f.channel, CybersourceChannel::Cmos);
+    assert!(f.new_decision.is_empty());
+    assert_eq!(f.organization_id, "ipnsync_demo");
+    assert!(crate::domain::outcome::without_effect(n).is_some());
+    // The merchant is still checked.
+    assert!(matches!(
+        notifications(&form, Some("someone_else")),
+        Err(CmosError::MerchantMismatch { .. })
+    ));
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
