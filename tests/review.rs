@@ -192,6 +192,7 @@ async fn post_ipn(d: &Daemon, body: Vec<u8>) -> String {
 
 /// The order held for review, already pushed to the shop as `review`.
 async fn order_in_review(s: &Setup) {
+    s.lyra.set_transaction(UUID, "AUTHORISED_TO_VALIDATE");
     let answer = post_ipn(&s.daemon, fixture("lyra-form/to-validate.txt")).await;
     assert_eq!(answer, "OK-Payment review, order has been updated.");
     shop_updates(&s.shop, 1).await;
@@ -579,6 +580,309 @@ async fn a_refused_cybersource_action_reports_the_gateway_text() {
         s.cybs.calls()[0].body["processingInformation"]["actionList"],
         json!(["REVERSE"])
     );
+    s.daemon.stop().await;
+}
+
+/// Posts a Cybersource webhook, signed over the whole body (the form the
+/// SFCC fork uses) with the test key.
+async fn post_cybs_json(d: &Daemon, body: &Value) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let body = body.to_string();
+    let t = "1741773600000";
+    let key = STANDARD.decode(CYBS_KEY).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let sig = STANDARD.encode(mac.finalize().into_bytes());
+    let resp = d
+        .client
+        .post(d.url("/ipn/cybersource"))
+        .header("content-type", "application/json")
+        .header(
+            "v-c-signature",
+            format!("t={t};keyId={CYBS_KEY_ID};sig={sig}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().await.unwrap().trim().to_owned()
+}
+
+/// A Decision Manager "review" webhook for `order`, with `data.id` when
+/// given.
+fn cybs_review(order: &str, id: Option<&str>) -> Value {
+    let mut data = json!({
+        "referenceNumber": order,
+        "status": "AUTHORIZED_PENDING_REVIEW",
+        "errorInformation": {"reason": "DECISION_PROFILE_REVIEW"}
+    });
+    if let Some(id) = id {
+        data["id"] = json!(id);
+    }
+    json!({
+        "webhookId": format!("wh-{order}-{}", id.unwrap_or("none")),
+        "productId": "fraudManagementEssentials",
+        "organizationId": CYBS_MERCHANT,
+        "eventType": "risk.profile.decision.review",
+        "eventDate": "2025-03-11T10:01:00Z",
+        "requestType": "NEW",
+        "payload": {"data": data}
+    })
+}
+
+#[tokio::test]
+async fn without_a_request_id_cybersource_is_not_asked_about_the_order_number() {
+    use reqwest::Method;
+    let s = start().await;
+    // No data.id / requestId: transaction_id falls back to the order
+    // number, which is no Decision Manager case id.
+    assert_eq!(
+        post_cybs_json(&s.daemon, &cybs_review("100000777", None)).await,
+        "OK-Payment review, order has been updated."
+    );
+    shop_updates(&s.shop, 1).await;
+
+    let run = cli(&s, &["review", "validate", "100000777"]).await.code(1);
+    assert!(
+        run.stderr.contains("no Decision Manager request id"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--shop-only"), "{}", run.stderr);
+    let (status, body) = admin(
+        &s,
+        Method::POST,
+        "/admin/orders/hook/100000777/deny",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["error"]), (409, &json!("no_decision_id")));
+    assert!(
+        s.cybs.calls().is_empty(),
+        "no case action on /risk/v1/decisions/<order number>: {:?}",
+        s.cybs.calls()
+    );
+    let list = cli(&s, &["review", "list", "--json"]).await.code(0).json();
+    assert_eq!(list[0]["outcome"], "review", "nothing changed");
+
+    cli(&s, &["review", "deny", "100000777", "--shop-only"])
+        .await
+        .code(0);
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(outcomes(&updates), ["review", "canceled"]);
+    assert!(s.cybs.calls().is_empty());
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_cybersource_failure_on_a_later_decision_names_the_ones_already_done() {
+    let s = start().await;
+    const FIRST: &str = "7420000000000000000001";
+    const SECOND: &str = "7420000000000000000002";
+    for id in [FIRST, SECOND] {
+        post_cybs_json(&s.daemon, &cybs_review("100000888", Some(id))).await;
+    }
+    shop_updates(&s.shop, 1).await;
+    s.cybs.set_mode(fake_cybersource_api::Mode::FailFor {
+        id: SECOND.into(),
+        status: 400,
+        body: json!({"status": "INVALID_REQUEST", "reason": "INVALID_DATA", "message": "Case is not in review"}).to_string(),
+    });
+    let run = cli(&s, &["review", "validate", "100000888"]).await.code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "transaction {SECOND}: HTTP 400: INVALID_REQUEST: INVALID_DATA: Case is not in review (already done: {FIRST} → ACCEPTED)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let ids: Vec<String> = s.cybs.calls().into_iter().map(|c| c.decision_id).collect();
+    assert_eq!(ids, [FIRST, SECOND]);
+    let show = cli(&s, &["show", "100000888", "--json"])
+        .await
+        .code(0)
+        .json();
+    let actions = review_actions(&show);
+    assert_eq!(actions.len(), 1);
+    assert!(
+        actions[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("already done: {FIRST} → ACCEPTED")),
+        "the timeline says it too: {}",
+        actions[0]
+    );
+    s.daemon.stop().await;
+}
+
+// ------------------------------------------------------ suspected fraud, races
+
+#[tokio::test]
+async fn validating_a_suspected_fraud_checks_the_transaction_instead_of_validating_it() {
+    const FRAUD_UUID: &str = "1f2e3d4c5b6a79881726354a5b6c7d8e";
+    let s = start().await;
+    // The external analyser failed: an AUTHORISED payment, suspected.
+    let suspected = resign(&fixture("lyra-form/clearsale-fraud.txt"), |p| {
+        set(p, "vads_risk_analysis_result", "ERR");
+    });
+    post_ipn(&s.daemon, suspected).await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(outcomes(&updates), ["suspected_fraud"]);
+
+    // A payment the gateway has cancelled meanwhile is not accepted.
+    s.lyra.set_transaction(FRAUD_UUID, "CANCELLED");
+    let run = cli(&s, &["review", "validate", "100043"]).await.code(1);
+    assert!(
+        run.stderr.contains("Transaction/Get answered detailedStatus CANCELLED and operationType DEBIT: not a successful or pending DEBIT"),
+        "{}",
+        run.stderr
+    );
+
+    s.lyra.set_transaction(FRAUD_UUID, "AUTHORISED");
+    let report = cli(&s, &["review", "validate", "100043", "--json"])
+        .await
+        .code(0)
+        .json();
+    assert_eq!(report["previous_outcome"], "suspected_fraud");
+    assert_eq!(report["outcome"], "accepted");
+    assert_eq!(report["gateway_status"], json!(["AUTHORISED"]));
+    let calls = s.lyra.calls();
+    let services: Vec<&str> = calls.iter().map(|c| c.service.as_str()).collect();
+    assert_eq!(
+        services,
+        ["Transaction/Get", "Transaction/Get"],
+        "never Transaction/Validate"
+    );
+    assert_eq!(calls[1].body, json!({"uuid": FRAUD_UUID}));
+    assert_eq!(
+        s.lyra.transaction(FRAUD_UUID).as_deref(),
+        Some("AUTHORISED")
+    );
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(outcomes(&updates), ["suspected_fraud", "accepted"]);
+    assert!(
+        updates[1]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("Lyra Transaction/Get (a successful payment, accepted despite the fraud flag), transaction 1f2e3d4c5b6a79881726354a5b6c7d8e → AUTHORISED"),
+        "{}",
+        updates[1]["comment"]
+    );
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_actions_on_one_order_reach_the_gateway_once() {
+    use reqwest::Method;
+    let s = start().await;
+    order_in_review(&s).await;
+    // Slower than it takes to start the CLI, well within the 1 s timeout.
+    s.lyra
+        .set_mode(fake_lyra_api::Mode::Slow(Duration::from_millis(700)));
+    let validate = "/admin/orders/hook/100042/validate";
+    let first = admin(&s, Method::POST, validate, Some(TOKEN), None);
+    let others = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.lyra.calls().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no gateway call");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let deny = cli(&s, &["review", "deny", "100042"]).await;
+        let again = admin(&s, Method::POST, validate, Some(TOKEN), None).await;
+        (deny, again)
+    };
+    let ((status, report), (deny, (again_status, again))) = tokio::join!(first, others);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["outcome"], "accepted");
+    assert_eq!(report["note"], Value::Null);
+    let deny = deny.code(1);
+    assert!(
+        deny.stderr
+            .contains("validate by admin-api is already under way"),
+        "{}",
+        deny.stderr
+    );
+    assert_eq!(
+        (again_status, &again["error"]),
+        (409, &json!("action_in_progress"))
+    );
+    let calls = s.lyra.calls();
+    assert_eq!(calls.len(), 1, "one gateway call: {calls:?}");
+    assert_eq!(calls[0].service, "Transaction/Validate");
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(outcomes(&updates), ["review", "accepted"]);
+    let show = cli(&s, &["show", "100042", "--json"]).await.code(0).json();
+    let actions = review_actions(&show);
+    assert_eq!(actions.len(), 1, "the refused ones claimed nothing");
+    assert_eq!(actions[0]["state"], "done");
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_action_that_cannot_be_recorded_says_so_and_is_not_retried() {
+    use reqwest::Method;
+    let s = start().await;
+    order_in_review(&s).await;
+    // The claim is written; finishing it fails, as a full disk would.
+    s.daemon
+        .reader()
+        .execute_batch(
+            "CREATE TRIGGER fail_finish BEFORE UPDATE OF state ON review_actions
+             WHEN NEW.state = 'done'
+             BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
+        )
+        .unwrap();
+    let validate = "/admin/orders/hook/100042/validate";
+    let (status, body) = admin(&s, Method::POST, validate, Some(TOKEN), None).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (500, &json!("gateway_acted_not_recorded")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Lyra acted (validate {UUID} → AUTHORISED) but ipnsync could not record it: "
+        )) && message.contains("simulated disk failure")
+            && message.contains("do not retry, check the order"),
+        "{message}"
+    );
+    assert_eq!(s.lyra.transaction(UUID).as_deref(), Some("AUTHORISED"));
+
+    // The claim stays: a retry does not reach the gateway again.
+    let run = cli(&s, &["review", "validate", "100042"]).await.code(1);
+    assert!(run.stderr.contains("already under way"), "{}", run.stderr);
+    assert_eq!(s.lyra.calls().len(), 1);
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_exits_4_when_the_gateway_acted_but_nothing_was_recorded() {
+    let s = start().await;
+    order_in_review(&s).await;
+    s.daemon
+        .reader()
+        .execute_batch(
+            "CREATE TRIGGER fail_finish BEFORE UPDATE OF state ON review_actions
+             WHEN NEW.state = 'done'
+             BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
+        )
+        .unwrap();
+    let run = cli(&s, &["review", "validate", "100042"]).await.code(4);
+    assert!(
+        run.stderr.contains("but ipnsync could not record it")
+            && run.stderr.contains("do not retry"),
+        "{}",
+        run.stderr
+    );
+    let list = cli(&s, &["review", "list", "--json"]).await.code(0).json();
+    assert_eq!(list[0]["outcome"], "review", "the order did not move");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.shop.received().len(), 1, "no shop update");
     s.daemon.stop().await;
 }
 

@@ -272,6 +272,8 @@ impl Entry<'_> {
                 "error": r.error,
                 "outcome": r.outcome,
                 "outbox_id": r.outbox_id,
+                "state": r.state,
+                "expires_at": r.expires_at,
             }),
         }
     }
@@ -324,6 +326,15 @@ fn review_text(r: &ReviewActionRecord) -> String {
         format!("via {}", r.gateway)
     };
     let mut s = format!("{} by {} {via}", r.action, r.actor);
+    if r.state == "in_progress" {
+        let expired = r.expires_at.is_some_and(|e| e <= crate::store::now_ms());
+        s.push_str(if expired {
+            ": never finished (the gateway may have acted: check the order)"
+        } else {
+            ": in progress"
+        });
+        return s;
+    }
     if let Some(error) = &r.error {
         s.push_str(&format!(": failed: {}", clip(error, ERROR_WIDTH)));
         return s;

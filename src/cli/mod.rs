@@ -33,6 +33,9 @@ pub const EXIT_NOT_DONE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// The database could not be opened or read/written.
 pub const EXIT_DATABASE: u8 = 3;
+/// A review action was done at the gateway but could not be recorded:
+/// unlike a database error, not to be retried.
+pub const EXIT_DONE_NOT_RECORDED: u8 = 4;
 
 /// Why an operator command did not succeed; each maps to one exit code.
 #[derive(Debug, Error)]
@@ -52,6 +55,9 @@ pub enum CliError {
     Config { path: PathBuf, source: ConfigError },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Done at the remote end, but not recorded here: do not retry.
+    #[error("{0}")]
+    DoneNotRecorded(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -62,6 +68,7 @@ impl CliError {
             CliError::NotFound(_) | CliError::NothingToDo(_) | CliError::Remote(_) => EXIT_NOT_DONE,
             CliError::Usage(_) | CliError::Config { .. } => EXIT_USAGE,
             CliError::Store(_) => EXIT_DATABASE,
+            CliError::DoneNotRecorded(_) => EXIT_DONE_NOT_RECORDED,
             CliError::Output(_) => EXIT_NOT_DONE,
         }
     }

@@ -198,11 +198,15 @@ fn cli_error(e: ReviewError) -> CliError {
     match e {
         ReviewError::Store(s) => CliError::Store(s),
         ReviewError::UnknownOrder(_) => CliError::NotFound(e.to_string()),
-        ReviewError::NotInReview { .. } => CliError::NothingToDo(e.to_string()),
+        ReviewError::NotInReview { .. } | ReviewError::InProgress { .. } => {
+            CliError::NothingToDo(e.to_string())
+        }
+        ReviewError::ActedNotRecorded { .. } => CliError::DoneNotRecorded(e.to_string()),
         ReviewError::BadRequest(_)
         | ReviewError::AmbiguousOrder { .. }
         | ReviewError::NotConfigured(_) => CliError::Usage(e.to_string()),
         ReviewError::NotSubscribed { .. }
+        | ReviewError::NoDecisionId { .. }
         | ReviewError::Refused { .. }
         | ReviewError::Unreachable { .. }
         | ReviewError::Internal(_) => CliError::Remote(e.to_string()),

@@ -117,6 +117,13 @@ pub struct CybersourceFacts {
     /// Which bytes the webhook signature covered: `payload` (the official
     /// plugins' reading) or `body`; empty for CMOS, which is not signed.
     pub signed: String,
+    /// The request id of the payment under review (webhook `payload.data.id`
+    /// or `requestId`, CMOS `RequestID`): the Decision Manager case to act
+    /// on (`/risk/v1/decisions/{id}/actions`). Empty when the notification
+    /// named none; never the order number (which `transaction_id` falls back
+    /// to). Absent from notifications stored before it existed.
+    #[serde(default)]
+    pub request_id: String,
 }
 
 /// What a Mastercard Gateway (MPGS) webhook says: the Retrieve Transaction

@@ -365,6 +365,7 @@ pub fn webhook_notification(
         notes,
         organization_id: organization,
         signed: signed.as_str().to_owned(),
+        request_id: request_id.clone(),
         ..CybersourceFacts::default()
     };
     Ok(Notification {

@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{http_client, snippet, transport_error, Action, GatewayError};
+use super::{http_client, partial, snippet, transport_error, Action, GatewayError};
 use crate::config::CybersourceApi;
 
 /// The headers the signature covers, in signing order.
@@ -152,7 +152,9 @@ pub fn interpret(http_status: u16, body: &str) -> Result<String, GatewayError> {
     }
 }
 
-/// Acts on each decision (the transaction ids notified for the order).
+/// Acts on each decision (the Decision Manager request ids notified for
+/// the order, never the order number). Stops at the first failure; the
+/// message then says which decisions were already acted on.
 pub async fn act(
     api: &CybersourceApi,
     action: Action,
@@ -161,50 +163,64 @@ pub async fn act(
     follow_up: bool,
 ) -> Result<Vec<String>, GatewayError> {
     let client = http_client(api.timeout);
-    let mut done = Vec::new();
+    let mut done: Vec<(String, String)> = Vec::new();
     for id in decisions {
-        if !is_decision_id(id) {
-            return Err(GatewayError::Refused(format!(
-                "{id:?} is not a Decision Manager request id"
-            )));
+        match act_on_one(&client, api, action, id, comment, follow_up).await {
+            Ok(status) => done.push((id.clone(), status)),
+            Err(e) => return Err(partial(e, &done, id)),
         }
-        let url = reqwest::Url::parse(&format!("{}/risk/v1/decisions/{id}/actions", api.api_host))
-            .map_err(|e| GatewayError::Refused(format!("api_host does not make a URL: {e}")))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(GatewayError::Refused("api_host has no host".into())),
-        };
-        let body = serde_json::to_vec(&request_body(action, comment, follow_up))
-            .expect("a JSON value serialises");
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let signed = sign(
-            &api.key_id,
-            api.shared_secret.expose(),
-            &api.merchant_id,
-            &host,
-            &date,
-            url.path(),
-            &body,
-        );
-        let response = client
-            .post(url)
-            .header("host", &signed.host)
-            .header("date", &signed.date)
-            .header("digest", &signed.digest)
-            .header("v-c-merchant-id", &signed.merchant_id)
-            .header("signature", &signed.signature)
-            .header("content-type", "application/json")
-            .header("accept", "application/hal+json;charset=utf-8")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(transport_error)?;
-        done.push(interpret(status, &text)?);
     }
-    Ok(done)
+    Ok(done.into_iter().map(|(_, status)| status).collect())
+}
+
+async fn act_on_one(
+    client: &reqwest::Client,
+    api: &CybersourceApi,
+    action: Action,
+    id: &str,
+    comment: &str,
+    follow_up: bool,
+) -> Result<String, GatewayError> {
+    if !is_decision_id(id) {
+        return Err(GatewayError::Refused(format!(
+            "{id:?} is not a Decision Manager request id"
+        )));
+    }
+    let url = reqwest::Url::parse(&format!("{}/risk/v1/decisions/{id}/actions", api.api_host))
+        .map_err(|e| GatewayError::Refused(format!("api_host does not make a URL: {e}")))?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return Err(GatewayError::Refused("api_host has no host".into())),
+    };
+    let body = serde_json::to_vec(&request_body(action, comment, follow_up))
+        .expect("a JSON value serialises");
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let signed = sign(
+        &api.key_id,
+        api.shared_secret.expose(),
+        &api.merchant_id,
+        &host,
+        &date,
+        url.path(),
+        &body,
+    );
+    let response = client
+        .post(url)
+        .header("host", &signed.host)
+        .header("date", &signed.date)
+        .header("digest", &signed.digest)
+        .header("v-c-merchant-id", &signed.merchant_id)
+        .header("signature", &signed.signature)
+        .header("content-type", "application/json")
+        .header("accept", "application/hal+json;charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(transport_error)?;
+    interpret(status, &text)
 }
 
 #[cfg(test)]

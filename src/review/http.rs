@@ -8,7 +8,7 @@
 //! Every route needs `Authorization: Bearer <[admin] token>`, compared in
 //! constant time. Without a configured token the routes do not exist (404
 //! like any unknown path): the API is never open. Answers are JSON; errors
-//! are `{"error": code, "message": text}` with 400, 401, 404, 409, 502.
+//! are `{"error": code, "message": text}` with 400, 401, 404, 409, 500, 502.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,12 @@
-//! Lyra REST API V4: `Transaction/Validate` and `Transaction/CancelOrRefund`
-//! (lyra.md §9).
+//! Lyra REST API V4: `Transaction/Validate`, `Transaction/Get` and
+//! `Transaction/CancelOrRefund` (lyra.md §9).
+//!
+//! Validate is only for a transaction waiting for validation
+//! (`AUTHORISED_TO_VALIDATE`, `WAITING_AUTHORISATION_TO_VALIDATE`). A
+//! transaction that already succeeded (`AUTHORISED`, `CAPTURED`…: an order
+//! held as `suspected_fraud`) is accepted the way the plugins' core
+//! `acceptPayment` does it: `Transaction/Get`, checking that it is a
+//! successful or pending DEBIT, and nothing else at the gateway.
 //!
 //! `POST {api_url}V4/Transaction/<Service>`, JSON, HTTP Basic with the shop
 //! id and the REST password. The answer is an envelope: `status` is
@@ -12,13 +19,38 @@
 
 use serde_json::{json, Value};
 
-use super::{http_client, snippet, transport_error, Action, GatewayError};
+use super::{http_client, partial, snippet, transport_error, Action, GatewayError};
 use crate::config::LyraApi;
 
 /// The error code of a shop without the REST API subscription.
 pub const NOT_SUBSCRIBED: &str = "PSP_100";
 
-/// The web service an action calls.
+/// The statuses of a transaction waiting for validation: the only ones
+/// `Transaction/Validate` accepts.
+pub const TO_VALIDATE: [&str; 2] = [
+    "AUTHORISED_TO_VALIDATE",
+    "WAITING_AUTHORISATION_TO_VALIDATE",
+];
+
+/// The statuses `Transaction/Get` must find to accept a payment after a
+/// fraud flag: the plugins' success and pending groups (lyra.md §4), but
+/// for the to-validate ones, which need `Transaction/Validate`.
+pub const ACCEPTABLE: [&str; 12] = [
+    "ACCEPTED",
+    "AUTHORISED",
+    "CAPTURED",
+    "PARTIALLY_AUTHORISED",
+    "INITIAL",
+    "SUSPENDED",
+    "UNDER_VERIFICATION",
+    "WAITING_AUTHORISATION",
+    "PRE_AUTHORISED",
+    "WAITING_FOR_PAYMENT",
+    "PENDING",
+    "REFUND_TO_RETRY",
+];
+
+/// The web service of a Validate or a Deny.
 pub fn service(action: Action) -> &'static str {
     match action {
         Action::Validate => "Transaction/Validate",
@@ -26,9 +58,25 @@ pub fn service(action: Action) -> &'static str {
     }
 }
 
+/// Reads one transaction.
+pub const GET: &str = "Transaction/Get";
+
+/// The first call for one transaction, from its latest notified status:
+/// validating a transaction that is not waiting for validation means
+/// accepting it as it is (`Transaction/Get`). An unknown status (none
+/// stored) keeps the plain Validate.
+pub fn first_call(action: Action, stored_status: &str) -> &'static str {
+    match action {
+        Action::Validate if !stored_status.is_empty() && !TO_VALIDATE.contains(&stored_status) => {
+            GET
+        }
+        _ => service(action),
+    }
+}
+
 /// `{api_url}V4/{service}` (`api_url` ends in `/`, see config).
-pub fn endpoint(api_url: &str, action: Action) -> String {
-    format!("{api_url}V4/{}", service(action))
+pub fn endpoint(api_url: &str, service: &str) -> String {
+    format!("{api_url}V4/{service}")
 }
 
 /// The request body for one transaction. Deny only cancels: a captured
@@ -55,7 +103,62 @@ pub fn expected_statuses(action: Action) -> &'static [&'static str] {
 /// Reads Lyra's answer: the transaction's `detailedStatus` when it is one
 /// the action expects, otherwise why not, in the gateway's words.
 pub fn interpret(action: Action, http_status: u16, body: &str) -> Result<String, GatewayError> {
-    let Ok(envelope) = serde_json::from_str::<Value>(body) else {
+    let answer = answer(http_status, body)?;
+    let status = text(&answer, "detailedStatus");
+    if expected_statuses(action).contains(&status.as_str()) {
+        return Ok(status);
+    }
+    let shown = if status.is_empty() { "none" } else { &status };
+    Err(GatewayError::Refused(format!(
+        "{} answered detailedStatus {shown}, expected {}",
+        service(action),
+        expected_statuses(action).join(" or ")
+    )))
+}
+
+/// What `Transaction/Get` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// A successful or pending DEBIT: accepted as it is.
+    Acceptable(String),
+    /// Waiting for validation after all: `Transaction/Validate` it.
+    ToValidate(String),
+}
+
+/// Reads a `Transaction/Get` answer for an accept after a fraud flag.
+pub fn interpret_get(http_status: u16, body: &str) -> Result<Checked, GatewayError> {
+    let answer = answer(http_status, body)?;
+    let (status, operation) = (
+        text(&answer, "detailedStatus"),
+        text(&answer, "operationType"),
+    );
+    if operation == "DEBIT" && TO_VALIDATE.contains(&status.as_str()) {
+        return Ok(Checked::ToValidate(status));
+    }
+    if operation == "DEBIT" && ACCEPTABLE.contains(&status.as_str()) {
+        return Ok(Checked::Acceptable(status));
+    }
+    let shown = |s: &str| {
+        if s.is_empty() {
+            "none".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    Err(GatewayError::Refused(format!(
+        "{GET} answered detailedStatus {} and operationType {}: not a successful or pending DEBIT, nothing to accept",
+        shown(&status),
+        shown(&operation)
+    )))
+}
+
+fn text(answer: &Value, name: &str) -> String {
+    answer[name].as_str().unwrap_or("").trim().to_owned()
+}
+
+/// The `answer` of a `SUCCESS` envelope, otherwise why not.
+fn answer(http_status: u16, body: &str) -> Result<Value, GatewayError> {
+    let Ok(mut envelope) = serde_json::from_str::<Value>(body) else {
         let text = format!("HTTP {http_status}: {}", snippet(body));
         return Err(match http_status {
             401 | 403 => GatewayError::Refused(format!(
@@ -65,21 +168,10 @@ pub fn interpret(action: Action, http_status: u16, body: &str) -> Result<String,
             _ => GatewayError::Refused(text),
         });
     };
-    let answer = &envelope["answer"];
-    let field = |name: &str| answer[name].as_str().unwrap_or("").trim().to_owned();
+    let answer = envelope["answer"].take();
+    let field = |name: &str| text(&answer, name);
     match envelope["status"].as_str() {
-        Some("SUCCESS") => {
-            let status = field("detailedStatus");
-            if expected_statuses(action).contains(&status.as_str()) {
-                return Ok(status);
-            }
-            let shown = if status.is_empty() { "none" } else { &status };
-            Err(GatewayError::Refused(format!(
-                "{} answered detailedStatus {shown}, expected {}",
-                service(action),
-                expected_statuses(action).join(" or ")
-            )))
-        }
+        Some("SUCCESS") => Ok(answer),
         Some("ERROR") => {
             let code = field("errorCode");
             let mut message = format!("{code}: {}", field("errorMessage"));
@@ -100,66 +192,70 @@ pub fn interpret(action: Action, http_status: u16, body: &str) -> Result<String,
     }
 }
 
-/// Calls the service for each transaction in turn. Stops at the first
-/// failure; the message then says which transactions were already done,
-/// since those cannot be undone from here.
+/// One transaction acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// The web service that settled it (`Transaction/Get` for an accept
+    /// after a fraud flag).
+    pub service: &'static str,
+    /// The transaction's `detailedStatus`.
+    pub status: String,
+}
+
+/// Acts on each `(uuid, latest notified status)` in turn. Stops at the
+/// first failure; the message then says which transactions were already
+/// done, since those cannot be undone from here.
 pub async fn act(
     api: &LyraApi,
     action: Action,
-    transactions: &[String],
+    transactions: &[(String, String)],
     comment: &str,
-) -> Result<Vec<String>, GatewayError> {
+) -> Result<Vec<Done>, GatewayError> {
     let client = http_client(api.timeout);
-    let url = endpoint(&api.api_url, action);
-    let mut done: Vec<String> = Vec::new();
-    for uuid in transactions {
-        let result = async {
-            let response = client
-                .post(&url)
-                .basic_auth(&api.shop_id, Some(api.password.expose()))
-                .json(&request_body(action, uuid, comment))
-                .send()
-                .await
-                .map_err(transport_error)?;
+    let call = |service: &'static str, body: Value| {
+        let request = client
+            .post(endpoint(&api.api_url, service))
+            .basic_auth(&api.shop_id, Some(api.password.expose()))
+            .json(&body);
+        async move {
+            let response = request.send().await.map_err(transport_error)?;
             let status = response.status().as_u16();
             let body = response.text().await.map_err(transport_error)?;
-            interpret(action, status, &body)
+            Ok::<_, GatewayError>((status, body))
+        }
+    };
+    let mut done: Vec<(String, String)> = Vec::new();
+    let mut results = Vec::new();
+    for (uuid, stored) in transactions {
+        let result = async {
+            if first_call(action, stored) == GET {
+                let (status, body) = call(GET, json!({ "uuid": uuid })).await?;
+                match interpret_get(status, &body)? {
+                    Checked::Acceptable(status) => {
+                        return Ok(Done {
+                            service: GET,
+                            status,
+                        })
+                    }
+                    Checked::ToValidate(_) => {}
+                }
+            }
+            let (status, body) = call(service(action), request_body(action, uuid, comment)).await?;
+            Ok(Done {
+                service: service(action),
+                status: interpret(action, status, &body)?,
+            })
         }
         .await;
         match result {
-            Ok(status) => done.push(status),
-            Err(e) => return Err(partial(e, transactions, &done, uuid)),
+            Ok(d) => {
+                done.push((uuid.clone(), d.status.clone()));
+                results.push(d);
+            }
+            Err(e) => return Err(partial(e, &done, uuid)),
         }
     }
-    Ok(done)
-}
-
-/// Prefixes an error with the transactions already acted on, if any.
-fn partial(
-    e: GatewayError,
-    transactions: &[String],
-    done: &[String],
-    failed: &str,
-) -> GatewayError {
-    if done.is_empty() {
-        return e;
-    }
-    let ok: Vec<String> = transactions
-        .iter()
-        .zip(done)
-        .map(|(t, s)| format!("{t} → {s}"))
-        .collect();
-    let text = |m: String| {
-        format!(
-            "transaction {failed}: {m} (already done: {})",
-            ok.join(", ")
-        )
-    };
-    match e {
-        GatewayError::NotSubscribed(m) => GatewayError::NotSubscribed(text(m)),
-        GatewayError::Refused(m) => GatewayError::Refused(text(m)),
-        GatewayError::Unreachable(m) => GatewayError::Unreachable(text(m)),
-    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -177,7 +273,10 @@ mod tests {
     #[test]
     fn requests_follow_the_documented_shapes() {
         assert_eq!(
-            endpoint("https://api.payzen.eu/api-payment/", Action::Validate),
+            endpoint(
+                "https://api.payzen.eu/api-payment/",
+                service(Action::Validate)
+            ),
             "https://api.payzen.eu/api-payment/V4/Transaction/Validate"
         );
         assert_eq!(
@@ -247,16 +346,48 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_failure_names_what_was_already_done() {
-        let e = partial(
-            GatewayError::Refused("PSP_010: no".into()),
-            &["a".into(), "b".into()],
-            &["AUTHORISED".into()],
-            "b",
+    fn validate_calls_get_for_a_transaction_that_is_not_waiting_for_validation() {
+        assert_eq!(
+            first_call(Action::Validate, "AUTHORISED_TO_VALIDATE"),
+            "Transaction/Validate"
         );
         assert_eq!(
-            e.to_string(),
-            "transaction b: PSP_010: no (already done: a → AUTHORISED)"
+            first_call(Action::Validate, "WAITING_AUTHORISATION_TO_VALIDATE"),
+            "Transaction/Validate"
         );
+        assert_eq!(first_call(Action::Validate, ""), "Transaction/Validate");
+        assert_eq!(first_call(Action::Validate, "AUTHORISED"), GET);
+        assert_eq!(first_call(Action::Validate, "CAPTURED"), GET);
+        assert_eq!(
+            first_call(Action::Deny, "AUTHORISED"),
+            "Transaction/CancelOrRefund"
+        );
+
+        let get = |status: &str, operation: &str| {
+            envelope(
+                "SUCCESS",
+                json!({"uuid": "u1", "detailedStatus": status, "operationType": operation}),
+            )
+        };
+        assert_eq!(
+            interpret_get(200, &get("CAPTURED", "DEBIT")),
+            Ok(Checked::Acceptable("CAPTURED".into()))
+        );
+        assert_eq!(
+            interpret_get(200, &get("UNDER_VERIFICATION", "DEBIT")),
+            Ok(Checked::Acceptable("UNDER_VERIFICATION".into()))
+        );
+        assert_eq!(
+            interpret_get(200, &get("AUTHORISED_TO_VALIDATE", "DEBIT")),
+            Ok(Checked::ToValidate("AUTHORISED_TO_VALIDATE".into()))
+        );
+        assert_eq!(
+            interpret_get(200, &get("AUTHORISED", "CREDIT")),
+            Err(GatewayError::Refused(
+                "Transaction/Get answered detailedStatus AUTHORISED and operationType CREDIT: not a successful or pending DEBIT, nothing to accept".into()
+            ))
+        );
+        assert!(interpret_get(200, &get("EXPIRED", "DEBIT")).is_err());
+        assert!(interpret_get(200, &get("CANCELLED", "DEBIT")).is_err());
     }
 }

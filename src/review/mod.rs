@@ -6,13 +6,20 @@
 //!
 //! 1. read the order (it must be in `review` or `suspected_fraud`) and the
 //!    transactions to act on (`store::review`);
-//! 2. ask the gateway of the source that notified it ([`lyra`]: REST V4
-//!    Validate / CancelOrRefund; [`cybersource`]: Decision Manager case
-//!    action), outside any database transaction — or skip it with
-//!    `shop_only`;
-//! 3. in one short transaction: record the action (success or failure) on
-//!    the order's timeline and, on success, move the order (validate →
-//!    accepted, deny → canceled) and queue the shop update.
+//! 2. claim the order in one short transaction: a `review_actions` row in
+//!    state `in_progress`, refused while another action's claim is live, so
+//!    a double click, the CLI racing the API or validate racing deny never
+//!    reach the gateway twice;
+//! 3. ask the gateway of the source that notified it ([`lyra`]: REST V4
+//!    Validate, Get or CancelOrRefund; [`cybersource`]: Decision Manager
+//!    case action on the notified request id), outside any database
+//!    transaction — or skip it with `shop_only` (then 2 and 4 are one
+//!    transaction);
+//! 4. in a second short transaction: finish the row (`done` or `failed`,
+//!    with the gateway's answer) and, on success, move the order (validate
+//!    → accepted, deny → canceled) and queue the shop update. If that
+//!    transaction fails after the gateway acted, the error says so
+//!    ([`ReviewError::ActedNotRecorded`]): retrying would act twice.
 //!
 //! The gateway then notifies the same change (a MERCH_BO AUTHORISED IPN, a
 //! case decision webhook). The state machine ignores it as "order is
@@ -33,15 +40,18 @@ use crate::config::{Config, ReviewApi};
 use crate::domain::comment::format_amount;
 use crate::domain::Outcome;
 use crate::store::review::{
-    self as store_review, NewReviewAction, OrderMove, ReviewItem, ReviewTarget, TargetLookup,
-    IN_REVIEW,
+    self as store_review, ActionInProgress, ClaimResult, GatewayResult, MovedBy, NewReviewAction,
+    OrderMove, RecordedAction, ReviewItem, ReviewTarget, TargetLookup, IN_REVIEW,
 };
-use crate::store::{inspect, StoreError};
+use crate::store::{inspect, now_ms, StoreError};
 
 /// Longest operator comment accepted (Lyra's `comment` takes 255).
 pub const MAX_COMMENT_CHARS: usize = 255;
 /// Longest actor name accepted.
 pub const MAX_ACTOR_CHARS: usize = 64;
+/// How long a claim outlives the longest the gateway calls may take: past
+/// that, a claim left by a crashed process no longer blocks the order.
+pub const CLAIM_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the operator decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +230,24 @@ pub enum ReviewError {
         gateway: &'static str,
         message: String,
     },
+    /// Another action holds the order (its gateway call is under way).
+    #[error("order {order:?}: {} by {} is already under way (review action #{}, started {}s ago): nothing was done; check the order once it is finished", busy.action, busy.actor, busy.id, (now_ms() - busy.created_at).max(0) / 1000)]
+    InProgress {
+        order: String,
+        busy: ActionInProgress,
+    },
+    /// No Decision Manager request id was notified for the order: the case
+    /// cannot be named to the API (the order number is not its id).
+    #[error("Cybersource: order {order:?} has no Decision Manager request id (its notification carried no payload.data.id or requestId), so the case cannot be acted on through the API: {action} it in the Business Center's Case Management, then update the shop with shop_only (CLI: --shop-only)")]
+    NoDecisionId { order: String, action: &'static str },
+    /// The gateway did the action, but recording it (and moving the order)
+    /// failed: retrying would ask the gateway again.
+    #[error("{gateway} acted ({done}) but ipnsync could not record it: {message}; do not retry, check the order (once the payment is confirmed, update the shop with shop_only, CLI: --shop-only)")]
+    ActedNotRecorded {
+        gateway: &'static str,
+        done: String,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -234,11 +262,15 @@ impl ReviewError {
             | ReviewError::AmbiguousOrder { .. }
             | ReviewError::NotConfigured(_) => 400,
             ReviewError::UnknownOrder(_) => 404,
-            ReviewError::NotInReview { .. } => 409,
+            ReviewError::NotInReview { .. }
+            | ReviewError::InProgress { .. }
+            | ReviewError::NoDecisionId { .. } => 409,
             ReviewError::NotSubscribed { .. }
             | ReviewError::Refused { .. }
             | ReviewError::Unreachable { .. } => 502,
-            ReviewError::Store(_) | ReviewError::Internal(_) => 500,
+            ReviewError::ActedNotRecorded { .. }
+            | ReviewError::Store(_)
+            | ReviewError::Internal(_) => 500,
         }
     }
 
@@ -253,6 +285,9 @@ impl ReviewError {
             ReviewError::NotSubscribed { .. } => "gateway_not_subscribed",
             ReviewError::Refused { .. } => "gateway_refused",
             ReviewError::Unreachable { .. } => "gateway_unreachable",
+            ReviewError::InProgress { .. } => "action_in_progress",
+            ReviewError::NoDecisionId { .. } => "no_decision_id",
+            ReviewError::ActedNotRecorded { .. } => "gateway_acted_not_recorded",
             ReviewError::Store(_) => "database",
             ReviewError::Internal(_) => "internal",
         }
@@ -291,87 +326,271 @@ pub async fn deny(
     act(ctx, request).await
 }
 
-/// Does one review action: gateway first, then the order and the shop.
-/// A gateway failure is recorded on the order's timeline, changes nothing
-/// else, and is returned.
+/// Does one review action: claim the order, ask the gateway, then record
+/// the answer, move the order and queue the shop update. A gateway failure
+/// is recorded on the order's timeline, changes nothing else, and is
+/// returned.
 pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionReport, ReviewError> {
     request.check()?;
     let target = find_target(ctx, &request).await?;
     let comment = request.clean_comment();
     let action = request.action;
-
-    let (gateway, answer) = if request.shop_only {
-        ("none", Ok(Vec::new()))
-    } else {
-        let api = review_api(&ctx.config, &target)?;
-        let text = gateway_comment(&request.actor, comment.as_deref());
-        let answer = match api {
-            ReviewApi::Lyra(api) => lyra::act(api, action, &target.transactions, &text).await,
-            ReviewApi::Cybersource(api) => {
-                let follow_up = request.capture || request.reverse;
-                cybersource::act(api, action, &target.transactions, &text, follow_up).await
-            }
-        };
-        (api.gateway(), answer)
+    let record = OwnedAction {
+        shop: target.shop.clone(),
+        order_ref: target.order_ref.clone(),
+        action,
+        actor: request.actor.clone(),
+        comment: comment.clone(),
+        gateway: "none",
     };
 
-    let statuses = match &answer {
-        Ok(statuses) => statuses.clone(),
-        Err(_) => Vec::new(),
-    };
-    let error = answer.as_ref().err().map(ToString::to_string);
-    let shop_comment = shop_comment(&request, gateway, &target, &statuses, comment.as_deref());
-    let recorded = {
-        let db = ctx.db.clone();
-        let (shop, order_ref, actor) = (
-            target.shop.clone(),
-            target.order_ref.clone(),
-            request.actor.clone(),
-        );
-        let comment = comment.clone();
-        let status = (!statuses.is_empty()).then(|| statuses.join(", "));
-        let error = error.clone();
-        let from = target.outcome;
-        blocking(move || {
+    if request.shop_only {
+        // Nothing to wait for: the claim and the record are one transaction.
+        let text = shop_comment(&request, None, &target, &[], &[], comment.as_deref());
+        let (db, from) = (ctx.db.clone(), target.outcome);
+        let recorded = blocking(move || {
             let mut conn = inspect::open_operator(&db)?;
-            let record = NewReviewAction {
-                shop: &shop,
-                order_ref: &order_ref,
-                action: action.as_str(),
-                actor: &actor,
-                comment: comment.as_deref(),
-                gateway,
-                gateway_status: status.as_deref(),
-                error: error.as_deref(),
-            };
             let order_move = OrderMove {
                 from,
                 to: action.outcome(),
-                comment: &shop_comment,
+                comment: &text,
             };
-            let order_move = error.is_none().then_some(&order_move);
-            store_review::record_action(&mut conn, &record, order_move)
+            store_review::record_shop_only(&mut conn, &record.borrow(), &order_move)
+        })
+        .await?
+        .map_err(|refused| claim_refused(&request, refused))?;
+        return Ok(report(&request, "none", target, Vec::new(), recorded));
+    }
+
+    let api = review_api(&ctx.config, &target)?.clone();
+    let gateway = api.gateway();
+    let record = OwnedAction { gateway, ..record };
+    // What to send each gateway, checked before anything is claimed.
+    let (lyra_transactions, decisions, timeout) = match &api {
+        ReviewApi::Lyra(l) => {
+            let t: Vec<(String, String)> = target
+                .transactions
+                .iter()
+                .zip(&target.states)
+                .map(|(t, s)| (t.clone(), s.lyra_status.clone()))
+                .collect();
+            (t, Vec::new(), l.timeout)
+        }
+        ReviewApi::Cybersource(c) => (Vec::new(), decision_ids(&target, action)?, c.timeout),
+    };
+    // At most two calls per transaction (Lyra: Get, then Validate).
+    let calls = 2 * target.transactions.len().max(1) as u32;
+    let expires_at = now_ms() + (timeout * calls + CLAIM_MARGIN).as_millis() as i64;
+
+    let claimed = {
+        let (db, record, from) = (ctx.db.clone(), record.clone(), target.outcome);
+        blocking(move || {
+            let mut conn = inspect::open_operator(&db)?;
+            store_review::claim_order(&mut conn, &record.borrow(), from, expires_at)
         })
         .await?
     };
+    let claimed = match claimed {
+        ClaimResult::Claimed(c) => c,
+        refused => return Err(claim_refused(&request, refused)),
+    };
 
-    if let Err(e) = answer {
-        return Err(gateway_error(gateway, action, e));
+    let text = gateway_comment(&request.actor, comment.as_deref());
+    let answer: Result<Vec<(String, String)>, GatewayError> = match &api {
+        ReviewApi::Lyra(api) => {
+            lyra::act(api, action, &lyra_transactions, &text)
+                .await
+                .map(|done| {
+                    done.into_iter()
+                        .map(|d| (d.service.to_owned(), d.status))
+                        .collect()
+                })
+        }
+        ReviewApi::Cybersource(api) => {
+            let follow_up = request.capture || request.reverse;
+            let call = cybersource_call(&request);
+            cybersource::act(api, action, &decisions, &text, follow_up)
+                .await
+                .map(|statuses| statuses.into_iter().map(|s| (call.clone(), s)).collect())
+        }
+    };
+
+    let statuses: Vec<String> = match &answer {
+        Ok(done) => done.iter().map(|(_, s)| s.clone()).collect(),
+        Err(_) => Vec::new(),
+    };
+    let ids = match &api {
+        ReviewApi::Lyra(_) => target.transactions.clone(),
+        ReviewApi::Cybersource(_) => decisions.clone(),
+    };
+    let call = match &answer {
+        Ok(done) => Some(call_text(gateway, done)),
+        Err(_) => None,
+    };
+    let error = answer.as_ref().err().map(ToString::to_string);
+    let text = shop_comment(
+        &request,
+        call.as_deref(),
+        &target,
+        &ids,
+        &statuses,
+        comment.as_deref(),
+    );
+    let finished = {
+        let (db, record, from) = (ctx.db.clone(), record.clone(), target.outcome);
+        let status = (!statuses.is_empty()).then(|| statuses.join(", "));
+        let error = error.clone();
+        let claimed = claimed.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inspect::open_operator(&db)?;
+            let order_move = OrderMove {
+                from,
+                to: action.outcome(),
+                comment: &text,
+            };
+            let result = GatewayResult {
+                gateway_status: status.as_deref(),
+                error: error.as_deref(),
+            };
+            store_review::finish_action(
+                &mut conn,
+                &record.borrow(),
+                &claimed,
+                &result,
+                Some(&order_move),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the recording task failed: {e}")))
+        .and_then(|r| r)
+    };
+
+    let recorded = match (answer, finished) {
+        (Ok(_), Ok(recorded)) => recorded,
+        (Ok(_), Err(e)) => {
+            let done: Vec<String> = ids
+                .iter()
+                .zip(&statuses)
+                .map(|(t, s)| format!("{t} → {s}"))
+                .collect();
+            tracing::error!(
+                order = %target.order_ref, shop = %target.shop, action = action.as_str(),
+                review_action = claimed.id, error = %e,
+                "the gateway acted but the review action could not be recorded"
+            );
+            return Err(ReviewError::ActedNotRecorded {
+                gateway: gateway_name(gateway),
+                done: format!("{} {}", action.as_str(), done.join(", ")),
+                message: e.to_string(),
+            });
+        }
+        (Err(g), finished) => {
+            if let Err(e) = finished {
+                tracing::warn!(
+                    order = %target.order_ref, shop = %target.shop, review_action = claimed.id,
+                    error = %e, "a failed review action could not be recorded"
+                );
+            }
+            return Err(gateway_error(gateway, action, g));
+        }
+    };
+    Ok(report(&request, gateway, target, statuses, recorded))
+}
+
+/// The action's columns, owned, to move into a blocking task.
+#[derive(Debug, Clone)]
+struct OwnedAction {
+    shop: String,
+    order_ref: String,
+    action: Action,
+    actor: String,
+    comment: Option<String>,
+    gateway: &'static str,
+}
+
+impl OwnedAction {
+    fn borrow(&self) -> NewReviewAction<'_> {
+        NewReviewAction {
+            shop: &self.shop,
+            order_ref: &self.order_ref,
+            action: self.action.as_str(),
+            actor: &self.actor,
+            comment: self.comment.as_deref(),
+            gateway: self.gateway,
+        }
     }
+}
+
+/// The Decision Manager request ids to act on, one per transaction. The
+/// order number (what `transaction_id` falls back to when the webhook named
+/// no request id) is never one: without an id, the action is refused.
+fn decision_ids(target: &ReviewTarget, action: Action) -> Result<Vec<String>, ReviewError> {
+    let ids: Vec<String> = target.states.iter().map(|s| s.request_id.clone()).collect();
+    if ids.is_empty() || ids.iter().any(String::is_empty) {
+        return Err(ReviewError::NoDecisionId {
+            order: target.order_ref.clone(),
+            action: action.as_str(),
+        });
+    }
+    Ok(ids)
+}
+
+/// Why a claim was refused, as an error.
+fn claim_refused(request: &ReviewRequest, refused: ClaimResult) -> ReviewError {
+    match refused {
+        ClaimResult::Busy(busy) => ReviewError::InProgress {
+            order: request.order_ref.clone(),
+            busy,
+        },
+        ClaimResult::Moved(Some(outcome)) => ReviewError::NotInReview {
+            order: request.order_ref.clone(),
+            outcome,
+            action: request.action.as_str(),
+        },
+        ClaimResult::Moved(None) => {
+            ReviewError::UnknownOrder(format!("order {:?} is unknown", request.order_ref))
+        }
+        ClaimResult::Claimed(_) => ReviewError::Internal("a granted claim was refused".into()),
+    }
+}
+
+/// The report of a recorded action.
+fn report(
+    request: &ReviewRequest,
+    gateway: &str,
+    target: ReviewTarget,
+    statuses: Vec<String>,
+    recorded: RecordedAction,
+) -> ActionReport {
+    let action = request.action;
+    let now = recorded.outcome.map_or("gone", Outcome::as_str);
     let note = if request.shop_only {
         Some(format!(
             "shop only: the gateway was not asked; make sure the payment is {} in its back office",
             action.past()
         ))
-    } else if !recorded.moved {
-        Some(format!(
-            "the order was already {} (the gateway's notification arrived first): no second shop update",
-            recorded.outcome.map_or("gone", Outcome::as_str)
-        ))
     } else {
-        None
+        match &recorded.moved_by {
+            None => None,
+            Some(MovedBy::Notification { event_id })
+                if recorded.outcome == Some(action.outcome()) =>
+            {
+                Some(format!(
+                    "the order was already {now} (the gateway's notification arrived first, event {event_id}): no second shop update"
+                ))
+            }
+            Some(MovedBy::Notification { event_id }) => Some(format!(
+                "a notification (event {event_id}) moved the order to {now} while the gateway was called: this action queued no shop update; check the order"
+            )),
+            Some(MovedBy::ReviewAction { id, actor }) => Some(format!(
+                "review action #{id} by {actor} moved the order to {now} while the gateway was called: this action queued no shop update; check the order"
+            )),
+            Some(MovedBy::Unknown) => Some(format!(
+                "the order became {now} while the gateway was called: this action queued no shop update; check the order"
+            )),
+        }
     };
-    Ok(ActionReport {
+    ActionReport {
         action_id: recorded.id,
         action,
         shop: target.shop,
@@ -388,7 +607,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
         moved: recorded.moved,
         outbox_id: recorded.outbox_id,
         note,
-    })
+    }
 }
 
 /// The orders waiting for a human, the longest waiting first.
@@ -497,40 +716,63 @@ fn gateway_comment(actor: &str, comment: Option<&str>) -> String {
     }
 }
 
-/// The shop's order-history comment, in words.
+/// The Cybersource call, in words.
+fn cybersource_call(request: &ReviewRequest) -> String {
+    match request.action {
+        Action::Validate if request.capture => "Decision Manager ACCEPT with CAPTURE",
+        Action::Validate => "Decision Manager ACCEPT",
+        Action::Deny if request.reverse => "Decision Manager REJECT with REVERSE",
+        Action::Deny => "Decision Manager REJECT",
+    }
+    .to_owned()
+}
+
+/// The gateway calls that settled the transactions, in words:
+/// `Lyra Transaction/Validate`, `Cybersource Decision Manager ACCEPT`…
+fn call_text(gateway: &str, done: &[(String, String)]) -> String {
+    let mut calls: Vec<&str> = Vec::new();
+    for (call, _) in done {
+        if !calls.contains(&call.as_str()) {
+            calls.push(call);
+        }
+    }
+    let calls: Vec<String> = calls
+        .into_iter()
+        .map(|c| {
+            if c == lyra::GET {
+                format!("{c} (a successful payment, accepted despite the fraud flag)")
+            } else {
+                c.to_owned()
+            }
+        })
+        .collect();
+    format!("{} {}", gateway_name(gateway), calls.join(" + "))
+}
+
+/// The shop's order-history comment, in words. `call` is `None` for a
+/// shop-only action; `ids` are what the gateway was asked about.
 fn shop_comment(
     request: &ReviewRequest,
-    gateway: &str,
+    call: Option<&str>,
     target: &ReviewTarget,
+    ids: &[String],
     statuses: &[String],
     comment: Option<&str>,
 ) -> String {
     let action = request.action;
-    let what = if request.shop_only {
-        format!(
+    let what = match call {
+        None => format!(
             "in the shop only, {} was not asked (done in its back office)",
             gateway_name_for_source(&target.provider)
-        )
-    } else {
-        let call = match (gateway, action) {
-            ("lyra", Action::Validate) => "Lyra Transaction/Validate".to_owned(),
-            ("lyra", Action::Deny) => "Lyra Transaction/CancelOrRefund".to_owned(),
-            (_, Action::Validate) if request.capture => {
-                "Cybersource Decision Manager ACCEPT with CAPTURE".to_owned()
-            }
-            (_, Action::Validate) => "Cybersource Decision Manager ACCEPT".to_owned(),
-            (_, Action::Deny) if request.reverse => {
-                "Cybersource Decision Manager REJECT with REVERSE".to_owned()
-            }
-            (_, Action::Deny) => "Cybersource Decision Manager REJECT".to_owned(),
-        };
-        let per_transaction: Vec<String> = target
-            .transactions
-            .iter()
-            .zip(statuses)
-            .map(|(t, s)| format!("transaction {t} → {s}"))
-            .collect();
-        format!("{call}, {}", per_transaction.join(", "))
+        ),
+        Some(call) => {
+            let per_transaction: Vec<String> = ids
+                .iter()
+                .zip(statuses)
+                .map(|(t, s)| format!("transaction {t} → {s}"))
+                .collect();
+            format!("{call}, {}", per_transaction.join(", "))
+        }
     };
     let mut text = format!(
         "Payment {} by operator {} via ipnsync: {what}.",
@@ -541,6 +783,26 @@ fn shop_comment(
         text.push_str(&format!(" Comment: “{c}”"));
     }
     text
+}
+
+/// Prefixes an error with what was already acted on (`(id, status)`), if
+/// anything: those cannot be undone from here.
+fn partial(e: GatewayError, done: &[(String, String)], failed: &str) -> GatewayError {
+    if done.is_empty() {
+        return e;
+    }
+    let ok: Vec<String> = done.iter().map(|(t, s)| format!("{t} → {s}")).collect();
+    let text = |m: String| {
+        format!(
+            "transaction {failed}: {m} (already done: {})",
+            ok.join(", ")
+        )
+    };
+    match e {
+        GatewayError::NotSubscribed(m) => GatewayError::NotSubscribed(text(m)),
+        GatewayError::Refused(m) => GatewayError::Refused(text(m)),
+        GatewayError::Unreachable(m) => GatewayError::Unreachable(text(m)),
+    }
 }
 
 fn gateway_name_for_source(provider: &str) -> &'static str {
@@ -706,16 +968,32 @@ mod tests {
             provider: "lyra-form".into(),
             transaction_id: "u1".into(),
             transactions: vec!["u1".into()],
+            states: vec![Default::default()],
         };
         let r = request(Action::Validate);
-        let c = shop_comment(&r, "lyra", &target, &["AUTHORISED".into()], Some("ok"));
+        let done = [("Transaction/Validate".to_owned(), "AUTHORISED".to_owned())];
+        let call = call_text("lyra", &done);
+        let ids = ["u1".to_owned()];
+        let c = shop_comment(
+            &r,
+            Some(&call),
+            &target,
+            &ids,
+            &["AUTHORISED".into()],
+            Some("ok"),
+        );
         assert_eq!(
             c,
             "Payment validated by operator alice via ipnsync: Lyra Transaction/Validate, transaction u1 → AUTHORISED. Comment: “ok”"
         );
+        let done = [("Transaction/Get".to_owned(), "CAPTURED".to_owned())];
+        assert_eq!(
+            call_text("lyra", &done),
+            "Lyra Transaction/Get (a successful payment, accepted despite the fraud flag)"
+        );
         let mut r = request(Action::Deny);
         r.shop_only = true;
-        let c = shop_comment(&r, "none", &target, &[], None);
+        let c = shop_comment(&r, None, &target, &[], &[], None);
         assert_eq!(
             c,
             "Payment denied by operator alice via ipnsync: in the shop only, Lyra was not asked (done in its back office)."
@@ -737,5 +1015,33 @@ mod tests {
             action: "validate",
         };
         assert_eq!(e.http_status(), 409);
+        let e = ReviewError::ActedNotRecorded {
+            gateway: "Lyra",
+            done: "validate u1 → AUTHORISED".into(),
+            message: "database: disk I/O error".into(),
+        };
+        assert_eq!(
+            (e.http_status(), e.code()),
+            (500, "gateway_acted_not_recorded")
+        );
+        assert_eq!(
+            e.to_string(),
+            "Lyra acted (validate u1 → AUTHORISED) but ipnsync could not record it: database: disk I/O error; do not retry, check the order (once the payment is confirmed, update the shop with shop_only, CLI: --shop-only)"
+        );
+    }
+
+    #[test]
+    fn a_partial_failure_names_what_was_already_done() {
+        let e = partial(
+            GatewayError::Refused("PSP_010: no".into()),
+            &[("a".into(), "AUTHORISED".into())],
+            "b",
+        );
+        assert_eq!(
+            e.to_string(),
+            "transaction b: PSP_010: no (already done: a → AUTHORISED)"
+        );
+        let e = GatewayError::Unreachable("timed out".into());
+        assert_eq!(partial(e.clone(), &[], "a"), e);
     }
 }

@@ -104,6 +104,25 @@ CREATE TABLE review_actions (
 );
 CREATE INDEX review_actions_by_order ON review_actions (shop, order_ref, id);
 "#,
+    // 3: review actions claim their order before calling the gateway
+    // (`in_progress` until `expires_at`), and Cybersource notifications keep
+    // the Decision Manager request id apart from `transaction_id`.
+    r#"
+ALTER TABLE review_actions ADD COLUMN state TEXT NOT NULL DEFAULT 'done'
+    CHECK (state IN ('in_progress', 'done', 'failed'));
+ALTER TABLE review_actions ADD COLUMN expires_at INTEGER;   -- an in_progress claim stops blocking then
+ALTER TABLE review_actions ADD COLUMN finished_at INTEGER;  -- when the gateway's answer was recorded
+UPDATE review_actions SET state = 'failed' WHERE error IS NOT NULL;
+UPDATE review_actions SET finished_at = created_at;
+
+-- Before migration 3 the request id was only in transaction_number (both
+-- the webhook and the CMOS parsers set it to the request id, or '').
+UPDATE events
+   SET notification = json_set(notification, '$.facts.request_id',
+                               json_extract(notification, '$.transaction_number'))
+ WHERE provider = 'cybersource'
+   AND json_extract(notification, '$.facts.request_id') IS NULL;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -151,5 +170,52 @@ mod tests {
             crate::store::open_writer(&path),
             Err(StoreError::SchemaTooNew { .. })
         ));
+    }
+
+    #[test]
+    fn migration_3_keeps_past_actions_and_backfills_the_cybersource_request_id() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            r#"
+INSERT INTO events (id, source, event_key, provider, shop, order_ref, transaction_id, status,
+                    origin, notification, assessed, verdict, comment, created_at)
+VALUES (1, 'cybs', 'k1', 'cybersource', 's', '42', 'req-1', 'review', 'x',
+        '{"provider":"cybersource","order_ref":"42","transaction_id":"req-1","transaction_number":"req-1","amount_minor":null,"currency":"","facts":{"kind":"cybersource","channel":"webhook"}}',
+        'review', 'applied', '', 1),
+       (2, 'cybs', 'k2', 'cybersource', 's', '43', '43', 'review', 'x',
+        '{"provider":"cybersource","order_ref":"43","transaction_id":"43","transaction_number":"","amount_minor":null,"currency":"","facts":{"kind":"cybersource","channel":"webhook"}}',
+        'review', 'applied', '', 1);
+INSERT INTO review_actions (shop, order_ref, action, actor, gateway, error, created_at)
+VALUES ('s', '42', 'deny', 'a', 'cybersource', 'HTTP 400', 5),
+       ('s', '42', 'deny', 'a', 'none', NULL, 6);
+"#,
+        )
+        .unwrap();
+        apply(&conn).unwrap();
+        let states: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT state, finished_at FROM review_actions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            states,
+            [("failed".to_owned(), Some(5)), ("done".to_owned(), Some(6))]
+        );
+        let ids: Vec<String> = conn
+            .prepare(
+                "SELECT json_extract(notification, '$.facts.request_id') FROM events ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, ["req-1", ""], "never the order number");
     }
 }

@@ -2,11 +2,12 @@
 //! transactions to act on, and the record of each action.
 //!
 //! Used by the CLI (its own process) and by the admin API (inside the
-//! daemon). Both write the same way as `inspect::replay`: one short
-//! `BEGIN IMMEDIATE` transaction on their own connection, which the writer
-//! thread waits out on its busy timeout. The gateway is called *between*
-//! the read and the write, never inside a transaction, so a slow gateway
-//! never holds the database lock.
+//! daemon). Both write the same way as `inspect::replay`: short
+//! `BEGIN IMMEDIATE` transactions on their own connection, which the writer
+//! thread waits out on its busy timeout. An action claims its order
+//! ([`claim_order`]: an `in_progress` row), calls the gateway outside any
+//! transaction, so a slow gateway never holds the database lock, then
+//! records the answer ([`finish_action`]).
 
 use std::collections::HashMap;
 
@@ -109,6 +110,21 @@ pub struct ReviewTarget {
     /// The transactions to validate or deny (Lyra: one per installment), in
     /// the order they were first notified.
     pub transactions: Vec<String>,
+    /// What the stored notifications say about each of `transactions`
+    /// (same order, same length).
+    pub states: Vec<TransactionState>,
+}
+
+/// What the stored notifications of one transaction say, for the gateway
+/// call that acts on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionState {
+    /// Lyra: `vads_trans_status` of the latest notification (empty for
+    /// other gateways).
+    pub lyra_status: String,
+    /// Cybersource: the latest non-empty Decision Manager request id
+    /// (`CybersourceFacts::request_id`); empty when none was notified.
+    pub request_id: String,
 }
 
 /// What looking up an order for an action found.
@@ -161,15 +177,37 @@ pub fn review_target(
         return Ok(TargetLookup::Unknown);
     };
     let mut stmt = tx.prepare(
-        "SELECT transaction_id, assessed FROM events
+        "SELECT transaction_id, assessed, notification FROM events
          WHERE shop = ?1 AND order_ref = ?2 AND source = ?3 ORDER BY id",
     )?;
-    let history = stmt
+    let rows = stmt
         .query_map(params![shop, order_ref, source], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let mut known: HashMap<String, TransactionState> = HashMap::new();
+    let mut history = Vec::with_capacity(rows.len());
+    for (transaction, assessed, json) in rows {
+        let n = notification(&json)?;
+        let state = known.entry(transaction.clone()).or_default();
+        match &n.facts {
+            Facts::Lyra(l) => state.lyra_status = l.trans_status.clone(),
+            Facts::Cybersource(c) if !c.request_id.is_empty() => {
+                state.request_id = c.request_id.clone()
+            }
+            _ => {}
+        }
+        history.push((transaction, assessed));
+    }
     let transactions = transactions_in_review(&history, &transaction_id);
+    let states = transactions
+        .iter()
+        .map(|t| known.get(t).cloned().unwrap_or_default())
+        .collect();
     Ok(TargetLookup::Found(ReviewTarget {
         shop,
         order_ref: order_ref.to_owned(),
@@ -178,6 +216,7 @@ pub fn review_target(
         provider,
         transaction_id,
         transactions,
+        states,
     }))
 }
 
@@ -209,7 +248,7 @@ pub fn transactions_in_review(history: &[(String, String)], current: &str) -> Ve
     }
 }
 
-/// One action to record, successful or not.
+/// One action, as it is claimed (or recorded, for a shop-only action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReviewAction<'a> {
     pub shop: &'a str,
@@ -220,6 +259,11 @@ pub struct NewReviewAction<'a> {
     pub comment: Option<&'a str>,
     /// `lyra`, `cybersource`, or `none` for a shop-only action.
     pub gateway: &'a str,
+}
+
+/// What the gateway answered, recorded when the action finishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayResult<'a> {
     pub gateway_status: Option<&'a str>,
     /// Why it failed; `None` when it succeeded.
     pub error: Option<&'a str>,
@@ -236,6 +280,50 @@ pub struct OrderMove<'a> {
     pub comment: &'a str,
 }
 
+/// Another action holding the order (an unexpired `in_progress` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionInProgress {
+    pub id: i64,
+    pub action: String,
+    pub actor: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The order, claimed for one gateway call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The `review_actions` row (`in_progress`).
+    pub id: i64,
+    /// The event that set the order's outcome when it was claimed: if it
+    /// changed by the time the answer is recorded, a notification moved
+    /// the order meanwhile.
+    pub event_id: i64,
+    pub at: i64,
+}
+
+/// What trying to claim an order found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    Claimed(Claimed),
+    /// The order no longer has the outcome the action was asked on (`None`:
+    /// the order is gone).
+    Moved(Option<Outcome>),
+    /// Another action on the order is under way.
+    Busy(ActionInProgress),
+}
+
+/// Who moved the order while the gateway was being called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MovedBy {
+    /// A notification (the gateway's own confirmation, usually).
+    Notification { event_id: i64 },
+    /// Another review action (one whose claim had expired).
+    ReviewAction { id: i64, actor: String },
+    /// Something else (an operator replay…).
+    Unknown,
+}
+
 /// What recording an action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedAction {
@@ -246,37 +334,205 @@ pub struct RecordedAction {
     pub moved: bool,
     /// The queued shop update, when the order moved and has a shop.
     pub outbox_id: Option<i64>,
+    /// Why a successful action did not move the order.
+    pub moved_by: Option<MovedBy>,
 }
 
-/// Records `action` and, for a success, moves the order and queues the
-/// shop update (same columns as intake's), all in one `BEGIN IMMEDIATE`
-/// transaction.
+/// Claims `(shop, order_ref)` for one gateway call, in a short
+/// `BEGIN IMMEDIATE` transaction: refused if the order no longer has
+/// `from`, or if another action's `in_progress` row has not expired yet;
+/// otherwise inserts this action's row as `in_progress` until `expires_at`
+/// (ms; the gateway timeout plus a margin: past it, a claim left by a
+/// crashed process stops blocking the order).
+pub fn claim_order(
+    conn: &mut Connection,
+    action: &NewReviewAction<'_>,
+    from: Outcome,
+    expires_at: i64,
+) -> Result<ClaimResult, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let current = order_now(&tx, action.shop, action.order_ref)?;
+    let event_id = match current {
+        Some((outcome, event_id)) if outcome == from => event_id,
+        other => return Ok(ClaimResult::Moved(other.map(|(o, _)| o))),
+    };
+    if let Some(busy) = in_progress(&tx, action.shop, action.order_ref, now)? {
+        return Ok(ClaimResult::Busy(busy));
+    }
+    tx.execute(
+        "INSERT INTO review_actions (shop, order_ref, action, actor, comment, gateway, state,
+                                     expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'in_progress', ?7, ?8)",
+        params![
+            action.shop,
+            action.order_ref,
+            action.action,
+            action.actor,
+            action.comment,
+            action.gateway,
+            expires_at,
+            now
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(ClaimResult::Claimed(Claimed {
+        id,
+        event_id,
+        at: now,
+    }))
+}
+
+/// Finishes a claimed action in one `BEGIN IMMEDIATE` transaction: the row
+/// becomes `done` (or `failed`, with the error) and, for a success, the
+/// order moves and the shop update is queued (same columns as intake's).
 ///
 /// The move only happens if the order still has `from`: while the gateway
 /// was being called, its own notification (a back-office AUTHORISED, a case
 /// decision) may already have moved the order and queued that very update;
-/// a second one would tell the shop twice.
-pub fn record_action(
+/// a second one would tell the shop twice. [`RecordedAction::moved_by`]
+/// then says who moved it.
+pub fn finish_action(
     conn: &mut Connection,
     action: &NewReviewAction<'_>,
+    claimed: &Claimed,
+    result: &GatewayResult<'_>,
     order_move: Option<&OrderMove<'_>>,
 ) -> Result<RecordedAction, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
-    let current = tx
+    let order_move = order_move.filter(|_| result.error.is_none());
+    let mut recorded = apply_move(&tx, action, order_move, now)?;
+    recorded.id = claimed.id;
+    if order_move.is_some() && !recorded.moved {
+        recorded.moved_by = Some(moved_by(&tx, action, claimed)?);
+    }
+    let changed = tx.execute(
+        "UPDATE review_actions
+            SET state = ?2, gateway_status = ?3, error = ?4, outcome = ?5, outbox_id = ?6,
+                finished_at = ?7
+          WHERE id = ?1 AND state = 'in_progress'",
+        params![
+            claimed.id,
+            if result.error.is_some() {
+                "failed"
+            } else {
+                "done"
+            },
+            result.gateway_status,
+            result.error,
+            moved_to(&recorded),
+            recorded.outbox_id,
+            now
+        ],
+    )?;
+    if changed != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "review action #{} is no longer in progress",
+            claimed.id
+        )));
+    }
+    tx.commit()?;
+    Ok(recorded)
+}
+
+/// Records a shop-only action (no gateway call, so nothing to claim): in
+/// one `BEGIN IMMEDIATE` transaction, refused while another action holds
+/// the order, otherwise recorded as `done` with the move (see
+/// [`finish_action`]).
+pub fn record_shop_only(
+    conn: &mut Connection,
+    action: &NewReviewAction<'_>,
+    order_move: &OrderMove<'_>,
+) -> Result<Result<RecordedAction, ClaimResult>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    match order_now(&tx, action.shop, action.order_ref)? {
+        Some((outcome, _)) if outcome == order_move.from => {}
+        other => return Ok(Err(ClaimResult::Moved(other.map(|(o, _)| o)))),
+    }
+    if let Some(busy) = in_progress(&tx, action.shop, action.order_ref, now)? {
+        return Ok(Err(ClaimResult::Busy(busy)));
+    }
+    let mut recorded = apply_move(&tx, action, Some(order_move), now)?;
+    tx.execute(
+        "INSERT INTO review_actions (shop, order_ref, action, actor, comment, gateway, state,
+                                     outcome, outbox_id, created_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?9)",
+        params![
+            action.shop,
+            action.order_ref,
+            action.action,
+            action.actor,
+            action.comment,
+            action.gateway,
+            moved_to(&recorded),
+            recorded.outbox_id,
+            now
+        ],
+    )?;
+    recorded.id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(Ok(recorded))
+}
+
+/// The order's outcome and the event that set it.
+fn order_now(
+    tx: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<Option<(Outcome, i64)>, StoreError> {
+    tx.query_row(
+        "SELECT outcome, event_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+        params![shop, order_ref],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )
+    .optional()?
+    .map(|(o, e)| Ok((parse_outcome(&o)?, e)))
+    .transpose()
+}
+
+/// The unexpired `in_progress` action on the order, if any.
+fn in_progress(
+    tx: &Connection,
+    shop: &str,
+    order_ref: &str,
+    now: i64,
+) -> Result<Option<ActionInProgress>, StoreError> {
+    Ok(tx
         .query_row(
-            "SELECT outcome, event_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
-            params![action.shop, action.order_ref],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            "SELECT id, action, actor, created_at, expires_at FROM review_actions
+             WHERE shop = ?1 AND order_ref = ?2 AND state = 'in_progress' AND expires_at > ?3
+             ORDER BY id DESC LIMIT 1",
+            params![shop, order_ref, now],
+            |r| {
+                Ok(ActionInProgress {
+                    id: r.get(0)?,
+                    action: r.get(1)?,
+                    actor: r.get(2)?,
+                    created_at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                })
+            },
         )
-        .optional()?
-        .map(|(o, e)| Ok::<_, StoreError>((parse_outcome(&o)?, e)))
-        .transpose()?;
+        .optional()?)
+}
+
+/// Moves the order if it still has `from` and queues the shop update.
+fn apply_move(
+    tx: &Connection,
+    action: &NewReviewAction<'_>,
+    order_move: Option<&OrderMove<'_>>,
+    now: i64,
+) -> Result<RecordedAction, StoreError> {
+    let current = order_now(tx, action.shop, action.order_ref)?;
     let mut recorded = RecordedAction {
         id: 0,
         outcome: current.map(|(o, _)| o),
         moved: false,
         outbox_id: None,
+        moved_by: None,
     };
     if let (Some(m), Some((outcome, event_id))) = (order_move, current) {
         if outcome == m.from && m.from != m.to {
@@ -290,7 +546,7 @@ pub fn record_action(
                 // The update hangs off the event that set the outcome being
                 // left: the shop sees which payment it is about.
                 recorded.outbox_id = Some(super::orders::queue_update(
-                    &tx,
+                    tx,
                     action.shop,
                     action.order_ref,
                     event_id,
@@ -302,30 +558,40 @@ pub fn record_action(
             }
         }
     }
-    tx.execute(
-        "INSERT INTO review_actions (shop, order_ref, action, actor, comment, gateway, gateway_status,
-                                     error, outcome, outbox_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            action.shop,
-            action.order_ref,
-            action.action,
-            action.actor,
-            action.comment,
-            action.gateway,
-            action.gateway_status,
-            action.error,
-            recorded
-                .moved
-                .then(|| recorded.outcome.map(Outcome::as_str))
-                .flatten(),
-            recorded.outbox_id,
-            now
-        ],
-    )?;
-    recorded.id = tx.last_insert_rowid();
-    tx.commit()?;
     Ok(recorded)
+}
+
+/// Who moved the order since `claimed`: another review action that
+/// finished since, else a notification if the order's event changed.
+fn moved_by(
+    tx: &Connection,
+    action: &NewReviewAction<'_>,
+    claimed: &Claimed,
+) -> Result<MovedBy, StoreError> {
+    let other = tx
+        .query_row(
+            "SELECT id, actor FROM review_actions
+             WHERE shop = ?1 AND order_ref = ?2 AND id <> ?3 AND outcome IS NOT NULL
+               AND finished_at >= ?4
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
+            params![action.shop, action.order_ref, claimed.id, claimed.at],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    if let Some((id, actor)) = other {
+        return Ok(MovedBy::ReviewAction { id, actor });
+    }
+    Ok(match order_now(tx, action.shop, action.order_ref)? {
+        Some((_, event_id)) if event_id != claimed.event_id => MovedBy::Notification { event_id },
+        _ => MovedBy::Unknown,
+    })
+}
+
+fn moved_to(recorded: &RecordedAction) -> Option<&'static str> {
+    recorded
+        .moved
+        .then(|| recorded.outcome.map(Outcome::as_str))
+        .flatten()
 }
 
 /// One recorded action, for an order's timeline.
@@ -341,6 +607,10 @@ pub struct ReviewActionRecord {
     /// The outcome the order moved to, when this action moved it.
     pub outcome: Option<String>,
     pub outbox_id: Option<i64>,
+    /// `in_progress` (the gateway was being called; past `expires_at`, the
+    /// process that called it never recorded the answer), `done`, `failed`.
+    pub state: String,
+    pub expires_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -351,7 +621,8 @@ pub fn order_review_actions(
     order_ref: &str,
 ) -> Result<Vec<ReviewActionRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, action, actor, comment, gateway, gateway_status, error, outcome, outbox_id, created_at
+        "SELECT id, action, actor, comment, gateway, gateway_status, error, outcome, outbox_id,
+                state, expires_at, created_at
          FROM review_actions WHERE shop = ?1 AND order_ref = ?2 ORDER BY id",
     )?;
     let rows = stmt
@@ -366,7 +637,9 @@ pub fn order_review_actions(
                 error: r.get(6)?,
                 outcome: r.get(7)?,
                 outbox_id: r.get(8)?,
-                created_at: r.get(9)?,
+                state: r.get(9)?,
+                expires_at: r.get(10)?,
+                created_at: r.get(11)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -479,27 +752,34 @@ mod tests {
             TargetLookup::Unknown
         );
 
-        let action = NewReviewAction {
-            shop: "s",
-            order_ref: "7",
-            action: "validate",
-            actor: "alice",
-            comment: Some("ok"),
-            gateway: "lyra",
-            gateway_status: Some("AUTHORISED"),
-            error: None,
-        };
+        assert_eq!(
+            t.states,
+            [TransactionState {
+                lyra_status: "AUTHORISED_TO_VALIDATE".into(),
+                request_id: String::new(),
+            }]
+        );
+
+        let action = validate("alice");
         let m = OrderMove {
             from: Outcome::Review,
             to: Outcome::Accepted,
             comment: "Payment validated",
         };
-        let r = record_action(&mut conn, &action, Some(&m)).unwrap();
-        assert!(r.moved && r.outbox_id.is_some());
-        assert_eq!(r.outcome, Some(Outcome::Accepted));
-        // The same move again finds the order moved: recorded, no update.
-        let again = record_action(&mut conn, &action, Some(&m)).unwrap();
-        assert!(!again.moved && again.outbox_id.is_none());
+        let claimed = claimed(claim_order(&mut conn, &action, Outcome::Review, far()).unwrap());
+        let busy = claim_order(&mut conn, &validate("bob"), Outcome::Review, far()).unwrap();
+        assert!(
+            matches!(&busy, ClaimResult::Busy(b) if b.id == claimed.id && b.actor == "alice"),
+            "{busy:?}"
+        );
+        let r = finish_action(&mut conn, &action, &claimed, &ok(), Some(&m)).unwrap();
+        assert!(r.moved && r.outbox_id.is_some() && r.moved_by.is_none());
+        assert_eq!((r.id, r.outcome), (claimed.id, Some(Outcome::Accepted)));
+        // The same action again finds the order moved: refused, no update.
+        assert_eq!(
+            claim_order(&mut conn, &action, Outcome::Review, far()).unwrap(),
+            ClaimResult::Moved(Some(Outcome::Accepted))
+        );
         let outbox: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM outbox WHERE order_ref = '7'",
@@ -509,9 +789,128 @@ mod tests {
             .unwrap();
         assert_eq!(outbox, 2, "review, then accepted once");
         let actions = order_review_actions(&conn, "s", "7").unwrap();
-        assert_eq!(actions.len(), 2);
+        assert_eq!(actions.len(), 1);
         assert_eq!(actions[0].outcome.as_deref(), Some("accepted"));
-        assert_eq!(actions[1].outcome, None);
+        assert_eq!(actions[0].state, "done");
+        assert_eq!(actions[0].gateway_status.as_deref(), Some("AUTHORISED"));
         assert!(review_queue(&conn, None).unwrap().is_empty());
+    }
+
+    fn validate(actor: &str) -> NewReviewAction<'_> {
+        NewReviewAction {
+            shop: "s",
+            order_ref: "7",
+            action: "validate",
+            actor,
+            comment: Some("ok"),
+            gateway: "lyra",
+        }
+    }
+
+    fn ok() -> GatewayResult<'static> {
+        GatewayResult {
+            gateway_status: Some("AUTHORISED"),
+            error: None,
+        }
+    }
+
+    fn far() -> i64 {
+        now_ms() + 60_000
+    }
+
+    fn claimed(c: ClaimResult) -> Claimed {
+        match c {
+            ClaimResult::Claimed(c) => c,
+            other => panic!("not claimed: {other:?}"),
+        }
+    }
+
+    const MOVE: OrderMove<'static> = OrderMove {
+        from: Outcome::Review,
+        to: Outcome::Accepted,
+        comment: "Payment validated",
+    };
+
+    #[test]
+    fn a_failed_action_releases_the_order_and_a_stale_claim_does_not_block() {
+        let (_dir, mut conn) = db();
+        intake(&conn, &lyra("7", "u2", "AUTHORISED_TO_VALIDATE", 2)).unwrap();
+        let a = claimed(claim_order(&mut conn, &validate("a"), Outcome::Review, far()).unwrap());
+        let failed = GatewayResult {
+            gateway_status: None,
+            error: Some("PSP_010: no"),
+        };
+        let r = finish_action(&mut conn, &validate("a"), &a, &failed, Some(&MOVE)).unwrap();
+        assert!(!r.moved && r.moved_by.is_none());
+        assert_eq!(r.outcome, Some(Outcome::Review));
+        // A claim whose holder died (expired) does not block the next one.
+        let b = claim_order(&mut conn, &validate("b"), Outcome::Review, now_ms() - 1).unwrap();
+        let b = claimed(b);
+        let c = claimed(claim_order(&mut conn, &validate("c"), Outcome::Review, far()).unwrap());
+        // A shop-only action waits for the live claim too.
+        assert!(matches!(
+            record_shop_only(&mut conn, &validate("d"), &MOVE).unwrap(),
+            Err(ClaimResult::Busy(busy)) if busy.id == c.id
+        ));
+        let r = finish_action(&mut conn, &validate("c"), &c, &ok(), Some(&MOVE)).unwrap();
+        assert!(r.moved);
+        // The expired claim's holder comes back after all: the order was
+        // moved by another action, not by a notification.
+        let r = finish_action(&mut conn, &validate("b"), &b, &ok(), Some(&MOVE)).unwrap();
+        assert!(!r.moved);
+        assert_eq!(
+            r.moved_by,
+            Some(MovedBy::ReviewAction {
+                id: c.id,
+                actor: "c".into()
+            })
+        );
+        let states: Vec<String> = order_review_actions(&conn, "s", "7")
+            .unwrap()
+            .into_iter()
+            .map(|a| a.state)
+            .collect();
+        assert_eq!(states, ["failed", "done", "done"]);
+    }
+
+    #[test]
+    fn a_notification_that_moved_the_order_meanwhile_is_named() {
+        let (_dir, mut conn) = db();
+        intake(&conn, &lyra("7", "u2", "AUTHORISED_TO_VALIDATE", 2)).unwrap();
+        let a = claimed(claim_order(&mut conn, &validate("a"), Outcome::Review, far()).unwrap());
+        let mut confirm = lyra("7", "u2", "AUTHORISED", 3);
+        if let Facts::Lyra(l) = &mut confirm.notification.facts {
+            l.url_check_src = "MERCH_BO".into();
+        }
+        confirm.event_key = confirm.notification.event_key();
+        intake(&conn, &confirm).unwrap();
+        let (outcome, event_id) = order_now(&conn, "s", "7").unwrap().unwrap();
+        assert_eq!(outcome, Outcome::Accepted, "the gateway's notification");
+        let r = finish_action(&mut conn, &validate("a"), &a, &ok(), Some(&MOVE)).unwrap();
+        assert!(!r.moved && r.outbox_id.is_none());
+        assert_eq!(r.moved_by, Some(MovedBy::Notification { event_id }));
+    }
+
+    #[test]
+    fn the_cybersource_request_id_is_kept_apart_from_the_transaction_id() {
+        use crate::domain::notification::CybersourceFacts;
+        let (_dir, conn) = db();
+        let mut n = lyra("9", "9", "", 1);
+        n.source = "cybs".into();
+        n.notification.provider = Provider::Cybersource;
+        n.notification.facts = Facts::Cybersource(CybersourceFacts {
+            event_type: "risk.profile.decision.review".into(),
+            payment_status: "AUTHORIZED_PENDING_REVIEW".into(),
+            reason: "DECISION_PROFILE_REVIEW".into(),
+            ..CybersourceFacts::default()
+        });
+        n.event_key = n.notification.event_key();
+        intake(&conn, &n).unwrap();
+        let TargetLookup::Found(t) = review_target(&conn, None, "9").unwrap() else {
+            panic!("found")
+        };
+        assert_eq!(t.outcome, Outcome::Review);
+        assert_eq!(t.transactions, ["9"], "the order number stands in");
+        assert_eq!(t.states[0].request_id, "", "but is no request id");
     }
 }

@@ -44,6 +44,12 @@ pub enum Mode {
         body: String,
     },
     Hang,
+    /// Fails for this decision id only (as `Fail`), accepts the others.
+    FailFor {
+        id: String,
+        status: u16,
+        body: String,
+    },
 }
 
 struct State {
@@ -157,7 +163,12 @@ impl FakeCybersourceApi {
                 reply(201, String::new())
             }
             Mode::Fail { status, body } => reply(status, body),
-            Mode::Accept => {
+            Mode::FailFor {
+                id: failing,
+                status,
+                body,
+            } if failing == id => reply(status, body),
+            Mode::Accept | Mode::FailFor { .. } => {
                 let status = match body["decisionInformation"]["decision"].as_str() {
                     Some("ACCEPT") => "ACCEPTED",
                     Some("REJECT") => "REJECTED",

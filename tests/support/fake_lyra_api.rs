@@ -1,8 +1,14 @@
-//! A fake Lyra REST API V4 (`Transaction/Validate`,
+//! A fake Lyra REST API V4 (`Transaction/Validate`, `Transaction/Get`,
 //! `Transaction/CancelOrRefund`) that checks HTTP Basic auth on its own,
 //! records every call, and answers with the documented envelope: success,
 //! `PSP_100`, an unexpected `detailedStatus`, or never.
+//!
+//! Like the real gateway it knows its transactions (tests seed them with
+//! [`FakeLyraApi::set_transaction`]): an unknown uuid is an error, and
+//! `Transaction/Validate` is refused unless the transaction waits for
+//! validation (`AUTHORISED_TO_VALIDATE`, `WAITING_AUTHORISATION_TO_VALIDATE`).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -43,13 +49,23 @@ pub enum Mode {
     Status(String),
     /// Never answers.
     Hang,
+    /// Waits this long, then answers as [`Mode::Success`].
+    Slow(Duration),
 }
+
+/// The statuses `Transaction/Validate` accepts.
+const TO_VALIDATE: [&str; 2] = [
+    "AUTHORISED_TO_VALIDATE",
+    "WAITING_AUTHORISATION_TO_VALIDATE",
+];
 
 struct State {
     shop_id: String,
     password: String,
     mode: Mode,
     calls: Vec<Call>,
+    /// uuid → `detailedStatus`.
+    transactions: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -68,6 +84,7 @@ impl FakeLyraApi {
                 password: password.to_owned(),
                 mode: Mode::Success,
                 calls: Vec::new(),
+                transactions: HashMap::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -85,6 +102,18 @@ impl FakeLyraApi {
 
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// Makes the gateway know transaction `uuid` with this `detailedStatus`.
+    pub fn set_transaction(&self, uuid: &str, status: &str) {
+        self.lock()
+            .transactions
+            .insert(uuid.to_owned(), status.to_owned());
+    }
+
+    /// The transaction's `detailedStatus` now, if known.
+    pub fn transaction(&self, uuid: &str) -> Option<String> {
+        self.lock().transactions.get(uuid).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -149,7 +178,7 @@ impl FakeLyraApi {
         }
         if !matches!(
             service.as_str(),
-            "Transaction/Validate" | "Transaction/CancelOrRefund"
+            "Transaction/Validate" | "Transaction/Get" | "Transaction/CancelOrRefund"
         ) {
             return reply(StatusCode::NOT_FOUND, "no such web service".into());
         }
@@ -168,6 +197,23 @@ impl FakeLyraApi {
                 "uuid": body["uuid"], "detailedStatus": detailed,
                 "operationType": "DEBIT", "_type": "V4/PaymentTransaction"
             })
+        };
+        let error = |code: &str, message: String| {
+            envelope(
+                "ERROR",
+                json!({
+                    "errorCode": code, "errorMessage": message,
+                    "detailedErrorCode": null, "detailedErrorMessage": null,
+                    "_type": "V4/WebService/WebServiceError"
+                }),
+            )
+        };
+        let mode = match mode {
+            Mode::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                Mode::Success
+            }
+            other => other,
         };
         match mode {
             Mode::Hang => {
@@ -188,15 +234,39 @@ impl FakeLyraApi {
                 ),
             ),
             Mode::Status(s) => reply(StatusCode::OK, envelope("SUCCESS", transaction(&s))),
+            Mode::Slow(_) => unreachable!("handled above"),
             Mode::Success => {
-                let detailed = if service == "Transaction/Validate" {
-                    "AUTHORISED"
-                } else if body["resolutionMode"] == "CANCELLATION_ONLY" {
-                    "CANCELLED"
-                } else {
-                    "REFUNDED"
+                let uuid = body["uuid"].as_str().unwrap_or("").to_owned();
+                let mut state = self.lock();
+                let Some(current) = state.transactions.get(&uuid).cloned() else {
+                    // The error code is the fake's: what matters is that
+                    // the gateway refuses.
+                    return reply(
+                        StatusCode::OK,
+                        error("PSP_010", format!("transaction {uuid:?} not found")),
+                    );
                 };
-                reply(StatusCode::OK, envelope("SUCCESS", transaction(detailed)))
+                let detailed = match service.as_str() {
+                    "Transaction/Get" => current,
+                    "Transaction/Validate" if TO_VALIDATE.contains(&current.as_str()) => {
+                        current.trim_end_matches("_TO_VALIDATE").to_owned()
+                    }
+                    "Transaction/Validate" => {
+                        return reply(
+                            StatusCode::OK,
+                            error(
+                                "FAKE_NOT_TO_VALIDATE",
+                                format!(
+                                    "transaction {uuid} is {current}: only a transaction to validate can be validated"
+                                ),
+                            ),
+                        )
+                    }
+                    _ if body["resolutionMode"] == "CANCELLATION_ONLY" => "CANCELLED".to_owned(),
+                    _ => "REFUNDED".to_owned(),
+                };
+                state.transactions.insert(uuid, detailed.clone());
+                reply(StatusCode::OK, envelope("SUCCESS", transaction(&detailed)))
             }
         }
     }

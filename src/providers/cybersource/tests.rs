@@ -275,6 +275,7 @@ fn maps_a_case_decision_and_checks_the_organization() {
     assert_eq!(f.reviewer, "jdoe", "author of the last note");
     assert_eq!(f.notes.len(), 2);
     assert_eq!(f.signed, "payload");
+    assert_eq!(f.request_id, "7420158000006543904951", "the case to act on");
     assert_eq!(n.status(), "reject");
     assert_eq!(n.origin(), "risk.casemanagement.decision.reject");
 
@@ -289,6 +290,8 @@ fn maps_a_case_decision_and_checks_the_organization() {
         (n.order_ref.as_str(), n.transaction_id.as_str()),
         ("42", "42")
     );
+    // …but the order reference is no Decision Manager case id.
+    assert_eq!(n.cybersource().unwrap().request_id, "");
 
     for (bad, refusal) in [
         (
