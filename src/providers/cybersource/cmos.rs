@@ -324,6 +324,8 @@ pub fn notifications(
                 reviewer_comments: u.reviewer_comments,
                 notes: u.notes,
                 organization_id: doc.merchant_id.clone(),
+                // The Decision Manager id review actions would act on.
+                request_id: u.request_id.clone(),
                 ..CybersourceFacts::default()
             };
             Ok(Notification {
