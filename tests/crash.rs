@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use support::daemon::{fixture, resign, set};
 use support::fake_webhook::FakeWebhook;
+use support::process::{free_port, lyra_config, terminate, wait_listening};
 
 const ROUNDS: usize = 10;
 
@@ -26,19 +27,6 @@ fn spawn_daemon(config: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("daemon starts")
-}
-
-async fn wait_listening(port: u16) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("daemon did not listen on {port}");
 }
 
 fn ipn(template: &str, order: usize) -> Vec<u8> {
@@ -88,11 +76,7 @@ async fn client(
 async fn kill_9_at_random_moments_loses_nothing_and_keeps_order() {
     let shop = FakeWebhook::start("crash-secret").await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let db = dir.path().join("crash.db");
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -170,9 +154,7 @@ concurrency = 4
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(pending(&reader), 0, "every update delivered in the end");
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     daemon.wait().unwrap();
 
     // 1. Every acknowledged notification is stored.
@@ -259,21 +241,10 @@ concurrency = 4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let db = dir.path().join("term.db");
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\n",
-            db.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, lyra_config(port, &db, "", "")).unwrap();
     let mut daemon = spawn_daemon(&config);
     wait_listening(port).await;
     let next_order = Arc::new(AtomicUsize::new(700_000));
@@ -290,9 +261,7 @@ async fn sigterm_under_load_drains_and_loses_nothing() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     let started = std::time::Instant::now();
     let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
         .await

@@ -8,15 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::daemon::fixture;
+use support::process::{free_port, lyra_config, terminate, wait_listening};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -37,15 +34,7 @@ async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_listening(port).await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/ipn/lyra");
     let good = fixture("lyra-form/to-validate.txt");
@@ -61,9 +50,7 @@ async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
             .await
             .unwrap();
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     let mut log = String::new();
     daemon
         .stderr
@@ -123,11 +110,7 @@ async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_swaps_keys_and_a_broken_file_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("config.toml");
     let write = |key: &str| {
         std::fs::write(
@@ -148,15 +131,7 @@ async fn sighup_swaps_keys_and_a_broken_file_is_ignored() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_listening(port).await;
     let client = reqwest::Client::new();
     let post = |name: &'static str| {
         let client = client.clone();
@@ -202,27 +177,18 @@ async fn sighup_swaps_keys_and_a_broken_file_is_ignored() {
     hup();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(post("lyra-form/refused.txt").await, 200);
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     assert!(daemon.wait().unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_sets_the_level_when_rust_log_is_unset() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        format!(
-            "log_level = \"warn\"\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\n",
-            dir.path().join("q.db").display()
-        ),
+        lyra_config(port, &dir.path().join("q.db"), "log_level = \"warn\"\n", ""),
     )
     .unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
@@ -233,15 +199,7 @@ async fn the_config_sets_the_level_when_rust_log_is_unset() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_listening(port).await;
     let client = reqwest::Client::new();
     for body in [
         fixture("lyra-form/authorised.txt"),
@@ -255,9 +213,7 @@ async fn the_config_sets_the_level_when_rust_log_is_unset() {
             .await
             .unwrap();
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     let mut log = String::new();
     daemon
         .stderr
@@ -285,21 +241,10 @@ async fn systemd_hears_ready_and_a_watchdog_fed_only_while_healthy() {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let db = dir.path().join("w.db");
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n[admin]\nlisten = \"off\"\n[[sources]]\nname = \"lyra\"\nkind = \"lyra-form\"\npath = \"/ipn/lyra\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\n",
-            db.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, lyra_config(port, &db, "", "")).unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -337,9 +282,7 @@ async fn systemd_hears_ready_and_a_watchdog_fed_only_while_healthy() {
     let again = listen(Duration::from_millis(3000));
     assert!(again.iter().any(|m| m == "WATCHDOG=1"), "{again:?}");
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    terminate(&daemon);
     assert!(daemon.wait().unwrap().success());
     let last = listen(Duration::from_millis(200));
     let _ = last;

@@ -7,3 +7,4 @@ pub mod fake_magento2;
 pub mod fake_opencart;
 pub mod fake_openmage;
 pub mod fake_webhook;
+pub mod process;
