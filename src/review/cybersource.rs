@@ -219,7 +219,7 @@ async fn act_on_one(
         .await
         .map_err(transport_error)?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(transport_error)?;
+    let text = super::read_answer(response).await?;
     interpret(status, &text)
 }
 

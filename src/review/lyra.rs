@@ -220,7 +220,7 @@ pub async fn act(
         async move {
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status().as_u16();
-            let body = response.text().await.map_err(transport_error)?;
+            let body = super::read_answer(response).await?;
             Ok::<_, GatewayError>((status, body))
         }
     };

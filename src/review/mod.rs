@@ -861,6 +861,14 @@ fn transport_error(e: reqwest::Error) -> GatewayError {
     GatewayError::Unreachable(format!("{what}: {detail}"))
 }
 
+/// Reads a gateway's answer, at most [`crate::shops::MAX_ANSWER_BYTES`]: a
+/// misbehaving endpoint cannot make the daemon hold an unbounded body.
+async fn read_answer(response: reqwest::Response) -> Result<String, GatewayError> {
+    crate::shops::read_body_capped(response, crate::shops::MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| GatewayError::Unreachable(e.to_string()))
+}
+
 /// The first characters of a body that is not the expected JSON.
 fn snippet(body: &str) -> String {
     let s: String = body.chars().take(200).collect();
