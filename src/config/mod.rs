@@ -201,10 +201,10 @@ impl Config {
         let total: Duration = self.dispatch.retry_schedule.iter().sum();
         let _ = writeln!(
             out,
-            "retries     {} (±{:.0}% jitter, {} in all)",
+            "retries     {} (±{:.0}% jitter, {:.1} h in all)",
             schedule.join(", "),
             self.dispatch.jitter * 100.0,
-            format_duration(total)
+            total.as_secs_f64() / 3600.0
         );
         let _ = writeln!(out, "sources     {}", self.sources.len());
         for s in &self.sources {

@@ -115,7 +115,7 @@ pub(super) fn resolve_secret(
         let dir = env.credentials_directory.as_ref().ok_or_else(|| {
             invalid(
                 format!("{key}_credential"),
-                "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)",
+                "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit; to check the file by hand, set CREDENTIALS_DIRECTORY to the directory holding the credential files)",
             )
         })?;
         if name.contains('/') || name.is_empty() {
