@@ -4,7 +4,6 @@
 //! comments, and 404 for unknown entities. Switches for 500s and hangs.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,10 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -128,21 +124,11 @@ impl FakeMagento2 {
     }
 
     async fn serve(self, listener: TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+        super::http::serve(listener, move |req| {
             let fake = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let fake = fake.clone();
-                    async move { Ok::<_, Infallible>(fake.handle(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            async move { fake.handle(req).await }
+        })
+        .await;
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -7,4 +7,5 @@ pub mod fake_magento2;
 pub mod fake_opencart;
 pub mod fake_openmage;
 pub mod fake_webhook;
+pub mod http;
 pub mod process;
