@@ -44,18 +44,17 @@ const KEPT_HEADERS: &[&str] = &[
     "x-notification-attempt",
 ];
 
-/// What a provider may look at besides the body. Captured before the body
-/// is read, since reading it consumes the request.
-struct RequestFacts {
-    headers: HeaderMap,
+/// What a provider may look at besides the body.
+struct RequestFacts<'a> {
+    headers: &'a HeaderMap,
     /// The raw query string (a `cybersource-cmos` token).
-    query: Option<String>,
+    query: Option<&'a str>,
     peer: IpAddr,
     /// The daemon's clock, Unix seconds: providers do not read clocks.
     now_unix: u64,
 }
 
-impl RequestFacts {
+impl RequestFacts<'_> {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -122,17 +121,20 @@ async fn handle_source(
             return answer::too_large(limit);
         }
     }
-    let headers = kept_headers(req.headers());
+    // The head stays with us (the providers read headers and the query);
+    // only the body is consumed.
+    let (parts, body) = req.into_parts();
+    let headers = kept_headers(&parts.headers);
     let facts = RequestFacts {
-        headers: req.headers().clone(),
-        query: req.uri().query().map(str::to_owned),
+        headers: &parts.headers,
+        query: parts.uri.query(),
         peer: peer.ip(),
         now_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let body = match read_body(req.into_body(), limit, state.limits.body_read_timeout).await {
+    let body = match read_body(body, limit, state.limits.body_read_timeout).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             refused(Some(source), peer, "too_large", "");
@@ -180,7 +182,9 @@ async fn handle_source(
             body: body.clone(),
         })
         .collect();
-    let log_views = news.clone();
+    // What the decision log line needs, taken before the notifications move
+    // to the writer (rather than cloning them whole).
+    let log_views: Vec<LogView> = news.iter().map(LogView::of).collect();
     // Every notification of the request is committed before the answer; if
     // any is not, the platform gets a 503 and retries the whole request
     // (the ones already stored are then duplicates without new effect).
@@ -248,7 +252,7 @@ impl From<FormError> for Refused {
 /// notification, or several for a CMOS document (one per `<Update>`).
 fn verify(
     source: &SourceConfig,
-    request: &RequestFacts,
+    request: &RequestFacts<'_>,
     body: &[u8],
 ) -> Result<Vec<Notification>, Refused> {
     match (&source.settings, source.kind) {
@@ -299,7 +303,7 @@ fn verify(
         (SourceSettings::CybersourceCmos(c), _) => {
             // The token rides in the query string: checked before the body
             // is even decoded.
-            let query = form::parse(request.query.as_deref().unwrap_or("").as_bytes())?;
+            let query = form::parse(request.query.unwrap_or("").as_bytes())?;
             cmos::verify(
                 query.get("token"),
                 request.peer,
@@ -372,8 +376,28 @@ fn risk_summary(n: &Notification) -> String {
     }
 }
 
-fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::IntakeReceipt) {
-    let risk = risk_summary(&n.notification);
+/// The facts of one notification its decision line shows.
+struct LogView {
+    order_ref: String,
+    transaction_id: String,
+    status: String,
+    origin: String,
+    risk: String,
+}
+
+impl LogView {
+    fn of(n: &NewNotification) -> LogView {
+        LogView {
+            order_ref: n.order_ref.clone(),
+            transaction_id: n.notification.transaction_id.clone(),
+            status: n.notification.status().to_owned(),
+            origin: n.notification.origin().to_owned(),
+            risk: risk_summary(&n.notification),
+        }
+    }
+}
+
+fn log_decision(source: &SourceConfig, n: &LogView, r: &crate::store::IntakeReceipt) {
     let result = if r.duplicate {
         "duplicate"
     } else if r.applied.is_some() {
@@ -390,10 +414,10 @@ fn log_decision(source: &SourceConfig, n: &NewNotification, r: &crate::store::In
         source = %source.name,
         event = r.event_id,
         order = %n.order_ref,
-        transaction = %n.notification.transaction_id,
-        status = %n.notification.status(),
-        origin = %n.notification.origin(),
-        risk = %risk,
+        transaction = %n.transaction_id,
+        status = %n.status,
+        origin = %n.origin,
+        risk = %n.risk,
         outcome = %r.applied.unwrap_or(r.assessed),
         result,
         reason = r.reason.as_deref().unwrap_or(""),
