@@ -40,6 +40,10 @@ pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) 
     if let Some(why) = without_effect(n) {
         return ignore(format!("this notification changes no order ({why})"));
     }
+    // Stored for the record, but there is no order to move.
+    if n.order_ref.is_empty() {
+        return ignore("the notification carries no order reference".to_owned());
+    }
     match current.outcome {
         None => apply(assessed),
         // Same outcome: nothing to tell the shop (a duplicate, a resend, or

@@ -328,11 +328,14 @@ fn verify(
     }
 }
 
+/// The shop's order reference: the platform's, less the configured prefix.
+/// A reference that is nothing but the prefix is kept whole, so that the
+/// shop's reference is empty exactly when the platform sent none (the
+/// decision rules ignore those).
 fn strip_prefix<'a>(order_ref: &'a str, prefix: &str) -> &'a str {
-    if prefix.is_empty() {
-        order_ref
-    } else {
-        order_ref.strip_prefix(prefix).unwrap_or(order_ref)
+    match order_ref.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() && !rest.is_empty() => rest,
+        _ => order_ref,
     }
 }
 
@@ -505,5 +508,19 @@ async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<By
                 Err(BodyError::Io(e.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_prefix;
+
+    #[test]
+    fn the_prefix_is_stripped_but_never_to_nothing() {
+        assert_eq!(strip_prefix("WEB-100042", "WEB-"), "100042");
+        assert_eq!(strip_prefix("100042", "WEB-"), "100042");
+        assert_eq!(strip_prefix("100042", ""), "100042");
+        assert_eq!(strip_prefix("WEB-", "WEB-"), "WEB-");
+        assert_eq!(strip_prefix("", "WEB-"), "");
     }
 }

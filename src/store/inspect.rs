@@ -437,7 +437,7 @@ pub fn replay(
         return Ok(None);
     };
     let snapshot = order_snapshot(&tx, &stored.shop, &stored.order_ref)?;
-    let decision = redecide(&snapshot, &stored);
+    let decision = domain::decide(&snapshot, &stored.notification);
     let after = stored_decision(&decision);
     let applied = decision.applied_outcome();
     let order_change = applied.filter(|o| Some(*o) != snapshot.outcome);
@@ -565,17 +565,6 @@ fn order_snapshot(
         outcome: Some(outcome),
         transaction_id: Some(transaction_id),
     })
-}
-
-/// `domain::decide` plus the one rule intake adds on top of it.
-fn redecide(snapshot: &OrderSnapshot, stored: &StoredEvent) -> domain::Decision {
-    let mut decision = domain::decide(snapshot, &stored.notification);
-    if stored.order_ref.is_empty() {
-        decision.verdict = Verdict::Ignore {
-            reason: "the notification carries no order reference".into(),
-        };
-    }
-    decision
 }
 
 /// The decision in the events table's terms (same mapping as intake).

@@ -466,12 +466,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         .transpose()?
         .unwrap_or_default();
 
-    let mut decision = domain::decide(&snapshot, &n.notification);
-    if n.order_ref.is_empty() {
-        decision.verdict = Verdict::Ignore {
-            reason: "the notification carries no order reference".into(),
-        };
-    }
+    let decision = domain::decide(&snapshot, &n.notification);
     let (verdict, outcome, reason) = match &decision.verdict {
         Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
         Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),

@@ -583,3 +583,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_notification_without_an_order_reference_moves_no_order() {
+    let mut n = Ipn::new("AUTHORISED").build();
+    n.order_ref.clear();
+    assert_eq!(
+        transition(&OrderSnapshot::default(), &n, Outcome::Accepted),
+        Verdict::Ignore {
+            reason: "the notification carries no order reference".into()
+        }
+    );
+}
