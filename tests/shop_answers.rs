@@ -89,6 +89,7 @@ fn config(kind: ShopKind, url: &str) -> ShopConfig {
         language: "en-gb".into(),
         currency: "USD".into(),
         lookup_by_increment_id: true,
+        amount_tolerance: None,
     }
 }
 
@@ -108,6 +109,9 @@ fn update(kind: ShopKind) -> ShopUpdate {
         provider: "lyra".into(),
         transaction_id: "abc".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 

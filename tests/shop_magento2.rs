@@ -32,6 +32,7 @@ fn config(fake: &FakeMagento2) -> ShopConfig {
         language: "en-gb".into(),
         currency: "USD".into(),
         lookup_by_increment_id: true,
+        amount_tolerance: None,
     }
 }
 
@@ -48,6 +49,9 @@ fn update(outbox_id: i64, outcome: Outcome, previous: Option<Outcome>) -> ShopUp
         provider: "lyra".into(),
         transaction_id: "tx1".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 

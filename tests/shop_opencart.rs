@@ -40,6 +40,7 @@ fn config(version: Version, base_url: &str, key: &str) -> ShopConfig {
         language: "en-gb".into(),
         currency: "USD".into(),
         lookup_by_increment_id: false,
+        amount_tolerance: None,
     }
 }
 
@@ -56,6 +57,9 @@ fn update(outbox_id: i64, order: u64, status: u32, comment: &str, notify: bool) 
         provider: "lyra".into(),
         transaction_id: "tx-1".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 

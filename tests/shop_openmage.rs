@@ -29,6 +29,7 @@ fn config(fake: &FakeOpenMage) -> ShopConfig {
         language: "en-gb".into(),
         currency: "USD".into(),
         lookup_by_increment_id: true,
+        amount_tolerance: None,
     }
 }
 
@@ -46,6 +47,9 @@ fn update(outbox_id: i64, outcome: Outcome, previous: Option<Outcome>) -> ShopUp
         provider: "lyra".into(),
         transaction_id: "tx1".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn config(url: String, secret: &str) -> ShopConfig {
         language: "en-gb".into(),
         currency: "USD".into(),
         lookup_by_increment_id: true,
+        amount_tolerance: None,
     }
 }
 
@@ -47,6 +48,9 @@ fn update() -> ShopUpdate {
         provider: "lyra".into(),
         transaction_id: "abc123".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 

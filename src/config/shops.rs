@@ -38,6 +38,10 @@ pub(super) struct RawShop {
     pub(super) language: Option<String>,
     pub(super) currency: Option<String>,
     pub(super) lookup_by_increment_id: Option<bool>,
+    /// Compare amount and currency with the order before marking it paid.
+    pub(super) amount_check: Option<bool>,
+    /// Difference allowed by the amount check, in minor units.
+    pub(super) amount_tolerance: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,9 @@ pub struct ShopConfig {
     pub language: String,
     pub currency: String,
     pub lookup_by_increment_id: bool,
+    /// The amount check before a push that marks an order paid: `None` when
+    /// off, else the difference allowed, in minor units (currency rounding).
+    pub amount_tolerance: Option<u32>,
 }
 
 impl ShopConfig {
@@ -317,5 +324,9 @@ pub(super) fn resolve_shop(
         language: raw.language.unwrap_or_else(|| "en-gb".into()),
         currency: raw.currency.unwrap_or_else(|| "USD".into()),
         lookup_by_increment_id: raw.lookup_by_increment_id.unwrap_or(true),
+        amount_tolerance: raw
+            .amount_check
+            .unwrap_or(true)
+            .then(|| raw.amount_tolerance.unwrap_or(0)),
     })
 }

@@ -264,6 +264,9 @@ async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushRep
         provider: row.provider.clone(),
         transaction_id: row.transaction_id.clone(),
         provider_status: row.status.clone(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     };
     // A client's own timeouts bound each HTTP call; this bounds a whole
     // multi-call update (login + unhold + cancel + comment).

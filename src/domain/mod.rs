@@ -5,6 +5,7 @@
 //! new state and the outbox row are committed together.
 
 pub mod comment;
+pub mod money;
 pub mod notification;
 pub mod outcome;
 pub mod state;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{ShopConfig, ShopKind, ShopStatus};
+use crate::domain::money::Money;
 use crate::domain::Outcome;
 
 /// One order update, as the shop should apply it.
@@ -38,12 +39,38 @@ pub struct ShopUpdate {
     pub transaction_id: String,
     /// The provider's raw status (`AUTHORISED_TO_VALIDATE`…).
     pub provider_status: String,
+    /// What the notification says was paid, when it carried an amount in a
+    /// known currency: the amount check compares it with the order's total
+    /// before a push that marks the order paid.
+    pub amount: Option<Money>,
+    /// The short text a customer may see (the history entry that notifies
+    /// them): no rule names, transaction ids, card masks or markers. The
+    /// operator's `comment` goes in an entry that notifies nobody.
+    pub customer_text: String,
+    /// An earlier attempt at this update may have reached the shop (it
+    /// timed out or the connection dropped after the request was sent):
+    /// look at the order before sending again, where the shop can tell.
+    pub earlier_attempt_unknown: bool,
 }
 
 /// What the shop said when it accepted an update (for the attempt log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
     pub detail: String,
+    /// The shop took what it could, but a person must finish the job
+    /// (e.g. a cancel the shop refuses on an invoiced order): the reason,
+    /// shown to operators (WARN, metric, `outbox`, `review list`). The
+    /// update is not retried.
+    pub needs_operator: Option<String>,
+}
+
+impl Pushed {
+    pub fn done(detail: impl Into<String>) -> Self {
+        Pushed {
+            detail: detail.into(),
+            needs_operator: None,
+        }
+    }
 }
 
 /// Why a push failed, and whether trying again can help.

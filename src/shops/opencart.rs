@@ -488,9 +488,7 @@ fn classify_history(dialect: Dialect, answer: &Answer) -> Result<Reply, PushErro
         };
     };
     if let Some(success) = json.get("success").and_then(Value::as_str) {
-        return Ok(Reply::Done(Pushed {
-            detail: success.to_owned(),
-        }));
+        return Ok(Reply::Done(Pushed::done(success)));
     }
     match error_text(&json) {
         Some(text) if text == PERMISSION_ERROR && dialect != Dialect::V41 => {

@@ -88,9 +88,7 @@ impl Webhook {
         let status = response.status();
         if status.is_success() {
             tracing::debug!(shop = %self.name, webhook_id = %id, status = status.as_u16(), "webhook delivered");
-            return Ok(Pushed {
-                detail: format!("HTTP {}", status.as_u16()),
-            });
+            return Ok(Pushed::done(format!("HTTP {}", status.as_u16())));
         }
         let headers = response.headers().clone();
         // Only a snippet is shown: an answer too large reads as empty.
@@ -209,6 +207,9 @@ mod tests {
             provider: "lyra".into(),
             transaction_id: "abc".into(),
             provider_status: "AUTHORISED".into(),
+            amount: None,
+            customer_text: String::new(),
+            earlier_attempt_unknown: false,
         };
         let id = message_id(update.outbox_id);
         let json = serde_json::to_string(&payload(&id, &update)).expect("serialises");

@@ -207,6 +207,9 @@ fn update(status: ShopStatus, order_ref: &str) -> ShopUpdate {
         provider: "lyra".into(),
         transaction_id: "t1".into(),
         provider_status: "AUTHORISED".into(),
+        amount: None,
+        customer_text: String::new(),
+        earlier_attempt_unknown: false,
     }
 }
 
@@ -289,9 +292,7 @@ fn login_answers() {
 #[test]
 fn history_answers() {
     let success = r#"{"success":"Success: You have modified orders!"}"#;
-    let done = Reply::Done(Pushed {
-        detail: "Success: You have modified orders!".into(),
-    });
+    let done = Reply::Done(Pushed::done("Success: You have modified orders!"));
     let permission = r#"{"error":"Warning: You do not have permission to access the API!"}"#;
     let not_found = r#"{"error":"Warning: Order could not be found!"}"#;
     for dialect in [Dialect::V30, Dialect::V402, Dialect::V41] {

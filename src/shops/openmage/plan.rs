@@ -116,9 +116,7 @@ impl Progress {
                 self.shop
             ));
         }
-        Pushed {
-            detail: self.notes.join("; "),
-        }
+        Pushed::done(self.notes.join("; "))
     }
 }
 
@@ -140,6 +138,9 @@ mod tests {
             provider: "lyra".into(),
             transaction_id: "t1".into(),
             provider_status: "CANCELLED".into(),
+            amount: None,
+            customer_text: String::new(),
+            earlier_attempt_unknown: false,
         }
     }
 
