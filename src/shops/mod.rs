@@ -62,6 +62,11 @@ pub struct Pushed {
     /// shown to operators (WARN, metric, `outbox`, `review list`). The
     /// update is not retried.
     pub needs_operator: Option<String>,
+    /// The client applied another outcome than the update's: the amount
+    /// check found a mismatch and the order was put in review instead of
+    /// being marked paid. The store then records this as the order's
+    /// outcome (so `review list` shows it and validate/deny can act).
+    pub applied_outcome: Option<Outcome>,
 }
 
 impl Pushed {
@@ -69,6 +74,7 @@ impl Pushed {
         Pushed {
             detail: detail.into(),
             needs_operator: None,
+            applied_outcome: None,
         }
     }
 }
