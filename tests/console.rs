@@ -314,7 +314,7 @@ async fn orders_search_filters_and_the_order_page_shows_the_timeline() {
     assert!(b.contains("Validate payment…") && b.contains("Deny payment…"));
     // The header counters.
     assert!(b.contains("id=\"count-review\">1<"), "{b}");
-    assert!(b.contains("id=\"count-dead\" class=\"alert\">1<"), "{b}");
+    assert!(b.contains("class=\"alert\" id=\"count-dead\">1<"), "{b}");
 
     let dead_order = c.get("/console/order?order=100041").await.body;
     assert!(dead_order.contains("HTTP 500"), "the shop's answer: {dead_order}");

@@ -59,6 +59,11 @@ fn shop_label(shop: &str) -> &str {
     }
 }
 
+/// A `datetime` attribute: ISO 8601 in UTC.
+fn iso(at: i64) -> String {
+    format!("{}Z", utc(at).replace(' ', "T"))
+}
+
 fn ago(now: i64, at: i64) -> String {
     format!("{} ago", human_duration(now - at))
 }
@@ -113,7 +118,7 @@ pub fn layout(frame: &Frame<'_>, title: &str, main: Markup) -> Markup {
                         dd #last-notification {
                             @match c.last_notification {
                                 Some(at) => {
-                                    time datetime=(utc(at)) title={ (utc(at)) " UTC" } { (ago(frame.now, at)) }
+                                    time datetime=(iso(at)) title={ (utc(at)) " UTC" } { (ago(frame.now, at)) }
                                 }
                                 None => { "never" }
                             }
@@ -371,7 +376,7 @@ pub fn order(frame: &Frame<'_>, v: &OrderView<'_>) -> Markup {
             ol.timeline #timeline {
                 @for e in v.timeline {
                     li class=(entry_class(e)) {
-                        time datetime=(utc(e.at)) { (utc(e.at)) }
+                        time datetime=(iso(e.at)) { (utc(e.at)) }
                         " "
                         span.kind { (e.kind) }
                         " "
