@@ -470,3 +470,37 @@ async fn retry_puts_a_dead_update_back_and_records_the_operator() {
     assert_eq!(s.daemon.count("SELECT COUNT(*) FROM operator_actions"), 1);
     s.daemon.stop().await;
 }
+
+#[tokio::test]
+async fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let run = |input: &'static [u8]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+            .arg("hash-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || run(b"a long operator passphrase\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("passphrase"));
+    let parsed = PasswordHash::new(hash).unwrap();
+    assert!(argon2::Argon2::default()
+        .verify_password(b"a long operator passphrase", &parsed)
+        .is_ok());
+    // The configuration takes it as it is.
+    let text = format!("[console]\noperators = [{{ name = \"alice\", password_hash = \"{hash}\" }}]\n");
+    ipnsync::config::Config::parse(&text, &Default::default()).unwrap();
+
+    let empty = tokio::task::spawn_blocking(move || run(b"\n")).await.unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+}
