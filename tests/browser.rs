@@ -52,8 +52,7 @@ async fn screenshot(b: &Client, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retries_a_dead_update()
-{
+async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retries_a_dead_update() {
     let Some((chromium, driver)) = webdriver::available() else {
         return;
     };
@@ -85,7 +84,11 @@ async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retrie
         .send_keys(ALICE_PASSWORD)
         .await
         .unwrap();
-    find(b, "main form button[type=submit]").await.click().await.unwrap();
+    find(b, "main form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     assert_eq!(text(b, "#operator").await, "alice");
     assert_eq!(path_and_query(b).await, "/console/orders");
     assert_eq!(text(b, "#count-review").await, "2");
@@ -99,7 +102,10 @@ async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retrie
         .await
         .unwrap();
     find(b, "#orders").await;
-    assert_eq!(path_and_query(b).await, "/console/orders?q=100042&shop=&outcome=&age=");
+    assert_eq!(
+        path_and_query(b).await,
+        "/console/orders?q=100042&shop=&outcome=&age="
+    );
     let rows = b.find_all(Locator::Css("#orders tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 1, "only the order searched for");
     find(b, "#orders a[href*='order=100042']")
@@ -108,16 +114,32 @@ async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retrie
         .await
         .unwrap();
     let timeline = text(b, "#timeline").await;
-    assert!(timeline.contains("AUTHORISED_TO_VALIDATE (PAY) via lyra"), "{timeline}");
-    assert!(timeline.contains("manual validation required by risk rules"), "{timeline}");
+    assert!(
+        timeline.contains("AUTHORISED_TO_VALIDATE (PAY) via lyra"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("manual validation required by risk rules"),
+        "{timeline}"
+    );
     assert_eq!(text(b, "#outcome").await, "review");
     screenshot(b, "console-order.png").await;
 
     // The review queue: validate 100042, with a comment, after confirming.
-    find(b, "nav a[href='/console/review']").await.click().await.unwrap();
+    find(b, "nav a[href='/console/review']")
+        .await
+        .click()
+        .await
+        .unwrap();
     let queue = text(b, "#queue").await;
-    assert!(queue.contains("29.90 EUR") && queue.contains("MANUAL_VALIDATION"), "{queue}");
-    assert!(queue.contains("100044") && queue.contains("159.00 EUR"), "{queue}");
+    assert!(
+        queue.contains("29.90 EUR") && queue.contains("MANUAL_VALIDATION"),
+        "{queue}"
+    );
+    assert!(
+        queue.contains("100044") && queue.contains("159.00 EUR"),
+        "{queue}"
+    );
     screenshot(b, "console-review-queue.png").await;
     find(b, "a[aria-label='Validate payment of order 100042']")
         .await
@@ -145,7 +167,10 @@ async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retrie
         "ipnsync operator alice: Called the buyer, all good"
     );
     s.wait_for(
-        |s| s.delivered().contains(&("100042".into(), "accepted".into())),
+        |s| {
+            s.delivered()
+                .contains(&("100042".into(), "accepted".into()))
+        },
         "the shop to get the validated order",
     )
     .await;
@@ -154,14 +179,28 @@ async fn an_operator_signs_in_finds_an_order_validates_a_held_payment_and_retrie
         .contains("validate by alice via lyra: AUTHORISED → accepted"));
 
     // Dead updates: the shop's answer, then Retry.
-    find(b, "nav a[href='/console/dead']").await.click().await.unwrap();
+    find(b, "nav a[href='/console/dead']")
+        .await
+        .click()
+        .await
+        .unwrap();
     let dead = text(b, "#dead").await;
-    assert!(dead.contains("100041") && dead.contains("HTTP 500"), "{dead}");
-    find(b, "#dead button[type=submit]").await.click().await.unwrap();
+    assert!(
+        dead.contains("100041") && dead.contains("HTTP 500"),
+        "{dead}"
+    );
+    find(b, "#dead button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     let flash = text(b, "#flash").await;
     assert!(flash.contains("of order 100041 is queued again"), "{flash}");
     s.wait_for(
-        |s| s.delivered().contains(&("100041".into(), "accepted".into())),
+        |s| {
+            s.delivered()
+                .contains(&("100041".into(), "accepted".into()))
+        },
         "the retried update to reach the shop",
     )
     .await;

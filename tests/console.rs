@@ -85,10 +85,17 @@ async fn without_a_console_section_its_paths_do_not_exist() {
         assert_eq!(c.get(path).await.status, 404, "{path}");
     }
     let post = c
-        .post("/console/login", &[("name", "alice"), ("password", ALICE_PASSWORD)])
+        .post(
+            "/console/login",
+            &[("name", "alice"), ("password", ALICE_PASSWORD)],
+        )
         .await;
     assert_eq!(post.status, 404);
-    assert_eq!(c.get("/healthz").await.status, 200, "the rest of admin stays");
+    assert_eq!(
+        c.get("/healthz").await.status,
+        200,
+        "the rest of admin stays"
+    );
     s.daemon.stop().await;
 }
 
@@ -105,7 +112,10 @@ async fn sign_in_sets_a_strict_session_cookie_and_pages_carry_a_strict_csp() {
     assert_eq!(form.status, 200);
     let csp = form.header("content-security-policy");
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert!(!form.body.contains("<script"), "no script at all");
     assert_eq!(form.header("x-frame-options"), "DENY");
 
@@ -121,7 +131,10 @@ async fn sign_in_sets_a_strict_session_cookie_and_pages_carry_a_strict_csp() {
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
     assert!(cookie.contains("Path=/console/"), "{cookie}");
-    assert!(cookie.contains("Max-Age=3600"), "session_lifetime: {cookie}");
+    assert!(
+        cookie.contains("Max-Age=3600"),
+        "session_lifetime: {cookie}"
+    );
 
     let page = c.get("/console/orders").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -187,7 +200,11 @@ async fn the_sign_in_form_needs_its_own_anti_forgery_token() {
     let a = c
         .post(
             "/console/login",
-            &[("csrf", "x"), ("name", "alice"), ("password", ALICE_PASSWORD)],
+            &[
+                ("csrf", "x"),
+                ("name", "alice"),
+                ("password", ALICE_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(a.status, 403, "{}", a.body);
@@ -197,7 +214,11 @@ async fn the_sign_in_form_needs_its_own_anti_forgery_token() {
     let a = c
         .post(
             "/console/login",
-            &[("csrf", "forged"), ("name", "alice"), ("password", ALICE_PASSWORD)],
+            &[
+                ("csrf", "forged"),
+                ("name", "alice"),
+                ("password", ALICE_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(a.status, 403);
@@ -213,7 +234,9 @@ async fn unauthenticated_and_cross_site_requests_change_nothing() {
     let dead_id: i64 = s
         .daemon
         .reader()
-        .query_row("SELECT id FROM outbox WHERE state = 'dead'", [], |r| r.get(0))
+        .query_row("SELECT id FROM outbox WHERE state = 'dead'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let dead_id = dead_id.to_string();
 
@@ -222,23 +245,36 @@ async fn unauthenticated_and_cross_site_requests_change_nothing() {
 
     // Not signed in: the right token is no use without the session.
     let mut anon = Client::new(&s);
-    let a = anon.post("/console/review/act", &act_form(&csrf, "validate")).await;
+    let a = anon
+        .post("/console/review/act", &act_form(&csrf, "validate"))
+        .await;
     assert_eq!(a.status, 403);
     let a = anon
-        .post("/console/retry", &[("csrf", &csrf), ("outbox_id", &dead_id)])
+        .post(
+            "/console/retry",
+            &[("csrf", &csrf), ("outbox_id", &dead_id)],
+        )
         .await;
     assert_eq!(a.status, 403);
     // A forged cookie.
-    anon.cookies.insert("ipnsync_console".into(), "0".repeat(64));
-    let a = anon.post("/console/review/act", &act_form(&csrf, "deny")).await;
+    anon.cookies
+        .insert("ipnsync_console".into(), "0".repeat(64));
+    let a = anon
+        .post("/console/review/act", &act_form(&csrf, "deny"))
+        .await;
     assert_eq!(a.status, 403);
 
     // Signed in, but without or with a wrong CSRF token.
     for token in ["", "wrong"] {
-        let a = alice.post("/console/review/act", &act_form(token, "validate")).await;
+        let a = alice
+            .post("/console/review/act", &act_form(token, "validate"))
+            .await;
         assert_eq!(a.status, 403, "{token:?}");
         let a = alice
-            .post("/console/retry", &[("csrf", token), ("outbox_id", &dead_id)])
+            .post(
+                "/console/retry",
+                &[("csrf", token), ("outbox_id", &dead_id)],
+            )
             .await;
         assert_eq!(a.status, 403, "{token:?}");
         let a = alice.post("/console/logout", &[("csrf", token)]).await;
@@ -267,10 +303,7 @@ async fn unauthenticated_and_cross_site_requests_change_nothing() {
     assert!(review_actions(&s).is_empty());
     assert_eq!(s.outcome("100042"), "review");
     assert_eq!(s.dead_count(), 1);
-    assert_eq!(
-        s.daemon.count("SELECT COUNT(*) FROM operator_actions"),
-        0
-    );
+    assert_eq!(s.daemon.count("SELECT COUNT(*) FROM operator_actions"), 0);
     // And the session still works (logout was refused too).
     assert_eq!(alice.get("/console/orders").await.status, 200);
     s.daemon.stop().await;
@@ -285,7 +318,10 @@ async fn orders_search_filters_and_the_order_page_shows_the_timeline() {
 
     let all = c.get("/console/orders").await;
     assert_eq!(all.status, 200);
-    let (i41, i42) = (all.body.find(">100041<").unwrap(), all.body.find(">100042<").unwrap());
+    let (i41, i42) = (
+        all.body.find(">100041<").unwrap(),
+        all.body.find(">100042<").unwrap(),
+    );
     assert!(i41 < i42, "newest first");
     assert!(all.body.contains("1 dead"));
 
@@ -295,21 +331,30 @@ async fn orders_search_filters_and_the_order_page_shows_the_timeline() {
     assert!(by_tx.contains(">100042<") && !by_tx.contains(">100041<"));
     let dead = c.get("/console/orders?dead=1").await.body;
     assert!(dead.contains(">100041<") && !dead.contains(">100042<"));
-    let review = c.get("/console/orders?outcome=review&shop=hook&age=1h").await.body;
+    let review = c
+        .get("/console/orders?outcome=review&shop=hook&age=1h")
+        .await
+        .body;
     assert!(review.contains(">100042<") && !review.contains(">100041<"));
     let none = c.get("/console/orders?shop=elsewhere").await.body;
     assert!(none.contains("No order matches."));
     let page2 = c.get("/console/orders?page=2").await.body;
     assert!(page2.contains("No order matches.") && page2.contains("← Newer"));
     // Search text is escaped, never markup.
-    let xss = c.get("/console/orders?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await.body;
+    let xss = c
+        .get("/console/orders?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await
+        .body;
     assert!(!xss.contains("<script>") && xss.contains("&lt;script&gt;"));
 
     let order = c.get("/console/order?shop=hook&order=100042").await;
     assert_eq!(order.status, 200);
     let b = &order.body;
     assert!(b.contains("Order 100042"));
-    assert!(b.contains("AUTHORISED_TO_VALIDATE (PAY) via lyra: assessed review, applied → review"), "{b}");
+    assert!(
+        b.contains("AUTHORISED_TO_VALIDATE (PAY) via lyra: assessed review, applied → review"),
+        "{b}"
+    );
     assert!(b.contains("delivery") && b.contains("push"));
     assert!(b.contains("Validate payment…") && b.contains("Deny payment…"));
     // The header counters.
@@ -317,7 +362,10 @@ async fn orders_search_filters_and_the_order_page_shows_the_timeline() {
     assert!(b.contains("class=\"alert\" id=\"count-dead\">1<"), "{b}");
 
     let dead_order = c.get("/console/order?order=100041").await.body;
-    assert!(dead_order.contains("HTTP 500"), "the shop's answer: {dead_order}");
+    assert!(
+        dead_order.contains("HTTP 500"),
+        "the shop's answer: {dead_order}"
+    );
     assert!(dead_order.contains(">Retry<"));
 
     let unknown = c.get("/console/order?shop=hook&order=999").await;
@@ -341,11 +389,18 @@ async fn validate_from_the_review_queue_goes_to_the_gateway_and_the_shop_as_the_
         .get("/console/review/confirm?shop=hook&order=100042&action=validate")
         .await;
     assert_eq!(confirm.status, 200);
-    assert!(confirm.body.contains("Validate the payment of order 100042?"));
-    assert!(s.lyra.calls().is_empty(), "the confirmation page does nothing");
+    assert!(confirm
+        .body
+        .contains("Validate the payment of order 100042?"));
+    assert!(
+        s.lyra.calls().is_empty(),
+        "the confirmation page does nothing"
+    );
     let csrf = confirm.csrf();
 
-    let done = c.post("/console/review/act", &act_form(&csrf, "validate")).await;
+    let done = c
+        .post("/console/review/act", &act_form(&csrf, "validate"))
+        .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location(), "/console/order?shop=hook&order=100042");
     let calls = s.lyra.calls();
@@ -364,13 +419,25 @@ async fn validate_from_the_review_queue_goes_to_the_gateway_and_the_shop_as_the_
     assert_eq!(s.delivered()[1], ("100042".into(), "accepted".into()));
 
     let page = c.get(done.location()).await.body;
-    assert!(page.contains("Payment of order 100042 validated by alice via lyra (AUTHORISED)"), "{page}");
-    assert!(page.contains("validate by alice via lyra: AUTHORISED → accepted"), "{page}");
+    assert!(
+        page.contains("Payment of order 100042 validated by alice via lyra (AUTHORISED)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("validate by alice via lyra: AUTHORISED → accepted"),
+        "{page}"
+    );
     // Shown once.
-    assert!(!c.get(done.location()).await.body.contains("validated by alice via lyra ("));
+    assert!(!c
+        .get(done.location())
+        .await
+        .body
+        .contains("validated by alice via lyra ("));
 
     // Done twice (a second tab): refused, nothing more at the gateway.
-    let again = c.post("/console/review/act", &act_form(&csrf, "validate")).await;
+    let again = c
+        .post("/console/review/act", &act_form(&csrf, "validate"))
+        .await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(again.body.contains("not in review"), "{}", again.body);
     assert_eq!(s.lyra.calls().len(), 1);
@@ -387,7 +454,9 @@ async fn deny_shop_only_skips_the_gateway_and_a_refusal_changes_nothing() {
 
     // The gateway refuses (web services not subscribed): shown, nothing done.
     s.lyra.set_mode(LyraMode::NotSubscribed);
-    let refused = c.post("/console/review/act", &act_form(&csrf, "deny")).await;
+    let refused = c
+        .post("/console/review/act", &act_form(&csrf, "deny"))
+        .await;
     assert_eq!(refused.status, 502, "{}", refused.body);
     assert!(refused.body.contains("Nothing was done."));
     assert!(refused.body.contains("shop_only"), "{}", refused.body);
@@ -420,24 +489,37 @@ async fn retry_puts_a_dead_update_back_and_records_the_operator() {
     let mut c = signed_in(&s).await;
     let page = c.get("/console/dead").await;
     assert!(page.body.contains(">100041<"));
-    assert!(page.body.contains("HTTP 500"), "the shop's answer: {}", page.body);
+    assert!(
+        page.body.contains("HTTP 500"),
+        "the shop's answer: {}",
+        page.body
+    );
     let csrf = page.csrf();
     let id: i64 = s
         .daemon
         .reader()
-        .query_row("SELECT id FROM outbox WHERE state = 'dead'", [], |r| r.get(0))
+        .query_row("SELECT id FROM outbox WHERE state = 'dead'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let id = id.to_string();
 
     let done = c
         .post(
             "/console/retry",
-            &[("csrf", &csrf), ("outbox_id", &id), ("back", "/console/dead")],
+            &[
+                ("csrf", &csrf),
+                ("outbox_id", &id),
+                ("back", "/console/dead"),
+            ],
         )
         .await;
     assert_eq!((done.status, done.location()), (303, "/console/dead"));
     s.wait_for(
-        |s| s.delivered().contains(&("100041".into(), "accepted".into())),
+        |s| {
+            s.delivered()
+                .contains(&("100041".into(), "accepted".into()))
+        },
         "the retried update to reach the shop",
     )
     .await;
@@ -456,13 +538,20 @@ async fn retry_puts_a_dead_update_back_and_records_the_operator() {
         .unwrap();
     assert_eq!(actor, "alice");
     let order = c.get("/console/order?shop=hook&order=100041").await.body;
-    assert!(order.contains(&format!("retry of update #{id} by alice")), "{order}");
+    assert!(
+        order.contains(&format!("retry of update #{id} by alice")),
+        "{order}"
+    );
 
     // Again: not dead any more, nothing done; an open redirect is refused.
     let again = c
         .post(
             "/console/retry",
-            &[("csrf", &csrf), ("outbox_id", &id), ("back", "https://evil.example/")],
+            &[
+                ("csrf", &csrf),
+                ("outbox_id", &id),
+                ("back", "https://evil.example/"),
+            ],
         )
         .await;
     assert_eq!((again.status, again.location()), (303, "/console/dead"));
@@ -498,9 +587,12 @@ async fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
         .verify_password(b"a long operator passphrase", &parsed)
         .is_ok());
     // The configuration takes it as it is.
-    let text = format!("[console]\noperators = [{{ name = \"alice\", password_hash = \"{hash}\" }}]\n");
+    let text =
+        format!("[console]\noperators = [{{ name = \"alice\", password_hash = \"{hash}\" }}]\n");
     ipnsync::config::Config::parse(&text, &Default::default()).unwrap();
 
-    let empty = tokio::task::spawn_blocking(move || run(b"\n")).await.unwrap();
+    let empty = tokio::task::spawn_blocking(move || run(b"\n"))
+        .await
+        .unwrap();
     assert_eq!(empty.status.code(), Some(2));
 }

@@ -121,7 +121,8 @@ pub(super) fn resolve_console(
         Some(s) => parse_duration(&s).map_err(|p| invalid("console.session_lifetime", p))?,
         None => Duration::from_secs(8 * 3600),
     };
-    if session_lifetime < Duration::from_secs(60) || session_lifetime > Duration::from_secs(7 * 86400)
+    if session_lifetime < Duration::from_secs(60)
+        || session_lifetime > Duration::from_secs(7 * 86400)
     {
         return Err(invalid(
             "console.session_lifetime",
@@ -230,7 +231,10 @@ mod tests {
         assert_eq!(console.session_lifetime, Duration::from_secs(8 * 3600));
         assert_eq!(console.operators.len(), 2);
         let summary = console.summary();
-        assert!(summary.contains("alice (password), bob (token)"), "{summary}");
+        assert!(
+            summary.contains("alice (password), bob (token)"),
+            "{summary}"
+        );
         assert!(!summary.contains("argon2") && !summary.contains("0123456789abcdef0"));
     }
 
@@ -238,15 +242,17 @@ mod tests {
     fn bad_sections_name_the_key() {
         let err = |text: &str| parse(text).unwrap_err().to_string();
         assert!(err("[console]\n").starts_with("console.operators:"));
-        assert!(err(
-            "[console]\noperators = [{ name = \"a\", password_hash = \"plain\" }]\n"
-        )
-        .starts_with("console.operators[0].password_hash:"));
+        assert!(
+            err("[console]\noperators = [{ name = \"a\", password_hash = \"plain\" }]\n")
+                .starts_with("console.operators[0].password_hash:")
+        );
         assert!(
             err("[console]\noperators = [{ name = \"a\", token = \"short\" }]\n")
                 .starts_with("console.operators[0].token:")
         );
-        assert!(err("[console]\noperators = [{ name = \"a\" }]\n").starts_with("console.operators[0]:"));
+        assert!(
+            err("[console]\noperators = [{ name = \"a\" }]\n").starts_with("console.operators[0]:")
+        );
         assert!(err(&format!(
             "[console]\noperators = [{{ name = \"a\", password_hash = \"{HASH}\" }}, {{ name = \"a\", password_hash = \"{HASH}\" }}]\n"
         ))

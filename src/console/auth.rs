@@ -161,12 +161,7 @@ impl Sessions {
     }
 
     pub fn set_flash(&self, token: &str, flash: Flash) {
-        if let Some(s) = self
-            .map
-            .lock()
-            .expect("sessions lock")
-            .get_mut(&key(token))
-        {
+        if let Some(s) = self.map.lock().expect("sessions lock").get_mut(&key(token)) {
             s.flash = Some(flash);
         }
     }

@@ -244,7 +244,12 @@ impl Ctx<'_> {
 
 // ------------------------------------------------------------------ sign-in
 
-fn login_form(cc: &ConsoleConfig, error: Option<&str>, name: &str, status: StatusCode) -> Response<Body> {
+fn login_form(
+    cc: &ConsoleConfig,
+    error: Option<&str>,
+    name: &str,
+    status: StatusCode,
+) -> Response<Body> {
     let token = auth::random_token();
     let mut resp = html(status, pages::login(error, &token, name));
     set_cookie(
@@ -284,7 +289,8 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
     };
     // The sign-in form's own anti-forgery check: a page elsewhere cannot
     // read our cookie, so it cannot sign a victim in as someone else.
-    let fresh = login_cookie.is_some_and(|c| !form.csrf.is_empty() && auth::tokens_match(&c, &form.csrf));
+    let fresh =
+        login_cookie.is_some_and(|c| !form.csrf.is_empty() && auth::tokens_match(&c, &form.csrf));
     if !fresh {
         return login_form(
             cc,
@@ -297,7 +303,9 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
     if let Some(until) = console.limiter.blocked_until(&peer, &form.name, now) {
         // The name is logged only if it is an operator's: a password typed
         // into the name field must not end up in the log.
-        let operator = cc.operator(&form.name).map_or("(not an operator)", |o| o.name.as_str());
+        let operator = cc
+            .operator(&form.name)
+            .map_or("(not an operator)", |o| o.name.as_str());
         tracing::warn!(%peer, %operator, reason = "too many failed sign-ins", "console: sign-in refused");
         let minutes = ((until - now) / 60_000).max(1);
         return login_form(
@@ -324,8 +332,16 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
     .unwrap_or(false);
     if !ok {
         console.limiter.failed(&peer, &form.name, now);
-        let operator = if known { form.name.as_str() } else { "(not an operator)" };
-        let reason = if known { "wrong password" } else { "unknown operator" };
+        let operator = if known {
+            form.name.as_str()
+        } else {
+            "(not an operator)"
+        };
+        let reason = if known {
+            "wrong password"
+        } else {
+            "unknown operator"
+        };
         tracing::warn!(%peer, %operator, reason, "console: sign-in refused");
         return login_form(
             cc,
@@ -343,7 +359,10 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
         &mut resp,
         &auth::set_cookie(SESSION_COOKIE, &token, lifetime / 1000, cc.secure_cookie),
     );
-    set_cookie(&mut resp, &auth::set_cookie(LOGIN_COOKIE, "", 0, cc.secure_cookie));
+    set_cookie(
+        &mut resp,
+        &auth::set_cookie(LOGIN_COOKIE, "", 0, cc.secure_cookie),
+    );
     resp
 }
 
@@ -351,7 +370,10 @@ fn logout(ctx: &Ctx<'_>, cc: &ConsoleConfig) -> Response<Body> {
     ctx.console.sessions.close(&ctx.token);
     tracing::info!(operator = %ctx.operator(), "console: signed out");
     let mut resp = redirect("/console/login");
-    set_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, "", 0, cc.secure_cookie));
+    set_cookie(
+        &mut resp,
+        &auth::set_cookie(SESSION_COOKIE, "", 0, cc.secure_cookie),
+    );
     resp
 }
 
@@ -470,7 +492,10 @@ async fn order(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreError>
                 "update #{} ({}) pending, {} attempt(s) so far",
                 o.id, o.outcome, o.attempts
             ),
-            _ => format!("update #{} ({}) dead: the shop was not told", o.id, o.outcome),
+            _ => format!(
+                "update #{} ({}) dead: the shop was not told",
+                o.id, o.outcome
+            ),
         },
     };
     let shop_state = pages::ShopState {
@@ -522,8 +547,10 @@ async fn queue_rows(ctx: &Ctx<'_>) -> Result<Vec<QueueRow>, StoreError> {
 
 async fn review_queue(ctx: &Ctx<'_>) -> Result<Response<Body>, StoreError> {
     let rows = queue_rows(ctx).await?;
-    ctx.page(StatusCode::OK, Nav::Review, |f| pages::review_queue(f, &rows))
-        .await
+    ctx.page(StatusCode::OK, Nav::Review, |f| {
+        pages::review_queue(f, &rows)
+    })
+    .await
 }
 
 async fn confirm(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreError> {
@@ -536,7 +563,17 @@ async fn confirm(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreErro
             .await;
     };
     let shop = q.shop.unwrap_or_default();
-    render_confirm(ctx, &shop, &q.order, action, None, "", false, StatusCode::OK).await
+    render_confirm(
+        ctx,
+        &shop,
+        &q.order,
+        action,
+        None,
+        "",
+        false,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -596,7 +633,10 @@ async fn dead(ctx: &Ctx<'_>) -> Result<Response<Body>, StoreError> {
 
 async fn act(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
     let Some(action) = Action::parse(form.get("action")) else {
-        return plain(StatusCode::BAD_REQUEST, "the action must be validate or deny\n");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the action must be validate or deny\n",
+        );
     };
     let (shop, order_ref) = (form.get("shop").to_owned(), form.get("order").to_owned());
     let comment = form.get("comment").to_owned();
@@ -627,8 +667,8 @@ async fn act(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
                 order = %order_ref, %shop, %operator, action = action.as_str(), error = %e,
                 "console: review action not done"
             );
-            let status = StatusCode::from_u16(e.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = e.to_string();
             render_confirm(
                 ctx,
@@ -662,7 +702,10 @@ fn report_text(r: &review::ActionReport, operator: &str) -> String {
     } else {
         format!("via {} ({})", r.gateway, r.gateway_status.join(", "))
     };
-    let mut s = format!("Payment of order {} {done} by {operator} {via}", r.order_ref);
+    let mut s = format!(
+        "Payment of order {} {done} by {operator} {via}",
+        r.order_ref
+    );
     match (r.moved, r.outcome, r.outbox_id) {
         (true, Some(o), Some(id)) => s.push_str(&format!(
             ": order {} → {}, shop update #{id} queued.",
@@ -711,7 +754,9 @@ async fn retry(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
         Ok(Retried::NotDead) => {
             ctx.flash(
                 false,
-                format!("Update #{id} is not dead (already retried or delivered): nothing was done."),
+                format!(
+                    "Update #{id} is not dead (already retried or delivered): nothing was done."
+                ),
             );
             redirect(&back)
         }
@@ -743,7 +788,12 @@ async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Body>> {
         Limited::new(req.into_body(), BODY_LIMIT).collect(),
     )
     .await
-    .map_err(|_| plain(StatusCode::REQUEST_TIMEOUT, "the form did not arrive in time\n"))?
+    .map_err(|_| {
+        plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "the form did not arrive in time\n",
+        )
+    })?
     .map_err(|_| plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n"))?
     .to_bytes();
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
@@ -758,7 +808,9 @@ fn cross_site<B>(req: &Request<B>) -> bool {
     req.headers()
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site"))
+        .is_some_and(|v| {
+            v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site")
+        })
 }
 
 fn cookie_value<B>(req: &Request<B>, name: &str) -> Option<String> {
@@ -807,11 +859,11 @@ fn set_cookie(resp: &mut Response<Body>, cookie: &str) {
 
 fn security_headers(resp: &mut Response<Body>) {
     let h = resp.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(CSP),
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.entry(CACHE_CONTROL)

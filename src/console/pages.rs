@@ -33,14 +33,15 @@ pub enum Nav {
 
 /// `?a=b&c=d` (or nothing) from pairs, percent-encoded.
 pub fn query(pairs: &[(&str, &str)]) -> String {
-    let kept: Vec<(&str, &str)> = pairs.iter().copied().filter(|(_, v)| !v.is_empty()).collect();
+    let kept: Vec<(&str, &str)> = pairs
+        .iter()
+        .copied()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     if kept.is_empty() {
         return String::new();
     }
-    format!(
-        "?{}",
-        serde_urlencoded::to_string(kept).unwrap_or_default()
-    )
+    format!("?{}", serde_urlencoded::to_string(kept).unwrap_or_default())
 }
 
 pub fn order_url(shop: &str, order_ref: &str) -> String {
@@ -493,9 +494,15 @@ pub fn confirm(frame: &Frame<'_>, v: &ConfirmView<'_>) -> Markup {
     let i = &v.row.item;
     let validate = v.action == crate::review::Action::Validate;
     let (verb, title) = if validate {
-        ("Validate", format!("Validate the payment of order {}?", i.order_ref))
+        (
+            "Validate",
+            format!("Validate the payment of order {}?", i.order_ref),
+        )
     } else {
-        ("Deny", format!("Deny the payment of order {}?", i.order_ref))
+        (
+            "Deny",
+            format!("Deny the payment of order {}?", i.order_ref),
+        )
     };
     layout(
         frame,

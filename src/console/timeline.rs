@@ -34,7 +34,10 @@ pub fn timeline(h: &OrderHistory, operator: &[OperatorAction]) -> Vec<Entry> {
         if d.body_pruned {
             s.push_str(", body pruned");
         }
-        entries.push(((d.received_at, 0, d.id), entry(d.received_at, "delivery", s)));
+        entries.push((
+            (d.received_at, 0, d.id),
+            entry(d.received_at, "delivery", s),
+        ));
     }
     for e in &h.events {
         let d = &e.decision;
@@ -265,7 +268,10 @@ mod tests {
         assert!(t[1].alert && t[2].alert && t[4].alert);
         assert_eq!(t[2].text, "update #5 dead: HTTP 500: order table locked");
         assert_eq!(t[3].text, "retry of update #5 by bob");
-        assert_eq!(t[4].text, "validate by alice via lyra: failed: Lyra refused");
+        assert_eq!(
+            t[4].text,
+            "validate by alice via lyra: failed: Lyra refused"
+        );
     }
 
     #[test]
@@ -288,7 +294,11 @@ mod tests {
         };
         assert_eq!(
             risk_findings(&n),
-            ["ENABLE_3DS", "MANUAL_VALIDATION", "SUSPECT_COUNTRY: WARNING"]
+            [
+                "ENABLE_3DS",
+                "MANUAL_VALIDATION",
+                "SUSPECT_COUNTRY: WARNING"
+            ]
         );
     }
 }

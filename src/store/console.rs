@@ -308,16 +308,7 @@ VALUES (7, 'other', 'B3', 3, 'rejected', 'c', 'dead', 3, 0, 'HTTP 422: no such o
     #[test]
     fn search_filters_and_pages_newest_first() {
         let (_d, conn) = db();
-        let all = |q: OrderQuery<'_>| {
-            search_orders(
-                &conn,
-                &OrderQuery {
-                    limit: q.limit.max(1).min(50),
-                    ..q
-                },
-            )
-            .unwrap()
-        };
+        let all = |q: OrderQuery<'_>| search_orders(&conn, &q).unwrap();
         let q = OrderQuery {
             limit: 50,
             ..OrderQuery::default()
@@ -375,7 +366,10 @@ VALUES (7, 'other', 'B3', 3, 'rejected', 'c', 'dead', 3, 0, 'HTTP 422: no such o
         let dead = dead_updates(&conn, 10).unwrap();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].id, 7);
-        assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 422: no such order"));
+        assert_eq!(
+            dead[0].last_error.as_deref(),
+            Some("HTTP 422: no such order")
+        );
     }
 
     #[test]
@@ -393,13 +387,26 @@ VALUES (7, 'other', 'B3', 3, 'rejected', 'c', 'dead', 3, 0, 'HTTP 422: no such o
             .unwrap();
         assert_eq!(state, "pending");
         // Not dead any more, and a pending row is not retried.
-        assert_eq!(retry_dead_update(&mut conn, 7, "bob").unwrap(), Retried::NotDead);
-        assert_eq!(retry_dead_update(&mut conn, 8, "bob").unwrap(), Retried::NotDead);
-        assert_eq!(retry_dead_update(&mut conn, 99, "bob").unwrap(), Retried::NotDead);
+        assert_eq!(
+            retry_dead_update(&mut conn, 7, "bob").unwrap(),
+            Retried::NotDead
+        );
+        assert_eq!(
+            retry_dead_update(&mut conn, 8, "bob").unwrap(),
+            Retried::NotDead
+        );
+        assert_eq!(
+            retry_dead_update(&mut conn, 99, "bob").unwrap(),
+            Retried::NotDead
+        );
         let actions = order_operator_actions(&conn, "other", "B3").unwrap();
         assert_eq!(actions.len(), 1);
         assert_eq!(
-            (actions[0].action.as_str(), actions[0].actor.as_str(), actions[0].outbox_id),
+            (
+                actions[0].action.as_str(),
+                actions[0].actor.as_str(),
+                actions[0].outbox_id
+            ),
             ("retry", "alice", Some(7))
         );
     }

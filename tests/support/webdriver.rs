@@ -98,7 +98,10 @@ impl Browser {
         // Wait for chromedriver to listen (startup, not a timing assertion).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             assert!(Instant::now() < deadline, "chromedriver did not start");
