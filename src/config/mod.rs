@@ -384,6 +384,11 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
             warnings.push(format!(
                 "admin.listen {admin} is not a loopback address: /metrics and /readyz will be reachable from the network"
             ));
+            if console.is_some() {
+                warnings.push(format!(
+                    "console: served on {admin}, not loopback, over plain HTTP: publish it through a TLS reverse proxy instead (README, \"Operator console\")"
+                ));
+            }
         }
     }
 

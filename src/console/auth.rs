@@ -72,6 +72,23 @@ pub fn check_nobody(typed: &str) {
     let _ = check_credential(&OperatorCredential::PasswordHash(hash.clone()), typed);
 }
 
+/// A fingerprint of an operator's credential: a session ends when the
+/// password or token it was opened with is changed in the configuration.
+pub fn credential_tag(credential: &OperatorCredential) -> [u8; 32] {
+    let mut h = Sha256::new();
+    match credential {
+        OperatorCredential::PasswordHash(hash) => {
+            h.update(b"password\0");
+            h.update(hash.as_bytes());
+        }
+        OperatorCredential::Token(token) => {
+            h.update(b"token\0");
+            h.update(token.expose().as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
 /// A random token (256 bits, hex).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -91,6 +108,8 @@ pub struct Session {
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     pub expires_at: i64,
+    /// [`credential_tag`] of the credential the operator signed in with.
+    pub credential: [u8; 32],
     /// A message for the next page (what the last action did).
     pub flash: Option<Flash>,
 }
@@ -113,7 +132,7 @@ fn key(token: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Opens a session; returns the cookie token.
-    pub fn open(&self, operator: &str, lifetime_ms: i64, now: i64) -> String {
+    pub fn open(&self, operator: &str, credential: [u8; 32], lifetime_ms: i64, now: i64) -> String {
         let token = random_token();
         let mut map = self.map.lock().expect("sessions lock");
         map.retain(|_, s| s.expires_at > now);
@@ -132,6 +151,7 @@ impl Sessions {
                 operator: operator.to_owned(),
                 csrf: random_token(),
                 expires_at: now + lifetime_ms,
+                credential,
                 flash: None,
             },
         );
@@ -139,12 +159,16 @@ impl Sessions {
     }
 
     /// The live session of a cookie token. An expired one is removed; so is
-    /// one whose operator is no longer configured (after a reload).
+    /// one whose operator is no longer configured, or whose password or
+    /// token changed (after a reload).
     pub fn get(&self, token: &str, config: &ConsoleConfig, now: i64) -> Option<Session> {
         let mut map = self.map.lock().expect("sessions lock");
         let k = key(token);
         let session = map.get(&k)?;
-        if session.expires_at <= now || config.operator(&session.operator).is_none() {
+        let current = config
+            .operator(&session.operator)
+            .map(|o| credential_tag(&o.credential));
+        if session.expires_at <= now || current != Some(session.credential) {
             map.remove(&k);
             return None;
         }
@@ -300,7 +324,8 @@ mod tests {
     fn sessions_expire_and_end_with_their_operator() {
         let sessions = Sessions::default();
         let config = console(OperatorCredential::Token(Secret::new("x".repeat(16))));
-        let token = sessions.open("alice", 1000, 10_000);
+        let tag = credential_tag(&config.operators[0].credential);
+        let token = sessions.open("alice", tag, 1000, 10_000);
         let s = sessions.get(&token, &config, 10_500).unwrap();
         assert_eq!(s.operator, "alice");
         assert_eq!(s.csrf.len(), 64);
@@ -308,13 +333,20 @@ mod tests {
         assert!(sessions.get(&token, &config, 11_000).is_none(), "expired");
         assert!(sessions.get(&token, &config, 10_500).is_none(), "and gone");
 
-        let token = sessions.open("mallory", 1000, 10_000);
+        let token = sessions.open("mallory", tag, 1000, 10_000);
         assert!(
             sessions.get(&token, &config, 10_001).is_none(),
             "an operator removed from the configuration is signed out"
         );
 
-        let token = sessions.open("alice", 1000, 10_000);
+        let rotated = console(OperatorCredential::Token(Secret::new("y".repeat(16))));
+        let token = sessions.open("alice", tag, 1000, 10_000);
+        assert!(
+            sessions.get(&token, &rotated, 10_001).is_none(),
+            "a changed token ends the sessions opened with the old one"
+        );
+
+        let token = sessions.open("alice", tag, 1000, 10_000);
         sessions.set_flash(
             &token,
             Flash {

@@ -319,6 +319,7 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
     }
     let credential = cc.operator(&form.name).map(|o| o.credential.clone());
     let known = credential.is_some();
+    let tag = credential.as_ref().map(auth::credential_tag);
     let password = form.password.clone();
     // Argon2 takes tens of milliseconds of CPU: off the async threads.
     let ok = tokio::task::spawn_blocking(move || match credential {
@@ -352,7 +353,10 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
     }
     console.limiter.succeeded(&form.name);
     let lifetime = cc.session_lifetime.as_millis() as i64;
-    let token = console.sessions.open(&form.name, lifetime, now);
+    let Some(tag) = tag else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
+    let token = console.sessions.open(&form.name, tag, lifetime, now);
     tracing::info!(%peer, operator = %form.name, "console: signed in");
     let mut resp = redirect("/console/orders");
     set_cookie(
@@ -442,30 +446,37 @@ async fn order(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreError>
                 Some(s) => s,
                 None => match inspect::shops_of_order(conn, &order_ref)?.as_slice() {
                     [one] => one.clone(),
-                    _ => return Ok(None),
+                    [] => return Ok(Err(Vec::new())),
+                    several => return Ok(Err(several.to_vec())),
                 },
             };
             let Some(history) = inspect::order_history(conn, &shop, &order_ref)? else {
-                return Ok(None);
+                return Ok(Err(Vec::new()));
             };
             let operator = store_console::order_operator_actions(conn, &shop, &order_ref)?;
-            Ok(Some((history, operator)))
+            Ok(Ok((history, operator)))
         })
         .await?;
-    let Some((history, operator)) = found else {
-        let text = format!(
-            "Nothing is stored about order {:?}{}.",
-            q.order,
-            q.shop
-                .as_deref()
-                .map(|s| format!(" of shop {s:?}"))
-                .unwrap_or_default()
-        );
-        return ctx
-            .page(StatusCode::NOT_FOUND, Nav::None, |f| {
-                pages::message(f, "Unknown order", &text)
-            })
-            .await;
+    let (history, operator) = match found {
+        Ok(found) => found,
+        Err(shops) if !shops.is_empty() => {
+            return ambiguous(ctx, &q.order, &shops).await;
+        }
+        Err(_) => {
+            let text = format!(
+                "Nothing is stored about order {:?}{}.",
+                q.order,
+                q.shop
+                    .as_deref()
+                    .map(|s| format!(" of shop {s:?}"))
+                    .unwrap_or_default()
+            );
+            return ctx
+                .page(StatusCode::NOT_FOUND, Nav::None, |f| {
+                    pages::message(f, "Unknown order", &text)
+                })
+                .await;
+        }
     };
     let entries = timeline::timeline(&history, &operator);
     let outcome = history
@@ -510,6 +521,18 @@ async fn order(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreError>
     };
     ctx.page(StatusCode::OK, Nav::None, |f| pages::order(f, &view))
         .await
+}
+
+/// An order reference known in several shops: links to each.
+async fn ambiguous(
+    ctx: &Ctx<'_>,
+    order_ref: &str,
+    shops: &[String],
+) -> Result<Response<Body>, StoreError> {
+    ctx.page(StatusCode::OK, Nav::None, |f| {
+        pages::ambiguous(f, order_ref, shops)
+    })
+    .await
 }
 
 /// The review queue with each order's risk findings and gateway.

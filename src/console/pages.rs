@@ -101,6 +101,7 @@ pub fn layout(frame: &Frame<'_>, title: &str, main: Markup) -> Markup {
     page(
         title,
         html! {
+            a.skip href="#main" { "Skip to content" }
             header.top {
                 a.brand href="/console/orders" { "ipnsync" }
                 nav aria-label="Main" {
@@ -595,6 +596,22 @@ pub fn dead(frame: &Frame<'_>, rows: &[DeadUpdate]) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        },
+    )
+}
+
+/// An order reference that several shops have: one link per shop.
+pub fn ambiguous(frame: &Frame<'_>, order_ref: &str, shops: &[String]) -> Markup {
+    layout(
+        frame,
+        &format!("Order {order_ref}"),
+        html! {
+            p #message { "Several shops have an order " (order_ref) ": choose one." }
+            ul #shops {
+                @for s in shops {
+                    li { a href=(order_url(s, order_ref)) { (shop_label(s)) } }
                 }
             }
         },

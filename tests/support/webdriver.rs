@@ -2,6 +2,7 @@
 //! `chromedriver` on a free port and opens a WebDriver session (fantoccini)
 //! with a fresh profile.
 //!
+//! `IPNSYNC_CHROMIUM` / `IPNSYNC_CHROMEDRIVER` name other binaries.
 //! Without Chromium the tests print a loud `SKIPPED browser tests: …` line
 //! and pass, unless `IPNSYNC_TEST_BROWSER=1` (set by `.ci/run`), where a
 //! missing browser is a failure.
@@ -37,7 +38,12 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn find(candidates: &[&str]) -> Option<PathBuf> {
+/// `$VAR` when set (another install), else the first candidate present.
+fn find(var: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        return path.exists().then_some(path);
+    }
     candidates
         .iter()
         .map(Path::new)
@@ -48,7 +54,10 @@ fn find(candidates: &[&str]) -> Option<PathBuf> {
 /// Chromium and chromedriver, or why the browser tests cannot run. With
 /// `IPNSYNC_TEST_BROWSER=1` a missing one panics (CI must run them).
 pub fn available() -> Option<(PathBuf, PathBuf)> {
-    let found = (find(&CHROMIUM), find(&CHROMEDRIVER));
+    let found = (
+        find("IPNSYNC_CHROMIUM", &CHROMIUM),
+        find("IPNSYNC_CHROMEDRIVER", &CHROMEDRIVER),
+    );
     match found {
         (Some(chromium), Some(driver)) => Some((chromium, driver)),
         (chromium, driver) => {
@@ -65,11 +74,15 @@ pub fn available() -> Option<(PathBuf, PathBuf)> {
                 !required,
                 "IPNSYNC_TEST_BROWSER=1 but {missing} is missing (apt-get install chromium chromium-driver)"
             );
-            eprintln!(
+            // Straight to the stderr handle: the test harness captures
+            // `eprintln!` of passing tests, and this line must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n=====================================================================\n\
                  SKIPPED browser tests: {missing} not found \
                  (apt-get install chromium chromium-driver; IPNSYNC_TEST_BROWSER=1 makes this a failure)\n\
-                 =====================================================================\n"
+                 ====================================================================="
             );
             None
         }
