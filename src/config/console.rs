@@ -239,6 +239,22 @@ mod tests {
     }
 
     #[test]
+    fn a_console_off_loopback_is_warned_about() {
+        let text = |listen: &str| {
+            format!(
+                "[admin]\nlisten = \"{listen}\"\n[console]\noperators = [{{ name = \"a\", password_hash = \"{HASH}\" }}]\n"
+            )
+        };
+        let warned = |c: Config| {
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("console: served on"))
+        };
+        assert!(warned(parse(&text("0.0.0.0:9090")).unwrap()));
+        assert!(!warned(parse(&text("127.0.0.1:9090")).unwrap()));
+    }
+
+    #[test]
     fn bad_sections_name_the_key() {
         let err = |text: &str| parse(text).unwrap_err().to_string();
         assert!(err("[console]\n").starts_with("console.operators:"));
