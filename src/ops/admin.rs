@@ -1,5 +1,6 @@
 //! The admin listener (default 127.0.0.1:9090): `/metrics`, `/healthz`,
-//! `/readyz`, and the token-protected `/admin/*` API (`review::http`).
+//! `/readyz`, the token-protected `/admin/*` API (`review::http`) and the
+//! operator console (`/`, `/console/…`, when `[console]` is configured).
 //! Kept off the notification port so it is never exposed to the internet
 //! with it.
 
