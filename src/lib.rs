@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod domain;
 pub mod http;
@@ -143,6 +144,7 @@ pub async fn run_with(
                 config: config_rx.clone(),
                 db: config.database.clone(),
             },
+            console: console::Console::new(config_rx.clone(), config.database.clone()),
         });
         let mut stopped = tasks_stopped.clone();
         tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin listening (/metrics, /healthz, /readyz)");

@@ -89,6 +89,10 @@ enum Command {
     /// only for a 2xx answer.
     #[command(after_help = EXIT_CODES)]
     Send(sign::SendArgs),
+    /// Read a console operator's password from the first line of stdin and
+    /// print its Argon2id hash, for `[console] operators` `password_hash`.
+    /// E.g. `read -rs PW && printf '%s\n' "$PW" | ipnsync hash-password`.
+    HashPassword,
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Review(args) => review::run(config, db, args),
         Command::Sign(args) => without_db(db).and_then(|()| sign::sign(config, args)),
         Command::Send(args) => without_db(db).and_then(|()| sign::send(config, args)),
+        Command::HashPassword => return without_db(db).map_or_else(fail, |()| hash_password()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,6 +152,35 @@ fn without_db(db: Option<&Path>) -> Result<(), CliError> {
                 .to_owned(),
         )),
         None => Ok(()),
+    }
+}
+
+/// `ipnsync hash-password`: the first line of stdin (without its line
+/// ending) → an Argon2id PHC string on stdout. The password is never
+/// printed or logged.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("error: the password on stdin is empty");
+        return ExitCode::from(2);
+    }
+    if password.chars().count() < 12 {
+        eprintln!("warning: a password under 12 characters is easy to guess");
+    }
+    match ipnsync::console::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: hashing failed: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod console;
 mod duration;
 mod review;
 mod runtime;
@@ -22,6 +23,7 @@ mod shops;
 mod source_auth;
 mod sources;
 
+pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use duration::{format_duration, parse_duration};
 pub use review::{CybersourceApi, LyraApi, ReviewApi};
 pub use runtime::{DispatchConfig, WriterConfig};
@@ -86,6 +88,8 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     dispatch: RawDispatch,
+    /// The operator console; absent = off.
+    console: Option<console::RawConsole>,
     #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
@@ -117,6 +121,9 @@ pub struct Config {
     /// Bearer token of the admin API (`/admin/*`); `None` = the API is off
     /// (its routes answer 404).
     pub admin_token: Option<(Secret, SecretOrigin)>,
+    /// The operator web console (`/console/` on the admin listener);
+    /// `None` = off (its paths answer 404).
+    pub console: Option<ConsoleConfig>,
     pub writer: WriterConfig,
     /// Protection of the notification listener against slow or abusive
     /// clients, and the shutdown drain period.
@@ -185,6 +192,14 @@ impl Config {
             match &self.admin_token {
                 Some((_, origin)) => format!("/admin/* with a bearer token ({origin})"),
                 None => "off (no [admin] token)".to_owned(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "console     {}",
+            match &self.console {
+                Some(c) => c.summary(),
+                None => "off (no [console])".to_owned(),
             }
         );
         let _ = writeln!(
@@ -354,6 +369,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         })?),
     };
     let admin_token = resolve_admin_token(&raw.admin, env)?;
+    let console = console::resolve_console(raw.console, env, admin_listen.is_some())?;
     let mut warnings = Vec::new();
     let total: Duration = dispatch.retry_schedule.iter().sum();
     if total.mul_f64(1.0 - dispatch.jitter) < Duration::from_secs(24 * 3600) {
@@ -368,6 +384,11 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
             warnings.push(format!(
                 "admin.listen {admin} is not a loopback address: /metrics and /readyz will be reachable from the network"
             ));
+            if console.is_some() {
+                warnings.push(format!(
+                    "console: served on {admin}, not loopback, over plain HTTP: publish it through a TLS reverse proxy instead (README, \"Operator console\")"
+                ));
+            }
         }
     }
 
@@ -417,6 +438,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         log_level,
         http,
         admin_token,
+        console,
         writer,
         dispatch,
         sources,

@@ -1,5 +1,6 @@
 //! The admin listener (default 127.0.0.1:9090): `/metrics`, `/healthz`,
-//! `/readyz`, and the token-protected `/admin/*` API (`review::http`).
+//! `/readyz`, the token-protected `/admin/*` API (`review::http`) and the
+//! operator console (`/`, `/console/…`, when `[console]` is configured).
 //! Kept off the notification port so it is never exposed to the internet
 //! with it.
 
@@ -45,6 +46,8 @@ pub struct Admin {
     pub dispatcher_stall: Duration,
     /// The review actions API (`/admin/*`).
     pub review: crate::review::http::AdminApi,
+    /// The operator console (`/console/`, off without `[console]`).
+    pub console: crate::console::Console,
 }
 
 type Body = Full<Bytes>;
@@ -68,7 +71,7 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(_) => {
@@ -79,8 +82,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let admin = admin.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let admin = admin.clone();
+            req.extensions_mut().insert(crate::console::Peer(peer));
             async move { Ok::<_, Infallible>(route(&admin, req).await) }
         });
         let conn = http1::Builder::new()
@@ -98,6 +102,9 @@ pub async fn serve(
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
     if req.uri().path().starts_with("/admin/") {
         return crate::review::http::route(&admin.review, req).await;
+    }
+    if crate::console::handles(req.uri().path()) {
+        return crate::console::route(&admin.console, req).await;
     }
     if req.method() != Method::GET {
         return reply(

@@ -123,6 +123,20 @@ UPDATE events
  WHERE provider = 'cybersource'
    AND json_extract(notification, '$.facts.request_id') IS NULL;
 "#,
+    // Operator actions other than review actions (the console's retries of
+    // dead updates), with who took them: the order page's audit trail.
+    r#"
+CREATE TABLE operator_actions (
+    id         INTEGER PRIMARY KEY,
+    shop       TEXT    NOT NULL,
+    order_ref  TEXT    NOT NULL,
+    action     TEXT    NOT NULL,   -- 'retry'
+    actor      TEXT    NOT NULL,   -- the signed-in operator
+    outbox_id  INTEGER REFERENCES outbox (id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX operator_actions_by_order ON operator_actions (shop, order_ref, id);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -12,6 +12,7 @@
 //! a notification is acknowledged only after its commit is on disk.
 
 pub mod checkpoint;
+pub mod console;
 pub mod inspect;
 pub mod migrations;
 mod orders;

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod console;
 pub mod daemon;
 pub mod fake_cybersource_api;
 pub mod fake_lyra_api;
@@ -9,3 +10,4 @@ pub mod fake_openmage;
 pub mod fake_webhook;
 pub mod http;
 pub mod process;
+pub mod webdriver;
