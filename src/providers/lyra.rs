@@ -77,6 +77,15 @@ pub enum LyraError {
     MissingField(&'static str),
     #[error("kr-answer is not valid JSON: {0}")]
     BadJson(String),
+    /// Signed, but not shaped like a notification the platform sends (see
+    /// [`shape`]): the boundary-shift forgery of a payment form.
+    #[error("not a platform IPN: {0}")]
+    Shape(String),
+    /// `kr-hash-algorithm` absent: lyra.md §2.2 says to check it.
+    #[error("kr-hash-algorithm is missing")]
+    MissingHashAlgorithm,
+    #[error("shopId {got:?} does not match the configured site id")]
+    ShopMismatch { got: String },
 }
 
 impl LyraError {
@@ -86,8 +95,13 @@ impl LyraError {
             | LyraError::BadSignature { .. }
             | LyraError::WrongHashKey(_)
             | LyraError::WrongHashAlgorithm(_) => Refusal::Unauthenticated,
-            LyraError::ModeMismatch { .. } | LyraError::SiteMismatch { .. } => Refusal::Forbidden,
-            LyraError::MissingField(_) | LyraError::BadJson(_) => Refusal::Malformed,
+            LyraError::MissingHashAlgorithm => Refusal::Unauthenticated,
+            LyraError::ModeMismatch { .. }
+            | LyraError::SiteMismatch { .. }
+            | LyraError::ShopMismatch { .. } => Refusal::Forbidden,
+            LyraError::MissingField(_) | LyraError::BadJson(_) | LyraError::Shape(_) => {
+                Refusal::Malformed
+            }
         }
     }
 }
@@ -168,8 +182,13 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
 }
 
 /// Turns a verified form IPN into a [`Notification`].
+///
+/// The form must be shaped like an IPN ([`shape::check`]): a payment form
+/// signed by the shop, its values re-split and renamed, has the same
+/// signature.
 pub fn form_notification(form: &Form) -> Result<Notification, LyraError> {
     let trans_status = required(form, "vads_trans_status")?;
+    shape::check(form, trans_status).map_err(|e| LyraError::Shape(e.to_string()))?;
     let transaction_number = form.str("vads_trans_id").to_owned();
     let transaction_id = match form.get("vads_trans_uuid").filter(|u| !u.is_empty()) {
         Some(uuid) => uuid.to_owned(),
@@ -434,6 +453,8 @@ pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notificatio
         facts: Facts::Lyra(facts),
     })
 }
+
+pub mod shape;
 
 #[cfg(test)]
 mod tests;
