@@ -58,6 +58,7 @@ pub const STATUS_WORDS: &[(&str, &str)] = &[
     ("WAITING_FOR_PAYMENT", "waiting for payment"),
     ("PENDING", "pending"),
     ("REFUND_TO_RETRY", "refund to retry"),
+    ("CAPTURE_PENDING", "capture requested, not yet confirmed"),
     ("AUTHORISED", "authorised, waiting for capture"),
     ("CAPTURED", "captured"),
     ("ACCEPTED", "verification accepted"),
@@ -219,6 +220,13 @@ fn headline(n: &Notification, lyra: Option<&LyraFacts>) -> String {
     let mut parts = vec![who];
     if !n.origin().is_empty() {
         parts.push(source_label(n.origin()));
+    }
+    // REST `kr-src` is not covered by kr-hash: shown, marked, never used.
+    if let Some(src) = lyra.map(|f| f.unsigned_src.as_str()).filter(|s| !s.is_empty()) {
+        parts.push(format!(
+            "kr-src {} (not signed)",
+            printable(src, MAX_VALUE_CHARS)
+        ));
     }
     if lyra.is_some_and(|f| f.operation_type == OPERATION_CREDIT) {
         parts.push("refund".to_owned());

@@ -68,6 +68,14 @@ pub struct LyraFacts {
     pub threeds_status: String,
     /// `vads_ctx_mode`: TEST or PRODUCTION.
     pub ctx_mode: String,
+    /// REST `orderCycle` (`OPEN`: the buyer may still retry with the same
+    /// form token; `CLOSED`); empty for a form IPN.
+    #[serde(default)]
+    pub order_cycle: String,
+    /// REST `kr-src`, kept for the comment only: it is outside `kr-hash`,
+    /// so nothing is decided on it (`url_check_src` stays empty for REST).
+    #[serde(default)]
+    pub unsigned_src: String,
 }
 
 /// How a Cybersource Decision Manager notification arrived.

@@ -272,7 +272,11 @@ fn verify(
         (SourceSettings::Lyra, _) => {
             let form = form::parse(body)?;
             lyra::verify_rest(&form, source.key.expose())?;
-            Ok(vec![lyra::rest_notification(&form, source.mode)?])
+            Ok(vec![lyra::rest_notification(
+                &form,
+                source.mode,
+                source.site_id.as_deref(),
+            )?])
         }
         (SourceSettings::Cybersource(c), _) => {
             let keys: Vec<SigningKey<'_>> = c

@@ -89,6 +89,17 @@ impl Ipn {
         self
     }
 
+    /// The same facts from a REST IPN: `orderCycle` and the unsigned
+    /// `kr-src` (never an origin).
+    pub(crate) fn rest(mut self, order_cycle: &str, kr_src: &str) -> Ipn {
+        self.0.provider = Provider::LyraRest;
+        let f = self.facts();
+        f.url_check_src = String::new();
+        f.order_cycle = order_cycle.into();
+        f.unsigned_src = kr_src.into();
+        self
+    }
+
     pub(crate) fn transaction(mut self, id: &str) -> Ipn {
         self.0.transaction_id = id.into();
         self

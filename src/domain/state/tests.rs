@@ -595,3 +595,51 @@ fn a_notification_without_an_order_reference_moves_no_order() {
         }
     );
 }
+
+#[test]
+fn a_rest_failure_while_the_order_cycle_is_open_changes_nothing() {
+    // The first card is refused (OPEN: the buyer may retry with the same
+    // form token), the second one pays (CLOSED): accepted, no review.
+    let (order, decisions) = replay(&[
+        Ipn::new("REFUSED").rest("OPEN", "PAY").transaction("uuid-1"),
+        Ipn::new("AUTHORISED").rest("CLOSED", "PAY").transaction("uuid-2"),
+    ]);
+    assert_eq!(decisions[0].applied_outcome(), None);
+    assert_eq!(decisions[0].assessed, Pending);
+    assert!(decisions[0].comment.contains("rule r1: status REFUSED with orderCycle OPEN"), "{}", decisions[0].comment);
+    assert_eq!(decisions[1].applied_outcome(), Some(Accepted));
+    assert_eq!(order.outcome, Some(Accepted));
+    // Once the cycle is closed, a failure fails the order.
+    let (order, _) = replay(&[Ipn::new("REFUSED").rest("CLOSED", "PAY")]);
+    assert_eq!(order.outcome, Some(Failed));
+    // An open cycle never holds back a success or a pending status.
+    for status in ["AUTHORISED", "AUTHORISED_TO_VALIDATE", "CAPTURE_PENDING"] {
+        let (order, _) = replay(&[Ipn::new(status).rest("OPEN", "PAY")]);
+        assert!(order.outcome.is_some(), "{status}");
+    }
+}
+
+#[test]
+fn an_unsigned_kr_src_never_cancels_a_paid_order() {
+    // kr-src MERCH_BO is outside kr-hash: the origin is unknown.
+    let (order, decisions) = replay(&[
+        Ipn::new("AUTHORISED").rest("CLOSED", "PAY"),
+        Ipn::new("CANCELLED").rest("CLOSED", "MERCH_BO"),
+    ]);
+    assert_eq!(decisions[1].applied_outcome(), None);
+    assert_eq!(order.outcome, Some(Accepted));
+    assert!(decisions[1].comment.contains("kr-src MERCH_BO (not signed)"), "{}", decisions[1].comment);
+    // A signed form IPN from the back office still does.
+    let (order, _) = replay(&[
+        Ipn::new("AUTHORISED").rest("CLOSED", "PAY"),
+        Ipn::new("CANCELLED").source("MERCH_BO"),
+    ]);
+    assert_eq!(order.outcome, Some(Canceled));
+}
+
+#[test]
+fn capture_pending_is_pending() {
+    let (order, decisions) = replay(&[Ipn::new("CAPTURE_PENDING")]);
+    assert_eq!(order.outcome, Some(Pending));
+    assert!(decisions[0].warnings.is_empty(), "{:?}", decisions[0].warnings);
+}

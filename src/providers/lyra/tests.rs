@@ -269,14 +269,14 @@ fn verify_rest_requires_password_key() {
         "password",
     );
     assert_eq!(verify_rest(&good, REST_PASSWORD), Ok(()));
-    let n = rest_notification(&good, Mode::Test).unwrap();
+    let n = rest_notification(&good, Mode::Test, None).unwrap();
     assert_eq!(n.order_ref, "myOrderId-618776");
     assert_eq!(n.transaction_id, "017574bda28e4f1d8413b97fc65c8197");
     assert_eq!(n.transaction_number, "908967");
     assert_eq!(n.status(), "AUTHORISED");
     assert_eq!(n.amount_minor, Some(990));
     assert!(matches!(
-        rest_notification(&good, Mode::Production),
+        rest_notification(&good, Mode::Production, None),
         Err(LyraError::ModeMismatch { .. })
     ));
 
@@ -550,4 +550,41 @@ fn undocumented_names_before_the_strict_zone_are_tolerated() {
         form_notification(&with("vads_validation_mode", "2")),
         Err(LyraError::Shape(_))
     ));
+}
+
+#[test]
+fn rest_checks_algorithm_shop_id_and_keeps_kr_src_unsigned() {
+    let k3 = answer("k3");
+    let hash = "88fb7b4838a73c2674ca00ee545454d78dd4b1b733a07c855a1d4460d4417f85";
+    let without_algorithm = Form::from_pairs([
+        ("kr-hash", hash),
+        ("kr-hash-key", "password"),
+        ("kr-answer", k3.as_str()),
+    ]);
+    let err = verify_rest(&without_algorithm, REST_PASSWORD).unwrap_err();
+    assert_eq!(err, LyraError::MissingHashAlgorithm);
+    assert_eq!(err.refusal(), Refusal::Unauthenticated);
+
+    let good = Form::from_pairs([
+        ("kr-hash", hash),
+        ("kr-hash-algorithm", "sha256_hmac"),
+        ("kr-hash-key", "password"),
+        ("kr-src", "MERCH_BO"),
+        ("kr-answer", k3.as_str()),
+    ]);
+    assert_eq!(verify_rest(&good, REST_PASSWORD), Ok(()));
+    let err = rest_notification(&good, Mode::Test, Some("12345678")).unwrap_err();
+    assert_eq!(
+        err,
+        LyraError::ShopMismatch {
+            got: "69876357".into()
+        }
+    );
+    assert_eq!(err.refusal(), Refusal::Forbidden);
+    let n = rest_notification(&good, Mode::Test, Some("69876357")).unwrap();
+    let f = n.lyra().unwrap();
+    assert_eq!(f.url_check_src, "");
+    assert_eq!(f.unsigned_src, "MERCH_BO");
+    assert_eq!(f.order_cycle, "CLOSED");
+    assert_eq!(n.origin(), "");
 }
