@@ -409,6 +409,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     if sources.is_empty() {
         warnings.push("no [[sources]]: the daemon will refuse every notification".into());
     }
+    warnings.extend(sources::mode_mixing_warnings(&sources));
     Ok(Config {
         listen,
         database: raw.database,

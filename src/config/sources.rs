@@ -409,3 +409,31 @@ fn reject_foreign_fields(
     }
     Ok(())
 }
+
+/// `check-config` warnings for a TEST and a PRODUCTION Lyra source that
+/// update the same shop without distinct order prefixes: their order
+/// references share one namespace. The state machine keeps a TEST
+/// notification from changing an order a PRODUCTION one moved, but a test
+/// can still take a reference first (and a TEST key circulates widely).
+pub(super) fn mode_mixing_warnings(sources: &[SourceConfig]) -> Vec<String> {
+    let lyra = |s: &&SourceConfig| matches!(s.kind, SourceKind::LyraForm | SourceKind::LyraRest);
+    let mut warnings = Vec::new();
+    for test in sources.iter().filter(lyra).filter(|s| s.mode == Mode::Test) {
+        let Some(shop) = &test.shop else { continue };
+        for production in sources
+            .iter()
+            .filter(lyra)
+            .filter(|s| s.mode == Mode::Production && s.shop.as_ref() == Some(shop))
+        {
+            if test.order_prefix == production.order_prefix {
+                warnings.push(format!(
+                    "sources {:?} (TEST) and {:?} (PRODUCTION) both update shop {shop:?} without distinct order prefixes (order_prefix): \
+                     a TEST notification never changes an order a PRODUCTION one moved, but test and real orders share references; \
+                     give the test source its own shop or an order_prefix",
+                    test.name, production.name
+                ));
+            }
+        }
+    }
+    warnings
+}

@@ -566,3 +566,45 @@ fn a_retry_schedule_shorter_than_a_day_is_flagged() {
         short.warnings
     );
 }
+
+#[test]
+fn test_and_production_sources_sharing_a_shop_are_flagged() {
+    let text = |prefix: &str| {
+        format!(
+            r#"
+[[shops]]
+name = "main"
+kind = "webhook"
+base_url = "http://127.0.0.1:1/"
+key = "k"
+
+[[sources]]
+name = "prod"
+kind = "lyra-form"
+path = "/a"
+mode = "PRODUCTION"
+production_key = "x"
+shop = "main"
+
+[[sources]]
+name = "test"
+kind = "lyra-rest"
+path = "/b"
+mode = "TEST"
+test_password = "y"
+shop = "main"
+order_prefix = "{prefix}"
+"#
+        )
+    };
+    let c = parse(&text("")).unwrap();
+    let mixing: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("(TEST) and"))
+        .collect();
+    assert_eq!(mixing.len(), 1, "{:?}", c.warnings);
+    assert!(mixing[0].starts_with("sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"main\""));
+    let c = parse(&text("TEST-")).unwrap();
+    assert!(!c.warnings.iter().any(|w| w.contains("(TEST) and")), "{:?}", c.warnings);
+}

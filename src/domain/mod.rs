@@ -43,6 +43,12 @@ pub fn decide(current: &OrderSnapshot, notification: &Notification) -> Decision 
     let assessment = assess(notification);
     let verdict = transition(current, notification, assessment.outcome);
     let mut warnings = assessment.warnings.clone();
+    if state::test_on_production(current, notification) {
+        warnings.push(
+            "a TEST notification about an order a PRODUCTION notification moved: recorded and ignored (is a TEST source attached to a production shop?)"
+                .to_owned(),
+        );
+    }
     if let Verdict::Apply {
         note: Some(note), ..
     } = &verdict

@@ -251,6 +251,17 @@ impl Notification {
         }
     }
 
+    /// The platform mode the notification was signed for (`TEST` or
+    /// `PRODUCTION`), when the provider has one (Lyra); `None` otherwise.
+    pub fn mode(&self) -> Option<&str> {
+        match &self.facts {
+            Facts::Lyra(f) if matches!(f.ctx_mode.as_str(), "TEST" | "PRODUCTION") => {
+                Some(&f.ctx_mode)
+            }
+            _ => None,
+        }
+    }
+
     /// The provider's own "who caused this" marker: `vads_url_check_src`
     /// (Lyra), the event type or `cmos` (Cybersource), `gatewayEntryPoint`
     /// (MPGS).

@@ -123,6 +123,13 @@ UPDATE events
  WHERE provider = 'cybersource'
    AND json_extract(notification, '$.facts.request_id') IS NULL;
 "#,
+    // 4: the mode (TEST / PRODUCTION) of the notifications that moved an
+    // order: a TEST notification never changes a PRODUCTION order. NULL
+    // for orders moved only by notifications without a mode (Cybersource,
+    // MPGS) and for orders from before this migration.
+    r#"
+ALTER TABLE orders ADD COLUMN mode TEXT CHECK (mode IN ('TEST', 'PRODUCTION'));
+"#,
 ];
 
 /// The schema version this binary writes.

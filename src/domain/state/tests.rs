@@ -28,6 +28,7 @@ fn snapshot(outcome: Option<Outcome>) -> OrderSnapshot {
     OrderSnapshot {
         outcome,
         transaction_id: outcome.map(|_| PAYING.to_owned()),
+        mode: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn an_order_without_a_known_transaction_still_flags_a_success() {
     let current = OrderSnapshot {
         outcome: Some(Failed),
         transaction_id: None,
+        mode: None,
     };
     let verdict = transition(&current, &Ipn::new("AUTHORISED").build(), Accepted);
     assert!(matches!(
@@ -642,4 +644,35 @@ fn capture_pending_is_pending() {
     let (order, decisions) = replay(&[Ipn::new("CAPTURE_PENDING")]);
     assert_eq!(order.outcome, Some(Pending));
     assert!(decisions[0].warnings.is_empty(), "{:?}", decisions[0].warnings);
+}
+
+#[test]
+fn a_test_notification_never_moves_a_production_order() {
+    let test = |ipn: Ipn| ipn.with(|_, f| f.ctx_mode = "TEST".into());
+    // PRODUCTION put the order in review; a TEST success is ignored, WARN.
+    let (order, decisions) = replay(&[
+        Ipn::new("AUTHORISED_TO_VALIDATE"),
+        test(Ipn::new("AUTHORISED").source("MERCH_BO")),
+    ]);
+    assert_eq!(order.outcome, Some(Review));
+    assert_eq!(order.mode.as_deref(), Some("PRODUCTION"));
+    assert_eq!(decisions[1].applied_outcome(), None);
+    assert!(decisions[1].comment.contains("a TEST notification never changes it"), "{}", decisions[1].comment);
+    assert!(decisions[1].warnings.iter().any(|w| w.contains("TEST notification")));
+    // A TEST order is not protected from PRODUCTION: a real payment on a
+    // reference a test used first applies, and the order becomes PRODUCTION.
+    let (order, decisions) = replay(&[
+        test(Ipn::new("AUTHORISED_TO_VALIDATE")),
+        Ipn::new("AUTHORISED").source("MERCH_BO"),
+        test(Ipn::new("CANCELLED").source("MERCH_BO")),
+    ]);
+    assert_eq!(decisions[1].applied_outcome(), Some(Accepted));
+    assert_eq!(decisions[2].applied_outcome(), None);
+    assert_eq!(order.mode.as_deref(), Some("PRODUCTION"));
+    // TEST on TEST behaves as ever.
+    let (order, _) = replay(&[
+        test(Ipn::new("AUTHORISED_TO_VALIDATE")),
+        test(Ipn::new("AUTHORISED").source("MERCH_BO")),
+    ]);
+    assert_eq!(order.outcome, Some(Accepted));
 }

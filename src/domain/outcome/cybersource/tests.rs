@@ -195,6 +195,7 @@ fn a_note_never_changes_an_order() {
         let snapshot = OrderSnapshot {
             outcome: current,
             transaction_id: current.map(|_| "req-1".to_owned()),
+            mode: None,
         };
         let d = decide(&snapshot, &note);
         assert!(
