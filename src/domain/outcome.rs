@@ -512,12 +512,12 @@ pub fn reports_payment(notification: &Notification) -> bool {
 
 /// Whether a cancellation comes from the merchant's own operation, the only
 /// kind that may cancel a paid order: a Lyra back-office operation
-/// (`MERCH_BO`) or an MPGS void (made by the merchant, through the API or
-/// Merchant Administration).
+/// (`MERCH_BO`), an MPGS void (made by the merchant, through the API or
+/// Merchant Administration), a Cybersource reversal or void.
 pub fn is_merchant_cancellation(notification: &Notification) -> bool {
     match &notification.facts {
         Facts::Lyra(f) => f.url_check_src == super::state::BACK_OFFICE_OPERATION,
-        Facts::Cybersource(_) => false,
+        Facts::Cybersource(f) => cybersource::is_reversal(f),
         Facts::Mpgs(f) => mpgs::is_void(f),
     }
 }
