@@ -277,6 +277,12 @@ impl Config {
             if let Some(api) = &s.review_api {
                 let _ = writeln!(out, "      review actions: {}", api.summary());
             }
+            if s.cancel_at_gateway {
+                let _ = writeln!(
+                    out,
+                    "      cancel at the gateway: on (a risk-rejected authorisation is cancelled automatically)"
+                );
+            }
         }
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {

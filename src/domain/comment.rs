@@ -276,6 +276,21 @@ fn risk_line(f: &LyraFacts) -> Option<String> {
     (!findings.is_empty()).then(|| format!("Risk checks: {}.", findings.join("; ")))
 }
 
+/// The line that tells the shop what to do about a rejected order whose
+/// transaction is still alive at the gateway (see
+/// [`crate::domain::outcome::live_at_gateway`]).
+pub fn gateway_cancel_line(n: &Notification) -> String {
+    format!(
+        "Action needed: the transaction is still {} at {} and will be captured on its capture date unless it is cancelled at the gateway. \
+         ipnsync cancels it itself when the source's review API is configured (the result follows on the order's timeline); \
+         otherwise cancel it in the {} back office, or run `ipnsync review deny {}`.",
+        printable(n.status(), MAX_VALUE_CHARS),
+        n.provider.display_name(),
+        n.provider.display_name(),
+        printable(&n.order_ref, MAX_VALUE_CHARS)
+    )
+}
+
 /// What happened to the order, and why.
 fn verdict_line(n: &Notification, a: &Assessment, v: &Verdict) -> String {
     let rule = printable(&a.rule, MAX_SENTENCE_CHARS);

@@ -510,6 +510,34 @@ pub fn reports_payment(notification: &Notification) -> bool {
     }
 }
 
+/// Lyra statuses of a transaction still alive at the gateway and still
+/// cancellable: authorised (or to be), not captured yet. At its capture
+/// date the platform captures it, whatever the shop's order says.
+pub const CANCELLABLE_STATUSES: &[&str] = &[
+    "AUTHORISED",
+    "AUTHORISED_TO_VALIDATE",
+    "WAITING_AUTHORISATION",
+    "WAITING_AUTHORISATION_TO_VALIDATE",
+    "PARTIALLY_AUTHORISED",
+];
+
+/// Whether the notification's risk verdict rejects or cancels an order
+/// whose transaction is still alive at the gateway (rules a and b on an
+/// authorised Lyra transaction: `AUTHORISED` + `FRD`, `REFUSE`, `CAN`…):
+/// unless someone cancels it there, the money is taken anyway.
+pub fn live_at_gateway(notification: &Notification) -> bool {
+    match &notification.facts {
+        Facts::Lyra(f) => {
+            CANCELLABLE_STATUSES.contains(&f.trans_status.as_str())
+                && matches!(
+                    assess(notification).outcome,
+                    Outcome::Rejected | Outcome::Canceled
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Whether a cancellation comes from the merchant's own operation, the only
 /// kind that may cancel a paid order: a Lyra back-office operation
 /// (`MERCH_BO`), an MPGS void (made by the merchant, through the API or

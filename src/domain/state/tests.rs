@@ -676,3 +676,38 @@ fn a_test_notification_never_moves_a_production_order() {
     ]);
     assert_eq!(order.outcome, Some(Accepted));
 }
+
+#[test]
+fn a_risk_rejection_of_a_live_authorisation_says_to_cancel_it() {
+    use crate::domain::outcome::live_at_gateway;
+    for ipn in [
+        Ipn::new("AUTHORISED").analysis("FRD"),
+        Ipn::new("AUTHORISED").analysis("RPM"),
+        Ipn::new("AUTHORISED").analysis("CAN"),
+        Ipn::new("AUTHORISED").assessment("REFUSE"),
+        Ipn::new("AUTHORISED_TO_VALIDATE").analysis("FRD"),
+    ] {
+        assert!(live_at_gateway(&ipn.clone().build()));
+        let (_, decisions) = replay(&[Ipn::new("INITIAL"), ipn]);
+        let d = &decisions[1];
+        assert!(matches!(d.applied_outcome(), Some(Rejected | Canceled)));
+        assert!(
+            d.comment.contains("Action needed: the transaction is still")
+                && d.comment.contains("ipnsync review deny 100042"),
+            "{}",
+            d.comment
+        );
+        assert!(d.warnings.iter().any(|w| w.contains("still")), "{:?}", d.warnings);
+    }
+    // Nothing alive at the gateway: no such line.
+    for ipn in [
+        Ipn::new("REFUSED").analysis("FRD"),
+        Ipn::new("CANCELLED"),
+        Ipn::new("CAPTURED").operation("CREDIT"),
+        Ipn::new("AUTHORISED"),
+    ] {
+        assert!(!live_at_gateway(&ipn.clone().build()));
+        let (_, decisions) = replay(&[ipn]);
+        assert!(!decisions[0].comment.contains("Action needed"));
+    }
+}
