@@ -432,9 +432,9 @@ async fn a_test_notification_never_changes_a_production_order() {
     let s = start().await;
     // check-config says the two share the shop.
     assert!(
-        s.warnings
-            .iter()
-            .any(|w| w.contains("sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"hook\"")),
+        s.warnings.iter().any(|w| w.contains(
+            "sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"hook\""
+        )),
         "{:?}",
         s.warnings
     );
@@ -447,11 +447,7 @@ async fn a_test_notification_never_changes_a_production_order() {
     let (status, text) = s.daemon.post_form("/ipn/prod", review).await;
     assert_eq!(status, 200, "{text}");
     // A TEST "validation" of the same order, signed with the TEST key.
-    let validated = signed_with(
-        TEST_KEY,
-        &fixture("lyra-form/validated-merch-bo.txt"),
-        &[],
-    );
+    let validated = signed_with(TEST_KEY, &fixture("lyra-form/validated-merch-bo.txt"), &[]);
     let (status, text) = s.daemon.post_form("/ipn/test", validated).await;
     assert_eq!(
         (status, text.trim()),
@@ -470,17 +466,22 @@ async fn a_test_notification_never_changes_a_production_order() {
     let reason: String = s
         .daemon
         .reader()
-        .query_row(
-            "SELECT reason FROM events WHERE source = 'test'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT reason FROM events WHERE source = 'test'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert!(reason.contains("a TEST notification never changes it"), "{reason}");
+    assert!(
+        reason.contains("a TEST notification never changes it"),
+        "{reason}"
+    );
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "review");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.shop.received().len(), 1, "the TEST notification pushed nothing");
+    assert_eq!(
+        s.shop.received().len(),
+        1,
+        "the TEST notification pushed nothing"
+    );
     s.daemon.stop().await;
 }
 

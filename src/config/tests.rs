@@ -604,7 +604,13 @@ order_prefix = "{prefix}"
         .filter(|w| w.contains("(TEST) and"))
         .collect();
     assert_eq!(mixing.len(), 1, "{:?}", c.warnings);
-    assert!(mixing[0].starts_with("sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"main\""));
+    assert!(mixing[0].starts_with(
+        "sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"main\""
+    ));
     let c = parse(&text("TEST-")).unwrap();
-    assert!(!c.warnings.iter().any(|w| w.contains("(TEST) and")), "{:?}", c.warnings);
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("(TEST) and")),
+        "{:?}",
+        c.warnings
+    );
 }

@@ -222,7 +222,10 @@ fn headline(n: &Notification, lyra: Option<&LyraFacts>) -> String {
         parts.push(source_label(n.origin()));
     }
     // REST `kr-src` is not covered by kr-hash: shown, marked, never used.
-    if let Some(src) = lyra.map(|f| f.unsigned_src.as_str()).filter(|s| !s.is_empty()) {
+    if let Some(src) = lyra
+        .map(|f| f.unsigned_src.as_str())
+        .filter(|s| !s.is_empty())
+    {
         parts.push(format!(
             "kr-src {} (not signed)",
             printable(src, MAX_VALUE_CHARS)

@@ -252,7 +252,7 @@ struct WebhookBody {
 #[serde(untagged)]
 enum Payload {
     Many(Vec<PayloadItem>),
-    One(PayloadItem),
+    One(Box<PayloadItem>),
 }
 
 #[derive(Deserialize, Default)]
@@ -328,7 +328,7 @@ pub fn webhook_notification(
         .payload
         .ok_or(CybersourceError::MissingField("payload"))?
     {
-        Payload::One(item) => item,
+        Payload::One(item) => *item,
         Payload::Many(items) => items
             .into_iter()
             .next()

@@ -570,7 +570,11 @@ pub fn after_live_rejection(
     };
     tokio::spawn(async move {
         let result = cancel_at_gateway(&ctx, &shop, &order_ref).await;
-        let label = if result.is_ok() { "cancelled" } else { "failed" };
+        let label = if result.is_ok() {
+            "cancelled"
+        } else {
+            "failed"
+        };
         metrics::counter!(GATEWAY_CANCELS, "source" => source_name.clone(), "result" => label)
             .increment(1);
         match result {

@@ -82,16 +82,10 @@ pub const EVENT_TYPES: &[(&str, DmSignal)] = &[
     ("payments.credits.accept", DmSignal::CreditAccept),
     ("payments.credits.review", DmSignal::CreditReview),
     ("payments.credits.reject", DmSignal::CreditReject),
-    (
-        "payments.credits.partial.approval",
-        DmSignal::CreditPartial,
-    ),
+    ("payments.credits.partial.approval", DmSignal::CreditPartial),
     ("payments.refunds.accept", DmSignal::CreditAccept),
     ("payments.refunds.reject", DmSignal::CreditReject),
-    (
-        "payments.refunds.partial.approval",
-        DmSignal::CreditPartial,
-    ),
+    ("payments.refunds.partial.approval", DmSignal::CreditPartial),
     ("payments.voids.accept", DmSignal::VoidAccept),
     ("payments.voids.reject", DmSignal::VoidReject),
 ];
@@ -175,8 +169,8 @@ fn is_known_status(status: &str) -> bool {
             ACCEPTED_STATUSES,
             CANCELED_STATUSES,
         ]
-            .iter()
-            .any(|list| list.contains(&status))
+        .iter()
+        .any(|list| list.contains(&status))
 }
 
 /// What the decision rules make of one Cybersource notification.
@@ -248,7 +242,9 @@ fn unsigned_event_rule(
     // says too.
     let not_through = |o: Option<Outcome>| matches!(o, Some(Outcome::Rejected | Outcome::Failed));
     let card_processing = DmSignal::of(f).is_some_and(DmSignal::is_card_processing);
-    if signed == Some(claimed) || (card_processing && not_through(signed) && not_through(Some(claimed))) {
+    if signed == Some(claimed)
+        || (card_processing && not_through(signed) && not_through(Some(claimed)))
+    {
         return (Some(claimed), rule);
     }
     let event = &f.event_type;
@@ -385,7 +381,6 @@ pub(super) fn reports_payment(f: &CybersourceFacts) -> bool {
         || ACCEPTED_STATUSES.contains(&f.payment_status.as_str())
         || f.payment_status == "AUTHORIZED_PENDING_REVIEW"
 }
-
 
 /// Whether the notification is the merchant's own reversal or void of the
 /// payment (the only Cybersource news that may cancel a paid order): a

@@ -603,12 +603,22 @@ fn a_rest_failure_while_the_order_cycle_is_open_changes_nothing() {
     // The first card is refused (OPEN: the buyer may retry with the same
     // form token), the second one pays (CLOSED): accepted, no review.
     let (order, decisions) = replay(&[
-        Ipn::new("REFUSED").rest("OPEN", "PAY").transaction("uuid-1"),
-        Ipn::new("AUTHORISED").rest("CLOSED", "PAY").transaction("uuid-2"),
+        Ipn::new("REFUSED")
+            .rest("OPEN", "PAY")
+            .transaction("uuid-1"),
+        Ipn::new("AUTHORISED")
+            .rest("CLOSED", "PAY")
+            .transaction("uuid-2"),
     ]);
     assert_eq!(decisions[0].applied_outcome(), None);
     assert_eq!(decisions[0].assessed, Pending);
-    assert!(decisions[0].comment.contains("rule r1: status REFUSED with orderCycle OPEN"), "{}", decisions[0].comment);
+    assert!(
+        decisions[0]
+            .comment
+            .contains("rule r1: status REFUSED with orderCycle OPEN"),
+        "{}",
+        decisions[0].comment
+    );
     assert_eq!(decisions[1].applied_outcome(), Some(Accepted));
     assert_eq!(order.outcome, Some(Accepted));
     // Once the cycle is closed, a failure fails the order.
@@ -630,7 +640,13 @@ fn an_unsigned_kr_src_never_cancels_a_paid_order() {
     ]);
     assert_eq!(decisions[1].applied_outcome(), None);
     assert_eq!(order.outcome, Some(Accepted));
-    assert!(decisions[1].comment.contains("kr-src MERCH_BO (not signed)"), "{}", decisions[1].comment);
+    assert!(
+        decisions[1]
+            .comment
+            .contains("kr-src MERCH_BO (not signed)"),
+        "{}",
+        decisions[1].comment
+    );
     // A signed form IPN from the back office still does.
     let (order, _) = replay(&[
         Ipn::new("AUTHORISED").rest("CLOSED", "PAY"),
@@ -643,7 +659,11 @@ fn an_unsigned_kr_src_never_cancels_a_paid_order() {
 fn capture_pending_is_pending() {
     let (order, decisions) = replay(&[Ipn::new("CAPTURE_PENDING")]);
     assert_eq!(order.outcome, Some(Pending));
-    assert!(decisions[0].warnings.is_empty(), "{:?}", decisions[0].warnings);
+    assert!(
+        decisions[0].warnings.is_empty(),
+        "{:?}",
+        decisions[0].warnings
+    );
 }
 
 #[test]
@@ -657,8 +677,17 @@ fn a_test_notification_never_moves_a_production_order() {
     assert_eq!(order.outcome, Some(Review));
     assert_eq!(order.mode.as_deref(), Some("PRODUCTION"));
     assert_eq!(decisions[1].applied_outcome(), None);
-    assert!(decisions[1].comment.contains("a TEST notification never changes it"), "{}", decisions[1].comment);
-    assert!(decisions[1].warnings.iter().any(|w| w.contains("TEST notification")));
+    assert!(
+        decisions[1]
+            .comment
+            .contains("a TEST notification never changes it"),
+        "{}",
+        decisions[1].comment
+    );
+    assert!(decisions[1]
+        .warnings
+        .iter()
+        .any(|w| w.contains("TEST notification")));
     // A TEST order is not protected from PRODUCTION: a real payment on a
     // reference a test used first applies, and the order becomes PRODUCTION.
     let (order, decisions) = replay(&[
@@ -692,12 +721,17 @@ fn a_risk_rejection_of_a_live_authorisation_says_to_cancel_it() {
         let d = &decisions[1];
         assert!(matches!(d.applied_outcome(), Some(Rejected | Canceled)));
         assert!(
-            d.comment.contains("Action needed: the transaction is still")
+            d.comment
+                .contains("Action needed: the transaction is still")
                 && d.comment.contains("ipnsync review deny 100042"),
             "{}",
             d.comment
         );
-        assert!(d.warnings.iter().any(|w| w.contains("still")), "{:?}", d.warnings);
+        assert!(
+            d.warnings.iter().any(|w| w.contains("still")),
+            "{:?}",
+            d.warnings
+        );
     }
     // Nothing alive at the gateway: no such line.
     for ipn in [

@@ -331,21 +331,99 @@ fn card_processing_events_are_decided() {
     }];
     // (fixture, event, signed part, outcome or None for no effect, rule)
     let table = [
-        ("cp-payment-accept", "payments.payments.accept", SignedPart::Payload, Some(Accepted), "cs9"),
-        ("cp-payment-review", "payments.payments.review", SignedPart::Payload, Some(Review), "cs9"),
+        (
+            "cp-payment-accept",
+            "payments.payments.accept",
+            SignedPart::Payload,
+            Some(Accepted),
+            "cs9",
+        ),
+        (
+            "cp-payment-review",
+            "payments.payments.review",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
         // DECLINED (failed) agrees with the event's rejection.
-        ("cp-payment-reject", "payments.payments.reject", SignedPart::Payload, Some(Rejected), "cs9"),
-        ("cp-payment-partial", "payments.payments.partial.approval", SignedPart::Payload, Some(Review), "cs9"),
-        ("cp-reversal-accept", "payments.reversals.accept", SignedPart::Payload, Some(Canceled), "cs9"),
-        ("cp-reversal-reject", "payments.reversals.reject", SignedPart::Payload, None, "cs10"),
+        (
+            "cp-payment-reject",
+            "payments.payments.reject",
+            SignedPart::Payload,
+            Some(Rejected),
+            "cs9",
+        ),
+        (
+            "cp-payment-partial",
+            "payments.payments.partial.approval",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
+        (
+            "cp-reversal-accept",
+            "payments.reversals.accept",
+            SignedPart::Payload,
+            Some(Canceled),
+            "cs9",
+        ),
+        (
+            "cp-reversal-reject",
+            "payments.reversals.reject",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
         // Signed over the whole body: the event type is authenticated.
-        ("cp-capture-accept", "payments.captures.accept", SignedPart::Body, Some(Accepted), "cs9"),
-        ("cp-capture-review", "payments.captures.review", SignedPart::Payload, Some(Review), "cs9"),
-        ("cp-capture-reject", "payments.captures.reject", SignedPart::Payload, Some(Failed), "cs9"),
-        ("cp-credit-accept", "payments.credits.accept", SignedPart::Body, Some(Refunded), "cs9"),
-        ("cp-credit-review", "payments.credits.review", SignedPart::Payload, None, "cs10"),
-        ("cp-credit-reject", "payments.credits.reject", SignedPart::Payload, None, "cs10"),
-        ("cp-credit-partial", "payments.credits.partial.approval", SignedPart::Payload, None, "cs10"),
+        (
+            "cp-capture-accept",
+            "payments.captures.accept",
+            SignedPart::Body,
+            Some(Accepted),
+            "cs9",
+        ),
+        (
+            "cp-capture-review",
+            "payments.captures.review",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
+        (
+            "cp-capture-reject",
+            "payments.captures.reject",
+            SignedPart::Payload,
+            Some(Failed),
+            "cs9",
+        ),
+        (
+            "cp-credit-accept",
+            "payments.credits.accept",
+            SignedPart::Body,
+            Some(Refunded),
+            "cs9",
+        ),
+        (
+            "cp-credit-review",
+            "payments.credits.review",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+        (
+            "cp-credit-reject",
+            "payments.credits.reject",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+        (
+            "cp-credit-partial",
+            "payments.credits.partial.approval",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
     ];
     for (name, event, part, outcome, rule) in table {
         let h = header(name);
@@ -390,7 +468,10 @@ fn the_organization_comes_from_the_signed_part() {
     let forged = body("ipnsync_demo", "someone_else");
     let err = webhook_notification(&forged, SignedPart::Payload, Some("ipnsync_demo")).unwrap_err();
     assert_eq!(err.refusal(), Refusal::Forbidden);
-    assert!(err.to_string().contains("not covered by the signature"), "{err}");
+    assert!(
+        err.to_string().contains("not covered by the signature"),
+        "{err}"
+    );
     // Both signed and disagreeing: refused too.
     let err = webhook_notification(&forged, SignedPart::Body, None).unwrap_err();
     assert_eq!(err.refusal(), Refusal::Forbidden);

@@ -519,7 +519,10 @@ fn real_ipns_have_the_shape() {
         "to-validate",
         "validated-merch-bo",
     ] {
-        let path = format!("{}/fixtures/lyra-form/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/fixtures/lyra-form/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let body = std::fs::read(path).unwrap();
         let f = form::parse(body.trim_ascii_end()).unwrap();
         assert!(form_notification(&f).is_ok(), "{name}");
@@ -528,7 +531,10 @@ fn real_ipns_have_the_shape() {
 
 #[test]
 fn undocumented_names_before_the_strict_zone_are_tolerated() {
-    let path = format!("{}/fixtures/lyra-form/authorised.txt", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/fixtures/lyra-form/authorised.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let body = std::fs::read(path).unwrap();
     let f = form::parse(body.trim_ascii_end()).unwrap();
     let with = |name: &str, value: &str| {
