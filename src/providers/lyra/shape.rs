@@ -26,9 +26,11 @@
 //! `vads_trans_id` (and `vads_url_*`) and `vads_version`: values the shop
 //! set, which the buyer's text (`vads_cust_*`, `vads_ship_to_*`,
 //! `vads_order_info*`: all sort before them) precedes. To forge, those
-//! digits and URLs would have to land on names of the strict zone, where
-//! every name is documented and no format takes them (no strict format
-//! admits a `+`, a space, or 8 digits where a uuid or an enum is due).
+//! three values would have to land on names of the strict zone after the
+//! uuid and the source, where every name is documented and no format takes
+//! them (no strict format admits a `+`, so each field there holds a single
+//! value; the one free field, `vads_user_info`, holds one of the three, the
+//! enums and the uuid none).
 //! What remains possible is in `docs/decisions.md` ("Form IPN shape").
 
 use std::fmt;
@@ -65,6 +67,9 @@ pub enum Format {
     Token,
     /// Six letters or digits (`vads_trans_id`).
     TransId,
+    /// One line of text without `+` (which cannot be told from the
+    /// signature's separator), at most `max` characters.
+    Line { max: usize },
     /// Any text (names, addresses, labels, JSON): the platform sends it
     /// as the shop or the buyer typed it.
     Text,
@@ -99,6 +104,9 @@ impl Format {
             }
             Format::Token => v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic() && b != b'+'),
             Format::TransId => v.len() == 6 && v.bytes().all(|b| b.is_ascii_alphanumeric()),
+            Format::Line { max } => {
+                v.chars().count() <= max && !v.chars().any(|c| c == '+' || c.is_control())
+            }
             Format::Text => true,
         }
     }
@@ -127,6 +135,7 @@ impl Format {
             Format::Status => "an upper-case status".to_owned(),
             Format::Token => "one token (no space, no +, at most 64 characters)".to_owned(),
             Format::TransId => "6 letters or digits".to_owned(),
+            Format::Line { max } => format!("one line of at most {max} characters without +"),
             Format::Text => "text".to_owned(),
         }
     }
@@ -192,7 +201,8 @@ pub const FIELDS: &[(&str, Format)] = &[
     ("vads_language", Format::Token),
     ("vads_occurrence_type", Format::Token),
     ("vads_operation_type", Format::Enum(OPERATION_TYPES)),
-    ("vads_order_id", Format::Token),
+    // ans..64: the shop's reference, whatever characters it uses.
+    ("vads_order_id", Format::Line { max: 64 }),
     ("vads_page_action", Format::Token),
     ("vads_payment_certificate", Format::HexUpTo(64)),
     ("vads_payment_config", Format::Token),
@@ -335,12 +345,12 @@ mod tests {
             assert!(*family < STRICT_ZONE, "{family}");
             assert!(!STRICT_ZONE.starts_with(family), "{family}");
         }
-        // No free text in the strict zone, and its formats refuse what a
-        // payment form's tail carries (site id, date, trans id, URLs).
+        // No free text in the strict zone: no format there admits a `+`,
+        // so each of its values is a single atom of the signed string.
         for (name, format) in FIELDS.iter().filter(|(n, _)| *n >= STRICT_ZONE) {
             assert_ne!(*format, Format::Text, "{name}");
             assert!(!format.accepts("1 Main St+12345678"), "{name}");
-            assert!(!format.accepts("https://shop.example/return"), "{name}");
+            assert!(!format.accepts("12345678+20261124093015"), "{name}");
         }
     }
 
@@ -399,6 +409,9 @@ mod tests {
             (Format::Token, "100041", true),
             (Format::Token, "1 Main St", false),
             (Format::Token, "a+b", false),
+            (Format::Line { max: 64 }, "WEB 100041/A", true),
+            (Format::Line { max: 64 }, "100041+AUTHORISED", false),
+            (Format::Line { max: 64 }, "a\nb", false),
             (Format::Code, "ENABLE_3DS;MANUAL_VALIDATION", true),
             (Format::Code, "CARD_FRAUD=OK;SUSPECT_COUNTRY=WARNING", true),
             (Format::Code, " FRD ", true),
