@@ -504,6 +504,12 @@ async fn a_risk_rejected_authorisation_without_review_api_is_listed_and_explaine
             && comment.contains("ipnsync review deny 100043"),
         "{comment}"
     );
+    // Counted as left to do.
+    let (_, metrics) = s.daemon.admin_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"ipnsync_gateway_cancels_total{source="test",result="to_do"} 1"#),
+        "{metrics}"
+    );
     let config = s.config_path.display().to_string();
     let list = ipnsync(vec![
         "--config".into(),
