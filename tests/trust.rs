@@ -425,6 +425,42 @@ async fn a_rest_ipn_for_another_shop_id_or_without_its_algorithm_is_refused() {
     s.daemon.stop().await;
 }
 
+#[tokio::test]
+async fn an_unsigned_kr_src_does_not_cancel_a_paid_order() {
+    let s = start().await;
+    let uuid = "0000000000000000000000000000cccc";
+    let paid = rest_ipn(&[], &[("uuid", uuid.into())]);
+    let (status, _) = s.daemon.post_form("/ipn/rest", paid).await;
+    assert_eq!(status, 200);
+    // The same transaction CANCELLED, kr-src MERCH_BO: but kr-src is not
+    // covered by kr-hash, so nothing says a merchant did it.
+    let cancelled = rest_ipn(
+        &[("orderStatus", "UNPAID".into())],
+        &[("uuid", uuid.into()), ("detailedStatus", "CANCELLED".into())],
+    );
+    let parsed = form::parse(&cancelled).unwrap();
+    let edited: Vec<(String, String)> = parsed
+        .iter()
+        .map(|(n, v)| {
+            let v = if n == "kr-src" { "MERCH_BO" } else { v };
+            (n.to_owned(), v.to_owned())
+        })
+        .collect();
+    let (status, text) = s
+        .daemon
+        .post_form("/ipn/rest", Form::from_pairs(edited).encode().into_bytes())
+        .await;
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Notification recorded, order unchanged.")
+    );
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "accepted");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.shop.received().len(), 1);
+    s.daemon.stop().await;
+}
+
 // ---------------------------------------------------------------- modes
 
 #[tokio::test]
