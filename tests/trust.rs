@@ -436,7 +436,10 @@ async fn an_unsigned_kr_src_does_not_cancel_a_paid_order() {
     // covered by kr-hash, so nothing says a merchant did it.
     let cancelled = rest_ipn(
         &[("orderStatus", "UNPAID".into())],
-        &[("uuid", uuid.into()), ("detailedStatus", "CANCELLED".into())],
+        &[
+            ("uuid", uuid.into()),
+            ("detailedStatus", "CANCELLED".into()),
+        ],
     );
     let parsed = form::parse(&cancelled).unwrap();
     let edited: Vec<(String, String)> = parsed

@@ -618,7 +618,10 @@ order_prefix = "{prefix}"
 #[test]
 fn cancel_at_gateway_is_on_with_the_review_api_and_needs_it() {
     let c = parse(LYRA_WITH_API).unwrap();
-    assert!(c.sources[0].cancel_at_gateway, "on by default with credentials");
+    assert!(
+        c.sources[0].cancel_at_gateway,
+        "on by default with credentials"
+    );
     assert!(c.summary().contains("cancel at the gateway: on"));
     let off = parse(&format!("{LYRA_WITH_API}cancel_at_gateway = false\n")).unwrap();
     assert!(!off.sources[0].cancel_at_gateway);
@@ -626,13 +629,12 @@ fn cancel_at_gateway_is_on_with_the_review_api_and_needs_it() {
         .replace("api_url", "# api_url")
         .replace("rest_password", "# rest_password");
     assert!(!parse(&without_api).unwrap().sources[0].cancel_at_gateway);
-    assert!(
-        parse(&format!("{without_api}cancel_at_gateway = true\n"))
-            .unwrap_err()
-            .to_string()
-            .starts_with("sources[0].cancel_at_gateway: needs the review API")
-    );
-    let mpgs = "[[sources]]\nkind = \"mpgs\"\npath = \"/m\"\nsecret = \"s\"\ncancel_at_gateway = false\n";
+    assert!(parse(&format!("{without_api}cancel_at_gateway = true\n"))
+        .unwrap_err()
+        .to_string()
+        .starts_with("sources[0].cancel_at_gateway: needs the review API"));
+    let mpgs =
+        "[[sources]]\nkind = \"mpgs\"\npath = \"/m\"\nsecret = \"s\"\ncancel_at_gateway = false\n";
     assert_eq!(
         parse(mpgs).unwrap_err().to_string(),
         "sources[0].cancel_at_gateway: does not apply to kind mpgs"
