@@ -98,7 +98,7 @@ proptest! {
         ]);
         prop_assert!(lyra::verify_rest(&f, "pw").is_ok());
         prop_assert!(lyra::verify_rest(&f, "other").is_err());
-        let _ = lyra::rest_notification(&f, Mode::Test);
+        let _ = lyra::rest_notification(&f, Mode::Test, None);
     }
 }
 

@@ -1028,3 +1028,55 @@ async fn without_a_token_the_admin_api_does_not_exist() {
     assert_eq!(s.daemon.admin_get("/healthz").await.0, 200);
     s.daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_risk_rejected_authorisation_is_cancelled_at_the_gateway_automatically() {
+    const FRAUD_UUID: &str = "1f2e3d4c5b6a79881726354a5b6c7d8e";
+    let s = start().await;
+    s.lyra.set_transaction(FRAUD_UUID, "AUTHORISED");
+    // AUTHORISED + ClearSale FRD: rejected in the shop, still alive at Lyra.
+    post_ipn(&s.daemon, fixture("lyra-form/clearsale-fraud.txt")).await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(outcomes(&updates), ["rejected"]);
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(comment.contains("Action needed"), "{comment}");
+
+    // The source has the review API: the daemon cancels the transaction.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.lyra.transaction(FRAUD_UUID).as_deref() != Some("CANCELLED")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let calls = s.lyra.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].service, "Transaction/CancelOrRefund");
+    assert_eq!(calls[0].body["uuid"], FRAUD_UUID);
+    assert_eq!(calls[0].body["resolutionMode"], "CANCELLATION_ONLY");
+
+    // Recorded on the timeline; the order stays rejected, nothing else
+    // pushed, nothing left to do.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let show = loop {
+        let show = cli(&s, &["show", "100043", "--json"]).await.code(0).json();
+        if review_actions(&show)
+            .first()
+            .is_some_and(|a| a["gateway_status"] == "CANCELLED")
+            || std::time::Instant::now() > deadline
+        {
+            break show;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(show["outcome"], "rejected");
+    let actions = review_actions(&show);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["action"], "deny");
+    assert_eq!(actions[0]["actor"], "ipnsync (automatic)");
+    assert_eq!(actions[0]["gateway_status"], "CANCELLED");
+    assert!(actions[0]["error"].is_null());
+    let list = cli(&s, &["review", "list", "--json"]).await.code(0).json();
+    assert_eq!(list, json!([]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.shop.received().len(), 1);
+}

@@ -758,3 +758,46 @@ async fn mpgs_hostile_requests_are_refused_without_effect() {
     assert_eq!(d.count("SELECT COUNT(*) FROM deliveries"), 0);
     s.daemon.stop().await;
 }
+
+#[tokio::test]
+async fn cybersource_card_processing_webhooks_reach_the_shop() {
+    let s = start("off", "").await;
+    let d = &s.daemon;
+    // A paid card payment (payload signed, status AUTHORIZED agrees).
+    let (status, text) = post_cybs_fixture(d, "cp-payment-accept").await;
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Accepted payment, order has been updated.")
+    );
+    // A credit (whole body signed): refunded.
+    let (status, _) = post_cybs_fixture(d, "cp-credit-accept").await;
+    assert_eq!(status, 200);
+    // A failed reversal changes nothing.
+    let (status, text) = post_cybs_fixture(d, "cp-reversal-reject").await;
+    assert_eq!(
+        (status, text.trim()),
+        (200, "OK-Notification recorded, order unchanged.")
+    );
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(
+        pairs(&updates),
+        [("100000400", "accepted"), ("100000400", "refunded")]
+    );
+    let comment = updates[0].2["comment"].as_str().unwrap();
+    assert!(
+        comment.starts_with("Cybersource card processing: payment accepted."),
+        "{comment}"
+    );
+}
+
+#[tokio::test]
+async fn cybersource_organization_comes_from_the_signed_payload() {
+    let s = start("off", "").await;
+    // Only the payload is signed; it names another organization, the
+    // unsigned top-level member the configured one.
+    let body = br#"{"organizationId":"ipnsync_demo","eventType":"risk.casemanagement.decision.accept","payload":{"organizationId":"someone_else","data":{"referenceNumber":"100000999"}}}"#.to_vec();
+    let signature = sign_now(&body, now_ms());
+    let (status, text) = post_cybs(&s.daemon, body, &signature).await;
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(s.daemon.count("SELECT COUNT(*) FROM events"), 0);
+}

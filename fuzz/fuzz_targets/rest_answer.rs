@@ -13,5 +13,5 @@ fuzz_target!(|answer: &str| {
         ("kr-answer", answer),
     ]);
     assert!(lyra::verify_rest(&f, "pw").is_ok());
-    let _ = lyra::rest_notification(&f, Mode::Test);
+    let _ = lyra::rest_notification(&f, Mode::Test, None);
 });

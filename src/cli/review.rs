@@ -120,6 +120,7 @@ fn queue_table(items: &[ReviewItem], now: i64) -> String {
         "SHOP",
         "ORDER",
         "OUTCOME",
+        "TO DO",
         "AMOUNT",
         "SOURCE",
         "SINCE (UTC)",
@@ -131,6 +132,7 @@ fn queue_table(items: &[ReviewItem], now: i64) -> String {
             shop_label(&i.shop).to_owned(),
             i.order_ref.clone(),
             i.outcome.as_str().to_owned(),
+            i.action_needed.to_owned(),
             i.amount_minor
                 .map_or_else(|| "-".to_owned(), |m| format_amount(m, &i.currency)),
             i.source.clone(),
@@ -143,6 +145,14 @@ fn queue_table(items: &[ReviewItem], now: i64) -> String {
     out.push_str(
         "\nAuthorisation expiry: Lyra CB/Visa/Mastercard payments, 7 days after the transaction was first notified; unknown otherwise.\n",
     );
+    if items
+        .iter()
+        .any(|i| i.action_needed == crate::store::review::CANCEL_AT_GATEWAY)
+    {
+        out.push_str(
+            "\"cancel at the gateway\": the risk verdict rejected the order but the transaction is still alive at the gateway, which captures it unless it is cancelled: run `ipnsync review deny ORDER` (or cancel it in the gateway's back office).\n",
+        );
+    }
     out
 }
 

@@ -292,6 +292,12 @@ impl Config {
             if let Some(api) = &s.review_api {
                 let _ = writeln!(out, "      review actions: {}", api.summary());
             }
+            if s.cancel_at_gateway {
+                let _ = writeln!(
+                    out,
+                    "      cancel at the gateway: on (a risk-rejected authorisation is cancelled automatically)"
+                );
+            }
         }
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
@@ -430,6 +436,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     if sources.is_empty() {
         warnings.push("no [[sources]]: the daemon will refuse every notification".into());
     }
+    warnings.extend(sources::mode_mixing_warnings(&sources));
     Ok(Config {
         listen,
         database: raw.database,

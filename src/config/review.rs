@@ -104,8 +104,9 @@ pub(super) fn reject_foreign_fields(
 ) -> Result<(), ConfigError> {
     use SourceKind::*;
     let lyra: &[SourceKind] = &[LyraForm, LyraRest];
-    let fields: [(&str, bool, &[SourceKind]); 5] = [
+    let fields: [(&str, bool, &[SourceKind]); 6] = [
         ("api_url", raw.api_url.is_some(), lyra),
+        ("cancel_at_gateway", raw.cancel_at_gateway.is_some(), lyra),
         (
             "rest_password",
             raw.rest_password.is_some()

@@ -70,6 +70,9 @@ pub(super) struct RawSource {
     pub(super) api_shared_secret_credential: Option<String>,
     // review actions: all of the above
     pub(super) api_timeout: Option<String>,
+    // lyra-form, lyra-rest: cancel a risk-rejected live authorisation at the
+    // gateway automatically (default: on when the review API is configured)
+    pub(super) cancel_at_gateway: Option<bool>,
 }
 
 /// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
@@ -211,6 +214,10 @@ pub struct SourceConfig {
     /// The gateway API that validates or denies payments held for review
     /// (`ipnsync review`, `/admin/orders/…`); `None` = not configured.
     pub review_api: Option<ReviewApi>,
+    /// Cancel at the gateway, automatically, a transaction still alive
+    /// there whose risk verdict rejected the order (Lyra, through the
+    /// review API). On by default when the review API is configured.
+    pub cancel_at_gateway: bool,
 }
 
 impl SourceConfig {
@@ -285,8 +292,20 @@ pub(super) fn resolve_source(
         SourceKind::Mpgs => resolve_mpgs(&key_prefix, &raw, env)?,
     };
     let review_api = review::resolve(&key_prefix, kind, &raw, &resolved, env)?;
+    let has_lyra_api = matches!(review_api, Some(ReviewApi::Lyra(_)));
+    let cancel_at_gateway = match raw.cancel_at_gateway {
+        Some(true) if !has_lyra_api => {
+            return Err(invalid(
+                format!("{key_prefix}.cancel_at_gateway"),
+                "needs the review API (api_url and rest_password): without it, the orders to cancel are listed by `ipnsync review list`",
+            ))
+        }
+        Some(on) => on,
+        None => has_lyra_api,
+    };
     Ok(SourceConfig {
         review_api,
+        cancel_at_gateway,
         name: raw.name.unwrap_or_else(|| format!("source{i}")),
         kind,
         path: raw.path,
@@ -408,4 +427,32 @@ fn reject_foreign_fields(
         }
     }
     Ok(())
+}
+
+/// `check-config` warnings for a TEST and a PRODUCTION Lyra source that
+/// update the same shop without distinct order prefixes: their order
+/// references share one namespace. The state machine keeps a TEST
+/// notification from changing an order a PRODUCTION one moved, but a test
+/// can still take a reference first (and a TEST key circulates widely).
+pub(super) fn mode_mixing_warnings(sources: &[SourceConfig]) -> Vec<String> {
+    let lyra = |s: &&SourceConfig| matches!(s.kind, SourceKind::LyraForm | SourceKind::LyraRest);
+    let mut warnings = Vec::new();
+    for test in sources.iter().filter(lyra).filter(|s| s.mode == Mode::Test) {
+        let Some(shop) = &test.shop else { continue };
+        for production in sources
+            .iter()
+            .filter(lyra)
+            .filter(|s| s.mode == Mode::Production && s.shop.as_ref() == Some(shop))
+        {
+            if test.order_prefix == production.order_prefix {
+                warnings.push(format!(
+                    "sources {:?} (TEST) and {:?} (PRODUCTION) both update shop {shop:?} without distinct order prefixes (order_prefix): \
+                     a TEST notification never changes an order a PRODUCTION one moved, but test and real orders share references; \
+                     give the test source its own shop or an order_prefix",
+                    test.name, production.name
+                ));
+            }
+        }
+    }
+    warnings
 }

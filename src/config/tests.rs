@@ -566,3 +566,77 @@ fn a_retry_schedule_shorter_than_a_day_is_flagged() {
         short.warnings
     );
 }
+
+#[test]
+fn test_and_production_sources_sharing_a_shop_are_flagged() {
+    let text = |prefix: &str| {
+        format!(
+            r#"
+[[shops]]
+name = "main"
+kind = "webhook"
+base_url = "http://127.0.0.1:1/"
+key = "k"
+
+[[sources]]
+name = "prod"
+kind = "lyra-form"
+path = "/a"
+mode = "PRODUCTION"
+production_key = "x"
+shop = "main"
+
+[[sources]]
+name = "test"
+kind = "lyra-rest"
+path = "/b"
+mode = "TEST"
+test_password = "y"
+shop = "main"
+order_prefix = "{prefix}"
+"#
+        )
+    };
+    let c = parse(&text("")).unwrap();
+    let mixing: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("(TEST) and"))
+        .collect();
+    assert_eq!(mixing.len(), 1, "{:?}", c.warnings);
+    assert!(mixing[0].starts_with(
+        "sources \"test\" (TEST) and \"prod\" (PRODUCTION) both update shop \"main\""
+    ));
+    let c = parse(&text("TEST-")).unwrap();
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("(TEST) and")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn cancel_at_gateway_is_on_with_the_review_api_and_needs_it() {
+    let c = parse(LYRA_WITH_API).unwrap();
+    assert!(
+        c.sources[0].cancel_at_gateway,
+        "on by default with credentials"
+    );
+    assert!(c.summary().contains("cancel at the gateway: on"));
+    let off = parse(&format!("{LYRA_WITH_API}cancel_at_gateway = false\n")).unwrap();
+    assert!(!off.sources[0].cancel_at_gateway);
+    let without_api = LYRA_WITH_API
+        .replace("api_url", "# api_url")
+        .replace("rest_password", "# rest_password");
+    assert!(!parse(&without_api).unwrap().sources[0].cancel_at_gateway);
+    assert!(parse(&format!("{without_api}cancel_at_gateway = true\n"))
+        .unwrap_err()
+        .to_string()
+        .starts_with("sources[0].cancel_at_gateway: needs the review API"));
+    let mpgs =
+        "[[sources]]\nkind = \"mpgs\"\npath = \"/m\"\nsecret = \"s\"\ncancel_at_gateway = false\n";
+    assert_eq!(
+        parse(mpgs).unwrap_err().to_string(),
+        "sources[0].cancel_at_gateway: does not apply to kind mpgs"
+    );
+}

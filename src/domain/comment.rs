@@ -58,6 +58,7 @@ pub const STATUS_WORDS: &[(&str, &str)] = &[
     ("WAITING_FOR_PAYMENT", "waiting for payment"),
     ("PENDING", "pending"),
     ("REFUND_TO_RETRY", "refund to retry"),
+    ("CAPTURE_PENDING", "capture requested, not yet confirmed"),
     ("AUTHORISED", "authorised, waiting for capture"),
     ("CAPTURED", "captured"),
     ("ACCEPTED", "verification accepted"),
@@ -220,6 +221,16 @@ fn headline(n: &Notification, lyra: Option<&LyraFacts>) -> String {
     if !n.origin().is_empty() {
         parts.push(source_label(n.origin()));
     }
+    // REST `kr-src` is not covered by kr-hash: shown, marked, never used.
+    if let Some(src) = lyra
+        .map(|f| f.unsigned_src.as_str())
+        .filter(|s| !s.is_empty())
+    {
+        parts.push(format!(
+            "kr-src {} (not signed)",
+            printable(src, MAX_VALUE_CHARS)
+        ));
+    }
     if lyra.is_some_and(|f| f.operation_type == OPERATION_CREDIT) {
         parts.push("refund".to_owned());
     }
@@ -266,6 +277,21 @@ fn risk_line(f: &LyraFacts) -> Option<String> {
         .map(|(control, result)| control_words(control, result));
     let findings: Vec<String> = assessments.chain(analysis).chain(controls).collect();
     (!findings.is_empty()).then(|| format!("Risk checks: {}.", findings.join("; ")))
+}
+
+/// The line that tells the shop what to do about a rejected order whose
+/// transaction is still alive at the gateway (see
+/// [`crate::domain::outcome::live_at_gateway`]).
+pub fn gateway_cancel_line(n: &Notification) -> String {
+    format!(
+        "Action needed: the transaction is still {} at {} and will be captured on its capture date unless it is cancelled at the gateway. \
+         ipnsync cancels it itself when the source's review API is configured (the result follows on the order's timeline); \
+         otherwise cancel it in the {} back office, or run `ipnsync review deny {}`.",
+        printable(n.status(), MAX_VALUE_CHARS),
+        n.provider.display_name(),
+        n.provider.display_name(),
+        printable(&n.order_ref, MAX_VALUE_CHARS)
+    )
 }
 
 /// What happened to the order, and why.

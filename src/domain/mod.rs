@@ -39,18 +39,48 @@ impl Decision {
     }
 }
 
+fn verdict_outcome(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Apply { outcome, .. } => outcome.as_str(),
+        Verdict::Ignore { .. } => "unchanged",
+    }
+}
+
 /// Decides what `notification` means for an order currently in `current`.
 pub fn decide(current: &OrderSnapshot, notification: &Notification) -> Decision {
     let assessment = assess(notification);
     let verdict = transition(current, notification, assessment.outcome);
     let mut warnings = assessment.warnings.clone();
+    if state::test_on_production(current, notification) {
+        warnings.push(
+            "a TEST notification about an order a PRODUCTION notification moved: recorded and ignored (is a TEST source attached to a production shop?)"
+                .to_owned(),
+        );
+    }
     if let Verdict::Apply {
         note: Some(note), ..
     } = &verdict
     {
         warnings.push(note.clone());
     }
-    let comment = comment::order_comment(notification, &assessment, &verdict);
+    let mut comment = comment::order_comment(notification, &assessment, &verdict);
+    if let Verdict::Apply {
+        outcome: Outcome::Rejected | Outcome::Canceled,
+        ..
+    } = &verdict
+    {
+        if outcome::live_at_gateway(notification) {
+            comment.push('\n');
+            comment.push_str(&comment::gateway_cancel_line(notification));
+            warnings.push(format!(
+                "order {} is {} but transaction {} is still {} at the gateway: it must be cancelled there",
+                notification.order_ref,
+                verdict_outcome(&verdict),
+                notification.transaction_id,
+                notification.status()
+            ));
+        }
+    }
     Decision {
         assessed: assessment.outcome,
         verdict,

@@ -68,6 +68,14 @@ pub struct LyraFacts {
     pub threeds_status: String,
     /// `vads_ctx_mode`: TEST or PRODUCTION.
     pub ctx_mode: String,
+    /// REST `orderCycle` (`OPEN`: the buyer may still retry with the same
+    /// form token; `CLOSED`); empty for a form IPN.
+    #[serde(default)]
+    pub order_cycle: String,
+    /// REST `kr-src`, kept for the comment only: it is outside `kr-hash`,
+    /// so nothing is decided on it (`url_check_src` stays empty for REST).
+    #[serde(default)]
+    pub unsigned_src: String,
 }
 
 /// How a Cybersource Decision Manager notification arrived.
@@ -240,6 +248,17 @@ impl Notification {
             }
             Facts::Mpgs(f) if !f.gateway_code.is_empty() => &f.gateway_code,
             Facts::Mpgs(f) => &f.result,
+        }
+    }
+
+    /// The platform mode the notification was signed for (`TEST` or
+    /// `PRODUCTION`), when the provider has one (Lyra); `None` otherwise.
+    pub fn mode(&self) -> Option<&str> {
+        match &self.facts {
+            Facts::Lyra(f) if matches!(f.ctx_mode.as_str(), "TEST" | "PRODUCTION") => {
+                Some(&f.ctx_mode)
+            }
+            _ => None,
         }
     }
 

@@ -112,6 +112,9 @@ pub const PENDING_STATUSES: &[&str] = &[
     "WAITING_FOR_PAYMENT",
     "PENDING",
     "REFUND_TO_RETRY",
+    // The newest official SDK lists it as pending (lyra.md §4); older
+    // plugins did not know it and failed the order.
+    "CAPTURE_PENDING",
 ];
 
 /// Rules f to h: the operation went through.
@@ -435,9 +438,35 @@ pub(crate) struct Judgement {
     pub warnings: Vec<String>,
 }
 
+/// REST `orderCycle` once no further attempt can be made on the form token.
+pub const ORDER_CYCLE_CLOSED: &str = "CLOSED";
+
+/// Rule r1 (REST only): a payment that did not go through while the order
+/// cycle is still open changes nothing. The buyer may retry with the same
+/// form token (lyra.md §2.3: the official plugins do nothing then); failing
+/// the order would send the retry's success to review.
+fn judge_lyra(f: &LyraFacts) -> Option<Judgement> {
+    let cycle = f.order_cycle.as_str();
+    if cycle.is_empty() || cycle == ORDER_CYCLE_CLOSED {
+        return None;
+    }
+    matches!(
+        StatusGroup::of(&f.trans_status),
+        Some(StatusGroup::Canceled | StatusGroup::Failed)
+    )
+    .then(|| Judgement {
+        effect: None,
+        rule: format!(
+            "r1: status {} with orderCycle {cycle}: the buyer may still pay with the same form token",
+            f.trans_status
+        ),
+        warnings: Vec::new(),
+    })
+}
+
 fn judge(notification: &Notification) -> Option<Judgement> {
     match &notification.facts {
-        Facts::Lyra(_) => None,
+        Facts::Lyra(f) => judge_lyra(f),
         Facts::Cybersource(f) => Some(cybersource::judge(f)),
         Facts::Mpgs(f) => Some(mpgs::judge(f)),
     }
@@ -446,7 +475,6 @@ fn judge(notification: &Notification) -> Option<Judgement> {
 /// Decides what one notification means, from its own fields only.
 pub fn assess(notification: &Notification) -> Assessment {
     match (&notification.facts, judge(notification)) {
-        (Facts::Lyra(f), _) => assess_lyra(f),
         (_, Some(j)) => Assessment {
             // A notification without effect is recorded as pending; the
             // state machine never applies it (see `without_effect`).
@@ -454,6 +482,7 @@ pub fn assess(notification: &Notification) -> Assessment {
             rule: j.rule,
             warnings: j.warnings,
         },
+        (Facts::Lyra(f), None) => assess_lyra(f),
         (_, None) => unreachable!("every non-Lyra provider has a judge"),
     }
 }
@@ -461,8 +490,8 @@ pub fn assess(notification: &Notification) -> Assessment {
 /// `Some(why)` when the notification must leave the order as it is,
 /// whatever the order's state: a Decision Manager note or an unknown event
 /// (Cybersource); a 3-D Secure or verification step, a pending answer, a
-/// refused refund or void, an unknown transaction type (MPGS). Never for
-/// Lyra, whose every status has an outcome.
+/// refused refund or void, an unknown transaction type (MPGS); a REST
+/// non-success while the order cycle is open (Lyra rule r1).
 pub fn without_effect(notification: &Notification) -> Option<String> {
     judge(notification)
         .filter(|j| j.effect.is_none())
@@ -481,14 +510,42 @@ pub fn reports_payment(notification: &Notification) -> bool {
     }
 }
 
+/// Lyra statuses of a transaction still alive at the gateway and still
+/// cancellable: authorised (or to be), not captured yet. At its capture
+/// date the platform captures it, whatever the shop's order says.
+pub const CANCELLABLE_STATUSES: &[&str] = &[
+    "AUTHORISED",
+    "AUTHORISED_TO_VALIDATE",
+    "WAITING_AUTHORISATION",
+    "WAITING_AUTHORISATION_TO_VALIDATE",
+    "PARTIALLY_AUTHORISED",
+];
+
+/// Whether the notification's risk verdict rejects or cancels an order
+/// whose transaction is still alive at the gateway (rules a and b on an
+/// authorised Lyra transaction: `AUTHORISED` + `FRD`, `REFUSE`, `CAN`…):
+/// unless someone cancels it there, the money is taken anyway.
+pub fn live_at_gateway(notification: &Notification) -> bool {
+    match &notification.facts {
+        Facts::Lyra(f) => {
+            CANCELLABLE_STATUSES.contains(&f.trans_status.as_str())
+                && matches!(
+                    assess(notification).outcome,
+                    Outcome::Rejected | Outcome::Canceled
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Whether a cancellation comes from the merchant's own operation, the only
 /// kind that may cancel a paid order: a Lyra back-office operation
-/// (`MERCH_BO`) or an MPGS void (made by the merchant, through the API or
-/// Merchant Administration).
+/// (`MERCH_BO`), an MPGS void (made by the merchant, through the API or
+/// Merchant Administration), a Cybersource reversal or void.
 pub fn is_merchant_cancellation(notification: &Notification) -> bool {
     match &notification.facts {
         Facts::Lyra(f) => f.url_check_src == super::state::BACK_OFFICE_OPERATION,
-        Facts::Cybersource(_) => false,
+        Facts::Cybersource(f) => cybersource::is_reversal(f),
         Facts::Mpgs(f) => mpgs::is_void(f),
     }
 }

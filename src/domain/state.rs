@@ -17,6 +17,9 @@ pub struct OrderSnapshot {
     pub outcome: Option<Outcome>,
     /// The transaction that set the current outcome.
     pub transaction_id: Option<String>,
+    /// `PRODUCTION` once a production notification moved the order, else
+    /// the mode of the first notification that did (`None`: unknown).
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,14 @@ pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) 
     if n.order_ref.is_empty() {
         return ignore("the notification carries no order reference".to_owned());
     }
+    // TEST keys circulate far more widely than production keys: a TEST
+    // notification never moves an order a PRODUCTION one moved.
+    if test_on_production(current, n) {
+        return ignore(
+            "the order was moved by a PRODUCTION notification; a TEST notification never changes it"
+                .to_owned(),
+        );
+    }
     match current.outcome {
         None => apply(assessed),
         // Same outcome: nothing to tell the shop (a duplicate, a resend, or
@@ -54,6 +65,15 @@ pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) 
         Some(previous) => from_final(current, previous, n, assessed),
     }
 }
+
+/// Whether `n` is a TEST notification about an order a PRODUCTION
+/// notification moved.
+pub fn test_on_production(current: &OrderSnapshot, n: &Notification) -> bool {
+    current.mode.as_deref() == Some(PRODUCTION) && n.mode() == Some(TEST)
+}
+
+const PRODUCTION: &str = "PRODUCTION";
+const TEST: &str = "TEST";
 
 /// A paid order only moves for news that undoes the payment itself.
 fn from_accepted(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -> Verdict {

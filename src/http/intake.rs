@@ -90,7 +90,7 @@ pub async fn handle(state: &AppState, peer: SocketAddr, req: Request<Incoming>) 
 
 async fn handle_source(
     state: &AppState,
-    config: &Config,
+    config: &std::sync::Arc<Config>,
     source: &SourceConfig,
     peer: SocketAddr,
     req: Request<Incoming>,
@@ -199,6 +199,22 @@ async fn handle_source(
         match result {
             Ok(receipt) => {
                 log_decision(source, view, &receipt);
+                if view.live_at_gateway
+                    && !receipt.duplicate
+                    && matches!(
+                        receipt.applied,
+                        Some(crate::domain::Outcome::Rejected | crate::domain::Outcome::Canceled)
+                    )
+                {
+                    // Committed: now cancel the transaction at the gateway
+                    // (in the background), or say that someone must.
+                    crate::review::after_live_rejection(
+                        config.clone(),
+                        source,
+                        source.shop.as_deref().unwrap_or(""),
+                        &view.order_ref,
+                    );
+                }
                 receipts.push(receipt);
             }
             Err(e) => {
@@ -272,7 +288,11 @@ fn verify(
         (SourceSettings::Lyra, _) => {
             let form = form::parse(body)?;
             lyra::verify_rest(&form, source.key.expose())?;
-            Ok(vec![lyra::rest_notification(&form, source.mode)?])
+            Ok(vec![lyra::rest_notification(
+                &form,
+                source.mode,
+                source.site_id.as_deref(),
+            )?])
         }
         (SourceSettings::Cybersource(c), _) => {
             let keys: Vec<SigningKey<'_>> = c
@@ -386,6 +406,8 @@ struct LogView {
     status: String,
     origin: String,
     risk: String,
+    /// A risk verdict about a transaction still alive at the gateway.
+    live_at_gateway: bool,
 }
 
 impl LogView {
@@ -396,6 +418,7 @@ impl LogView {
             status: n.notification.status().to_owned(),
             origin: n.notification.origin().to_owned(),
             risk: risk_summary(&n.notification),
+            live_at_gateway: crate::domain::outcome::live_at_gateway(&n.notification),
         }
     }
 }

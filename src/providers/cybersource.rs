@@ -48,6 +48,8 @@ pub enum CybersourceError {
     Stale { age_secs: u64, tolerance_secs: u64 },
     #[error("organizationId {got:?} does not match the configured organization")]
     OrganizationMismatch { got: String },
+    #[error("the top-level organizationId{} differs from the payload's", if *.unsigned { " (not covered by the signature)" } else { "" })]
+    OrganizationDisagrees { unsigned: bool },
     #[error("the body is encrypted (message-level encryption is not supported)")]
     Encrypted,
     #[error("body is not a Cybersource webhook: {0}")]
@@ -64,7 +66,8 @@ impl CybersourceError {
             | CybersourceError::UnknownKey(_)
             | CybersourceError::BadSignature(_)
             | CybersourceError::Stale { .. } => Refusal::Unauthenticated,
-            CybersourceError::OrganizationMismatch { .. } => Refusal::Forbidden,
+            CybersourceError::OrganizationMismatch { .. }
+            | CybersourceError::OrganizationDisagrees { .. } => Refusal::Forbidden,
             CybersourceError::Encrypted
             | CybersourceError::BadJson(_)
             | CybersourceError::MissingField(_) => Refusal::Malformed,
@@ -249,7 +252,7 @@ struct WebhookBody {
 #[serde(untagged)]
 enum Payload {
     Many(Vec<PayloadItem>),
-    One(PayloadItem),
+    One(Box<PayloadItem>),
 }
 
 #[derive(Deserialize, Default)]
@@ -257,12 +260,28 @@ enum Payload {
 struct PayloadItem {
     data: Option<CaseData>,
     organization_id: Option<String>,
+    // Card-processing webhooks may carry the payment at the payload's top
+    // level (cybersource.md §3.1: `payload.id` / `payload.transactionId`,
+    // `payload.status`) rather than under `data`.
+    id: Option<String>,
+    transaction_id: Option<String>,
+    status: Option<String>,
+    client_reference_information: Option<ClientReference>,
+    error_information: Option<ErrorInformation>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClientReference {
+    code: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct CaseData {
     reference_number: Option<String>,
+    /// A payment's merchant reference (card-processing payloads).
+    client_reference_information: Option<ClientReference>,
     /// The payment's request id, when sent.
     id: Option<String>,
     request_id: Option<String>,
@@ -309,16 +328,13 @@ pub fn webhook_notification(
         .payload
         .ok_or(CybersourceError::MissingField("payload"))?
     {
-        Payload::One(item) => item,
+        Payload::One(item) => *item,
         Payload::Many(items) => items
             .into_iter()
             .next()
             .ok_or(CybersourceError::MissingField("payload[0]"))?,
     };
-    let organization = parsed
-        .organization_id
-        .or(item.organization_id)
-        .unwrap_or_default();
+    let organization = organization(parsed.organization_id, item.organization_id, signed)?;
     if let Some(expected) = organization_id {
         if organization != expected {
             return Err(CybersourceError::OrganizationMismatch { got: organization });
@@ -328,15 +344,25 @@ pub fn webhook_notification(
         .event_type
         .filter(|e| !e.is_empty())
         .ok_or(CybersourceError::MissingField("eventType"))?;
-    let data = item
-        .data
-        .ok_or(CybersourceError::MissingField("payload.data"))?;
-    let order_ref =
-        data.reference_number
-            .filter(|r| !r.is_empty())
-            .ok_or(CybersourceError::MissingField(
-                "payload.data.referenceNumber",
-            ))?;
+    let flat = item.status.is_some()
+        || item.id.is_some()
+        || item.transaction_id.is_some()
+        || item.client_reference_information.is_some();
+    let data = match item.data {
+        Some(data) => data,
+        // A card-processing payload without `data`: the payment itself.
+        None if flat => CaseData::default(),
+        None => return Err(CybersourceError::MissingField("payload.data")),
+    };
+    let code = |c: Option<ClientReference>| c.and_then(|c| c.code).filter(|r| !r.is_empty());
+    let order_ref = data
+        .reference_number
+        .filter(|r| !r.is_empty())
+        .or_else(|| code(data.client_reference_information))
+        .or_else(|| code(item.client_reference_information))
+        .ok_or(CybersourceError::MissingField(
+            "payload.data.referenceNumber",
+        ))?;
     let notes: Vec<CaseNote> = data
         .notes
         .unwrap_or_default()
@@ -347,13 +373,19 @@ pub fn webhook_notification(
             date: n.date.unwrap_or_default(),
         })
         .collect();
-    let request_id = data.id.or(data.request_id).unwrap_or_default();
+    let request_id = data
+        .id
+        .or(data.request_id)
+        .or(item.id)
+        .or(item.transaction_id)
+        .unwrap_or_default();
     let facts = CybersourceFacts {
         channel: CybersourceChannel::Webhook,
         event_type,
-        payment_status: data.status.unwrap_or_default(),
+        payment_status: data.status.or(item.status).unwrap_or_default(),
         reason: data
             .error_information
+            .or(item.error_information)
             .and_then(|e| e.reason)
             .unwrap_or_default(),
         reviewer: notes
@@ -381,6 +413,30 @@ pub fn webhook_notification(
         currency: String::new(),
         facts: Facts::Cybersource(facts),
     })
+}
+
+/// The organization a webhook is about, read from what the signature
+/// covered. With the whole body signed, the top-level `organizationId` and
+/// the payload's are both authenticated: when both are present they must
+/// agree. With only the payload signed, the payload's member is the one
+/// that counts; an unsigned top-level member that names another
+/// organization is refused rather than ignored (someone edited it), and one
+/// that names the same adds nothing. When the signed part names no
+/// organization, the top-level member is all there is: it is compared as
+/// sent (the signing key itself is created per organization).
+fn organization(
+    top: Option<String>,
+    in_payload: Option<String>,
+    signed: SignedPart,
+) -> Result<String, CybersourceError> {
+    match (top, in_payload) {
+        (Some(top), Some(inner)) if top != inner => Err(CybersourceError::OrganizationDisagrees {
+            unsigned: signed == SignedPart::Payload,
+        }),
+        (_, Some(inner)) => Ok(inner),
+        (Some(top), None) => Ok(top),
+        (None, None) => Ok(String::new()),
+    }
 }
 
 #[cfg(test)]

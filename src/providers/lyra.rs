@@ -77,6 +77,15 @@ pub enum LyraError {
     MissingField(&'static str),
     #[error("kr-answer is not valid JSON: {0}")]
     BadJson(String),
+    /// Signed, but not shaped like a notification the platform sends (see
+    /// [`shape`]): the boundary-shift forgery of a payment form.
+    #[error("not a platform IPN: {0}")]
+    Shape(String),
+    /// `kr-hash-algorithm` absent: lyra.md §2.2 says to check it.
+    #[error("kr-hash-algorithm is missing")]
+    MissingHashAlgorithm,
+    #[error("shopId {got:?} does not match the configured site id")]
+    ShopMismatch { got: String },
 }
 
 impl LyraError {
@@ -86,8 +95,13 @@ impl LyraError {
             | LyraError::BadSignature { .. }
             | LyraError::WrongHashKey(_)
             | LyraError::WrongHashAlgorithm(_) => Refusal::Unauthenticated,
-            LyraError::ModeMismatch { .. } | LyraError::SiteMismatch { .. } => Refusal::Forbidden,
-            LyraError::MissingField(_) | LyraError::BadJson(_) => Refusal::Malformed,
+            LyraError::MissingHashAlgorithm => Refusal::Unauthenticated,
+            LyraError::ModeMismatch { .. }
+            | LyraError::SiteMismatch { .. }
+            | LyraError::ShopMismatch { .. } => Refusal::Forbidden,
+            LyraError::MissingField(_) | LyraError::BadJson(_) | LyraError::Shape(_) => {
+                Refusal::Malformed
+            }
         }
     }
 }
@@ -168,8 +182,13 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
 }
 
 /// Turns a verified form IPN into a [`Notification`].
+///
+/// The form must be shaped like an IPN ([`shape::check`]): a payment form
+/// signed by the shop, its values re-split and renamed, has the same
+/// signature.
 pub fn form_notification(form: &Form) -> Result<Notification, LyraError> {
     let trans_status = required(form, "vads_trans_status")?;
+    shape::check(form, trans_status).map_err(|e| LyraError::Shape(e.to_string()))?;
     let transaction_number = form.str("vads_trans_id").to_owned();
     let transaction_id = match form.get("vads_trans_uuid").filter(|u| !u.is_empty()) {
         Some(uuid) => uuid.to_owned(),
@@ -194,6 +213,8 @@ pub fn form_notification(form: &Form) -> Result<Notification, LyraError> {
         card_number: form.str("vads_card_number").to_owned(),
         threeds_status: form.str("vads_threeds_status").to_owned(),
         ctx_mode: form.str("vads_ctx_mode").to_owned(),
+        order_cycle: String::new(),
+        unsigned_src: String::new(),
     };
     Ok(Notification {
         provider: Provider::LyraForm,
@@ -270,10 +291,12 @@ pub fn verify_rest(form: &Form, password: &str) -> Result<(), LyraError> {
     if hash_key != "password" {
         return Err(LyraError::WrongHashKey(hash_key.to_owned()));
     }
-    if let Some(algorithm) = form.get("kr-hash-algorithm") {
-        if algorithm != "sha256_hmac" {
-            return Err(LyraError::WrongHashAlgorithm(algorithm.to_owned()));
-        }
+    // lyra.md §2.2: check it (the platform always sends it).
+    let algorithm = form
+        .get("kr-hash-algorithm")
+        .ok_or(LyraError::MissingHashAlgorithm)?;
+    if algorithm != "sha256_hmac" {
+        return Err(LyraError::WrongHashAlgorithm(algorithm.to_owned()));
     }
     if !rest_hash_matches(answer, password, hash) {
         return Err(LyraError::BadSignature {
@@ -287,6 +310,10 @@ pub fn verify_rest(form: &Form, password: &str) -> Result<(), LyraError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer {
+    #[serde(default)]
+    shop_id: Option<String>,
+    #[serde(default)]
+    order_cycle: Option<String>,
     #[serde(default)]
     order_details: OrderDetails,
     #[serde(default)]
@@ -361,8 +388,18 @@ struct RiskAnalysis {
 }
 
 /// Parses a *verified* `kr-answer` into a [`Notification`] (the first
-/// transaction, mapped to `vads_*` terms as the official plugins do).
-pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notification, LyraError> {
+/// transaction, mapped to `vads_*` terms as the official plugins do). When
+/// `site_id` is set, the answer's `shopId` must equal it (else 403).
+///
+/// `kr-src` is outside `kr-hash`: it is kept for the comment
+/// (`unsigned_src`) but never becomes the origin (`url_check_src` stays
+/// empty), so a REST CANCELLED never counts as a back-office cancel of a
+/// paid order.
+pub fn rest_notification(
+    form: &Form,
+    expected_mode: Mode,
+    site_id: Option<&str>,
+) -> Result<Notification, LyraError> {
     let raw = form
         .get("kr-answer")
         .ok_or(LyraError::MissingField("kr-answer"))?;
@@ -374,6 +411,12 @@ pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notificatio
             expected: expected_mode.as_str(),
             got: mode,
         });
+    }
+    if let Some(site) = site_id {
+        let got = answer.shop_id.clone().unwrap_or_default();
+        if got != site {
+            return Err(LyraError::ShopMismatch { got });
+        }
     }
     let tx = answer
         .transactions
@@ -398,7 +441,7 @@ pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notificatio
     let facts = LyraFacts {
         trans_status: status,
         operation_type: tx.operation_type.unwrap_or_default(),
-        url_check_src: form.str("kr-src").to_owned(),
+        url_check_src: String::new(),
         risk_assessment: fraud
             .risk_assessments
             .and_then(|r| r.results)
@@ -420,6 +463,8 @@ pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notificatio
         card_number: card.pan.unwrap_or_default(),
         threeds_status: String::new(),
         ctx_mode: mode,
+        order_cycle: answer.order_cycle.unwrap_or_default(),
+        unsigned_src: form.str("kr-src").to_owned(),
     };
     Ok(Notification {
         provider: Provider::LyraRest,
@@ -434,6 +479,8 @@ pub fn rest_notification(form: &Form, expected_mode: Mode) -> Result<Notificatio
         facts: Facts::Lyra(facts),
     })
 }
+
+pub mod shape;
 
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,7 @@ mod tests {
             card_brand: brand.into(),
             since: 5 * DAY_MS,
             first_seen_at: DAY_MS,
+            action_needed: crate::store::review::TO_REVIEW,
         }
     }
 

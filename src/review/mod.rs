@@ -332,9 +332,16 @@ pub async fn deny(
 /// returned.
 pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionReport, ReviewError> {
     request.check()?;
-    let target = find_target(ctx, &request).await?;
+    let (target, cancel_only) = find_target(ctx, &request).await?;
     let comment = request.clean_comment();
     let action = request.action;
+    // A cancellation at the gateway leaves the order as it is (it is
+    // already rejected or canceled in the shop).
+    let to = if cancel_only {
+        target.outcome
+    } else {
+        action.outcome()
+    };
     let record = OwnedAction {
         shop: target.shop.clone(),
         order_ref: target.order_ref.clone(),
@@ -352,7 +359,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
             let mut conn = inspect::open_operator(&db)?;
             let order_move = OrderMove {
                 from,
-                to: action.outcome(),
+                to,
                 comment: &text,
             };
             store_review::record_shop_only(&mut conn, &record.borrow(), &order_move)
@@ -445,7 +452,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
             let mut conn = inspect::open_operator(&db)?;
             let order_move = OrderMove {
                 from,
-                to: action.outcome(),
+                to,
                 comment: &text,
             };
             let result = GatewayResult {
@@ -457,7 +464,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
                 &record.borrow(),
                 &claimed,
                 &result,
-                Some(&order_move),
+                (!cancel_only).then_some(&order_move),
             )
         })
         .await
@@ -494,8 +501,100 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
             return Err(gateway_error(gateway, action, g));
         }
     };
-    Ok(report(&request, gateway, target, statuses, recorded))
+    let mut report = report(&request, gateway, target, statuses, recorded);
+    if cancel_only {
+        report.note = Some(format!(
+            "the order stays {}: its transaction, still alive at the gateway after the risk verdict, is now cancelled there and will not be captured",
+            report.previous_outcome
+        ));
+    }
+    Ok(report)
 }
+
+/// The actor of the automatic cancellations (`cancel_at_gateway`).
+pub const AUTOMATIC_ACTOR: &str = "ipnsync (automatic)";
+
+/// Cancels at the gateway the transaction of a risk-rejected order that is
+/// still alive there (the source's `cancel_at_gateway`): the same path as
+/// an operator's `review deny`, recorded on the order's timeline as a
+/// review action by [`AUTOMATIC_ACTOR`]. A failure leaves the order in
+/// `review list` as "cancel at the gateway".
+pub async fn cancel_at_gateway(
+    ctx: &ReviewContext,
+    shop: &str,
+    order_ref: &str,
+) -> Result<ActionReport, ReviewError> {
+    act(
+        ctx,
+        ReviewRequest {
+            action: Action::Deny,
+            order_ref: order_ref.to_owned(),
+            shop: Some(shop.to_owned()),
+            actor: AUTOMATIC_ACTOR.to_owned(),
+            comment: Some(
+                "risk verdict rejected the order; cancelling the authorisation so that it is not captured"
+                    .to_owned(),
+            ),
+            shop_only: false,
+            capture: false,
+            reverse: false,
+        },
+    )
+    .await
+}
+
+/// What the daemon does right after committing a risk rejection of a
+/// transaction still alive at the gateway: cancel it there (in the
+/// background, when the source's `cancel_at_gateway` is on), or say loudly
+/// that someone must (WARN, metric; the order is in `review list`).
+pub fn after_live_rejection(
+    config: std::sync::Arc<Config>,
+    source: &crate::config::SourceConfig,
+    shop: &str,
+    order_ref: &str,
+) {
+    let (shop, order_ref) = (shop.to_owned(), order_ref.to_owned());
+    if !source.cancel_at_gateway {
+        metrics::counter!(GATEWAY_CANCELS, "source" => source.name.clone(), "result" => "to_do")
+            .increment(1);
+        tracing::warn!(
+            source = %source.name, shop = %shop, order = %order_ref,
+            "the risk verdict rejected the order but its transaction is still alive at the gateway, which will capture it: cancel it (ipnsync review deny {order_ref}, or the gateway's back office)"
+        );
+        return;
+    }
+    let source_name = source.name.clone();
+    let ctx = ReviewContext {
+        db: config.database.clone(),
+        config,
+    };
+    tokio::spawn(async move {
+        let result = cancel_at_gateway(&ctx, &shop, &order_ref).await;
+        let label = if result.is_ok() {
+            "cancelled"
+        } else {
+            "failed"
+        };
+        metrics::counter!(GATEWAY_CANCELS, "source" => source_name.clone(), "result" => label)
+            .increment(1);
+        match result {
+            Ok(r) => tracing::info!(
+                source = %source_name, shop = %shop, order = %order_ref, review_action = r.action_id,
+                status = %r.gateway_status.join(", "),
+                "transaction of a risk-rejected order cancelled at the gateway"
+            ),
+            Err(e) => tracing::warn!(
+                source = %source_name, shop = %shop, order = %order_ref, error = %e,
+                "could not cancel the transaction of a risk-rejected order at the gateway: it stays in `review list` as \"cancel at the gateway\""
+            ),
+        }
+    });
+}
+
+/// Counter of risk-rejected orders whose transaction was alive at the
+/// gateway, by `result`: `to_do` (no automatic cancel: listed in `review
+/// list`), `cancelled`, `failed` (listed too).
+pub const GATEWAY_CANCELS: &str = "ipnsync_gateway_cancels_total";
 
 /// The action's columns, owned, to move into a blocking task.
 #[derive(Debug, Clone)]
@@ -623,15 +722,26 @@ pub async fn queue(
     .await
 }
 
+/// The order an action is about, and whether it is a cancellation at the
+/// gateway of a risk-rejected order (deny only): the order keeps its
+/// outcome, only the transaction is cancelled.
 async fn find_target(
     ctx: &ReviewContext,
     request: &ReviewRequest,
-) -> Result<ReviewTarget, ReviewError> {
+) -> Result<(ReviewTarget, bool), ReviewError> {
     let db = ctx.db.clone();
     let (shop, order) = (request.shop.clone(), request.order_ref.clone());
-    let lookup = blocking(move || {
+    let deny = request.action == Action::Deny;
+    let (lookup, pending) = blocking(move || {
         let conn = inspect::open_read(&db)?;
-        store_review::review_target(&conn, shop.as_deref(), &order)
+        let lookup = store_review::review_target(&conn, shop.as_deref(), &order)?;
+        let pending = match &lookup {
+            TargetLookup::Found(t) if deny && !IN_REVIEW.contains(&t.outcome) => {
+                store_review::pending_gateway_cancel(&conn, &t.shop, &t.order_ref)?
+            }
+            _ => None,
+        };
+        Ok::<_, StoreError>((lookup, pending))
     })
     .await?;
     let order = request.order_ref.clone();
@@ -645,6 +755,18 @@ async fn find_target(
         }
         TargetLookup::Ambiguous(shops) => return Err(ReviewError::AmbiguousOrder { order, shops }),
     };
+    if let Some((transaction, status)) = pending {
+        // Only the transaction that the risk verdict was about.
+        let target = ReviewTarget {
+            transactions: vec![transaction],
+            states: vec![store_review::TransactionState {
+                lyra_status: status,
+                ..Default::default()
+            }],
+            ..target
+        };
+        return Ok((target, true));
+    }
     if !IN_REVIEW.contains(&target.outcome) {
         return Err(ReviewError::NotInReview {
             order,
@@ -652,7 +774,7 @@ async fn find_target(
             action: request.action.as_str(),
         });
     }
-    Ok(target)
+    Ok((target, false))
 }
 
 fn review_api<'a>(config: &'a Config, target: &ReviewTarget) -> Result<&'a ReviewApi, ReviewError> {
@@ -906,6 +1028,7 @@ pub fn queue_json(items: &[ReviewItem], now: i64) -> Value {
                     "shop": i.shop,
                     "order": i.order_ref,
                     "outcome": i.outcome.as_str(),
+                    "action_needed": i.action_needed,
                     "source": i.source,
                     "provider": i.provider,
                     "transaction_id": i.transaction_id,

@@ -550,12 +550,18 @@ fn order_snapshot(
 ) -> Result<OrderSnapshot, StoreError> {
     let row = conn
         .query_row(
-            "SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
             params![shop, order_ref],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((outcome, transaction_id)) = row else {
+    let Some((outcome, transaction_id, mode)) = row else {
         return Ok(OrderSnapshot::default());
     };
     let outcome = Outcome::parse(&outcome).ok_or_else(|| {
@@ -564,6 +570,7 @@ fn order_snapshot(
     Ok(OrderSnapshot {
         outcome: Some(outcome),
         transaction_id: Some(transaction_id),
+        mode,
     })
 }
 

@@ -123,7 +123,7 @@ UPDATE events
  WHERE provider = 'cybersource'
    AND json_extract(notification, '$.facts.request_id') IS NULL;
 "#,
-    // Operator actions other than review actions (the console's retries of
+    // 4: operator actions other than review actions (the console's retries of
     // dead updates), with who took them: the order page's audit trail.
     r#"
 CREATE TABLE operator_actions (
@@ -136,6 +136,13 @@ CREATE TABLE operator_actions (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX operator_actions_by_order ON operator_actions (shop, order_ref, id);
+"#,
+    // 5: the mode (TEST / PRODUCTION) of the notifications that moved an
+    // order: a TEST notification never changes a PRODUCTION order. NULL
+    // for orders moved only by notifications without a mode (Cybersource,
+    // MPGS) and for orders from before this migration.
+    r#"
+ALTER TABLE orders ADD COLUMN mode TEXT CHECK (mode IN ('TEST', 'PRODUCTION'));
 "#,
 ];
 

@@ -66,3 +66,21 @@ pub(crate) fn queue_update(
     ])?;
     Ok(conn.last_insert_rowid())
 }
+
+/// Records the mode of a notification that moved the order: the first one
+/// sticks, except that PRODUCTION replaces TEST (a real payment on an order
+/// a test touched first makes it a production order; the reverse never
+/// happens, the state machine ignores TEST on PRODUCTION).
+pub(crate) fn remember_mode(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+    mode: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE orders SET mode = CASE WHEN mode IS NULL OR ?3 = 'PRODUCTION' THEN ?3 ELSE mode END
+         WHERE shop = ?1 AND order_ref = ?2",
+    )?
+    .execute(params![shop, order_ref, mode])?;
+    Ok(())
+}

@@ -19,6 +19,13 @@ use crate::domain::{Facts, Notification, Outcome};
 /// The outcomes an operator can validate or deny.
 pub const IN_REVIEW: [Outcome; 2] = [Outcome::Review, Outcome::SuspectedFraud];
 
+/// What an operator must do about a queued order: validate or deny it.
+pub const TO_REVIEW: &str = "review";
+/// What an operator must do about a queued order: the risk verdict
+/// rejected it but its transaction is still alive at the gateway, which
+/// captures it unless it is cancelled there (`ipnsync review deny`).
+pub const CANCEL_AT_GATEWAY: &str = "cancel at the gateway";
+
 /// One order waiting for a human (`ipnsync review list`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewItem {
@@ -40,6 +47,8 @@ pub struct ReviewItem {
     /// approximation of the transaction date, since the IPN follows the
     /// payment within seconds.
     pub first_seen_at: i64,
+    /// [`TO_REVIEW`] or [`CANCEL_AT_GATEWAY`].
+    pub action_needed: &'static str,
 }
 
 /// Orders in review or suspected of fraud, the longest waiting first.
@@ -51,7 +60,12 @@ pub fn review_queue(conn: &Connection, shop: Option<&str>) -> Result<Vec<ReviewI
                  WHERE f.shop = o.shop AND f.order_ref = o.order_ref
                    AND f.transaction_id = o.transaction_id)
          FROM orders o JOIN events e ON e.id = o.event_id
-         WHERE o.outcome IN ('review', 'suspected_fraud') AND (?1 IS NULL OR o.shop = ?1)
+         WHERE (o.outcome IN ('review', 'suspected_fraud')
+                OR (o.outcome IN ('rejected', 'canceled') AND e.provider LIKE 'lyra%'
+                    AND json_extract(e.notification, '$.facts.trans_status') IN
+                        ('AUTHORISED', 'AUTHORISED_TO_VALIDATE', 'WAITING_AUTHORISATION',
+                         'WAITING_AUTHORISATION_TO_VALIDATE', 'PARTIALLY_AUTHORISED')))
+           AND (?1 IS NULL OR o.shop = ?1)
          ORDER BY o.updated_at, o.shop, o.order_ref",
     )?;
     let rows = stmt
@@ -69,9 +83,44 @@ pub fn review_queue(conn: &Connection, shop: Option<&str>) -> Result<Vec<ReviewI
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
+    let mut items = Vec::with_capacity(rows.len());
+    for (shop, order_ref, outcome, transaction_id, source, provider, json, since, first) in rows {
+        let outcome = parse_outcome(&outcome)?;
+        let action_needed = if IN_REVIEW.contains(&outcome) {
+            TO_REVIEW
+        } else if pending_gateway_cancel(conn, &shop, &order_ref)?.is_some() {
+            CANCEL_AT_GATEWAY
+        } else {
+            continue;
+        };
+        items.push((
+            shop,
+            order_ref,
+            outcome,
+            transaction_id,
+            source,
+            provider,
+            json,
+            since,
+            first,
+            action_needed,
+        ));
+    }
+    items
+        .into_iter()
         .map(
-            |(shop, order_ref, outcome, transaction_id, source, provider, json, since, first)| {
+            |(
+                shop,
+                order_ref,
+                outcome,
+                transaction_id,
+                source,
+                provider,
+                json,
+                since,
+                first,
+                action_needed,
+            )| {
                 let n = notification(&json)?;
                 let card_brand = match &n.facts {
                     Facts::Lyra(l) => l.card_brand.clone(),
@@ -80,7 +129,8 @@ pub fn review_queue(conn: &Connection, shop: Option<&str>) -> Result<Vec<ReviewI
                 Ok(ReviewItem {
                     shop,
                     order_ref,
-                    outcome: parse_outcome(&outcome)?,
+                    outcome,
+                    action_needed,
                     transaction_id,
                     source,
                     provider,
@@ -93,6 +143,67 @@ pub fn review_queue(conn: &Connection, shop: Option<&str>) -> Result<Vec<ReviewI
             },
         )
         .collect()
+}
+
+/// The transaction of a rejected or canceled order still to cancel at the
+/// gateway, with its latest status: the risk verdict that set the outcome
+/// was about a transaction alive at the gateway
+/// ([`crate::domain::outcome::live_at_gateway`]), no later notification of
+/// that transaction says it is over (a CANCELLED from the back office…),
+/// and no successful deny (automatic or by an operator) was recorded since
+/// the order got its outcome. `None` otherwise.
+pub fn pending_gateway_cancel(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT o.outcome, o.transaction_id, o.updated_at, e.notification
+             FROM orders o JOIN events e ON e.id = o.event_id
+             WHERE o.shop = ?1 AND o.order_ref = ?2",
+            params![shop, order_ref],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((outcome, transaction_id, updated_at, json)) = row else {
+        return Ok(None);
+    };
+    if !matches!(
+        parse_outcome(&outcome)?,
+        Outcome::Rejected | Outcome::Canceled
+    ) || !crate::domain::outcome::live_at_gateway(&notification(&json)?)
+    {
+        return Ok(None);
+    }
+    let latest: String = conn.query_row(
+        "SELECT notification FROM events
+         WHERE shop = ?1 AND order_ref = ?2 AND transaction_id = ?3 ORDER BY id DESC LIMIT 1",
+        params![shop, order_ref, transaction_id],
+        |r| r.get(0),
+    )?;
+    let status = match notification(&latest)?.facts {
+        Facts::Lyra(l) => l.trans_status,
+        _ => return Ok(None),
+    };
+    if !crate::domain::outcome::CANCELLABLE_STATUSES.contains(&status.as_str()) {
+        return Ok(None);
+    }
+    let cancelled: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM review_actions
+         WHERE shop = ?1 AND order_ref = ?2 AND action = 'deny' AND state = 'done'
+           AND created_at >= ?3",
+        params![shop, order_ref, updated_at],
+        |r| r.get(0),
+    )?;
+    Ok((cancelled == 0).then_some((transaction_id, status)))
 }
 
 /// The order an action is about, as it was read before the gateway call.

@@ -451,16 +451,21 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
 
     let snapshot = conn
         .prepare_cached(
-            "SELECT outcome, transaction_id FROM orders WHERE shop = ?1 AND order_ref = ?2",
+            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
         )?
         .query_row(params![shop, n.order_ref], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .optional()?
-        .map(|(outcome, transaction_id)| {
+        .map(|(outcome, transaction_id, mode)| {
             Ok::<_, StoreError>(OrderSnapshot {
                 outcome: Some(parse_outcome(&outcome)?),
                 transaction_id: Some(transaction_id),
+                mode,
             })
         })
         .transpose()?
@@ -502,6 +507,9 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
     if let Some(new_outcome) = outcome {
         let tx_id = &n.notification.transaction_id;
         super::orders::upsert_order(conn, shop, &n.order_ref, new_outcome, tx_id, event_id, now)?;
+        if let Some(mode) = n.notification.mode() {
+            super::orders::remember_mode(conn, shop, &n.order_ref, mode)?;
+        }
         if n.shop.is_some() {
             outbox_id = Some(super::orders::queue_update(
                 conn,

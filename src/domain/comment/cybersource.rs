@@ -22,6 +22,22 @@ pub fn signal_words(signal: DmSignal) -> &'static str {
         DmSignal::CaseReject => "case rejected",
         DmSignal::CaseReview => "case sent back to review",
         DmSignal::Note => "case note added",
+        DmSignal::PaymentAccept => "payment accepted",
+        DmSignal::PaymentReview => "payment held for review",
+        DmSignal::PaymentReject => "payment rejected",
+        DmSignal::PaymentPartial => "payment partially approved",
+        DmSignal::PaymentUpdated => "payment updated (informational)",
+        DmSignal::ReversalAccept => "authorisation reversed",
+        DmSignal::ReversalReject => "authorisation reversal failed",
+        DmSignal::CaptureAccept => "capture accepted",
+        DmSignal::CaptureReview => "capture held for review",
+        DmSignal::CaptureReject => "capture rejected",
+        DmSignal::CreditAccept => "credit (refund) accepted",
+        DmSignal::CreditReview => "credit (refund) held for review",
+        DmSignal::CreditReject => "credit (refund) rejected",
+        DmSignal::CreditPartial => "credit (refund) partially approved",
+        DmSignal::VoidAccept => "payment voided",
+        DmSignal::VoidReject => "void failed",
     }
 }
 
@@ -38,6 +54,9 @@ pub const DM_STATUS_WORDS: &[(&str, &str)] = &[
     ),
     ("REJECTED", "rejected by Decision Manager"),
     ("DECLINED", "declined"),
+    ("REVERSED", "authorisation reversed"),
+    ("VOIDED", "voided"),
+    ("PENDING", "submitted for settlement"),
 ];
 
 const MAX_NOTES: usize = 5;
@@ -50,7 +69,9 @@ pub(super) fn lines(n: &Notification, f: &CybersourceFacts) -> Vec<Option<String
 }
 
 fn headline(f: &CybersourceFacts, no_order: bool) -> String {
+    let card_processing = DmSignal::of(f).is_some_and(DmSignal::is_card_processing);
     let who = match f.channel {
+        CybersourceChannel::Webhook if card_processing => "Cybersource card processing",
         CybersourceChannel::Webhook => "Cybersource Decision Manager",
         CybersourceChannel::Cmos => "Cybersource Decision Manager (order status report)",
     };

@@ -30,6 +30,32 @@ pub enum DmSignal {
     CaseReview,
     /// A note on the case, no decision.
     Note,
+    // Card-processing webhooks (`productId: cardProcessing`): the payment
+    // itself, not a risk decision (rules cs9 and cs10).
+    /// `payments.payments.accept`: paid, or authorised for auth-only.
+    PaymentAccept,
+    /// `payments.payments.review`: pending review.
+    PaymentReview,
+    /// `payments.payments.reject`: declined.
+    PaymentReject,
+    /// `payments.payments.partial.approval`: only part of the amount.
+    PaymentPartial,
+    /// `payments.payments.updated`: informational.
+    PaymentUpdated,
+    /// `payments.reversals.accept`: the authorisation was reversed.
+    ReversalAccept,
+    /// `payments.reversals.reject`: the reversal failed.
+    ReversalReject,
+    CaptureAccept,
+    CaptureReview,
+    CaptureReject,
+    /// `payments.credits.accept` / `payments.refunds.accept`.
+    CreditAccept,
+    CreditReview,
+    CreditReject,
+    CreditPartial,
+    VoidAccept,
+    VoidReject,
 }
 
 /// Webhook event types (cybersource.md §3.1).
@@ -40,6 +66,28 @@ pub const EVENT_TYPES: &[(&str, DmSignal)] = &[
     ("risk.casemanagement.decision.accept", DmSignal::CaseAccept),
     ("risk.casemanagement.decision.reject", DmSignal::CaseReject),
     ("risk.casemanagement.addnote", DmSignal::Note),
+    ("payments.payments.accept", DmSignal::PaymentAccept),
+    ("payments.payments.review", DmSignal::PaymentReview),
+    ("payments.payments.reject", DmSignal::PaymentReject),
+    (
+        "payments.payments.partial.approval",
+        DmSignal::PaymentPartial,
+    ),
+    ("payments.payments.updated", DmSignal::PaymentUpdated),
+    ("payments.reversals.accept", DmSignal::ReversalAccept),
+    ("payments.reversals.reject", DmSignal::ReversalReject),
+    ("payments.captures.accept", DmSignal::CaptureAccept),
+    ("payments.captures.review", DmSignal::CaptureReview),
+    ("payments.captures.reject", DmSignal::CaptureReject),
+    ("payments.credits.accept", DmSignal::CreditAccept),
+    ("payments.credits.review", DmSignal::CreditReview),
+    ("payments.credits.reject", DmSignal::CreditReject),
+    ("payments.credits.partial.approval", DmSignal::CreditPartial),
+    ("payments.refunds.accept", DmSignal::CreditAccept),
+    ("payments.refunds.reject", DmSignal::CreditReject),
+    ("payments.refunds.partial.approval", DmSignal::CreditPartial),
+    ("payments.voids.accept", DmSignal::VoidAccept),
+    ("payments.voids.reject", DmSignal::VoidReject),
 ];
 
 /// CMOS `<NewDecision>` values (cybersource.md §5); an update without one
@@ -60,6 +108,12 @@ pub const STATUS_DECLINED: &str = "DECLINED";
 pub const REASON_PROFILE_REJECT: &str = "DECISION_PROFILE_REJECT";
 /// Payment statuses of a payment that went through (cs7).
 pub const ACCEPTED_STATUSES: &[&str] = &["AUTHORIZED", "PARTIAL_AUTHORIZED", "ACCEPTED"];
+/// Statuses of a reversed authorisation or a voided payment: canceled.
+pub const CANCELED_STATUSES: &[&str] = &["REVERSED", "VOIDED"];
+
+/// A capture, credit or refund submitted for settlement: says nothing
+/// about the order by itself (never confirms an unsigned event type).
+pub const STATUS_PENDING: &str = "PENDING";
 
 /// [`CybersourceFacts::signed`] when the signature covered only the
 /// `payload` member: `eventType` is outside it.
@@ -85,6 +139,8 @@ fn status_verdict(status: &str, reason: &str) -> Option<Outcome> {
         Some(Outcome::Failed)
     } else if ACCEPTED_STATUSES.contains(&status) {
         Some(Outcome::Accepted)
+    } else if CANCELED_STATUSES.contains(&status) {
+        Some(Outcome::Canceled)
     } else {
         None
     }
@@ -106,9 +162,15 @@ fn lookup(table: &[(&str, DmSignal)], code: &str) -> Option<DmSignal> {
 
 fn is_known_status(status: &str) -> bool {
     status == STATUS_DECLINED
-        || [REJECTED_STATUSES, REVIEW_STATUSES, ACCEPTED_STATUSES]
-            .iter()
-            .any(|list| list.contains(&status))
+        || status == STATUS_PENDING
+        || [
+            REJECTED_STATUSES,
+            REVIEW_STATUSES,
+            ACCEPTED_STATUSES,
+            CANCELED_STATUSES,
+        ]
+        .iter()
+        .any(|list| list.contains(&status))
 }
 
 /// What the decision rules make of one Cybersource notification.
@@ -145,6 +207,7 @@ pub(super) fn judge(f: &CybersourceFacts) -> Judgement {
             Some(Outcome::Rejected),
             format!("cs3: case rejected ({what})"),
         ),
+        Some(signal) if signal.is_card_processing() => card_processing_rule(signal, &what),
         Some(signal) => profile_rule(signal, status, &f.reason, &what),
     };
     let (effect, rule) = match effect {
@@ -174,7 +237,14 @@ fn unsigned_event_rule(
 ) -> (Option<Outcome>, String) {
     let status = f.payment_status.as_str();
     let signed = status_verdict(status, &f.reason);
-    if signed == Some(claimed) {
+    // A card-processing decline: the signed status says the payment did not
+    // go through (DECLINED → failed), which is what the event's rejection
+    // says too.
+    let not_through = |o: Option<Outcome>| matches!(o, Some(Outcome::Rejected | Outcome::Failed));
+    let card_processing = DmSignal::of(f).is_some_and(DmSignal::is_card_processing);
+    if signed == Some(claimed)
+        || (card_processing && not_through(signed) && not_through(Some(claimed)))
+    {
         return (Some(claimed), rule);
     }
     let event = &f.event_type;
@@ -193,6 +263,52 @@ fn unsigned_event_rule(
              and {why}; held for review"
         ),
     )
+}
+
+impl DmSignal {
+    /// A card-processing event (the payment), not a Decision Manager one.
+    pub fn is_card_processing(self) -> bool {
+        !matches!(
+            self,
+            DmSignal::ProfileReview
+                | DmSignal::ProfileReject
+                | DmSignal::ProfileMonitor
+                | DmSignal::CaseAccept
+                | DmSignal::CaseReject
+                | DmSignal::CaseReview
+                | DmSignal::Note
+        )
+    }
+}
+
+/// cs9 / cs10: what a card-processing event means. An accepted payment or
+/// capture is accepted, a payment or capture held (or partly approved) is a
+/// review, a declined payment is rejected, a failed capture failed, a
+/// reversal or void canceled, a credit or refund refunded. A reversal, void
+/// or credit that did not go through, or an `updated`, changes nothing
+/// (cs10: the payment is as it was). cs8 then checks an unsigned event
+/// type against the signed status.
+fn card_processing_rule(signal: DmSignal, what: &str) -> (Option<Outcome>, String) {
+    use DmSignal::*;
+    let effect = match signal {
+        PaymentAccept | CaptureAccept => Some(Outcome::Accepted),
+        PaymentReview | PaymentPartial | CaptureReview => Some(Outcome::Review),
+        PaymentReject => Some(Outcome::Rejected),
+        CaptureReject => Some(Outcome::Failed),
+        ReversalAccept | VoidAccept => Some(Outcome::Canceled),
+        CreditAccept => Some(Outcome::Refunded),
+        _ => None,
+    };
+    match effect {
+        Some(outcome) => (
+            Some(outcome),
+            format!("cs9: card processing, {what}: {outcome}"),
+        ),
+        None => (
+            None,
+            format!("cs10: card processing, {what}: the payment is as it was"),
+        ),
+    }
 }
 
 /// cs4 to cs7: a profile verdict, refined by the payment status.
@@ -255,10 +371,25 @@ pub(super) fn reports_payment(f: &CybersourceFacts) -> bool {
     (!event_type_unsigned(f)
         && matches!(
             DmSignal::of(f),
-            Some(DmSignal::CaseAccept | DmSignal::ProfileMonitor)
+            Some(
+                DmSignal::CaseAccept
+                    | DmSignal::ProfileMonitor
+                    | DmSignal::PaymentAccept
+                    | DmSignal::CaptureAccept
+            )
         ))
         || ACCEPTED_STATUSES.contains(&f.payment_status.as_str())
         || f.payment_status == "AUTHORIZED_PENDING_REVIEW"
+}
+
+/// Whether the notification is the merchant's own reversal or void of the
+/// payment (the only Cybersource news that may cancel a paid order): a
+/// signed event type, or a signed status that says so.
+pub(super) fn is_reversal(f: &CybersourceFacts) -> bool {
+    matches!(
+        DmSignal::of(f),
+        Some(DmSignal::ReversalAccept | DmSignal::VoidAccept)
+    ) && (!event_type_unsigned(f) || CANCELED_STATUSES.contains(&f.payment_status.as_str()))
 }
 
 #[cfg(test)]

@@ -89,6 +89,17 @@ impl Ipn {
         self
     }
 
+    /// The same facts from a REST IPN: `orderCycle` and the unsigned
+    /// `kr-src` (never an origin).
+    pub(crate) fn rest(mut self, order_cycle: &str, kr_src: &str) -> Ipn {
+        self.0.provider = Provider::LyraRest;
+        let f = self.facts();
+        f.url_check_src = String::new();
+        f.order_cycle = order_cycle.into();
+        f.unsigned_src = kr_src.into();
+        self
+    }
+
     pub(crate) fn transaction(mut self, id: &str) -> Ipn {
         self.0.transaction_id = id.into();
         self
@@ -109,6 +120,13 @@ pub(crate) fn apply_decision(
     if let Some(outcome) = decision.applied_outcome() {
         snapshot.outcome = Some(outcome);
         snapshot.transaction_id = Some(n.transaction_id.clone());
+        // As `store::orders::remember_mode`: the first mode sticks, except
+        // that PRODUCTION replaces TEST.
+        if let Some(mode) = n.mode() {
+            if snapshot.mode.is_none() || mode == "PRODUCTION" {
+                snapshot.mode = Some(mode.to_owned());
+            }
+        }
     }
     decision
 }

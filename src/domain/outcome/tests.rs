@@ -75,6 +75,7 @@ const STATUS_ROWS: &[Row] = &[
     row("WAITING_FOR_PAYMENT", Pending, 'e'),
     row("PENDING", Pending, 'e'),
     row("REFUND_TO_RETRY", Pending, 'e'),
+    row("CAPTURE_PENDING", Pending, 'e'),
     row("AUTHORISED", Accepted, 'h'),
     row("CAPTURED", Accepted, 'h'),
     row("ACCEPTED", Accepted, 'h'),
@@ -454,6 +455,8 @@ fn arbitrary_facts() -> impl Strategy<Value = LyraFacts> {
                     card_number,
                     threeds_status: String::new(),
                     ctx_mode,
+                    order_cycle: String::new(),
+                    unsigned_src: String::new(),
                 }
             },
         )

@@ -28,6 +28,7 @@ fn snapshot(outcome: Option<Outcome>) -> OrderSnapshot {
     OrderSnapshot {
         outcome,
         transaction_id: outcome.map(|_| PAYING.to_owned()),
+        mode: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn an_order_without_a_known_transaction_still_flags_a_success() {
     let current = OrderSnapshot {
         outcome: Some(Failed),
         transaction_id: None,
+        mode: None,
     };
     let verdict = transition(&current, &Ipn::new("AUTHORISED").build(), Accepted);
     assert!(matches!(
@@ -594,4 +596,152 @@ fn a_notification_without_an_order_reference_moves_no_order() {
             reason: "the notification carries no order reference".into()
         }
     );
+}
+
+#[test]
+fn a_rest_failure_while_the_order_cycle_is_open_changes_nothing() {
+    // The first card is refused (OPEN: the buyer may retry with the same
+    // form token), the second one pays (CLOSED): accepted, no review.
+    let (order, decisions) = replay(&[
+        Ipn::new("REFUSED")
+            .rest("OPEN", "PAY")
+            .transaction("uuid-1"),
+        Ipn::new("AUTHORISED")
+            .rest("CLOSED", "PAY")
+            .transaction("uuid-2"),
+    ]);
+    assert_eq!(decisions[0].applied_outcome(), None);
+    assert_eq!(decisions[0].assessed, Pending);
+    assert!(
+        decisions[0]
+            .comment
+            .contains("rule r1: status REFUSED with orderCycle OPEN"),
+        "{}",
+        decisions[0].comment
+    );
+    assert_eq!(decisions[1].applied_outcome(), Some(Accepted));
+    assert_eq!(order.outcome, Some(Accepted));
+    // Once the cycle is closed, a failure fails the order.
+    let (order, _) = replay(&[Ipn::new("REFUSED").rest("CLOSED", "PAY")]);
+    assert_eq!(order.outcome, Some(Failed));
+    // An open cycle never holds back a success or a pending status.
+    for status in ["AUTHORISED", "AUTHORISED_TO_VALIDATE", "CAPTURE_PENDING"] {
+        let (order, _) = replay(&[Ipn::new(status).rest("OPEN", "PAY")]);
+        assert!(order.outcome.is_some(), "{status}");
+    }
+}
+
+#[test]
+fn an_unsigned_kr_src_never_cancels_a_paid_order() {
+    // kr-src MERCH_BO is outside kr-hash: the origin is unknown.
+    let (order, decisions) = replay(&[
+        Ipn::new("AUTHORISED").rest("CLOSED", "PAY"),
+        Ipn::new("CANCELLED").rest("CLOSED", "MERCH_BO"),
+    ]);
+    assert_eq!(decisions[1].applied_outcome(), None);
+    assert_eq!(order.outcome, Some(Accepted));
+    assert!(
+        decisions[1]
+            .comment
+            .contains("kr-src MERCH_BO (not signed)"),
+        "{}",
+        decisions[1].comment
+    );
+    // A signed form IPN from the back office still does.
+    let (order, _) = replay(&[
+        Ipn::new("AUTHORISED").rest("CLOSED", "PAY"),
+        Ipn::new("CANCELLED").source("MERCH_BO"),
+    ]);
+    assert_eq!(order.outcome, Some(Canceled));
+}
+
+#[test]
+fn capture_pending_is_pending() {
+    let (order, decisions) = replay(&[Ipn::new("CAPTURE_PENDING")]);
+    assert_eq!(order.outcome, Some(Pending));
+    assert!(
+        decisions[0].warnings.is_empty(),
+        "{:?}",
+        decisions[0].warnings
+    );
+}
+
+#[test]
+fn a_test_notification_never_moves_a_production_order() {
+    let test = |ipn: Ipn| ipn.with(|_, f| f.ctx_mode = "TEST".into());
+    // PRODUCTION put the order in review; a TEST success is ignored, WARN.
+    let (order, decisions) = replay(&[
+        Ipn::new("AUTHORISED_TO_VALIDATE"),
+        test(Ipn::new("AUTHORISED").source("MERCH_BO")),
+    ]);
+    assert_eq!(order.outcome, Some(Review));
+    assert_eq!(order.mode.as_deref(), Some("PRODUCTION"));
+    assert_eq!(decisions[1].applied_outcome(), None);
+    assert!(
+        decisions[1]
+            .comment
+            .contains("a TEST notification never changes it"),
+        "{}",
+        decisions[1].comment
+    );
+    assert!(decisions[1]
+        .warnings
+        .iter()
+        .any(|w| w.contains("TEST notification")));
+    // A TEST order is not protected from PRODUCTION: a real payment on a
+    // reference a test used first applies, and the order becomes PRODUCTION.
+    let (order, decisions) = replay(&[
+        test(Ipn::new("AUTHORISED_TO_VALIDATE")),
+        Ipn::new("AUTHORISED").source("MERCH_BO"),
+        test(Ipn::new("CANCELLED").source("MERCH_BO")),
+    ]);
+    assert_eq!(decisions[1].applied_outcome(), Some(Accepted));
+    assert_eq!(decisions[2].applied_outcome(), None);
+    assert_eq!(order.mode.as_deref(), Some("PRODUCTION"));
+    // TEST on TEST behaves as ever.
+    let (order, _) = replay(&[
+        test(Ipn::new("AUTHORISED_TO_VALIDATE")),
+        test(Ipn::new("AUTHORISED").source("MERCH_BO")),
+    ]);
+    assert_eq!(order.outcome, Some(Accepted));
+}
+
+#[test]
+fn a_risk_rejection_of_a_live_authorisation_says_to_cancel_it() {
+    use crate::domain::outcome::live_at_gateway;
+    for ipn in [
+        Ipn::new("AUTHORISED").analysis("FRD"),
+        Ipn::new("AUTHORISED").analysis("RPM"),
+        Ipn::new("AUTHORISED").analysis("CAN"),
+        Ipn::new("AUTHORISED").assessment("REFUSE"),
+        Ipn::new("AUTHORISED_TO_VALIDATE").analysis("FRD"),
+    ] {
+        assert!(live_at_gateway(&ipn.clone().build()));
+        let (_, decisions) = replay(&[Ipn::new("INITIAL"), ipn]);
+        let d = &decisions[1];
+        assert!(matches!(d.applied_outcome(), Some(Rejected | Canceled)));
+        assert!(
+            d.comment
+                .contains("Action needed: the transaction is still")
+                && d.comment.contains("ipnsync review deny 100042"),
+            "{}",
+            d.comment
+        );
+        assert!(
+            d.warnings.iter().any(|w| w.contains("still")),
+            "{:?}",
+            d.warnings
+        );
+    }
+    // Nothing alive at the gateway: no such line.
+    for ipn in [
+        Ipn::new("REFUSED").analysis("FRD"),
+        Ipn::new("CANCELLED"),
+        Ipn::new("CAPTURED").operation("CREDIT"),
+        Ipn::new("AUTHORISED"),
+    ] {
+        assert!(!live_at_gateway(&ipn.clone().build()));
+        let (_, decisions) = replay(&[ipn]);
+        assert!(!decisions[0].comment.contains("Action needed"));
+    }
 }

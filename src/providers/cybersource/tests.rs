@@ -317,3 +317,170 @@ fn maps_a_case_decision_and_checks_the_organization() {
         assert_eq!(err.refusal(), refusal, "{err}");
     }
 }
+
+/// Every card-processing event: the fixture verifies over the part it was
+/// signed with, parses (flat payload: `id`, `status`,
+/// `clientReferenceInformation.code`), and is decided per rules cs8 to cs10.
+#[test]
+fn card_processing_events_are_decided() {
+    use crate::domain::{assess, outcome::without_effect, Outcome::*};
+    let key = key();
+    let keys = [SigningKey {
+        id: FIXTURE_KEY_ID,
+        key: &key,
+    }];
+    // (fixture, event, signed part, outcome or None for no effect, rule)
+    let table = [
+        (
+            "cp-payment-accept",
+            "payments.payments.accept",
+            SignedPart::Payload,
+            Some(Accepted),
+            "cs9",
+        ),
+        (
+            "cp-payment-review",
+            "payments.payments.review",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
+        // DECLINED (failed) agrees with the event's rejection.
+        (
+            "cp-payment-reject",
+            "payments.payments.reject",
+            SignedPart::Payload,
+            Some(Rejected),
+            "cs9",
+        ),
+        (
+            "cp-payment-partial",
+            "payments.payments.partial.approval",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
+        (
+            "cp-reversal-accept",
+            "payments.reversals.accept",
+            SignedPart::Payload,
+            Some(Canceled),
+            "cs9",
+        ),
+        (
+            "cp-reversal-reject",
+            "payments.reversals.reject",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+        // Signed over the whole body: the event type is authenticated.
+        (
+            "cp-capture-accept",
+            "payments.captures.accept",
+            SignedPart::Body,
+            Some(Accepted),
+            "cs9",
+        ),
+        (
+            "cp-capture-review",
+            "payments.captures.review",
+            SignedPart::Payload,
+            Some(Review),
+            "cs9",
+        ),
+        (
+            "cp-capture-reject",
+            "payments.captures.reject",
+            SignedPart::Payload,
+            Some(Failed),
+            "cs9",
+        ),
+        (
+            "cp-credit-accept",
+            "payments.credits.accept",
+            SignedPart::Body,
+            Some(Refunded),
+            "cs9",
+        ),
+        (
+            "cp-credit-review",
+            "payments.credits.review",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+        (
+            "cp-credit-reject",
+            "payments.credits.reject",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+        (
+            "cp-credit-partial",
+            "payments.credits.partial.approval",
+            SignedPart::Payload,
+            None,
+            "cs10",
+        ),
+    ];
+    for (name, event, part, outcome, rule) in table {
+        let h = header(name);
+        let t: u64 = parse_signature_header(&h).unwrap().t.parse().unwrap();
+        let body = fixture(&format!("{name}.json"));
+        assert_eq!(
+            verify_webhook(Some(&h), &body, t / 1000, &verifier(&keys)),
+            Ok(part),
+            "{name}"
+        );
+        let n = webhook_notification(&body, part, Some("ipnsync_demo")).unwrap();
+        assert_eq!(n.order_ref, "100000400", "{name}");
+        let f = n.cybersource().unwrap();
+        assert_eq!(f.event_type, event);
+        assert!(f.request_id.starts_with("74201600"), "{name}");
+        let a = assess(&n);
+        assert_eq!(a.outcome, outcome.unwrap_or(Pending), "{name}: {}", a.rule);
+        assert!(a.rule.starts_with(rule), "{name}: {}", a.rule);
+        assert_eq!(without_effect(&n).is_some(), outcome.is_none(), "{name}");
+    }
+    // The same capture and credit with only the payload signed: their
+    // status (PENDING) confirms nothing, so cs8 holds them for review.
+    for name in ["cp-capture-accept", "cp-credit-accept"] {
+        let body = fixture(&format!("{name}.json"));
+        let n = webhook_notification(&body, SignedPart::Payload, None).unwrap();
+        let a = assess(&n);
+        assert_eq!(a.outcome, Review, "{name}");
+        assert!(a.rule.starts_with("cs8"), "{name}: {}", a.rule);
+    }
+}
+
+#[test]
+fn the_organization_comes_from_the_signed_part() {
+    let body = |top: &str, inner: &str| {
+        format!(
+            r#"{{"organizationId":"{top}","eventType":"risk.casemanagement.addnote","payload":{{"organizationId":"{inner}","data":{{"referenceNumber":"1"}}}}}}"#
+        )
+        .into_bytes()
+    };
+    // Only the payload signed: the unsigned top-level member cannot
+    // override the payload's to pass the check.
+    let forged = body("ipnsync_demo", "someone_else");
+    let err = webhook_notification(&forged, SignedPart::Payload, Some("ipnsync_demo")).unwrap_err();
+    assert_eq!(err.refusal(), Refusal::Forbidden);
+    assert!(
+        err.to_string().contains("not covered by the signature"),
+        "{err}"
+    );
+    // Both signed and disagreeing: refused too.
+    let err = webhook_notification(&forged, SignedPart::Body, None).unwrap_err();
+    assert_eq!(err.refusal(), Refusal::Forbidden);
+    // Agreeing: fine; the signed payload's value is the one recorded.
+    let n = webhook_notification(&body("o", "o"), SignedPart::Payload, Some("o")).unwrap();
+    assert_eq!(n.cybersource().unwrap().organization_id, "o");
+    // A payload naming another organization fails the configured check
+    // even without a top-level member.
+    let only_inner = br#"{"eventType":"risk.casemanagement.addnote","payload":{"organizationId":"x","data":{"referenceNumber":"1"}}}"#;
+    let err = webhook_notification(only_inner, SignedPart::Payload, Some("o")).unwrap_err();
+    assert!(matches!(err, CybersourceError::OrganizationMismatch { .. }));
+}

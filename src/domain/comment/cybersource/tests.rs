@@ -6,6 +6,7 @@ fn comment(n: &Notification, current: Option<Outcome>) -> String {
     let snapshot = OrderSnapshot {
         outcome: current,
         transaction_id: current.map(|_| "req-1".to_owned()),
+        mode: None,
     };
     decide(&snapshot, n).comment
 }

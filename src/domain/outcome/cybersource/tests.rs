@@ -4,7 +4,7 @@ use crate::domain::outcome::test_support::{
 };
 use crate::domain::outcome::without_effect;
 use crate::domain::{assess, decide, OrderSnapshot, Verdict};
-use Outcome::{Accepted, Failed, Pending, Rejected, Review};
+use Outcome::{Accepted, Canceled, Failed, Pending, Refunded, Rejected, Review};
 
 /// Event type, payment status, reason → outcome (`None`: no effect) and
 /// the rule that must have decided.
@@ -126,7 +126,22 @@ const WEBHOOK_TABLE: &[(&str, &str, &str, Option<Outcome>, &str)] = &[
     ),
     ("risk.casemanagement.addnote", "", "", None, "cs1"),
     ("risk.casemanagement.addnote", "AUTHORIZED", "", None, "cs1"),
-    ("payments.payments.accept", "", "", None, "cs1"),
+    // Card-processing events (cs9, cs10).
+    ("payments.payments.accept", "", "", Some(Accepted), "cs9"),
+    (
+        "payments.payments.reject",
+        "DECLINED",
+        "",
+        Some(Rejected),
+        "cs9",
+    ),
+    ("payments.reversals.accept", "", "", Some(Canceled), "cs9"),
+    ("payments.reversals.reject", "", "", None, "cs10"),
+    ("payments.captures.reject", "", "", Some(Failed), "cs9"),
+    ("payments.credits.accept", "", "", Some(Refunded), "cs9"),
+    ("payments.credits.reject", "", "", None, "cs10"),
+    ("payments.payments.updated", "", "", None, "cs10"),
+    ("payments.something.new", "", "", None, "cs1"),
     (
         "risk.casemanagement.decision.accept.5m",
         "",
@@ -195,6 +210,7 @@ fn a_note_never_changes_an_order() {
         let snapshot = OrderSnapshot {
             outcome: current,
             transaction_id: current.map(|_| "req-1".to_owned()),
+            mode: None,
         };
         let d = decide(&snapshot, &note);
         assert!(
@@ -354,7 +370,66 @@ const PAYLOAD_SIGNED_TABLE: &[(&str, &str, &str, Option<Outcome>, &str)] = &[
     ("risk.profile.decision.review", "", "", Some(Review), "cs5"),
     // Notes and unknown events still change nothing.
     ("risk.casemanagement.addnote", "", "", None, "cs1"),
-    ("payments.payments.accept", "", "", None, "cs1"),
+    ("payments.something.new", "", "", None, "cs1"),
+    // Card-processing events: the same rule.
+    ("payments.payments.accept", "", "", Some(Review), "cs8"),
+    (
+        "payments.payments.accept",
+        "AUTHORIZED",
+        "",
+        Some(Accepted),
+        "cs9",
+    ),
+    (
+        "payments.payments.accept",
+        "DECLINED",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "payments.payments.reject",
+        "DECLINED",
+        "",
+        Some(Rejected),
+        "cs9",
+    ),
+    (
+        "payments.payments.reject",
+        "AUTHORIZED",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "payments.reversals.accept",
+        "REVERSED",
+        "",
+        Some(Canceled),
+        "cs9",
+    ),
+    (
+        "payments.reversals.accept",
+        "AUTHORIZED",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "payments.captures.accept",
+        "PENDING",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    (
+        "payments.credits.accept",
+        "PENDING",
+        "",
+        Some(Review),
+        "cs8",
+    ),
+    ("payments.payments.review", "", "", Some(Review), "cs9"),
 ];
 
 #[test]
