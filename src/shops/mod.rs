@@ -53,6 +53,25 @@ pub struct ShopUpdate {
     pub earlier_attempt_unknown: bool,
 }
 
+impl ShopUpdate {
+    /// A comment for the order's history only (an analyst's note): keep
+    /// the order's status (`status` is the one of its current outcome),
+    /// notify nobody, check no amount, create no invoice. The dispatcher
+    /// builds these with `previous_outcome == Some(outcome)`, which no real
+    /// move has (the state machine never applies the outcome an order
+    /// already has), so no extra field is needed; `notify` is false and
+    /// `amount` is `None` for them.
+    pub fn is_comment_only(&self) -> bool {
+        self.previous_outcome == Some(self.outcome)
+    }
+
+    /// Whether this update marks the order paid: the amount check runs
+    /// before such a push, when the notification carried an amount.
+    pub fn marks_paid(&self) -> bool {
+        self.outcome == Outcome::Accepted && !self.is_comment_only()
+    }
+}
+
 /// What the shop said when it accepted an update (for the attempt log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {

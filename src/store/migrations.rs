@@ -123,6 +123,14 @@ UPDATE events
  WHERE provider = 'cybersource'
    AND json_extract(notification, '$.facts.request_id') IS NULL;
 "#,
+    // Shop pushes a merchant can trust (issue 12): an outbox row may carry
+    // a comment only (an analyst's note: no status change, nobody
+    // notified), and a delivered row may need a person to finish the job
+    // (`needs_operator`: the reason, shown by `ipnsync outbox`).
+    r#"
+ALTER TABLE outbox ADD COLUMN comment_only INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN needs_operator TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

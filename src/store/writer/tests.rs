@@ -136,6 +136,8 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
         &PushReport::Delivered {
             outbox_id: a.outbox_id.unwrap(),
             detail: "ok".into(),
+            needs_operator: None,
+            applied_outcome: None,
         },
     )
     .unwrap();
