@@ -127,7 +127,7 @@ async fn a_reload_applies_a_new_shop_key_and_status_to_the_next_push_and_a_retry
         shop.order_status(100041) == Some(5)
     })
     .await;
-    assert_eq!(outbox_state(&d, 1), "delivered");
+    eventually("the retried row to be delivered", || outbox_state(&d, 1) == "delivered").await;
     d.stop().await;
 }
 
@@ -358,5 +358,23 @@ async fn an_amount_mismatch_puts_the_order_in_review_with_both_figures() {
     let rows = ipnsync::store::queries::outbox_rows(&conn, None, 10).unwrap();
     assert_eq!(rows[0].needs_operator.as_deref(), Some(needs.as_str()));
     assert_eq!(rows[0].state, "delivered", "finished, not retried");
+    // And what the operator reads.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+            .args(args)
+            .arg("--db")
+            .arg(&d.db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&cli(&["outbox", "--json"])).unwrap();
+    assert_eq!(json[0]["needs_operator"], needs.as_str());
+    let table = cli(&["outbox"]);
+    assert!(table.contains("needs operator: amount check"), "{table}");
+    let show = cli(&["show", "100041"]);
+    assert!(show.contains("order outcome set to review"), "{show}");
+    assert!(show.contains("outcome      review"), "{show}");
     d.stop().await;
 }
