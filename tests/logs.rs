@@ -482,3 +482,100 @@ async fn request_values_and_shop_answers_stay_on_one_log_line() {
     assert!(outage.contains("shop update failed, will retry"), "{outage}");
     assert!(outage.contains("<br />\\n<b>Fatal error"), "{outage}");
 }
+
+/// Issue 12: after an operator's `retry`, the log's attempt number is the
+/// one `ipnsync outbox` shows (attempts are never reset), and a refused
+/// connection says so instead of "error sending request".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_numbers_after_a_retry_match_the_outbox() {
+    use support::fake_opencart::{self, Version};
+    let shop = fake_opencart::start(Version::OpenCart3, "k").await;
+    shop.add_order_with_total(100041, 1, "29.9000", "EUR", "1.00000000");
+    shop.fail_next(3);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("a.db");
+    let config = dir.path().join("config.toml");
+    let tables = format!(
+        "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\", \"100ms\"]\njitter = 0.0\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"k\"\n[[shops]]\nname = \"closed\"\nkind = \"webhook\"\nbase_url = \"http://127.0.0.1:{}/hook\"\nkey = \"whsec_AAEC\"\n[[sources]]\nname = \"lyra2\"\nkind = \"lyra-form\"\npath = \"/ipn/closed\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\nshop = \"closed\"\n",
+        shop.base_url(),
+        fake_opencart::USERNAME,
+        free_port()
+    );
+    std::fs::write(&config, lyra_config(port, &db, "", &tables)).unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port).await;
+    let client = reqwest::Client::new();
+    for path in ["/ipn/lyra", "/ipn/closed"] {
+        let status = client
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(fixture("lyra-form/authorised.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let state = || -> Option<(String, i64)> {
+        let conn = rusqlite::Connection::open(&db).ok()?;
+        conn.query_row(
+            "SELECT state, attempts FROM outbox WHERE shop = 'oc'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()
+    };
+    for _ in 0..400 {
+        if state().is_some_and(|(s, _)| s == "dead") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state(), Some(("dead".to_owned(), 3)));
+    let retried = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["retry", "--all-dead", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(retried.status.success(), "{retried:?}");
+    for _ in 0..400 {
+        if state().is_some_and(|(s, _)| s == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state(), Some(("delivered".to_owned(), 4)));
+    terminate(&daemon);
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    daemon.wait().unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let updated = lines
+        .iter()
+        .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("shop updated")))
+        .expect("a delivery line");
+    assert_eq!(updated["attempt"], 4, "{updated}");
+    let refused = lines
+        .iter()
+        .find(|l| l["shop"] == "closed")
+        .expect("a line about the closed shop");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(!message.contains("error sending request"), "{message}");
+}
