@@ -438,7 +438,60 @@ fn classify(
 
 #[cfg(test)]
 mod tests {
-    use super::InFlight;
+    use super::{build_shops, build_update, InFlight};
+    use crate::config::{Config, SecretEnv};
+    use crate::domain::Outcome;
+    use crate::store::queries::DueRow;
+
+    fn row(outcome: Outcome, previous: Option<Outcome>, comment_only: bool) -> DueRow {
+        DueRow {
+            id: 3,
+            shop: "hook".into(),
+            order_ref: "100041".into(),
+            event_id: 1,
+            previous_outcome: previous,
+            outcome,
+            comment: "Outcome: accepted (rule h). Transaction 482911, CB 497010XXXXXX0055".into(),
+            attempts: 0,
+            total_attempts: 2,
+            provider: "lyra".into(),
+            transaction_id: "t".into(),
+            status: "AUTHORISED".into(),
+            amount_minor: Some(2990),
+            currency: "978".into(),
+            comment_only,
+        }
+    }
+
+    #[test]
+    fn updates_carry_the_customer_text_amount_and_redelivery_flag() {
+        let config = Config::parse(
+            r#"
+[[shops]]
+name = "hook"
+kind = "webhook"
+base_url = "http://127.0.0.1:9/"
+key = "k"
+notify = ["accepted", "review"]
+customer_text = { accepted = "Paid {amount} {currency} for {order}." }
+"#,
+            &SecretEnv::default(),
+        )
+        .unwrap();
+        let shops = build_shops(&config);
+        let shop = &shops["hook"];
+        let u = build_update(shop, &row(Outcome::Accepted, Some(Outcome::Review), false));
+        assert!(u.notify);
+        assert_eq!(u.customer_text, "Paid 29.90 EUR for 100041.");
+        assert_eq!(u.amount.as_ref().map(|m| m.display()).as_deref(), Some("29.90 EUR"));
+        assert!(u.earlier_attempt_unknown, "two attempts before this one");
+        assert!(!u.is_comment_only());
+
+        // An analyst's note: the order's status, nobody told, no amount.
+        let note = build_update(shop, &row(Outcome::Review, Some(Outcome::Review), true));
+        assert!(note.is_comment_only());
+        assert!(!note.notify && note.amount.is_none() && note.customer_text.is_empty());
+    }
 
     fn order(n: &str) -> (String, String) {
         ("shop".to_owned(), n.to_owned())

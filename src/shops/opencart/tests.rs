@@ -516,3 +516,32 @@ fn tokens_are_redacted_from_errors() {
     );
     assert!(!e.to_string().contains("abc123"));
 }
+
+#[test]
+fn a_comment_only_update_keeps_the_status_and_notifies_nobody() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(17), "12");
+    u.outcome = Outcome::Review;
+    u.previous_outcome = Some(Outcome::Review);
+    u.notify = false;
+    u.comment = "Analyst note: waiting for the buyer".into();
+    let p = plan::plan(&u, &rules(&st, Some(0)), None).unwrap();
+    assert_eq!(
+        entries(&p),
+        vec![(
+            "17".into(),
+            "Analyst note: waiting for the buyer\n[ipnsync update #42]".into(),
+            "0"
+        )]
+    );
+    // Re-sent after an unknown result: the status cannot tell, and nobody
+    // is notified anyway, so it goes again as it is.
+    u.earlier_attempt_unknown = true;
+    let shown = OrderInfo {
+        status_id: 17,
+        total: "1".into(),
+        currency: "EUR".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, Some(0)), Some(&shown)).unwrap();
+    assert_eq!(entries(&p).len(), 1);
+}
