@@ -362,7 +362,9 @@ async fn sighup_reloads_a_shop_key_and_status_for_the_next_push_and_a_retry() {
         panic!("timed out waiting for {what}");
     };
     assert_eq!(post("100041").await, 200);
-    wait("the old key to be refused", &|| state(1).as_deref() == Some("dead"));
+    wait("the old key to be refused", &|| {
+        state(1).as_deref() == Some("dead")
+    });
 
     write("right-key", "statuses = { accepted = 5 }");
     hup();
@@ -451,7 +453,11 @@ async fn request_values_and_shop_answers_stay_on_one_log_line() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(shop.order_status(100041), Some(2), "delivered after the outage page");
+    assert_eq!(
+        shop.order_status(100041),
+        Some(2),
+        "delivered after the outage page"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     terminate(&daemon);
     let mut log = String::new();
@@ -479,7 +485,10 @@ async fn request_values_and_shop_answers_stay_on_one_log_line() {
         .lines()
         .find(|l| l.contains("Fatal error"))
         .expect("the shop's answer is logged");
-    assert!(outage.contains("shop update failed, will retry"), "{outage}");
+    assert!(
+        outage.contains("shop update failed, will retry"),
+        "{outage}"
+    );
     assert!(outage.contains("<br />\\n<b>Fatal error"), "{outage}");
 }
 
@@ -568,7 +577,11 @@ async fn attempt_numbers_after_a_retry_match_the_outbox() {
         .collect();
     let updated = lines
         .iter()
-        .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("shop updated")))
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("shop updated"))
+        })
         .expect("a delivery line");
     assert_eq!(updated["attempt"], 4, "{updated}");
     let refused = lines

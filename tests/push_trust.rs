@@ -102,7 +102,10 @@ async fn a_reload_applies_a_new_shop_key_and_status_to_the_next_push_and_a_retry
     .await;
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
-    eventually("the refused update to go dead", || outbox_state(&d, 1) == "dead").await;
+    eventually("the refused update to go dead", || {
+        outbox_state(&d, 1) == "dead"
+    })
+    .await;
 
     // The operator fixes the key and maps accepted to Complete (5).
     let right = config(
@@ -127,7 +130,10 @@ async fn a_reload_applies_a_new_shop_key_and_status_to_the_next_push_and_a_retry
         shop.order_status(100041) == Some(5)
     })
     .await;
-    eventually("the retried row to be delivered", || outbox_state(&d, 1) == "delivered").await;
+    eventually("the retried row to be delivered", || {
+        outbox_state(&d, 1) == "delivered"
+    })
+    .await;
     d.stop().await;
 }
 
@@ -154,7 +160,10 @@ async fn a_slow_opencart_3_gets_one_history_row_and_one_notification() {
     shop.answer_late_next(3, Duration::from_millis(900));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
-    eventually("the update to be delivered", || outbox_state(&d, 1) == "delivered").await;
+    eventually("the update to be delivered", || {
+        outbox_state(&d, 1) == "delivered"
+    })
+    .await;
     assert_eq!(
         d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry'"),
         3,
@@ -191,7 +200,10 @@ async fn a_slow_opencart_4_never_notifies_twice() {
     shop.answer_late_next(3, Duration::from_millis(900));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
-    eventually("the update to be delivered", || outbox_state(&d, 1) == "delivered").await;
+    eventually("the update to be delivered", || {
+        outbox_state(&d, 1) == "delivered"
+    })
+    .await;
     let history = shop.history(100041);
     assert_eq!(
         history.iter().filter(|r| r.notify).count(),
@@ -206,7 +218,10 @@ async fn a_slow_opencart_4_never_notifies_twice() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(detail.contains("without notifying the customer"), "{detail}");
+    assert!(
+        detail.contains("without notifying the customer"),
+        "{detail}"
+    );
     d.stop().await;
 }
 
@@ -227,7 +242,10 @@ async fn a_slow_webhook_receiver_processes_one_update() {
     hook.answer_late_next(3, Duration::from_millis(900));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
-    eventually("the update to be delivered", || outbox_state(&d, 1) == "delivered").await;
+    eventually("the update to be delivered", || {
+        outbox_state(&d, 1) == "delivered"
+    })
+    .await;
     let received = hook.received();
     assert_eq!(received.len(), 4, "three late answers, then one on time");
     assert!(received.iter().all(|r| r.id == received[0].id));
@@ -352,7 +370,10 @@ async fn an_amount_mismatch_puts_the_order_in_review_with_both_figures() {
             r.get(0)
         })
         .unwrap();
-    assert!(needs.contains("49.90 EUR") && needs.contains("101.00 USD"), "{needs}");
+    assert!(
+        needs.contains("49.90 EUR") && needs.contains("101.00 USD"),
+        "{needs}"
+    );
     // What `ipnsync outbox --json` reads.
     let conn = rusqlite::Connection::open(&d.db).unwrap();
     let rows = ipnsync::store::queries::outbox_rows(&conn, None, 10).unwrap();

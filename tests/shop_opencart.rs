@@ -877,7 +877,11 @@ async fn opencart3_does_not_resend_an_update_the_order_already_shows() {
     let mut again = update(5, 12, 2, "Paid", true);
     again.earlier_attempt_unknown = true;
     let pushed = client.push(&again).await.unwrap();
-    assert!(pushed.detail.contains("already applied"), "{}", pushed.detail);
+    assert!(
+        pushed.detail.contains("already applied"),
+        "{}",
+        pushed.detail
+    );
     assert_eq!(fake.history(12).len(), rows, "nothing sent again");
     assert_eq!(fake.calls().info, 1);
     assert_eq!(
@@ -912,13 +916,20 @@ async fn opencart41_resends_without_notifying() {
 async fn opencart3_amount_mismatch_puts_the_order_in_review() {
     let fake = fake::start(Version::OpenCart3, KEY).await;
     fake.add_order_with_total(12, 1, "101.0000", "USD", "1.00000000");
-    let client = OpenCart::new(&review_config(Version::OpenCart3, &fake.base_url(), Some(0)));
+    let client = OpenCart::new(&review_config(
+        Version::OpenCart3,
+        &fake.base_url(),
+        Some(0),
+    ));
     let mut paid = update(8, 12, 2, "Paid", true);
     paid.amount = ipnsync::domain::money::Money::new(4990, "EUR");
     let pushed = client.push(&paid).await.unwrap();
     assert_eq!(pushed.applied_outcome, Some(Outcome::Review));
     let reason = pushed.needs_operator.expect("an operator must look");
-    assert!(reason.contains("49.90 EUR") && reason.contains("101.00 USD"), "{reason}");
+    assert!(
+        reason.contains("49.90 EUR") && reason.contains("101.00 USD"),
+        "{reason}"
+    );
     assert_eq!(fake.order_status(12), Some(17));
     let history = fake.history(12);
     assert_eq!(history.len(), 1);

@@ -389,7 +389,10 @@ fn outbox_text(o: &OutboxRecord) -> String {
         )
     };
     if let Some(reason) = &o.needs_operator {
-        s.push_str(&format!("; needs an operator: {}", clip(reason, ERROR_WIDTH)));
+        s.push_str(&format!(
+            "; needs an operator: {}",
+            clip(reason, ERROR_WIDTH)
+        ));
     }
     s
 }

@@ -207,7 +207,9 @@ mod tests {
         );
         for bad in ["", "{transaction_id}", "open {order", "two\nlines"] {
             let raw = BTreeMap::from([("accepted".to_owned(), bad.to_owned())]);
-            let e = CustomerTexts::parse("shops[0]", raw).unwrap_err().to_string();
+            let e = CustomerTexts::parse("shops[0]", raw)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("shops[0].customer_text.accepted"), "{e}");
         }
         let raw = BTreeMap::from([("paid".to_owned(), "x".to_owned())]);

@@ -483,7 +483,10 @@ customer_text = { accepted = "Paid {amount} {currency} for {order}." }
         let u = build_update(shop, &row(Outcome::Accepted, Some(Outcome::Review), false));
         assert!(u.notify);
         assert_eq!(u.customer_text, "Paid 29.90 EUR for 100041.");
-        assert_eq!(u.amount.as_ref().map(|m| m.display()).as_deref(), Some("29.90 EUR"));
+        assert_eq!(
+            u.amount.as_ref().map(|m| m.display()).as_deref(),
+            Some("29.90 EUR")
+        );
         assert!(u.earlier_attempt_unknown, "two attempts before this one");
         assert!(!u.is_comment_only());
 

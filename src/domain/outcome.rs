@@ -478,9 +478,7 @@ pub fn without_effect(notification: &Notification) -> Option<String> {
 /// ipnsync's own timeline.
 pub fn comment_only(notification: &Notification) -> bool {
     match &notification.facts {
-        Facts::Cybersource(f) => {
-            cybersource::DmSignal::of(f) == Some(cybersource::DmSignal::Note)
-        }
+        Facts::Cybersource(f) => cybersource::DmSignal::of(f) == Some(cybersource::DmSignal::Note),
         Facts::Lyra(_) | Facts::Mpgs(_) => false,
     }
 }

@@ -91,7 +91,9 @@ pub fn one_line(value: &str) -> String {
             '\\' => out.push_str("\\\\"),
             // Unicode line and paragraph separators and bidi controls break
             // lines or reorder text in some viewers: escape them too.
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32))
             }
             c => out.push(c),

@@ -256,7 +256,10 @@ impl OpenCart {
         if progress.plan.is_none() {
             let rules = self.rules();
             let order = if self.dialect == Dialect::V30 && rules.needs_order(update) {
-                match self.order_info(site, token, update.order_ref.trim()).await? {
+                match self
+                    .order_info(site, token, update.order_ref.trim())
+                    .await?
+                {
                     Reply::Done(order) => Some(order),
                     Reply::SessionRefused => return Ok(Reply::SessionRefused),
                 }
@@ -379,7 +382,12 @@ impl OpenCart {
     }
 
     /// 4.1+: one signed call per entry, no session.
-    async fn push_signed(&self, site: &Site, key: &Secret, plan: &Plan) -> Result<Pushed, PushError> {
+    async fn push_signed(
+        &self,
+        site: &Site,
+        key: &Secret,
+        plan: &Plan,
+    ) -> Result<Pushed, PushError> {
         let Plan::Send { entries, .. } = plan else {
             return Ok(finish(plan, &[]));
         };

@@ -416,7 +416,9 @@ async fn handle(state: &Mutex<State>, prefix: &str, peer: IpAddr, req: Request<I
         let mut st = state.lock().expect("fake state lock");
         let reply = process(&mut st, prefix, peer, &parts.headers, &recorded);
         // Logins answer on time: the session is there, the API calls are slow.
-        let login = recorded.query_value("route").is_some_and(|r| r.contains("login"));
+        let login = recorded
+            .query_value("route")
+            .is_some_and(|r| r.contains("login"));
         let late = (!login && take(&mut st.late_answers)).then_some(st.late_by);
         (reply, late)
     };

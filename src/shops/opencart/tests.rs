@@ -216,7 +216,16 @@ fn update(status: ShopStatus, order_ref: &str) -> ShopUpdate {
 fn statuses() -> BTreeMap<Outcome, ShopStatus> {
     crate::config::default_statuses(ShopKind::OpenCart3)
         .into_iter()
-        .map(|(o, st)| (o, if o == Outcome::Review { ShopStatus::Id(17) } else { st }))
+        .map(|(o, st)| {
+            (
+                o,
+                if o == Outcome::Review {
+                    ShopStatus::Id(17)
+                } else {
+                    st
+                },
+            )
+        })
         .collect()
 }
 
@@ -282,7 +291,11 @@ fn the_customer_entry_carries_only_the_customer_text() {
                 "Your payment for order 12 has been received.".into(),
                 "1"
             ),
-            ("2".into(), "Payment accepted\n[ipnsync update #42]".into(), "0"),
+            (
+                "2".into(),
+                "Payment accepted\n[ipnsync update #42]".into(),
+                "0"
+            ),
         ]
     );
 }
@@ -297,7 +310,9 @@ fn a_resend_after_an_unknown_result_never_notifies_twice() {
     let p = plan::plan(&u, &rules(&st, None), None).unwrap();
     assert_eq!(entries(&p).len(), 1);
     assert_eq!(entries(&p)[0].2, "0");
-    let Plan::Send { notes, .. } = &p else { unreachable!() };
+    let Plan::Send { notes, .. } = &p else {
+        unreachable!()
+    };
     assert!(notes[0].contains("OpenCart 4 cannot tell"), "{notes:?}");
     // 3.0, the order shows the update's status: nothing again.
     let shown = |status_id| OrderInfo {
@@ -316,7 +331,16 @@ fn a_resend_after_an_unknown_result_never_notifies_twice() {
     u.outcome = Outcome::SuspectedFraud;
     let st2: BTreeMap<_, _> = st
         .iter()
-        .map(|(o, s)| (*o, if *o == Outcome::SuspectedFraud { ShopStatus::Id(17) } else { s.clone() }))
+        .map(|(o, s)| {
+            (
+                *o,
+                if *o == Outcome::SuspectedFraud {
+                    ShopStatus::Id(17)
+                } else {
+                    s.clone()
+                },
+            )
+        })
         .collect();
     let p = plan::plan(&u, &rules(&st2, None), Some(&shown(17))).unwrap();
     assert_eq!(entries(&p).len(), 1, "re-sent, notify off");
@@ -390,8 +414,8 @@ fn config_bugs_are_permanent() {
     )
     .unwrap_err();
     assert!(!code.is_transient(), "{code}");
-    let order = plan::plan(&update(ShopStatus::Id(2), "A-12"), &rules(&st, None), None)
-        .unwrap_err();
+    let order =
+        plan::plan(&update(ShopStatus::Id(2), "A-12"), &rules(&st, None), None).unwrap_err();
     assert!(!order.is_transient(), "{order}");
 }
 

@@ -184,9 +184,11 @@ fn an_applied_outcome_moves_the_order_only_while_it_stands_where_the_row_left_it
     let (_dir, conn) = conn();
     let paid = intake(&conn, &new("7", "u7", "AUTHORISED", Some("shop"))).unwrap();
     let outcome = |conn: &Connection| -> String {
-        conn.query_row("SELECT outcome FROM orders WHERE order_ref = '7'", [], |r| {
-            r.get(0)
-        })
+        conn.query_row(
+            "SELECT outcome FROM orders WHERE order_ref = '7'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
     };
     record_push(
@@ -211,7 +213,11 @@ fn an_applied_outcome_moves_the_order_only_while_it_stands_where_the_row_left_it
     // A later decision moved the order on before the result came back:
     // the stale result must not undo it.
     let (_dir2, conn) = self::conn();
-    let held = intake(&conn, &new("7", "u7", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    let held = intake(
+        &conn,
+        &new("7", "u7", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
     intake(&conn, &new("7", "u8", "AUTHORISED", Some("shop"))).unwrap();
     let before = outcome(&conn);
     assert_eq!(before, "accepted");
@@ -232,7 +238,11 @@ fn an_applied_outcome_moves_the_order_only_while_it_stands_where_the_row_left_it
 fn an_analyst_note_on_a_known_order_queues_a_comment_only_update() {
     use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
     let (_dir, conn) = conn();
-    intake(&conn, &new("9", "u9", "AUTHORISED_TO_VALIDATE", Some("shop"))).unwrap();
+    intake(
+        &conn,
+        &new("9", "u9", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
     let note = |order: &str| {
         let mut n = new(order, "req-9", "", Some("shop"));
         n.notification.provider = Provider::Cybersource;
@@ -255,7 +265,10 @@ fn an_analyst_note_on_a_known_order_queues_a_comment_only_update() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((previous.as_str(), outcome.as_str(), comment_only), ("review", "review", true));
+    assert_eq!(
+        (previous.as_str(), outcome.as_str(), comment_only),
+        ("review", "review", true)
+    );
     // A note about an order the daemon never saw: nothing to keep, no row.
     assert_eq!(intake(&conn, &note("10")).unwrap().outbox_id, None);
 }
