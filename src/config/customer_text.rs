@@ -81,13 +81,17 @@ impl CustomerTexts {
         Ok(texts)
     }
 
-    /// The text for `outcome` about `order`, paid `amount` if known.
-    pub fn render(&self, outcome: Outcome, order: &str, amount: Option<&Money>) -> String {
-        let template = self
-            .templates
+    /// The template in force for `outcome` (for `check-config`).
+    pub fn template(&self, outcome: Outcome) -> &str {
+        self.templates
             .get(&outcome)
             .map(String::as_str)
-            .unwrap_or_else(|| default_template(outcome));
+            .unwrap_or_else(|| default_template(outcome))
+    }
+
+    /// The text for `outcome` about `order`, paid `amount` if known.
+    pub fn render(&self, outcome: Outcome, order: &str, amount: Option<&Money>) -> String {
+        let template = self.template(outcome);
         let needs_amount = template.contains("{amount}") || template.contains("{currency}");
         let (template, figures) = match (needs_amount, amount) {
             (true, None) => (without_amount(outcome), None),

@@ -308,7 +308,24 @@ impl Config {
                         ""
                     }
                 );
+                if shop.notifies(*outcome) {
+                    let texts = self.customer_texts.get(&shop.name);
+                    let _ = writeln!(
+                        out,
+                        "        customer text: {:?}",
+                        texts.cloned().unwrap_or_default().template(*outcome)
+                    );
+                }
             }
+            let _ = writeln!(
+                out,
+                "      amount check     {}",
+                match shop.amount_tolerance {
+                    Some(0) => "on".to_owned(),
+                    Some(t) => format!("on, tolerance {t} minor unit(s)"),
+                    None => "off".to_owned(),
+                }
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");

@@ -116,9 +116,11 @@ pub(super) fn plan(
 ) -> Result<Plan, PushError> {
     let mut target = match &update.status {
         ShopStatus::Id(id) => *id,
-        ShopStatus::Code(code) => return Err(PushError::permanent(format!(
+        ShopStatus::Code(code) => {
+            return Err(PushError::permanent(format!(
             "OpenCart needs a numeric order_status_id, but the shop's status table gives {code:?}"
-        ))),
+        )))
+        }
     };
     // OpenCart casts the id to int: a non-numeric order would become
     // order 0 ("not found").
