@@ -154,19 +154,20 @@ async fn a_slow_opencart_3_gets_one_history_row_and_one_notification() {
             OC_KEY,
             "notify = [\"accepted\"]\namount_check = false",
         ),
-        "300ms",
+        "400ms",
     );
     let d = Daemon::start(config(&cfg, dir.path())).await;
-    shop.answer_late_next(3, Duration::from_millis(900));
+    shop.answer_late_next(3, Duration::from_millis(1200));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
     eventually("the update to be delivered", || {
         outbox_state(&d, 1) == "delivered"
     })
     .await;
-    assert_eq!(
-        d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry'"),
-        3,
+    // Three late answers, so at least three timeouts (more only if the
+    // machine is too slow to answer within the timeout at all).
+    assert!(
+        d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry'") >= 3,
         "three timeouts"
     );
     let history = shop.history(100041);
@@ -194,10 +195,10 @@ async fn a_slow_opencart_4_never_notifies_twice() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_shop(
         &opencart(&shop, "opencart4.1", OC_KEY, "notify = [\"accepted\"]"),
-        "300ms",
+        "400ms",
     );
     let d = Daemon::start(config(&cfg, dir.path())).await;
-    shop.answer_late_next(3, Duration::from_millis(900));
+    shop.answer_late_next(3, Duration::from_millis(1200));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
     eventually("the update to be delivered", || {
@@ -236,10 +237,10 @@ async fn a_slow_webhook_receiver_processes_one_update() {
             "kind = \"webhook\"\nbase_url = \"{}\"\nkey = \"{WHSEC}\"\nnotify = [\"accepted\"]",
             hook.url()
         ),
-        "300ms",
+        "400ms",
     );
     let d = Daemon::start(config(&cfg, dir.path())).await;
-    hook.answer_late_next(3, Duration::from_millis(900));
+    hook.answer_late_next(3, Duration::from_millis(1200));
     let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
     assert_eq!(status, 200);
     eventually("the update to be delivered", || {
@@ -247,7 +248,7 @@ async fn a_slow_webhook_receiver_processes_one_update() {
     })
     .await;
     let received = hook.received();
-    assert_eq!(received.len(), 4, "three late answers, then one on time");
+    assert!(received.len() >= 4, "three late answers, then one on time");
     assert!(received.iter().all(|r| r.id == received[0].id));
     assert_eq!(received[0].json()["redelivery"], false);
     assert!(received[1..].iter().all(|r| r.json()["redelivery"] == true));
