@@ -297,9 +297,12 @@ fn reload_on_sighup(
                     log.apply_config_level(next.log_level.as_deref());
                     let _ = tx.send(std::sync::Arc::new(next));
                 }
+                // A TOML error spans several lines (the line, a caret):
+                // keep it on the one log line.
                 Err(e) => tracing::error!(
-                    "SIGHUP: {}: {e}; keeping the running configuration",
-                    path.display()
+                    "SIGHUP: {}: {}; keeping the running configuration",
+                    ipnsync::ops::logging::one_line(&path.display().to_string()),
+                    ipnsync::ops::logging::one_line(&e.to_string())
                 ),
             }
         }

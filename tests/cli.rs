@@ -207,6 +207,23 @@ async fn orders_and_show_read_the_live_database() {
         "{text}"
     );
     assert!(!text.contains(DOC_KEY));
+    // A comment's continuation lines start in the DETAIL column too.
+    let detail = text
+        .lines()
+        .find_map(|l| l.find("DETAIL"))
+        .expect("a header");
+    let continued: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Transaction 4829"))
+        .collect();
+    assert!(!continued.is_empty(), "{text}");
+    for line in continued {
+        assert_eq!(
+            line.find(|c: char| c != ' '),
+            Some(detail),
+            "not indented: {line:?}\n{text}"
+        );
+    }
 
     let unknown = on_db(&d, &["show", "999999"]).await;
     assert_eq!(unknown.code, 1, "{}", unknown.stderr);

@@ -287,3 +287,308 @@ async fn systemd_hears_ready_and_a_watchdog_fed_only_while_healthy() {
     let last = listen(Duration::from_millis(200));
     let _ = last;
 }
+
+/// Issue 12: SIGHUP reloads the shops, not only the sources. A wrong shop
+/// key is fixed and accepted mapped to Complete (5): the next push and the
+/// `retry` of the row that failed with the old key use both; a broken file
+/// afterwards changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_shop_key_and_status_for_the_next_push_and_a_retry() {
+    use support::daemon::{resign, set};
+    use support::fake_opencart::{self, Version};
+    let shop = fake_opencart::start(Version::OpenCart3, "right-key").await;
+    for order in [100041, 100050, 100060] {
+        shop.add_order_with_total(order, 1, "29.9000", "EUR", "1.00000000");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    let db = dir.path().join("s.db");
+    let write = |key: &str, statuses: &str| {
+        let tables = format!(
+            "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\"]\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"{key}\"\n{statuses}\n",
+            shop.base_url(),
+            fake_opencart::USERNAME
+        );
+        std::fs::write(&config, lyra_config(port, &db, "", &tables)).unwrap()
+    };
+    write("wrong-key", "");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port).await;
+    let client = reqwest::Client::new();
+    let post = |order: &'static str| {
+        let client = client.clone();
+        let body = resign(&fixture("lyra-form/authorised.txt"), |p| {
+            set(p, "vads_order_id", order);
+            set(p, "vads_trans_uuid", &format!("uuid-{order}"));
+        });
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &daemon.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    let state = |id: i64| -> Option<String> {
+        let conn = rusqlite::Connection::open(&db).ok()?;
+        conn.query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+            .ok()
+    };
+    let wait = |what: &'static str, f: &dyn Fn() -> bool| {
+        for _ in 0..400 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    assert_eq!(post("100041").await, 200);
+    wait("the old key to be refused", &|| {
+        state(1).as_deref() == Some("dead")
+    });
+
+    write("right-key", "statuses = { accepted = 5 }");
+    hup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post("100050").await, 200);
+    wait("the next push with the new key and status", &|| {
+        shop.order_status(100050) == Some(5)
+    });
+    let retried = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["retry", "--all-dead", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(retried.status.success(), "{retried:?}");
+    wait("the retry with the new key and status", &|| {
+        shop.order_status(100041) == Some(5)
+    });
+
+    // A broken file is ignored: the running shops stay as they are.
+    std::fs::write(&config, "this is not toml").unwrap();
+    hup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post("100060").await, 200);
+    wait("a push on the last good configuration", &|| {
+        shop.order_status(100060) == Some(5)
+    });
+    terminate(&daemon);
+    assert!(daemon.wait().unwrap().success());
+}
+
+/// Issue 12: every value that reaches a log line is escaped and capped. A
+/// signed order id carrying CR/LF and a shop's multi-line HTML error page
+/// (OpenCart answers its database-down page with HTTP 200) each stay on
+/// their own single line of the human log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_and_shop_answers_stay_on_one_log_line() {
+    use support::daemon::{resign, set};
+    use support::fake_opencart::{self, Version};
+    let shop = fake_opencart::start(Version::OpenCart3, "k").await;
+    shop.add_order_with_total(100041, 1, "29.9000", "EUR", "1.00000000");
+    shop.fail_next_with(1, 200, None);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    let tables = format!(
+        "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\"]\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"k\"\n",
+        shop.base_url(),
+        fake_opencart::USERNAME
+    );
+    std::fs::write(
+        &config,
+        lyra_config(port, &dir.path().join("o.db"), "", &tables),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port).await;
+    let client = reqwest::Client::new();
+    for (order, uuid) in [
+        ("100041", "u1"),
+        ("100099\r\n2026-01-01T00:00:00Z ERROR forged entry", "u2"),
+    ] {
+        let body = resign(&fixture("lyra-form/authorised.txt"), |p| {
+            set(p, "vads_order_id", order);
+            set(p, "vads_trans_uuid", uuid);
+        });
+        let status = client
+            .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    for _ in 0..400 {
+        if shop.order_status(100041) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        shop.order_status(100041),
+        Some(2),
+        "delivered after the outage page"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    terminate(&daemon);
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    daemon.wait().unwrap();
+    for line in log.lines() {
+        let level = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+            "a line that is not a log entry: {line:?}\n--- whole log ---\n{log}"
+        );
+    }
+    let forged: Vec<&str> = log.lines().filter(|l| l.contains("forged entry")).collect();
+    assert!(!forged.is_empty());
+    assert!(
+        forged.iter().all(|l| l.contains("100099\\r\\n")),
+        "{forged:?}"
+    );
+    let outage = log
+        .lines()
+        .find(|l| l.contains("Fatal error"))
+        .expect("the shop's answer is logged");
+    assert!(
+        outage.contains("shop update failed, will retry"),
+        "{outage}"
+    );
+    assert!(outage.contains("<br />\\n<b>Fatal error"), "{outage}");
+}
+
+/// Issue 12: after an operator's `retry`, the log's attempt number is the
+/// one `ipnsync outbox` shows (attempts are never reset), and a refused
+/// connection says so instead of "error sending request".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_numbers_after_a_retry_match_the_outbox() {
+    use support::fake_opencart::{self, Version};
+    let shop = fake_opencart::start(Version::OpenCart3, "k").await;
+    shop.add_order_with_total(100041, 1, "29.9000", "EUR", "1.00000000");
+    shop.fail_next(3);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("a.db");
+    let config = dir.path().join("config.toml");
+    let tables = format!(
+        "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\", \"100ms\"]\njitter = 0.0\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"k\"\n[[shops]]\nname = \"closed\"\nkind = \"webhook\"\nbase_url = \"http://127.0.0.1:{}/hook\"\nkey = \"whsec_AAEC\"\n[[sources]]\nname = \"lyra2\"\nkind = \"lyra-form\"\npath = \"/ipn/closed\"\nmode = \"TEST\"\ntest_key = \"1122334455667788\"\nshop = \"closed\"\n",
+        shop.base_url(),
+        fake_opencart::USERNAME,
+        free_port()
+    );
+    std::fs::write(&config, lyra_config(port, &db, "", &tables)).unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port).await;
+    let client = reqwest::Client::new();
+    for path in ["/ipn/lyra", "/ipn/closed"] {
+        let status = client
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(fixture("lyra-form/authorised.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let state = || -> Option<(String, i64)> {
+        let conn = rusqlite::Connection::open(&db).ok()?;
+        conn.query_row(
+            "SELECT state, attempts FROM outbox WHERE shop = 'oc'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()
+    };
+    for _ in 0..400 {
+        if state().is_some_and(|(s, _)| s == "dead") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state(), Some(("dead".to_owned(), 3)));
+    let retried = Command::new(env!("CARGO_BIN_EXE_ipnsync"))
+        .args(["retry", "--all-dead", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(retried.status.success(), "{retried:?}");
+    for _ in 0..400 {
+        if state().is_some_and(|(s, _)| s == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state(), Some(("delivered".to_owned(), 4)));
+    terminate(&daemon);
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    daemon.wait().unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let updated = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("shop updated"))
+        })
+        .expect("a delivery line");
+    assert_eq!(updated["attempt"], 4, "{updated}");
+    let refused = lines
+        .iter()
+        .find(|l| l["shop"] == "closed")
+        .expect("a line about the closed shop");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(!message.contains("error sending request"), "{message}");
+}

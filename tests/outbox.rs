@@ -61,7 +61,8 @@ fn order_ipn(base: &str, order: &str, uuid: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_review_ipn_reaches_opencart_3_with_the_configured_status_and_comment() {
     let shop = fake_opencart::start(Version::OpenCart3, OC_KEY).await;
-    shop.add_order(100042, 1);
+    // The order's total matches the payment: the amount check passes.
+    shop.add_order_with_total(100042, 1, "29.9000", "EUR", "1.00000000");
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_shop(
         &format!(
@@ -97,9 +98,13 @@ async fn a_review_ipn_reaches_opencart_3_with_the_configured_status_and_comment(
         .post_form("/ipn/lyra", fixture("lyra-form/validated-merch-bo.txt"))
         .await;
     assert_eq!(status, 200);
-    eventually("the accepted update", || shop.history(100042).len() == 2).await;
+    // Customer entry (notifies), then the operator's comment (does not).
+    eventually("the accepted update", || shop.history(100042).len() == 3).await;
     let row = &shop.history(100042)[1];
     assert_eq!((row.status_id, row.notify), (2, true));
+    assert!(!row.comment.contains("[ipnsync"), "{}", row.comment);
+    let row = &shop.history(100042)[2];
+    assert_eq!((row.status_id, row.notify), (2, false));
     assert_eq!(shop.order_status(100042), Some(2));
     assert_eq!(shop.logins(), 1, "the session is reused");
     d.stop().await;

@@ -58,7 +58,7 @@ fn update(outbox_id: i64, order: u64, status: u32, comment: &str, notify: bool) 
         transaction_id: "tx-1".into(),
         provider_status: "AUTHORISED".into(),
         amount: None,
-        customer_text: String::new(),
+        customer_text: format!("Your payment for order {order} has been received."),
         earlier_attempt_unknown: false,
     }
 }
@@ -131,17 +131,26 @@ async fn push_sets_status_notify_and_escaped_comment(version: Version) {
         ))
         .await
         .unwrap();
-    assert_eq!(pushed.detail, SUCCESS);
+    assert!(pushed.detail.starts_with(SUCCESS), "{}", pushed.detail);
     assert_eq!(fake.order_status(12), Some(2));
+    // The customer's entry holds the customer text only; the operator's
+    // comment is in an entry that notifies nobody.
     assert_eq!(
         fake.history(12),
-        vec![HistoryRow {
-            status_id: 2,
-            comment:
-                "Paid &amp; &quot;ok&quot; &lt;b&gt;x&lt;/b&gt; café 'q'  \n[ipnsync update #42]"
-                    .into(),
-            notify: true,
-        }]
+        vec![
+            HistoryRow {
+                status_id: 2,
+                comment: "Your payment for order 12 has been received.".into(),
+                notify: true,
+            },
+            HistoryRow {
+                status_id: 2,
+                comment:
+                    "Paid &amp; &quot;ok&quot; &lt;b&gt;x&lt;/b&gt; café 'q'  \n[ipnsync update #42]"
+                        .into(),
+                notify: false,
+            }
+        ]
     );
 
     client
@@ -345,7 +354,7 @@ async fn session_refused_after_fresh_login_is_transient(version: Version) {
 #[tokio::test]
 async fn opencart3_sends_order_id_in_the_query_and_all_four_fields() {
     let (fake, client) = shop(Version::OpenCart3).await;
-    client.push(&update(7, 12, 2, "a b", true)).await.unwrap();
+    client.push(&update(7, 12, 2, "a b", false)).await.unwrap();
     let requests = fake.requests();
     let [login, history] = &requests[..] else {
         panic!("{requests:?}")
@@ -368,7 +377,7 @@ async fn opencart3_sends_order_id_in_the_query_and_all_four_fields() {
     assert_eq!(history.query_value("api_token"), fake.tokens_issued().pop());
     assert_eq!(
         history.body,
-        "order_status_id=2&notify=1&override=0&comment=a+b%0A%5Bipnsync+update+%237%5D"
+        "order_status_id=2&notify=0&override=0&comment=a+b%0A%5Bipnsync+update+%237%5D"
     );
 }
 
@@ -431,7 +440,8 @@ async fn opencart41_special_characters_pass_the_independent_verifier() {
         row.comment,
         "Zahlung &quot;geprüft&quot; &amp; &lt;ok&gt; — café ~*' \t\n[ipnsync update #9]"
     );
-    assert!(row.notify);
+    assert!(!row.notify, "the operator's entry notifies nobody");
+    assert!(fake.history(12)[0].notify, "the customer's entry does");
 }
 
 #[tokio::test]
@@ -843,4 +853,100 @@ async fn fake_opencart41_verifies_signatures_like_the_recording() {
     assert!(crash
         .2
         .starts_with("Error: Error: Table 'oc4.oc_api_session' doesn't exist"));
+}
+
+// ------------------------------------------ unknown results, amount check
+
+fn review_config(version: Version, base_url: &str, tolerance: Option<u32>) -> ShopConfig {
+    let mut cfg = config(version, base_url, KEY);
+    cfg.statuses = ipnsync::config::default_statuses(kind(version));
+    cfg.statuses.insert(Outcome::Review, ShopStatus::Id(17));
+    cfg.amount_tolerance = tolerance;
+    cfg
+}
+
+/// 3.0: after an attempt whose result is unknown, the order is read first;
+/// an update it already shows is not sent again (no second e-mail).
+#[tokio::test]
+async fn opencart3_does_not_resend_an_update_the_order_already_shows() {
+    let fake = fake::start(Version::OpenCart3, KEY).await;
+    fake.add_order(12, 1);
+    let client = OpenCart::new(&review_config(Version::OpenCart3, &fake.base_url(), None));
+    client.push(&update(5, 12, 2, "Paid", true)).await.unwrap();
+    let rows = fake.history(12).len();
+    let mut again = update(5, 12, 2, "Paid", true);
+    again.earlier_attempt_unknown = true;
+    let pushed = client.push(&again).await.unwrap();
+    assert!(
+        pushed.detail.contains("already applied"),
+        "{}",
+        pushed.detail
+    );
+    assert_eq!(fake.history(12).len(), rows, "nothing sent again");
+    assert_eq!(fake.calls().info, 1);
+    assert_eq!(
+        fake.history(12).iter().filter(|r| r.notify).count(),
+        1,
+        "one notification"
+    );
+}
+
+/// 4.x cannot read the order: a re-send never notifies, and says so.
+#[tokio::test]
+async fn opencart41_resends_without_notifying() {
+    let fake = fake::start(Version::OpenCart41, KEY).await;
+    fake.add_order(12, 1);
+    let client = OpenCart::new(&review_config(Version::OpenCart41, &fake.base_url(), None));
+    let mut again = update(5, 12, 2, "Paid", true);
+    again.earlier_attempt_unknown = true;
+    let pushed = client.push(&again).await.unwrap();
+    assert!(
+        pushed.detail.contains("without notifying the customer"),
+        "{}",
+        pushed.detail
+    );
+    let history = fake.history(12);
+    assert_eq!(history.len(), 1);
+    assert!(!history[0].notify);
+}
+
+/// 3.0: 49.90 EUR paid for a 101 USD order puts it in review, with both
+/// figures, and tells the customer nothing.
+#[tokio::test]
+async fn opencart3_amount_mismatch_puts_the_order_in_review() {
+    let fake = fake::start(Version::OpenCart3, KEY).await;
+    fake.add_order_with_total(12, 1, "101.0000", "USD", "1.00000000");
+    let client = OpenCart::new(&review_config(
+        Version::OpenCart3,
+        &fake.base_url(),
+        Some(0),
+    ));
+    let mut paid = update(8, 12, 2, "Paid", true);
+    paid.amount = ipnsync::domain::money::Money::new(4990, "EUR");
+    let pushed = client.push(&paid).await.unwrap();
+    assert_eq!(pushed.applied_outcome, Some(Outcome::Review));
+    let reason = pushed.needs_operator.expect("an operator must look");
+    assert!(
+        reason.contains("49.90 EUR") && reason.contains("101.00 USD"),
+        "{reason}"
+    );
+    assert_eq!(fake.order_status(12), Some(17));
+    let history = fake.history(12);
+    assert_eq!(history.len(), 1);
+    assert!(!history[0].notify);
+    assert!(
+        history[0]
+            .comment
+            .contains("paid 49.90 EUR but the order is 101.00 USD"),
+        "{}",
+        history[0].comment
+    );
+
+    // The order's own currency at its rate: 58.7059 USD × 0.85 = 49.90 EUR.
+    fake.add_order_with_total(13, 1, "58.7059", "EUR", "0.85000000");
+    let mut ok = update(9, 13, 2, "Paid", false);
+    ok.amount = ipnsync::domain::money::Money::new(4990, "EUR");
+    let pushed = client.push(&ok).await.unwrap();
+    assert_eq!(pushed.applied_outcome, None);
+    assert_eq!(fake.order_status(13), Some(2));
 }

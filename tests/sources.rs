@@ -222,7 +222,8 @@ async fn cybersource_review_then_case_accept_reach_the_shop_in_order() {
         (status, text.trim()),
         (200, "OK-Payment review, order has been updated.")
     );
-    // A note: stored, commented, no shop update.
+    // A note: stored, commented, no order change; the shop's history gets
+    // it as a comment only (status kept, nobody notified).
     let (status, text) = post_cybs_fixture(d, "addnote").await;
     assert_eq!(
         (status, text.trim()),
@@ -238,12 +239,28 @@ async fn cybersource_review_then_case_accept_reach_the_shop_in_order() {
         (200, "OK-Accepted payment, already registered.")
     );
 
-    let updates = shop_updates(&s.shop, 2).await;
+    let updates = shop_updates(&s.shop, 3).await;
     assert_eq!(
         pairs(&updates),
-        [("100000123", "review"), ("100000123", "accepted")]
+        [
+            ("100000123", "review"),
+            ("100000123", "review"),
+            ("100000123", "accepted")
+        ]
     );
-    let accepted = &updates[1].2;
+    let note = &updates[1].2;
+    assert_eq!(note["comment_only"], true);
+    assert_eq!(note["notify"], false);
+    assert_eq!(note["previous_outcome"], "review");
+    assert_eq!(note["customer_text"], "");
+    assert!(
+        note["comment"]
+            .as_str()
+            .unwrap()
+            .contains("Waiting for the buyer to call back."),
+        "{note}"
+    );
+    let accepted = &updates[2].2;
     assert_eq!(accepted["previous_outcome"], "review");
     assert_eq!(accepted["provider"], "cybersource");
     let comment = accepted["comment"].as_str().unwrap();
@@ -278,7 +295,7 @@ async fn cybersource_review_then_case_accept_reach_the_shop_in_order() {
     assert!(headers.contains("v-c-event-type") && !headers.contains("v-c-signature"));
     // Nothing else reaches the shop.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(s.shop.received().len(), 2);
+    assert_eq!(s.shop.received().len(), 3);
     s.daemon.stop().await;
 }
 

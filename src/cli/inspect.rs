@@ -250,6 +250,8 @@ impl Entry<'_> {
                 "attempts": o.attempts,
                 "next_attempt_at": o.next_attempt_at,
                 "last_error": o.last_error,
+                "needs_operator": o.needs_operator,
+                "comment_only": o.comment_only,
                 "delivered_at": o.delivered_at,
             }),
             Entry::Push(a) => json!({
@@ -375,10 +377,24 @@ fn outbox_text(o: &OutboxRecord) -> String {
         "delivered" => format!("delivered {}", utc_or_dash(o.delivered_at)),
         other => other.to_owned(),
     };
-    format!(
-        "update #{} (event {}) {} → {}: {}, {} attempt(s)",
-        o.id, o.event_id, from, o.outcome, state, o.attempts
-    )
+    let mut s = if o.comment_only {
+        format!(
+            "update #{} (event {}) comment only, order stays {}: {}, {} attempt(s)",
+            o.id, o.event_id, o.outcome, state, o.attempts
+        )
+    } else {
+        format!(
+            "update #{} (event {}) {} → {}: {}, {} attempt(s)",
+            o.id, o.event_id, from, o.outcome, state, o.attempts
+        )
+    };
+    if let Some(reason) = &o.needs_operator {
+        s.push_str(&format!(
+            "; needs an operator: {}",
+            clip(reason, ERROR_WIDTH)
+        ));
+    }
+    s
 }
 
 fn timeline(h: &OrderHistory) -> Vec<Entry<'_>> {
@@ -429,8 +445,10 @@ fn history_text(h: &OrderHistory) -> String {
     for entry in timeline(h) {
         let (what, detail, more) = entry.text();
         t.row([utc(entry.at()), what.to_owned(), detail]);
-        if let Some(more) = more {
-            t.row([String::new(), String::new(), more]);
+        // A multi-line comment gets one row per line, so that every
+        // line starts in the DETAIL column.
+        for line in more.iter().flat_map(|m| m.lines()) {
+            t.row([String::new(), String::new(), line.to_owned()]);
         }
     }
     let mut out = format!("order {}, shop {}\n", h.order_ref, shop_label(&h.shop));
@@ -472,6 +490,8 @@ fn outbox_json(r: &OutboxRow) -> Value {
         "attempts": r.attempts,
         "next_attempt_at": r.next_attempt_at,
         "last_error": r.last_error,
+        "needs_operator": r.needs_operator,
+        "comment_only": r.comment_only,
     })
 }
 
@@ -487,7 +507,7 @@ fn outbox_table(rows: &[OutboxRow]) -> String {
         "STATE",
         "ATTEMPTS",
         "NEXT ATTEMPT (UTC)",
-        "LAST ERROR",
+        "LAST ERROR / NEEDS OPERATOR",
     ]);
     for r in rows {
         // Only a pending row has a meaningful next attempt.
@@ -504,10 +524,11 @@ fn outbox_table(rows: &[OutboxRow]) -> String {
             r.state.clone(),
             r.attempts.to_string(),
             next,
-            r.last_error
-                .as_deref()
-                .map(|e| clip(e, ERROR_WIDTH))
-                .unwrap_or_default(),
+            match (&r.last_error, &r.needs_operator) {
+                (Some(e), _) => clip(e, ERROR_WIDTH),
+                (None, Some(n)) => format!("needs operator: {}", clip(n, ERROR_WIDTH)),
+                (None, None) => String::new(),
+            },
         ]);
     }
     t.render()

@@ -7,6 +7,7 @@
 //! inline (discouraged: it puts the secret in the config file). Errors name
 //! the offending key (`sources[1].test_key_file`) and never echo a secret.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod console;
+mod customer_text;
 mod duration;
 mod review;
 mod runtime;
@@ -24,6 +26,7 @@ mod source_auth;
 mod sources;
 
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
+pub use customer_text::CustomerTexts;
 pub use duration::{format_duration, parse_duration};
 pub use review::{CybersourceApi, LyraApi, ReviewApi};
 pub use runtime::{DispatchConfig, WriterConfig};
@@ -131,6 +134,10 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub sources: Vec<SourceConfig>,
     pub shops: Vec<ShopConfig>,
+    /// Each shop's customer texts, by shop name. Kept beside `shops`
+    /// rather than in `ShopConfig` because only the dispatcher renders
+    /// them and the shop clients never read them.
+    pub customer_texts: BTreeMap<String, CustomerTexts>,
     /// Non-fatal findings for `check-config` and the startup log.
     pub warnings: Vec<String>,
 }
@@ -322,7 +329,24 @@ impl Config {
                         ""
                     }
                 );
+                if shop.notifies(*outcome) {
+                    let texts = self.customer_texts.get(&shop.name);
+                    let _ = writeln!(
+                        out,
+                        "        customer text: {:?}",
+                        texts.cloned().unwrap_or_default().template(*outcome)
+                    );
+                }
             }
+            let _ = writeln!(
+                out,
+                "      amount check     {}",
+                match shop.amount_tolerance {
+                    Some(0) => "on".to_owned(),
+                    Some(t) => format!("on, tolerance {t} minor unit(s)"),
+                    None => "off".to_owned(),
+                }
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
@@ -399,8 +423,10 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     }
 
     let mut shops = Vec::new();
+    let mut customer_texts = BTreeMap::new();
     for (i, shop) in raw.shops.into_iter().enumerate() {
-        let resolved = resolve_shop(i, shop, env, &mut warnings)?;
+        let (resolved, texts) = resolve_shop(i, shop, env, &mut warnings)?;
+        customer_texts.insert(resolved.name.clone(), texts);
         if shops.iter().any(|s: &ShopConfig| s.name == resolved.name) {
             return Err(invalid(
                 format!("shops[{i}].name"),
@@ -450,6 +476,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         dispatch,
         sources,
         shops,
+        customer_texts,
         warnings,
     })
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::customer_text::CustomerTexts;
 use super::{invalid, parse_duration, resolve_secret, ConfigError, Secret, SecretEnv};
 use crate::domain::Outcome;
 
@@ -42,6 +43,9 @@ pub(super) struct RawShop {
     pub(super) amount_check: Option<bool>,
     /// Difference allowed by the amount check, in minor units.
     pub(super) amount_tolerance: Option<u32>,
+    /// Customer-facing texts per outcome (see `customer_text.rs`).
+    #[serde(default)]
+    pub(super) customer_text: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +179,9 @@ pub(super) fn resolve_shop(
     raw: RawShop,
     env: &SecretEnv,
     warnings: &mut Vec<String>,
-) -> Result<ShopConfig, ConfigError> {
+) -> Result<(ShopConfig, CustomerTexts), ConfigError> {
     let key_prefix = format!("shops[{i}]");
+    let customer_texts = CustomerTexts::parse(&key_prefix, raw.customer_text)?;
     let kind = ShopKind::parse(&raw.kind).ok_or_else(|| {
         invalid(
             format!("{key_prefix}.kind"),
@@ -308,7 +313,7 @@ pub(super) fn resolve_shop(
             "must be between 1 and 64",
         ));
     }
-    Ok(ShopConfig {
+    let shop = ShopConfig {
         name: raw.name,
         kind,
         base_url: raw.base_url,
@@ -328,5 +333,6 @@ pub(super) fn resolve_shop(
             .amount_check
             .unwrap_or(true)
             .then(|| raw.amount_tolerance.unwrap_or(0)),
-    })
+    };
+    Ok((shop, customer_texts))
 }

@@ -231,6 +231,8 @@ mod tests {
                 last_error: Some("HTTP 500".into()),
                 created_at: 100,
                 delivered_at: None,
+                needs_operator: None,
+                comment_only: false,
             }],
             attempts: vec![AttemptRecord {
                 id: 9,

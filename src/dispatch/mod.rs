@@ -23,10 +23,12 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
-use crate::config::{Config, DispatchConfig, ShopConfig};
+use crate::config::{Config, CustomerTexts, DispatchConfig, ShopConfig};
+use crate::domain::money::Money;
 use crate::ops::admin::Health;
+use crate::ops::logging::one_line;
 use crate::ops::metrics as m;
-use crate::shops::{PushError, ShopClient, ShopUpdate};
+use crate::shops::{PushError, Pushed, ShopClient, ShopUpdate};
 use crate::store::queries::{self, DueRow};
 use crate::store::{now_ms, PushReport, StoreError, WriterHandle};
 
@@ -70,6 +72,7 @@ const RECORD_FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
 struct Shop {
     config: ShopConfig,
+    texts: CustomerTexts,
     client: ShopClient,
     permits: Arc<Semaphore>,
 }
@@ -94,6 +97,11 @@ fn build_shops(config: &Config) -> HashMap<String, Arc<Shop>> {
                 Arc::new(Shop {
                     client: ShopClient::new(cfg),
                     permits: Arc::new(Semaphore::new(cfg.concurrency)),
+                    texts: config
+                        .customer_texts
+                        .get(&cfg.name)
+                        .cloned()
+                        .unwrap_or_default(),
                     config: cfg.clone(),
                 }),
             )
@@ -122,8 +130,11 @@ impl Dispatcher {
         }
     }
 
-    /// Switches to a reloaded configuration. Pushes in flight finish with
-    /// the clients they started with.
+    /// Switches to a reloaded configuration: new clients (credentials,
+    /// URLs, timeouts, fresh sessions), status tables, notify sets,
+    /// concurrency, amount check and customer texts, for the next push and
+    /// for retries of rows queued earlier. Pushes in flight finish with the
+    /// clients they started with.
     fn reconfigure(&mut self) {
         let next = self.config.borrow_and_update().clone();
         self.policy = next.dispatch.clone();
@@ -143,12 +154,18 @@ impl Dispatcher {
         let work: Arc<Mutex<InFlight>> = Arc::default();
         let mut tasks = JoinSet::new();
         let mut unknown_shops = HashSet::new();
+        // Whether the configuration sender is still there: once it is gone,
+        // `changed()` would return at once, forever.
+        let mut config_open = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            // `changed()` below only wakes the loop; the new configuration is
+            // taken here (`has_changed` stays true until `borrow_and_update`).
             if self.config.has_changed().unwrap_or(false) {
                 self.reconfigure();
+                unknown_shops.clear();
             }
             self.health.beat();
             metrics::counter!(m::DISPATCH_LOOPS).increment(1);
@@ -175,7 +192,7 @@ impl Dispatcher {
                     // A reload may have dropped or renamed the shop by
                     // mistake: keep its updates queued, say so once.
                     if unknown_shops.insert(row.shop.clone()) {
-                        error!(shop = %row.shop, "outbox rows for a shop that is not configured stay pending until it is");
+                        error!(shop = %one_line(&row.shop), "outbox rows for a shop that is not configured stay pending until it is");
                     }
                     continue;
                 };
@@ -209,7 +226,7 @@ impl Dispatcher {
                             // The row stays pending; it is pushed again once
                             // the database takes writes (after a pause, so
                             // a storage outage does not flood the shop).
-                            warn!(outbox = row.id, error = %e, "push result not recorded; the update will be re-sent");
+                            warn!(outbox = row.id, error = %one_line(&e.to_string()), "push result not recorded; the update will be re-sent");
                             false
                         }
                     };
@@ -235,7 +252,12 @@ impl Dispatcher {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep_for) => {}
                 _ = shutdown.changed() => {}
-                _ = self.config.changed() => {}
+                // Waits without marking the new value seen, so that the
+                // top of the loop reconfigures (the bug of issue 12 was
+                // `changed()` here, which marked it seen first).
+                open = wait_for_config(&self.config), if config_open => {
+                    config_open = open;
+                }
             }
         }
         let drain = async { while tasks.join_next().await.is_some() {} };
@@ -246,28 +268,57 @@ impl Dispatcher {
     }
 }
 
+/// Resolves once the configuration changed (`true`) or its sender is gone
+/// (`false`), without marking the new value seen.
+async fn wait_for_config(config: &watch::Receiver<Arc<Config>>) -> bool {
+    let mut probe = config.clone();
+    probe.changed().await.is_ok()
+}
+
+/// The update a row asks for, as this shop should apply it.
+fn build_update(shop: &Shop, row: &DueRow) -> ShopUpdate {
+    // A comment-only row keeps the order's status and tells nobody.
+    let notify = !row.comment_only && shop.config.notifies(row.outcome);
+    let amount = row
+        .amount_minor
+        .filter(|_| !row.comment_only)
+        .and_then(|minor| Money::new(minor, &row.currency));
+    let customer_text = if row.comment_only {
+        String::new()
+    } else {
+        shop.texts
+            .render(row.outcome, &row.order_ref, amount.as_ref())
+    };
+    ShopUpdate {
+        outbox_id: row.id,
+        event_id: row.event_id,
+        order_ref: row.order_ref.clone(),
+        outcome: row.outcome,
+        // Comment-only rows are queued with previous = outcome, which no
+        // real move has (see `ShopUpdate::is_comment_only`).
+        previous_outcome: row.previous_outcome,
+        status: shop.config.status_for(row.outcome).clone(),
+        comment: row.comment.clone(),
+        notify,
+        provider: row.provider.clone(),
+        transaction_id: row.transaction_id.clone(),
+        provider_status: row.status.clone(),
+        amount,
+        customer_text,
+        // Any earlier attempt may have reached the shop: a timeout or a
+        // dropped connection says nothing about what the shop did, and a
+        // crash after the shop's answer leaves no trace at all.
+        earlier_attempt_unknown: row.total_attempts > 0,
+    }
+}
+
 async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushReport {
     let _permit = shop
         .permits
         .acquire()
         .await
         .expect("semaphore never closed");
-    let update = ShopUpdate {
-        outbox_id: row.id,
-        event_id: row.event_id,
-        order_ref: row.order_ref.clone(),
-        outcome: row.outcome,
-        previous_outcome: row.previous_outcome,
-        status: shop.config.status_for(row.outcome).clone(),
-        comment: row.comment.clone(),
-        notify: shop.config.notifies(row.outcome),
-        provider: row.provider.clone(),
-        transaction_id: row.transaction_id.clone(),
-        provider_status: row.status.clone(),
-        amount: None,
-        customer_text: String::new(),
-        earlier_attempt_unknown: false,
-    };
+    let update = build_update(shop, row);
     // A client's own timeouts bound each HTTP call; this bounds a whole
     // multi-call update (login + unhold + cancel + comment).
     let limit = shop.config.timeout * 4 + shop.config.connect_timeout;
@@ -277,35 +328,71 @@ async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushRep
             "update not finished within {limit:?}"
         ))),
     };
-    let attempt = row.attempts + 1;
-    let report = classify(row, &update, result, attempt, policy);
+    let report = classify(row, &update, result, policy);
     let label = match &report {
         PushReport::Delivered { .. } => "delivered",
         PushReport::Retry { .. } => "retry",
         PushReport::Dead { .. } => "dead",
     };
     metrics::counter!(m::PUSHES, "shop" => row.shop.clone(), "result" => label).increment(1);
+    if let PushReport::Delivered {
+        needs_operator: Some(_),
+        ..
+    } = &report
+    {
+        metrics::counter!(m::PUSHES_NEED_OPERATOR, "shop" => row.shop.clone()).increment(1);
+    }
     report
+}
+
+/// The attempt log line and report for an update the shop took.
+fn delivered(row: &DueRow, update: &ShopUpdate, pushed: Pushed, attempt: u32) -> PushReport {
+    let (shop, order) = (one_line(&row.shop), one_line(&row.order_ref));
+    info!(
+        outbox = row.id, shop = %shop, order = %order, outcome = %row.outcome,
+        status = %one_line(&update.status.to_string()), attempt,
+        "shop updated: {}", one_line(&pushed.detail)
+    );
+    if let Some(applied) = pushed.applied_outcome {
+        warn!(
+            outbox = row.id, shop = %shop, order = %order, outcome = %row.outcome,
+            applied = %applied, "the shop applied another outcome than the update's"
+        );
+    }
+    if let Some(reason) = &pushed.needs_operator {
+        warn!(
+            outbox = row.id, shop = %shop, order = %order, attempt,
+            "shop update needs an operator: {}", one_line(reason)
+        );
+    }
+    let mut detail = pushed.detail;
+    if let Some(applied) = pushed.applied_outcome {
+        detail.push_str(&format!("; order outcome set to {applied}"));
+    }
+    if let Some(reason) = &pushed.needs_operator {
+        detail.push_str(&format!("; needs an operator: {reason}"));
+    }
+    PushReport::Delivered {
+        outbox_id: row.id,
+        detail,
+        needs_operator: pushed.needs_operator,
+        applied_outcome: pushed.applied_outcome.filter(|o| *o != row.outcome),
+    }
 }
 
 fn classify(
     row: &DueRow,
     update: &ShopUpdate,
-    result: Result<crate::shops::Pushed, PushError>,
-    attempt: u32,
+    result: Result<Pushed, PushError>,
     policy: &DispatchConfig,
 ) -> PushReport {
+    // The log counts every attempt, as `ipnsync outbox` does; the retry
+    // schedule restarts after an operator's `retry` (`row.attempts`).
+    let attempt = row.total_attempts + 1;
+    let step = row.attempts + 1;
+    let (shop, order) = (one_line(&row.shop), one_line(&row.order_ref));
     match result {
-        Ok(pushed) => {
-            info!(
-                outbox = row.id, shop = %row.shop, order = %row.order_ref, outcome = %row.outcome,
-                status = %update.status, attempt, "shop updated: {}", pushed.detail
-            );
-            PushReport::Delivered {
-                outbox_id: row.id,
-                detail: pushed.detail,
-            }
-        }
+        Ok(pushed) => delivered(row, update, pushed, attempt),
         Err(PushError::Transient {
             reason,
             retry_after,
@@ -314,14 +401,14 @@ fn classify(
             match retry::next_delay(
                 &policy.retry_schedule,
                 policy.jitter,
-                attempt,
+                step,
                 retry_after,
                 unit,
             ) {
                 Some(delay) => {
                     warn!(
-                        outbox = row.id, shop = %row.shop, order = %row.order_ref, attempt,
-                        retry_in = ?delay, "shop update failed, will retry: {reason}"
+                        outbox = row.id, shop = %shop, order = %order, attempt,
+                        retry_in = ?delay, "shop update failed, will retry: {}", one_line(&reason)
                     );
                     PushReport::Retry {
                         outbox_id: row.id,
@@ -331,7 +418,7 @@ fn classify(
                 }
                 None => {
                     let error = format!("retries exhausted after {attempt} attempts: {reason}");
-                    error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, "shop update dead: {error}");
+                    error!(outbox = row.id, shop = %shop, order = %order, attempt, "shop update dead: {}", one_line(&error));
                     PushReport::Dead {
                         outbox_id: row.id,
                         error,
@@ -340,7 +427,7 @@ fn classify(
             }
         }
         Err(PushError::Permanent { reason }) => {
-            error!(outbox = row.id, shop = %row.shop, order = %row.order_ref, attempt, "shop update dead: {reason}");
+            error!(outbox = row.id, shop = %shop, order = %order, attempt, "shop update dead: {}", one_line(&reason));
             PushReport::Dead {
                 outbox_id: row.id,
                 error: reason,
@@ -351,7 +438,63 @@ fn classify(
 
 #[cfg(test)]
 mod tests {
-    use super::InFlight;
+    use super::{build_shops, build_update, InFlight};
+    use crate::config::{Config, SecretEnv};
+    use crate::domain::Outcome;
+    use crate::store::queries::DueRow;
+
+    fn row(outcome: Outcome, previous: Option<Outcome>, comment_only: bool) -> DueRow {
+        DueRow {
+            id: 3,
+            shop: "hook".into(),
+            order_ref: "100041".into(),
+            event_id: 1,
+            previous_outcome: previous,
+            outcome,
+            comment: "Outcome: accepted (rule h). Transaction 482911, CB 497010XXXXXX0055".into(),
+            attempts: 0,
+            total_attempts: 2,
+            provider: "lyra".into(),
+            transaction_id: "t".into(),
+            status: "AUTHORISED".into(),
+            amount_minor: Some(2990),
+            currency: "978".into(),
+            comment_only,
+        }
+    }
+
+    #[test]
+    fn updates_carry_the_customer_text_amount_and_redelivery_flag() {
+        let config = Config::parse(
+            r#"
+[[shops]]
+name = "hook"
+kind = "webhook"
+base_url = "http://127.0.0.1:9/"
+key = "k"
+notify = ["accepted", "review"]
+customer_text = { accepted = "Paid {amount} {currency} for {order}." }
+"#,
+            &SecretEnv::default(),
+        )
+        .unwrap();
+        let shops = build_shops(&config);
+        let shop = &shops["hook"];
+        let u = build_update(shop, &row(Outcome::Accepted, Some(Outcome::Review), false));
+        assert!(u.notify);
+        assert_eq!(u.customer_text, "Paid 29.90 EUR for 100041.");
+        assert_eq!(
+            u.amount.as_ref().map(|m| m.display()).as_deref(),
+            Some("29.90 EUR")
+        );
+        assert!(u.earlier_attempt_unknown, "two attempts before this one");
+        assert!(!u.is_comment_only());
+
+        // An analyst's note: the order's status, nobody told, no amount.
+        let note = build_update(shop, &row(Outcome::Review, Some(Outcome::Review), true));
+        assert!(note.is_comment_only());
+        assert!(!note.notify && note.amount.is_none() && note.customer_text.is_empty());
+    }
 
     fn order(n: &str) -> (String, String) {
         ("shop".to_owned(), n.to_owned())

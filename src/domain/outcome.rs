@@ -498,6 +498,20 @@ pub fn without_effect(notification: &Notification) -> Option<String> {
         .map(|j| j.rule)
 }
 
+/// Whether the notification is a comment for the order's history and
+/// nothing else: a Decision Manager note (webhook `addnote`, or a CMOS
+/// update without a decision). It changes no order (see
+/// [`without_effect`]), but the shop's history should show it, as a
+/// comment that keeps the order's status and notifies nobody. 3-D Secure
+/// steps and other events without effect are not comments: they stay in
+/// ipnsync's own timeline.
+pub fn comment_only(notification: &Notification) -> bool {
+    match &notification.facts {
+        Facts::Cybersource(f) => cybersource::DmSignal::of(f) == Some(cybersource::DmSignal::Note),
+        Facts::Lyra(_) | Facts::Mpgs(_) => false,
+    }
+}
+
 /// Whether the notification says money was taken or reserved: a Lyra
 /// success status, an accepted or monitored Decision Manager verdict, an
 /// approved MPGS payment. A final order that receives such news on another

@@ -15,6 +15,7 @@ use super::answer::{self, Body};
 use super::AppState;
 use crate::config::{BodyFormat, Config, SourceConfig, SourceKind, SourceSettings};
 use crate::domain::Notification;
+use crate::ops::logging::one_line;
 use crate::ops::metrics as m;
 use crate::providers::cybersource::cmos::{self, CmosError, CmosVerifier};
 use crate::providers::cybersource::{self, CybersourceError, SigningKey, WebhookVerifier};
@@ -218,7 +219,7 @@ async fn handle_source(
                 receipts.push(receipt);
             }
             Err(e) => {
-                warn!(source = %source.name, %peer, error = %e, "notification not stored, answering 503 so the platform retries");
+                warn!(source = %source.name, %peer, error = %one_line(&e.to_string()), "notification not stored, answering 503 so the platform retries");
                 let reason = match e {
                     SubmitError::Overloaded => "overloaded",
                     SubmitError::ShuttingDown => "shutting down",
@@ -439,21 +440,23 @@ fn log_decision(source: &SourceConfig, n: &LogView, r: &crate::store::IntakeRece
     info!(
         source = %source.name,
         event = r.event_id,
-        order = %n.order_ref,
-        transaction = %n.transaction_id,
-        status = %n.status,
-        origin = %n.origin,
-        risk = %n.risk,
+        // Values from the request: escaped and capped (one_line), so a
+        // signed order id with CR/LF cannot forge a log line.
+        order = %one_line(&n.order_ref),
+        transaction = %one_line(&n.transaction_id),
+        status = %one_line(&n.status),
+        origin = %one_line(&n.origin),
+        risk = %one_line(&n.risk),
         outcome = %r.applied.unwrap_or(r.assessed),
         result,
-        reason = r.reason.as_deref().unwrap_or(""),
+        reason = %one_line(r.reason.as_deref().unwrap_or("")),
         batch = r.batch_size,
         // Debug-quoted: a multi-line comment stays on one log line.
         comment = ?r.comment,
         "notification {result}"
     );
     for w in &r.warnings {
-        warn!(source = %source.name, event = r.event_id, order = %n.order_ref, "{w}");
+        warn!(source = %source.name, event = r.event_id, order = %one_line(&n.order_ref), "{}", one_line(w));
     }
 }
 
@@ -467,7 +470,7 @@ fn refused(source: Option<&SourceConfig>, peer: SocketAddr, reason: &'static str
         source = name,
         %peer,
         reason,
-        detail,
+        detail = %one_line(detail),
         "request refused"
     );
 }

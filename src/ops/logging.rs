@@ -65,3 +65,60 @@ pub fn init(format: LogFormat) -> LogControl {
         from_env,
     }
 }
+
+/// Most characters of one value in a log line; the rest is cut and marked.
+pub const MAX_LOG_VALUE_CHARS: usize = 300;
+
+/// A value fit for a one-line log entry: control characters escaped
+/// (`\n`, `\r`, `\t`, `\u{1b}`…), at most [`MAX_LOG_VALUE_CHARS`]
+/// characters, a cut marked with `…`.
+///
+/// Every value that comes from outside (shop answers, order references,
+/// actor names, request paths) goes through this before it reaches a log
+/// line: a signed order id carrying `\r\n` must not forge a log entry, and
+/// a shop's HTML error page must not spill over hundreds of lines.
+pub fn one_line(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_LOG_VALUE_CHARS + 8));
+    for (n, c) in value.chars().enumerate() {
+        if n == MAX_LOG_VALUE_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            // Unicode line and paragraph separators and bidi controls break
+            // lines or reorder text in some viewers: escape them too.
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_stay_on_one_line_and_short() {
+        assert_eq!(
+            one_line("42\r\nINFO forged entry"),
+            "42\\r\\nINFO forged entry"
+        );
+        assert_eq!(one_line("a\tb\u{1b}[31m"), "a\\tb\\u{1b}[31m");
+        assert_eq!(one_line("back\\slash"), "back\\\\slash");
+        assert_eq!(one_line("x\u{2028}y"), "x\\u{2028}y");
+        let long = "é".repeat(1000);
+        let cut = one_line(&long);
+        assert_eq!(cut.chars().count(), MAX_LOG_VALUE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(one_line("plain"), "plain");
+    }
+}

@@ -13,6 +13,7 @@ pub const OUTCOMES: &str = "ipnsync_outcomes_total";
 pub const REFUSED: &str = "ipnsync_refused_requests_total";
 pub const UNAVAILABLE: &str = "ipnsync_unavailable_total";
 pub const PUSHES: &str = "ipnsync_pushes_total";
+pub const PUSHES_NEED_OPERATOR: &str = "ipnsync_pushes_needing_operator_total";
 pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
 pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
 pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
@@ -70,6 +71,10 @@ fn describe() {
     describe_counter!(
         PUSHES,
         "Shop push attempts, by shop and result (delivered, retry, dead)."
+    );
+    describe_counter!(
+        PUSHES_NEED_OPERATOR,
+        "Updates a shop took only in part: a person must finish them (see `ipnsync outbox`), by shop."
     );
     describe_histogram!(
         REQUEST_SECONDS,

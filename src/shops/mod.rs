@@ -53,6 +53,25 @@ pub struct ShopUpdate {
     pub earlier_attempt_unknown: bool,
 }
 
+impl ShopUpdate {
+    /// A comment for the order's history only (an analyst's note): keep
+    /// the order's status (`status` is the one of its current outcome),
+    /// notify nobody, check no amount, create no invoice. The dispatcher
+    /// builds these with `previous_outcome == Some(outcome)`, which no real
+    /// move has (the state machine never applies the outcome an order
+    /// already has), so no extra field is needed; `notify` is false and
+    /// `amount` is `None` for them.
+    pub fn is_comment_only(&self) -> bool {
+        self.previous_outcome == Some(self.outcome)
+    }
+
+    /// Whether this update marks the order paid: the amount check runs
+    /// before such a push, when the notification carried an amount.
+    pub fn marks_paid(&self) -> bool {
+        self.outcome == Outcome::Accepted && !self.is_comment_only()
+    }
+}
+
 /// What the shop said when it accepted an update (for the attempt log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -123,8 +142,35 @@ pub fn transport_error(e: reqwest::Error) -> PushError {
         "request failed"
     };
     // reqwest's Display includes the URL; our URLs carry no secrets in the
-    // path, but OpenCart tokens travel in the query, so strip it.
-    PushError::transient(format!("{what}: {}", e.without_url()))
+    // path, but OpenCart tokens travel in the query, so strip it. Its own
+    // text ("error sending request") says nothing: the cause is at the
+    // bottom of the source chain ("Connection refused", "dns error…").
+    let e = e.without_url();
+    PushError::transient(format!("{what}: {}", root_cause(&e)))
+}
+
+/// The most specific text in an error's source chain, in plain words for
+/// the common I/O causes.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest: &(dyn std::error::Error + 'static) = e;
+    let mut io_kind = None;
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        deepest = err;
+        current = err.source();
+    }
+    use std::io::ErrorKind as K;
+    match io_kind {
+        Some(K::ConnectionRefused) => "connection refused".to_owned(),
+        Some(K::ConnectionReset) => "connection reset by the shop".to_owned(),
+        Some(K::ConnectionAborted) => "connection aborted".to_owned(),
+        Some(K::TimedOut) => "timed out".to_owned(),
+        Some(K::UnexpectedEof) => "the shop closed the connection before answering".to_owned(),
+        _ => deepest.to_string(),
+    }
 }
 
 /// Most bytes read from one shop answer. The APIs answer a few KiB at most;

@@ -21,10 +21,12 @@
 //! answers to token-carrying requests are scrubbed of the token, because
 //! OpenCart's not-found page echoes the query string in its breadcrumbs.
 
+mod plan;
 mod signing;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
@@ -37,6 +39,9 @@ use super::{
     MAX_ANSWER_BYTES,
 };
 use crate::config::{Secret, ShopConfig, ShopKind, ShopStatus};
+use crate::domain::Outcome;
+use crate::ops::logging::one_line;
+use plan::{History, OrderInfo, Plan, Rules};
 
 /// 3.0's answer to a bad, expired or IP-mismatched token.
 const PERMISSION_ERROR: &str = "Warning: You do not have permission to access the API!";
@@ -105,81 +110,6 @@ impl Site {
     }
 }
 
-/// The history row to add, formatted for the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct History {
-    order_id: String,
-    status_id: String,
-    comment: String,
-    notify: &'static str,
-}
-
-impl History {
-    /// Checks what the shop would otherwise silently misread: OpenCart casts
-    /// both ids to int, so a non-numeric order becomes order 0 ("not found")
-    /// and a missing status becomes status 0 (a hidden "missing order").
-    fn from_update(update: &ShopUpdate) -> Result<History, PushError> {
-        let status_id = match &update.status {
-            ShopStatus::Id(id) => id.to_string(),
-            ShopStatus::Code(code) => {
-                return Err(PushError::permanent(format!(
-                    "OpenCart needs a numeric order_status_id, but the shop's status table gives {code:?}"
-                )))
-            }
-        };
-        let order_id: u64 = update.order_ref.trim().parse().map_err(|_| {
-            PushError::permanent(format!(
-                "OpenCart order ids are numbers, got {:?}",
-                update.order_ref
-            ))
-        })?;
-        Ok(History {
-            order_id: order_id.to_string(),
-            status_id,
-            comment: comment_with_marker(&update.comment, update.outbox_id),
-            notify: if update.notify { "1" } else { "0" },
-        })
-    }
-
-    /// The POST fields, all of them always: OpenCart defaults a missing
-    /// field to `''`, which would set status 0. `override=0` keeps the
-    /// shop's fraud checks on.
-    fn fields(&self, dialect: Dialect) -> Vec<(&'static str, &str)> {
-        match dialect {
-            Dialect::V30 => vec![
-                ("order_status_id", &self.status_id),
-                ("notify", self.notify),
-                ("override", "0"),
-                ("comment", &self.comment),
-            ],
-            Dialect::V402 | Dialect::V41 => vec![
-                ("order_id", &self.order_id),
-                ("order_status_id", &self.status_id),
-                ("comment", &self.comment),
-                ("notify", self.notify),
-                ("override", "0"),
-            ],
-        }
-    }
-}
-
-/// The history comment: the decision's text, then a marker line
-/// `[ipnsync update #<outbox_id>]`.
-///
-/// Delivery is at least once: if ipnsync crashes after the shop applied an
-/// update but before the outbox row was marked done, the update is sent
-/// again, and OpenCart has no idempotency check (each call adds a history
-/// row). The marker makes such a duplicate recognisable in the order's
-/// history. OpenCart stores the comment HTML-escaped and trimmed.
-fn comment_with_marker(comment: &str, outbox_id: i64) -> String {
-    let marker = format!("[ipnsync update #{outbox_id}]");
-    if comment.trim().is_empty() {
-        marker
-    } else {
-        format!("{comment}\n{marker}")
-    }
-}
-
 /// An HTTP answer, read in full.
 struct Answer {
     status: StatusCode,
@@ -187,12 +117,21 @@ struct Answer {
     body: String,
 }
 
-/// What an answer to the history call means, when it is not an error.
+/// What an answer means, when it is not an error.
 #[derive(Debug, PartialEq, Eq)]
-enum Reply {
-    Done(Pushed),
+enum Reply<T> {
+    Done(T),
     /// The session token was refused: log in again.
     SessionRefused,
+}
+
+/// How far one push got, kept across a re-login so that an entry the shop
+/// already took is not sent twice.
+#[derive(Default)]
+struct Progress {
+    plan: Option<Plan>,
+    /// The shop's answer to each entry sent so far.
+    answers: Vec<String>,
 }
 
 /// One configured OpenCart shop.
@@ -215,6 +154,10 @@ struct Settings {
     store_id: u32,
     language: String,
     currency: String,
+    /// The status table (the review status the amount check may set, and
+    /// the previous outcome's status, which tells whether an update shows).
+    statuses: BTreeMap<Outcome, ShopStatus>,
+    amount_tolerance: Option<u32>,
 }
 
 impl OpenCart {
@@ -230,14 +173,27 @@ impl OpenCart {
                 store_id: cfg.store_id,
                 language: cfg.language.clone(),
                 currency: cfg.currency.clone(),
+                statuses: cfg.statuses.clone(),
+                amount_tolerance: cfg.amount_tolerance,
             }),
             session: Mutex::new(None),
         }
     }
 
-    /// Adds an order-history row that moves the order to `update.status`.
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            statuses: &self.settings.statuses,
+            tolerance: self.settings.amount_tolerance,
+        }
+    }
+
+    /// Adds the order-history rows that move the order to `update.status`
+    /// (see [`plan`]: customer text apart, at most one notification, the
+    /// amount check).
     pub async fn push(&self, update: &ShopUpdate) -> Result<Pushed, PushError> {
-        let history = History::from_update(update)?;
+        // Configuration bugs (a status code, a non-numeric order) are
+        // reported before any call.
+        plan::plan(update, &self.rules(), None)?;
         let settings = &self.settings;
         let site = settings
             .site
@@ -248,26 +204,36 @@ impl OpenCart {
             .as_ref()
             .ok_or_else(|| PushError::permanent("no OpenCart API key is configured"))?;
         match self.dialect {
-            Dialect::V41 => self.push_signed(site, key, &history).await,
-            Dialect::V30 | Dialect::V402 => self.push_with_session(site, key, &history).await,
+            Dialect::V41 => {
+                let plan = plan::plan(update, &self.rules(), None)?;
+                self.push_signed(site, key, &plan).await
+            }
+            Dialect::V30 | Dialect::V402 => self.push_with_session(site, key, update).await,
         }
     }
 
     /// 3.0 and 4.0.2: reuse the session; when the shop refuses it (idle
-    /// timeout, purge), log in again once and retry at once.
+    /// timeout, purge), log in again once and go on where the push was.
     async fn push_with_session(
         &self,
         site: &Site,
         key: &Secret,
-        history: &History,
+        update: &ShopUpdate,
     ) -> Result<Pushed, PushError> {
+        let mut progress = Progress::default();
         let token = self.session_token(site, key, None).await?;
-        if let Reply::Done(pushed) = self.post_history(site, &token, history).await? {
+        if let Reply::Done(pushed) = self
+            .push_in_session(site, &token, update, &mut progress)
+            .await?
+        {
             return Ok(pushed);
         }
-        tracing::info!(shop = %self.settings.name, "OpenCart refused the API session; logging in again");
+        tracing::info!(shop = %one_line(&self.settings.name), "OpenCart refused the API session; logging in again");
         let token = self.session_token(site, key, Some(&token)).await?;
-        match self.post_history(site, &token, history).await? {
+        match self
+            .push_in_session(site, &token, update, &mut progress)
+            .await?
+        {
             Reply::Done(pushed) => Ok(pushed),
             Reply::SessionRefused => {
                 self.forget_session(&token).await;
@@ -276,6 +242,67 @@ impl OpenCart {
                 ))
             }
         }
+    }
+
+    /// One session's worth of a push: read the order when the plan needs
+    /// it (3.0), then send the entries not sent yet.
+    async fn push_in_session(
+        &self,
+        site: &Site,
+        token: &Secret,
+        update: &ShopUpdate,
+        progress: &mut Progress,
+    ) -> Result<Reply<Pushed>, PushError> {
+        if progress.plan.is_none() {
+            let rules = self.rules();
+            let order = if self.dialect == Dialect::V30 && rules.needs_order(update) {
+                match self
+                    .order_info(site, token, update.order_ref.trim())
+                    .await?
+                {
+                    Reply::Done(order) => Some(order),
+                    Reply::SessionRefused => return Ok(Reply::SessionRefused),
+                }
+            } else {
+                None
+            };
+            progress.plan = Some(plan::plan(update, &rules, order.as_ref())?);
+        }
+        let plan = progress.plan.as_ref().expect("planned above");
+        let Plan::Send { entries, .. } = plan else {
+            return Ok(Reply::Done(finish(plan, &progress.answers)));
+        };
+        while let Some(history) = entries.get(progress.answers.len()) {
+            match self.post_history(site, token, history).await {
+                Ok(Reply::Done(pushed)) => progress.answers.push(pushed.detail),
+                Ok(Reply::SessionRefused) => return Ok(Reply::SessionRefused),
+                Err(e) if progress.answers.is_empty() => return Err(e),
+                Err(e) => return Ok(Reply::Done(partial(plan, &progress.answers, &e))),
+            }
+        }
+        Ok(Reply::Done(finish(plan, &progress.answers)))
+    }
+
+    /// 3.0 `api/order/info`: the order's status and total, read in the
+    /// push (never cached: the amount check compares with the order as it
+    /// is now).
+    async fn order_info(
+        &self,
+        site: &Site,
+        token: &Secret,
+        order_id: &str,
+    ) -> Result<Reply<OrderInfo>, PushError> {
+        let t = signing::rawurlencode(token.expose());
+        let url = format!(
+            "{}index.php?route=api/order/info&api_token={t}&order_id={}&store_id={}",
+            site.root,
+            signing::rawurlencode(order_id),
+            self.settings.store_id
+        );
+        self.send(&url, &[])
+            .await
+            .and_then(|answer| classify_order_info(&answer))
+            .map_err(|e| redact(e, token.expose()))
     }
 
     /// The current session token, logging in when there is none or when
@@ -333,7 +360,7 @@ impl OpenCart {
         site: &Site,
         token: &Secret,
         history: &History,
-    ) -> Result<Reply, PushError> {
+    ) -> Result<Reply<Pushed>, PushError> {
         let t = signing::rawurlencode(token.expose());
         let url = match self.dialect {
             // order_id is read only from the query string in 3.0.
@@ -354,8 +381,28 @@ impl OpenCart {
             .map_err(|e| redact(e, token.expose()))
     }
 
-    /// 4.1+: one signed call, no session.
+    /// 4.1+: one signed call per entry, no session.
     async fn push_signed(
+        &self,
+        site: &Site,
+        key: &Secret,
+        plan: &Plan,
+    ) -> Result<Pushed, PushError> {
+        let Plan::Send { entries, .. } = plan else {
+            return Ok(finish(plan, &[]));
+        };
+        let mut answers = Vec::new();
+        for history in entries {
+            match self.post_signed(site, key, history).await {
+                Ok(pushed) => answers.push(pushed.detail),
+                Err(e) if answers.is_empty() => return Err(e),
+                Err(e) => return Ok(partial(plan, &answers, &e)),
+            }
+        }
+        Ok(finish(plan, &answers))
+    }
+
+    async fn post_signed(
         &self,
         site: &Site,
         key: &Secret,
@@ -422,6 +469,50 @@ impl OpenCart {
     }
 }
 
+/// The result of a plan whose entries were all sent (or that needed none).
+fn finish(plan: &Plan, answers: &[String]) -> Pushed {
+    match plan {
+        Plan::AlreadyApplied(pushed) => pushed.clone(),
+        Plan::Send {
+            entries,
+            notes,
+            applied_outcome,
+            needs_operator,
+        } => {
+            let mut detail = answers.first().cloned().unwrap_or_default();
+            if entries.len() > 1 {
+                detail.push_str(" (customer notified with the customer text; operator comment in an entry that notifies nobody)");
+            }
+            for note in notes {
+                detail.push_str("; ");
+                detail.push_str(note);
+            }
+            Pushed {
+                detail,
+                needs_operator: needs_operator.clone(),
+                applied_outcome: *applied_outcome,
+            }
+        }
+    }
+}
+
+/// The first entry (the status change and the customer's notification)
+/// went through, a later one (the operator comment) did not: retrying the
+/// whole update would notify the customer again, so the update counts as
+/// delivered and a person is told what is missing.
+fn partial(plan: &Plan, answers: &[String], error: &PushError) -> Pushed {
+    let mut pushed = finish(plan, answers);
+    let missing = format!(
+        "the status was set and the customer notified, but the operator comment could not be added to the shop's history ({error}); it is in `ipnsync show`"
+    );
+    pushed.detail.push_str(&format!("; {missing}"));
+    pushed.needs_operator = Some(match pushed.needs_operator {
+        Some(earlier) => format!("{earlier}; {missing}"),
+        None => missing,
+    });
+    pushed
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -460,7 +551,7 @@ fn classify_login(answer: &Answer) -> Result<Secret, PushError> {
 }
 
 /// Reads an answer to the history call.
-fn classify_history(dialect: Dialect, answer: &Answer) -> Result<Reply, PushError> {
+fn classify_history(dialect: Dialect, answer: &Answer) -> Result<Reply<Pushed>, PushError> {
     let json = parse_json(&answer.body);
     match (dialect, answer.status) {
         // Signature, IP, clock and user failures all look the same.
@@ -498,6 +589,47 @@ fn classify_history(dialect: Dialect, answer: &Answer) -> Result<Reply, PushErro
         Some(text) => Err(PushError::permanent(text)),
         None => Err(PushError::transient(format!(
             "unexpected OpenCart answer: {}",
+            snippet(&answer.body)
+        ))),
+    }
+}
+
+/// Reads an answer to 3.0's `api/order/info`: `{"order": {…}, "success":
+/// …}` with the columns of `oc_order` (MySQL values, so numbers come as
+/// strings), or `{"error": …}`.
+fn classify_order_info(answer: &Answer) -> Result<Reply<OrderInfo>, PushError> {
+    if !answer.status.is_success() {
+        return Err(status_error(answer.status, &answer.headers, &answer.body));
+    }
+    let Some(json) = parse_json(&answer.body) else {
+        return Err(not_json(answer));
+    };
+    if let Some(order) = json.get("order").filter(|o| o.is_object()) {
+        let text = |name: &str| match order.get(name) {
+            Some(Value::String(s)) => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let status_id = text("order_status_id")
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| {
+                PushError::transient("OpenCart's order/info answer has no readable order_status_id")
+            })?;
+        let total = text("total").unwrap_or_default();
+        let rate = text("currency_value").unwrap_or_else(|| "1".to_owned());
+        return Ok(Reply::Done(OrderInfo {
+            status_id,
+            // An unreadable total stays as it is: the amount check then
+            // says it cannot read it, and never marks the order paid.
+            total: plan::scaled_total(&total, &rate).unwrap_or(total),
+            currency: text("currency_code").unwrap_or_default(),
+        }));
+    }
+    match error_text(&json) {
+        Some(text) if text == PERMISSION_ERROR => Ok(Reply::SessionRefused),
+        Some(text) => Err(PushError::permanent(text)),
+        None => Err(PushError::transient(format!(
+            "unexpected answer to OpenCart's order/info: {}",
             snippet(&answer.body)
         ))),
     }

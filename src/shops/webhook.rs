@@ -44,8 +44,20 @@ struct Payload<'a> {
     outcome: Outcome,
     previous_outcome: Option<Outcome>,
     status: String,
+    /// The operator's comment (rule, transaction, marker): never for a
+    /// customer's eyes.
     comment: &'a str,
+    /// The short text a customer may be shown when `notify` is true.
+    customer_text: &'a str,
     notify: bool,
+    /// A comment for the order's history only: keep the status, tell nobody.
+    comment_only: bool,
+    /// An earlier attempt of this update may have reached the receiver:
+    /// deduplicate on `id` before notifying anyone.
+    redelivery: bool,
+    /// What the notification says was paid (`49.90`, `EUR`), when known.
+    amount: Option<String>,
+    currency: Option<&'a str>,
     provider: &'a str,
     transaction_id: &'a str,
     provider_status: &'a str,
@@ -129,7 +141,15 @@ fn payload<'a>(id: &'a str, u: &'a ShopUpdate) -> Payload<'a> {
         previous_outcome: u.previous_outcome,
         status: u.status.to_string(),
         comment: &u.comment,
+        customer_text: &u.customer_text,
         notify: u.notify,
+        comment_only: u.is_comment_only(),
+        redelivery: u.earlier_attempt_unknown,
+        amount: u
+            .amount
+            .as_ref()
+            .map(|m| m.display().split(' ').next().unwrap_or_default().to_owned()),
+        currency: u.amount.as_ref().map(|m| m.currency.as_str()),
         provider: &u.provider,
         transaction_id: &u.transaction_id,
         provider_status: &u.provider_status,
@@ -207,15 +227,15 @@ mod tests {
             provider: "lyra".into(),
             transaction_id: "abc".into(),
             provider_status: "AUTHORISED".into(),
-            amount: None,
-            customer_text: String::new(),
+            amount: crate::domain::money::Money::new(4990, "978"),
+            customer_text: "Thanks".into(),
             earlier_attempt_unknown: false,
         };
         let id = message_id(update.outbox_id);
         let json = serde_json::to_string(&payload(&id, &update)).expect("serialises");
         assert_eq!(
             json,
-            r#"{"type":"order.updated","id":"ipnsync-9","order":"100000001","outcome":"accepted","previous_outcome":"review","status":"processing","comment":"Payment \"ok\"","notify":true,"provider":"lyra","transaction_id":"abc","provider_status":"AUTHORISED","outbox_id":9,"event_id":4}"#
+            r#"{"type":"order.updated","id":"ipnsync-9","order":"100000001","outcome":"accepted","previous_outcome":"review","status":"processing","comment":"Payment \"ok\"","customer_text":"Thanks","notify":true,"comment_only":false,"redelivery":false,"amount":"49.90","currency":"EUR","provider":"lyra","transaction_id":"abc","provider_status":"AUTHORISED","outbox_id":9,"event_id":4}"#
         );
     }
 

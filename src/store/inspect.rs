@@ -194,6 +194,10 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// Delivered, but a person must finish the job: why.
+    pub needs_operator: Option<String>,
+    /// A comment for the shop's history only (an analyst's note).
+    pub comment_only: bool,
 }
 
 /// One push attempt of an outbox row.
@@ -323,7 +327,7 @@ fn order_outbox(
 ) -> Result<Vec<OutboxRecord>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, event_id, previous_outcome, outcome, state, attempts, next_attempt_at, last_error,
-                created_at, delivered_at
+                created_at, delivered_at, needs_operator, comment_only
          FROM outbox WHERE shop = ?1 AND order_ref = ?2 ORDER BY id",
     )?;
     let rows = stmt
@@ -339,6 +343,8 @@ fn order_outbox(
                 last_error: r.get(7)?,
                 created_at: r.get(8)?,
                 delivered_at: r.get(9)?,
+                needs_operator: r.get(10)?,
+                comment_only: r.get(11)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -144,6 +144,14 @@ CREATE INDEX operator_actions_by_order ON operator_actions (shop, order_ref, id)
     r#"
 ALTER TABLE orders ADD COLUMN mode TEXT CHECK (mode IN ('TEST', 'PRODUCTION'));
 "#,
+    // 6: shop pushes a merchant can trust (issue 12): an outbox row may carry
+    // a comment only (an analyst's note: no status change, nobody
+    // notified), and a delivered row may need a person to finish the job
+    // (`needs_operator`: the reason, shown by `ipnsync outbox`).
+    r#"
+ALTER TABLE outbox ADD COLUMN comment_only INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN needs_operator TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

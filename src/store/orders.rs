@@ -84,3 +84,31 @@ pub(crate) fn remember_mode(
     .execute(params![shop, order_ref, mode])?;
     Ok(())
 }
+
+/// Queues a comment for the order's shop history that changes nothing:
+/// the order keeps `current` (its outcome now), nobody is notified. Used
+/// for the notifications that are comments only (an analyst's note).
+pub(crate) fn queue_comment(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+    event_id: i64,
+    current: Outcome,
+    comment: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
+                             attempts, next_attempt_at, created_at, comment_only)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'pending', 0, ?6, ?6, 1)",
+    )?
+    .execute(params![
+        shop,
+        order_ref,
+        event_id,
+        current.as_str(),
+        comment,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}

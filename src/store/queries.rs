@@ -18,9 +18,19 @@ pub struct DueRow {
     /// Attempts made since the row was queued or an operator last retried
     /// it: the position in the retry schedule.
     pub attempts: u32,
+    /// Every attempt ever made (what `ipnsync outbox` shows): the log's
+    /// attempt number, and whether an earlier one may have reached the shop.
+    pub total_attempts: u32,
     pub provider: String,
     pub transaction_id: String,
     pub status: String,
+    /// What the notification says was paid (minor units), and in which
+    /// currency as sent (numeric or alpha).
+    pub amount_minor: Option<i64>,
+    pub currency: String,
+    /// A comment for the shop's history only: no status change, nobody
+    /// notified (`outcome` is the order's outcome when it was queued).
+    pub comment_only: bool,
 }
 
 fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
@@ -40,7 +50,9 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
     let mut stmt = conn.prepare_cached(
         "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment,
                 o.attempts - o.schedule_base,
-                e.provider, e.transaction_id, e.status
+                e.provider, e.transaction_id, e.status,
+                o.attempts, json_extract(e.notification, '$.amount_minor'),
+                COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only
          FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.state = 'pending' AND o.next_attempt_at <= ?1
            AND NOT EXISTS (SELECT 1 FROM outbox p
@@ -67,6 +79,10 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 provider: r.get(8)?,
                 transaction_id: r.get(9)?,
                 status: r.get(10)?,
+                total_attempts: r.get(11)?,
+                amount_minor: r.get(12)?,
+                currency: r.get(13)?,
+                comment_only: r.get(14)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -141,6 +157,9 @@ pub struct OutboxRow {
     pub attempts: u32,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    /// Delivered, but a person must finish the job: why.
+    pub needs_operator: Option<String>,
+    pub comment_only: bool,
 }
 
 /// Outbox rows, optionally only one state, oldest first.
@@ -150,7 +169,8 @@ pub fn outbox_rows(
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, shop, order_ref, outcome, state, attempts, next_attempt_at, last_error
+        "SELECT id, shop, order_ref, outcome, state, attempts, next_attempt_at, last_error,
+                needs_operator, comment_only
          FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt
@@ -164,6 +184,8 @@ pub fn outbox_rows(
                 attempts: r.get(5)?,
                 next_attempt_at: r.get(6)?,
                 last_error: r.get(7)?,
+                needs_operator: r.get(8)?,
+                comment_only: r.get(9)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -67,6 +67,12 @@ pub enum PushReport {
     Delivered {
         outbox_id: i64,
         detail: String,
+        /// The shop took what it could; a person must finish (the reason).
+        needs_operator: Option<String>,
+        /// The shop client applied this outcome instead of the row's
+        /// (the amount check put the order in review): the order's
+        /// outcome becomes this one.
+        applied_outcome: Option<Outcome>,
     },
     Retry {
         outbox_id: i64,
@@ -504,6 +510,22 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
     insert_delivery(conn, event_id, n, false)?;
 
     let mut outbox_id = None;
+    // An analyst's note changes no order, but belongs in the shop's
+    // history: a comment-only update, on an order the daemon knows (its
+    // current outcome gives the status the comment keeps).
+    if let (None, Some(_), Some(current)) = (outcome, &n.shop, snapshot.outcome) {
+        if domain::outcome::comment_only(&n.notification) {
+            outbox_id = Some(super::orders::queue_comment(
+                conn,
+                shop,
+                &n.order_ref,
+                event_id,
+                current,
+                &decision.comment,
+                now,
+            )?);
+        }
+    }
     if let Some(new_outcome) = outcome {
         let tx_id = &n.notification.transaction_id;
         super::orders::upsert_order(conn, shop, &n.order_ref, new_outcome, tx_id, event_id, now)?;
@@ -566,11 +588,20 @@ fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
 pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), StoreError> {
     let now = now_ms();
     let (outbox_id, result, detail) = match report {
-        PushReport::Delivered { outbox_id, detail } => {
-            conn.prepare_cached("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL
+        PushReport::Delivered {
+            outbox_id,
+            detail,
+            needs_operator,
+            applied_outcome,
+        } => {
+            conn.prepare_cached("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL,
+                        needs_operator = ?3
                  WHERE id = ?1")?.execute(
-                params![outbox_id, now],
+                params![outbox_id, now, needs_operator],
             )?;
+            if let Some(applied) = applied_outcome {
+                record_applied_outcome(conn, *outbox_id, *applied, now)?;
+            }
             (*outbox_id, "delivered", detail.as_str())
         }
         PushReport::Retry {
@@ -594,6 +625,26 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
         "INSERT INTO push_attempts (outbox_id, at, result, detail) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![outbox_id, now, result, truncate(detail, 2000)])?;
+    Ok(())
+}
+
+/// The shop applied another outcome than the row's (the amount check put
+/// the order in review instead of marking it paid): the order's outcome is
+/// what the shop now shows, so `review list` lists it and a review action
+/// can act on it. Only while the order still stands where this row left
+/// it: a later decision already moved it on and must not be undone.
+fn record_applied_outcome(
+    conn: &Connection,
+    outbox_id: i64,
+    applied: Outcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE orders SET outcome = ?2, updated_at = ?3
+         WHERE (shop, order_ref, event_id, outcome) =
+               (SELECT shop, order_ref, event_id, outcome FROM outbox WHERE id = ?1)",
+    )?
+    .execute(params![outbox_id, applied.as_str(), now])?;
     Ok(())
 }
 

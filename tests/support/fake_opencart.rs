@@ -76,6 +76,8 @@ impl Recorded {
 pub struct Calls {
     pub login: usize,
     pub history: usize,
+    /// 3.0 `api/order/info` reads.
+    pub info: usize,
     pub total: usize,
 }
 
@@ -143,11 +145,27 @@ impl FakeOpenCart {
     }
 
     pub fn add_order(&self, id: u64, status_id: i64) {
+        self.add_order_with_total(id, status_id, "0.0000", "USD", "1.00000000");
+    }
+
+    /// An order whose `oc_order` row says `total` (in the store's default
+    /// currency, 4 decimals), `currency_code` and `currency_value`.
+    pub fn add_order_with_total(
+        &self,
+        id: u64,
+        status_id: i64,
+        total: &str,
+        currency: &str,
+        currency_value: &str,
+    ) {
         self.state().orders.insert(
             id,
             Order {
                 status_id,
                 history: Vec::new(),
+                total: total.to_owned(),
+                currency: currency.to_owned(),
+                currency_value: currency_value.to_owned(),
             },
         );
     }
@@ -210,6 +228,16 @@ impl FakeOpenCart {
         state.hang_for = delay;
     }
 
+    /// Processes the next `n` API calls (logins excepted) at once, then
+    /// holds each answer for `delay` (a PHP that finished its work but whose
+    /// answer is late: the client times out although the shop applied the
+    /// call).
+    pub fn answer_late_next(&self, n: usize, delay: Duration) {
+        let mut state = self.state();
+        state.late_answers = n;
+        state.late_by = delay;
+    }
+
     /// Drops every API session, as the 1-hour purge does.
     pub fn expire_sessions(&self) {
         self.state().sessions.clear();
@@ -250,6 +278,9 @@ impl FakeOpenCart {
 struct Order {
     status_id: i64,
     history: Vec<HistoryRow>,
+    total: String,
+    currency: String,
+    currency_value: String,
 }
 
 struct State {
@@ -270,6 +301,8 @@ struct State {
     retry_after: Option<String>,
     hangs: usize,
     hang_for: Duration,
+    late_answers: usize,
+    late_by: Duration,
     calls: Calls,
     requests: Vec<Recorded>,
 }
@@ -293,6 +326,8 @@ impl State {
             retry_after: None,
             hangs: 0,
             hang_for: Duration::ZERO,
+            late_answers: 0,
+            late_by: Duration::ZERO,
             calls: Calls::default(),
             requests: Vec::new(),
         }
@@ -377,7 +412,37 @@ async fn handle(state: &Mutex<State>, prefix: &str, peer: IpAddr, req: Request<I
     if let Some(delay) = hang {
         tokio::time::sleep(delay).await;
     }
-    let mut st = state.lock().expect("fake state lock");
+    let (reply, late) = {
+        let mut st = state.lock().expect("fake state lock");
+        let reply = process(&mut st, prefix, peer, &parts.headers, &recorded);
+        // Logins answer on time: the session is there, the API calls are slow.
+        let login = recorded
+            .query_value("route")
+            .is_some_and(|r| r.contains("login"));
+        let late = (!login && take(&mut st.late_answers)).then_some(st.late_by);
+        (reply, late)
+    };
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
+    }
+    reply
+}
+
+/// Handles one request against the shop's state.
+fn process(
+    st: &mut State,
+    prefix: &str,
+    peer: IpAddr,
+    headers: &hyper::HeaderMap,
+    recorded: &Recorded,
+) -> Reply {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     if take(&mut st.failures) {
         let status = st.failure_status;
         let retry_after = st.retry_after.clone();
@@ -415,9 +480,9 @@ async fn handle(state: &Mutex<State>, prefix: &str, peer: IpAddr, req: Request<I
         return not_found(st.version);
     }
     match st.version {
-        Version::OpenCart3 => route_30(&mut st, &php),
-        Version::OpenCart402 => route_402(&mut st, &php),
-        Version::OpenCart41 => route_41(&mut st, &php),
+        Version::OpenCart3 => route_30(st, &php),
+        Version::OpenCart402 => route_402(st, &php),
+        Version::OpenCart41 => route_41(st, &php),
     }
 }
 
@@ -448,8 +513,41 @@ fn route_30(st: &mut State, php: &Php) -> Reply {
             let order_id = php_int(&php.get("order_id").unwrap_or_default());
             add_history(st, order_id, php)
         }
+        Some("api/order/info") => {
+            st.calls.info += 1;
+            if !session_ok(st, php, &php.remote_addr) {
+                return json(st.version, PERMISSION_30);
+            }
+            let order_id = php_int(&php.get("order_id").unwrap_or_default());
+            order_info_30(st, order_id)
+        }
         _ => not_found(st.version),
     }
+}
+
+/// 3.0 `api/order/info`: `getOrder()`'s row, MySQL values as strings.
+fn order_info_30(st: &State, order_id: i64) -> Reply {
+    let order = u64::try_from(order_id)
+        .ok()
+        .and_then(|id| st.orders.get(&id));
+    let Some(order) = order else {
+        return json(st.version, ORDER_NOT_FOUND);
+    };
+    let body = serde_json::json!({
+        "order": {
+            "order_id": order_id.to_string(),
+            "store_id": "0",
+            "firstname": "Test",
+            "lastname": "Customer",
+            "email": "customer@example.com",
+            "order_status_id": order.status_id.to_string(),
+            "total": order.total,
+            "currency_code": order.currency,
+            "currency_value": order.currency_value,
+        },
+        "success": "Success: You have modified orders!",
+    });
+    json(st.version, &body.to_string())
 }
 
 fn login_30(st: &mut State, php: &Php) -> Reply {

@@ -54,6 +54,9 @@ struct State {
     secret: String,
     mode: Mode,
     received: Vec<Received>,
+    /// Requests still to answer late (processed first), and by how much.
+    late_answers: usize,
+    late_by: Duration,
 }
 
 #[derive(Clone)]
@@ -72,6 +75,8 @@ impl FakeWebhook {
                 secret: secret.to_owned(),
                 mode: Mode::Accept,
                 received: Vec::new(),
+                late_answers: 0,
+                late_by: Duration::ZERO,
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -84,6 +89,25 @@ impl FakeWebhook {
 
     pub fn set_mode(&self, mode: Mode) {
         self.lock().mode = mode;
+    }
+
+    /// Processes (records) the next `n` requests at once, then holds each
+    /// answer for `delay`: the sender times out although the receiver took
+    /// the webhook.
+    pub fn answer_late_next(&self, n: usize, delay: Duration) {
+        let mut s = self.lock();
+        s.late_answers = n;
+        s.late_by = delay;
+    }
+
+    /// What a receiver that deduplicates on `webhook-id` (as the Standard
+    /// Webhooks specification asks) processed: the first of each id.
+    pub fn processed(&self) -> Vec<Received> {
+        let mut seen = std::collections::HashSet::new();
+        self.received()
+            .into_iter()
+            .filter(|r| r.verified && seen.insert(r.id.clone()))
+            .collect()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -122,7 +146,7 @@ impl FakeWebhook {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let (mode, verified) = {
+        let (mode, verified, late) = {
             let mut s = self.lock();
             let verified = verify_at(&s.secret, &id, &timestamp, &signature, &body, unix_now());
             s.received.push(Received {
@@ -133,8 +157,15 @@ impl FakeWebhook {
                 body: String::from_utf8_lossy(&body).into_owned(),
                 verified,
             });
-            (s.mode.clone(), verified)
+            let late = (s.late_answers > 0).then(|| {
+                s.late_answers -= 1;
+                s.late_by
+            });
+            (s.mode.clone(), verified, late)
         };
+        if let Some(delay) = late {
+            tokio::time::sleep(delay).await;
+        }
         match mode {
             Mode::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;

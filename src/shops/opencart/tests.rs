@@ -213,38 +213,209 @@ fn update(status: ShopStatus, order_ref: &str) -> ShopUpdate {
     }
 }
 
+fn statuses() -> BTreeMap<Outcome, ShopStatus> {
+    crate::config::default_statuses(ShopKind::OpenCart3)
+        .into_iter()
+        .map(|(o, st)| {
+            (
+                o,
+                if o == Outcome::Review {
+                    ShopStatus::Id(17)
+                } else {
+                    st
+                },
+            )
+        })
+        .collect()
+}
+
+fn rules(statuses: &BTreeMap<Outcome, ShopStatus>, tolerance: Option<u32>) -> Rules<'_> {
+    Rules {
+        statuses,
+        tolerance,
+    }
+}
+
+fn entries(p: &Plan) -> Vec<(String, String, &'static str)> {
+    match p {
+        Plan::Send { entries, .. } => entries
+            .iter()
+            .map(|h| (h.status_id.clone(), h.comment.clone(), h.notify))
+            .collect(),
+        Plan::AlreadyApplied(_) => panic!("expected entries, got {p:?}"),
+    }
+}
+
 #[test]
 fn history_fields_carry_everything_with_the_marker() {
-    let history = History::from_update(&update(ShopStatus::Id(2), "12")).unwrap();
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(2), "12");
+    u.notify = false;
+    let Plan::Send { entries, .. } = plan::plan(&u, &rules(&st, None), None).unwrap() else {
+        panic!("sends")
+    };
     let comment = "Payment accepted\n[ipnsync update #42]";
     assert_eq!(
-        history.fields(Dialect::V30),
+        entries[0].fields(Dialect::V30),
         vec![
             ("order_status_id", "2"),
-            ("notify", "1"),
+            ("notify", "0"),
             ("override", "0"),
             ("comment", comment)
         ]
     );
     assert_eq!(
-        history.fields(Dialect::V41),
+        entries[0].fields(Dialect::V41),
         vec![
             ("order_id", "12"),
             ("order_status_id", "2"),
             ("comment", comment),
-            ("notify", "1"),
+            ("notify", "0"),
             ("override", "0")
         ]
     );
-    assert_eq!(comment_with_marker("  ", 5), "[ipnsync update #5]");
+    assert_eq!(plan::comment_with_marker("  ", 5), "[ipnsync update #5]");
+}
+
+#[test]
+fn the_customer_entry_carries_only_the_customer_text() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(2), "12");
+    u.customer_text = "Your payment for order 12 has been received.".into();
+    let p = plan::plan(&u, &rules(&st, None), None).unwrap();
+    assert_eq!(
+        entries(&p),
+        vec![
+            (
+                "2".into(),
+                "Your payment for order 12 has been received.".into(),
+                "1"
+            ),
+            (
+                "2".into(),
+                "Payment accepted\n[ipnsync update #42]".into(),
+                "0"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_resend_after_an_unknown_result_never_notifies_twice() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(2), "12");
+    u.customer_text = "Thanks".into();
+    u.earlier_attempt_unknown = true;
+    // 4.x: the order cannot be read.
+    let p = plan::plan(&u, &rules(&st, None), None).unwrap();
+    assert_eq!(entries(&p).len(), 1);
+    assert_eq!(entries(&p)[0].2, "0");
+    let Plan::Send { notes, .. } = &p else {
+        unreachable!()
+    };
+    assert!(notes[0].contains("OpenCart 4 cannot tell"), "{notes:?}");
+    // 3.0, the order shows the update's status: nothing again.
+    let shown = |status_id| OrderInfo {
+        status_id,
+        total: "1.00".into(),
+        currency: "EUR".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, None), Some(&shown(2))).unwrap();
+    assert!(matches!(p, Plan::AlreadyApplied(_)), "{p:?}");
+    // 3.0, the order does not show it: sent normally.
+    let p = plan::plan(&u, &rules(&st, None), Some(&shown(1))).unwrap();
+    assert_eq!(entries(&p).len(), 2);
+    // 3.0, the status cannot tell (same as the previous outcome's).
+    u.previous_outcome = Some(Outcome::Review);
+    u.status = ShopStatus::Id(17);
+    u.outcome = Outcome::SuspectedFraud;
+    let st2: BTreeMap<_, _> = st
+        .iter()
+        .map(|(o, s)| {
+            (
+                *o,
+                if *o == Outcome::SuspectedFraud {
+                    ShopStatus::Id(17)
+                } else {
+                    s.clone()
+                },
+            )
+        })
+        .collect();
+    let p = plan::plan(&u, &rules(&st2, None), Some(&shown(17))).unwrap();
+    assert_eq!(entries(&p).len(), 1, "re-sent, notify off");
+    assert_eq!(entries(&p)[0].2, "0");
+}
+
+#[test]
+fn an_amount_mismatch_sets_review_with_both_figures() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(2), "12");
+    u.amount = crate::domain::money::Money::new(4990, "EUR");
+    u.customer_text = "Thanks".into();
+    let order = OrderInfo {
+        status_id: 1,
+        total: "101.00000000".into(),
+        currency: "USD".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, Some(0)), Some(&order)).unwrap();
+    let Plan::Send {
+        entries: sent,
+        applied_outcome,
+        needs_operator,
+        ..
+    } = &p
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(*applied_outcome, Some(Outcome::Review));
+    assert_eq!(sent.len(), 1, "the customer is told nothing");
+    assert_eq!(sent[0].status_id, "17");
+    assert_eq!(sent[0].notify, "0");
+    assert!(
+        sent[0]
+            .comment
+            .contains("paid 49.90 EUR but the order is 101.00 USD"),
+        "{}",
+        sent[0].comment
+    );
+    assert!(needs_operator.as_deref().unwrap().contains("49.90 EUR"));
+    // Matching figures (rate applied) mark it paid.
+    let order = OrderInfo {
+        status_id: 1,
+        total: plan::scaled_total("58.7059", "0.85000000").unwrap(),
+        currency: "EUR".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, Some(1)), Some(&order)).unwrap();
+    assert_eq!(entries(&p)[0].0, "2");
+    // Check off: no review.
+    let p = plan::plan(&u, &rules(&st, None), None).unwrap();
+    assert_eq!(entries(&p)[0].0, "2");
+}
+
+#[test]
+fn scaled_totals_are_exact() {
+    assert_eq!(
+        plan::scaled_total("101.0000", "1.00000000").as_deref(),
+        Some("101.000000000000")
+    );
+    assert_eq!(plan::scaled_total("10", "2").as_deref(), Some("20"));
+    assert_eq!(plan::scaled_total("0.5", "0.5").as_deref(), Some("0.25"));
+    assert_eq!(plan::scaled_total("x", "1"), None);
 }
 
 #[test]
 fn config_bugs_are_permanent() {
-    let code =
-        History::from_update(&update(ShopStatus::Code("processing".into()), "12")).unwrap_err();
+    let st = statuses();
+    let code = plan::plan(
+        &update(ShopStatus::Code("processing".into()), "12"),
+        &rules(&st, None),
+        None,
+    )
+    .unwrap_err();
     assert!(!code.is_transient(), "{code}");
-    let order = History::from_update(&update(ShopStatus::Id(2), "A-12")).unwrap_err();
+    let order =
+        plan::plan(&update(ShopStatus::Id(2), "A-12"), &rules(&st, None), None).unwrap_err();
     assert!(!order.is_transient(), "{order}");
 }
 
@@ -368,4 +539,33 @@ fn tokens_are_redacted_from_errors() {
         "abc123",
     );
     assert!(!e.to_string().contains("abc123"));
+}
+
+#[test]
+fn a_comment_only_update_keeps_the_status_and_notifies_nobody() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(17), "12");
+    u.outcome = Outcome::Review;
+    u.previous_outcome = Some(Outcome::Review);
+    u.notify = false;
+    u.comment = "Analyst note: waiting for the buyer".into();
+    let p = plan::plan(&u, &rules(&st, Some(0)), None).unwrap();
+    assert_eq!(
+        entries(&p),
+        vec![(
+            "17".into(),
+            "Analyst note: waiting for the buyer\n[ipnsync update #42]".into(),
+            "0"
+        )]
+    );
+    // Re-sent after an unknown result: the status cannot tell, and nobody
+    // is notified anyway, so it goes again as it is.
+    u.earlier_attempt_unknown = true;
+    let shown = OrderInfo {
+        status_id: 17,
+        total: "1".into(),
+        currency: "EUR".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, Some(0)), Some(&shown)).unwrap();
+    assert_eq!(entries(&p).len(), 1);
 }

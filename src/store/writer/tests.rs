@@ -136,6 +136,8 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
         &PushReport::Delivered {
             outbox_id: a.outbox_id.unwrap(),
             detail: "ok".into(),
+            needs_operator: None,
+            applied_outcome: None,
         },
     )
     .unwrap();
@@ -175,4 +177,98 @@ async fn the_writer_thread_group_commits_and_answers_after_commit() {
     thread.join().unwrap();
     let reader = crate::store::open_reader(&path).unwrap();
     assert_eq!(count(&reader, "SELECT COUNT(*) FROM events"), 200);
+}
+
+#[test]
+fn an_applied_outcome_moves_the_order_only_while_it_stands_where_the_row_left_it() {
+    let (_dir, conn) = conn();
+    let paid = intake(&conn, &new("7", "u7", "AUTHORISED", Some("shop"))).unwrap();
+    let outcome = |conn: &Connection| -> String {
+        conn.query_row(
+            "SELECT outcome FROM orders WHERE order_ref = '7'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    record_push(
+        &conn,
+        &PushReport::Delivered {
+            outbox_id: paid.outbox_id.unwrap(),
+            detail: "ok".into(),
+            needs_operator: Some("amount check: paid 10.00 EUR but…".into()),
+            applied_outcome: Some(Outcome::Review),
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome(&conn), "review");
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM outbox WHERE needs_operator LIKE 'amount check%' AND state = 'delivered'"
+        ),
+        1
+    );
+
+    // A later decision moved the order on before the result came back:
+    // the stale result must not undo it.
+    let (_dir2, conn) = self::conn();
+    let held = intake(
+        &conn,
+        &new("7", "u7", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
+    intake(&conn, &new("7", "u8", "AUTHORISED", Some("shop"))).unwrap();
+    let before = outcome(&conn);
+    assert_eq!(before, "accepted");
+    record_push(
+        &conn,
+        &PushReport::Delivered {
+            outbox_id: held.outbox_id.unwrap(),
+            detail: "ok".into(),
+            needs_operator: None,
+            applied_outcome: Some(Outcome::Review),
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome(&conn), before);
+}
+
+#[test]
+fn an_analyst_note_on_a_known_order_queues_a_comment_only_update() {
+    use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
+    let (_dir, conn) = conn();
+    intake(
+        &conn,
+        &new("9", "u9", "AUTHORISED_TO_VALIDATE", Some("shop")),
+    )
+    .unwrap();
+    let note = |order: &str| {
+        let mut n = new(order, "req-9", "", Some("shop"));
+        n.notification.provider = Provider::Cybersource;
+        n.notification.facts = Facts::Cybersource(CybersourceFacts {
+            channel: CybersourceChannel::Webhook,
+            event_type: "risk.casemanagement.addnote".into(),
+            ..CybersourceFacts::default()
+        });
+        n.event_key = n.notification.event_key();
+        n.source = "cybs".into();
+        n
+    };
+    let r = intake(&conn, &note("9")).unwrap();
+    assert_eq!(r.applied, None, "the order does not move");
+    let id = r.outbox_id.expect("a comment-only row");
+    let (previous, outcome, comment_only): (String, String, bool) = conn
+        .query_row(
+            "SELECT previous_outcome, outcome, comment_only FROM outbox WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (previous.as_str(), outcome.as_str(), comment_only),
+        ("review", "review", true)
+    );
+    // A note about an order the daemon never saw: nothing to keep, no row.
+    assert_eq!(intake(&conn, &note("10")).unwrap().outbox_id, None);
 }
