@@ -10,6 +10,9 @@ use std::time::Duration;
 use support::daemon::fixture;
 use support::process::{free_port, lyra_config, terminate, wait_listening};
 
+/// The Mastercard Gateway notification secret of the one-line log test.
+const MPGS_SECRET: &str = "mpgs-secret-0123456789abcdef0123";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_decisions_and_refusals_but_no_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,7 +330,7 @@ async fn sighup_reloads_a_shop_key_and_status_for_the_next_push_and_a_retry() {
         let client = client.clone();
         let body = resign(&fixture("lyra-form/authorised.txt"), |p| {
             set(p, "vads_order_id", order);
-            set(p, "vads_trans_uuid", &format!("uuid-{order}"));
+            set(p, "vads_trans_uuid", &format!("{:0>32}", order));
         });
         async move {
             client
@@ -410,7 +413,7 @@ async fn request_values_and_shop_answers_stay_on_one_log_line() {
     let port = free_port();
     let config = dir.path().join("config.toml");
     let tables = format!(
-        "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\"]\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"k\"\n",
+        "shop = \"oc\"\n[dispatch]\npoll_interval = \"50ms\"\nretry_schedule = [\"100ms\"]\n[[shops]]\nname = \"oc\"\nkind = \"opencart3\"\nbase_url = \"{}\"\nusername = \"{}\"\nkey = \"k\"\n[[sources]]\nname = \"mpgs\"\nkind = \"mpgs\"\npath = \"/ipn/mpgs\"\nsecret = \"{MPGS_SECRET}\"\n",
         shop.base_url(),
         fake_opencart::USERNAME
     );
@@ -429,24 +432,40 @@ async fn request_values_and_shop_answers_stay_on_one_log_line() {
         .unwrap();
     wait_listening(port).await;
     let client = reqwest::Client::new();
-    for (order, uuid) in [
-        ("100041", "u1"),
-        ("100099\r\n2026-01-01T00:00:00Z ERROR forged entry", "u2"),
-    ] {
-        let body = resign(&fixture("lyra-form/authorised.txt"), |p| {
-            set(p, "vads_order_id", order);
-            set(p, "vads_trans_uuid", uuid);
-        });
-        let status = client
-            .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 200);
-    }
+    let body = resign(&fixture("lyra-form/authorised.txt"), |p| {
+        set(p, "vads_order_id", "100041");
+        set(p, "vads_trans_uuid", &"1".repeat(32));
+    });
+    let status = client
+        .post(format!("http://127.0.0.1:{port}/ipn/lyra"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // A Lyra order id cannot carry CR/LF any more (the form shape check
+    // refuses it): a Mastercard Gateway webhook's order id, inside its
+    // authenticated JSON, still can.
+    let mpgs = String::from_utf8(fixture("mpgs/authorization-approved.json"))
+        .unwrap()
+        .replacen(
+            "\"100000300\"",
+            "\"100099\\r\\n2026-01-01T00:00:00Z ERROR forged entry\"",
+            1,
+        );
+    let status = client
+        .post(format!("http://127.0.0.1:{port}/ipn/mpgs"))
+        .header("content-type", "application/json")
+        .header("x-notification-secret", MPGS_SECRET)
+        .header("x-notification-id", "n-1")
+        .body(mpgs)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
     for _ in 0..400 {
         if shop.order_status(100041) == Some(2) {
             break;
