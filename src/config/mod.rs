@@ -15,6 +15,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod duration;
+mod magento;
 mod review;
 mod runtime;
 mod secrets;
@@ -23,6 +24,7 @@ mod source_auth;
 mod sources;
 
 pub use duration::{format_duration, parse_duration};
+pub use magento::{OrderRules, STATES as ORDER_STATES};
 pub use review::{CybersourceApi, LyraApi, ReviewApi};
 pub use runtime::{DispatchConfig, WriterConfig};
 pub use secrets::{Secret, SecretBytes, SecretEnv, SecretOrigin};

@@ -159,20 +159,18 @@ shop = "oc"
     let om = c.shop("om").unwrap();
     assert_eq!(
         om.status_for(Outcome::SuspectedFraud),
-        &ShopStatus::Code("fraud".into())
+        &ShopStatus::Code("holded".into())
     );
     assert_eq!(
         om.status_for(Outcome::Refunded),
         &ShopStatus::Code("closed".into())
     );
     // OpenCart: review is configured, suspected_fraud still falls back to
-    // Pending (1). OpenMage: the default payment_review / fraud statuses
-    // cannot be reached through the API, which check-config points out.
-    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    // Pending (1). OpenMage: review and suspected fraud hold the order,
+    // so their defaults are the holded state's status (no warning).
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0]
         .starts_with("shops[0].statuses.suspected_fraud: OpenCart has no review status"));
-    assert!(c.warnings[1].starts_with("shops[1].statuses.review: \"payment_review\""));
-    assert!(c.warnings[2].starts_with("shops[1].statuses.suspected_fraud: \"fraud\""));
 
     let err = parse(
         "[[sources]]\nkind = \"lyra-form\"\npath = \"/a\"\nmode = \"TEST\"\ntest_key = \"x\"\nshop = \"nope\"\n",
