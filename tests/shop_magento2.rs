@@ -33,6 +33,7 @@ fn config(fake: &FakeMagento2) -> ShopConfig {
         currency: "USD".into(),
         lookup_by_increment_id: true,
         amount_tolerance: None,
+        order_rules: Default::default(),
     }
 }
 

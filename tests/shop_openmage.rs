@@ -30,6 +30,7 @@ fn config(fake: &FakeOpenMage) -> ShopConfig {
         currency: "USD".into(),
         lookup_by_increment_id: true,
         amount_tolerance: None,
+        order_rules: Default::default(),
     }
 }
 
