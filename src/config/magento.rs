@@ -222,7 +222,10 @@ mod tests {
             "shops[0]",
             Some(false),
             BTreeMap::new(),
-            &table(&[(Outcome::Pending, "pending_payment"), (Outcome::Accepted, "payzen_ok")]),
+            &table(&[
+                (Outcome::Pending, "pending_payment"),
+                (Outcome::Accepted, "payzen_ok"),
+            ]),
         )
         .unwrap_err()
         .to_string();
@@ -242,6 +245,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("shops[0].state_statuses.on_hold: is not an order state"), "{err}");
+        assert!(
+            err.starts_with("shops[0].state_statuses.on_hold: is not an order state"),
+            "{err}"
+        );
     }
 }

@@ -308,10 +308,7 @@ impl OrderApi for M2Order<'_> {
                 format!("order/{id}/invoice"),
                 Some(json!({"capture": false, "notify": false})),
             ),
-            Op::CreditMemo => (
-                format!("order/{id}/refund"),
-                Some(json!({"notify": false})),
-            ),
+            Op::CreditMemo => (format!("order/{id}/refund"), Some(json!({"notify": false}))),
         };
         match self
             .client
@@ -321,7 +318,11 @@ impl OrderApi for M2Order<'_> {
             // hold / unhold / cancel answer `true`; invoice and refund the
             // new document's id.
             Ok(Value::Bool(true)) => Ok(()),
-            Ok(Value::Number(_)) | Ok(Value::String(_)) if matches!(op, Op::Invoice | Op::CreditMemo) => Ok(()),
+            Ok(Value::Number(_)) | Ok(Value::String(_))
+                if matches!(op, Op::Invoice | Op::CreditMemo) =>
+            {
+                Ok(())
+            }
             Ok(answer) => Err(OpError::Refused(match op {
                 Op::Cancel => format!("Magento answered {answer}: the order cannot be cancelled"),
                 _ => format!("Magento answered {answer}"),

@@ -41,6 +41,9 @@ pub struct Order {
     pub invoiced: bool,
     pub refunded: bool,
     pub shipped: bool,
+    /// A payment module set `getActionFlag(cancel | invoice | hold)` to
+    /// false: the order refuses those though its state allows them.
+    pub locked: bool,
     pub invoices: usize,
     pub creditmemos: usize,
     pub hold_before: Option<(String, String)>,
@@ -58,6 +61,7 @@ impl Default for Order {
             invoiced: false,
             refunded: false,
             shipped: false,
+            locked: false,
             invoices: 0,
             creditmemos: 0,
             hold_before: None,
@@ -82,17 +86,17 @@ impl Order {
 
     /// `canCancel()`.
     pub fn can_cancel(&self) -> bool {
-        !self.held_or_review() && !self.invoiced && !self.finished()
+        !self.locked && !self.held_or_review() && !self.invoiced && !self.finished()
     }
 
     /// `canHold()`.
     pub fn can_hold(&self) -> bool {
-        !self.held_or_review() && !self.finished()
+        !self.locked && !self.held_or_review() && !self.finished()
     }
 
     /// `canInvoice()`.
     pub fn can_invoice(&self) -> bool {
-        !self.held_or_review() && !self.finished() && !self.invoiced
+        !self.locked && !self.held_or_review() && !self.finished() && !self.invoiced
     }
 
     /// `canCreditmemo()`.
@@ -306,7 +310,13 @@ impl FakeMagento2 {
 
 /// The order routes: `orders` (search), `orders/{id}` (read),
 /// `orders/{id}/hold|unhold|cancel|comments`, `order/{id}/invoice|refund`.
-fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) -> Response<Full<Bytes>> {
+fn route(
+    s: &mut State,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &Value,
+) -> Response<Full<Bytes>> {
     let no_route = || {
         reply(
             StatusCode::NOT_FOUND,
@@ -420,7 +430,11 @@ fn invoice(order: &mut Order, body: &Value) -> Response<Full<Bytes>> {
             json!({"message": "Invoice Document Validation Error(s):\nThe order does not allow an invoice to be created."}),
         );
     }
-    assert_eq!(body["capture"], json!(false), "ipnsync never captures online");
+    assert_eq!(
+        body["capture"],
+        json!(false),
+        "ipnsync never captures online"
+    );
     order.invoiced = true;
     order.invoices += 1;
     if order.shipped {

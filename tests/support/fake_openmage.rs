@@ -41,6 +41,9 @@ pub struct Order {
     pub invoiced: bool,
     pub refunded: bool,
     pub shipped: bool,
+    /// A payment module set `getActionFlag(cancel | invoice | hold)` to
+    /// false: the order refuses those though its state allows them.
+    pub locked: bool,
     pub invoices: usize,
     pub creditmemos: usize,
     pub hold_before: Option<(String, String)>,
@@ -58,6 +61,7 @@ impl Default for Order {
             invoiced: false,
             refunded: false,
             shipped: false,
+            locked: false,
             invoices: 0,
             creditmemos: 0,
             hold_before: None,
@@ -90,17 +94,17 @@ impl Order {
     /// `canCancel()`: not in review, not held, not fully invoiced, not
     /// canceled / complete / closed.
     pub fn can_cancel(&self) -> bool {
-        !self.held_or_review() && !self.invoiced && !self.finished()
+        !self.locked && !self.held_or_review() && !self.invoiced && !self.finished()
     }
 
     /// `canHold()`.
     pub fn can_hold(&self) -> bool {
-        !self.held_or_review() && !self.finished()
+        !self.locked && !self.held_or_review() && !self.finished()
     }
 
     /// `canInvoice()`.
     pub fn can_invoice(&self) -> bool {
-        !self.held_or_review() && !self.finished() && !self.invoiced
+        !self.locked && !self.held_or_review() && !self.finished() && !self.invoiced
     }
 
     /// `canCreditmemo()`: something paid and not refunded, not held, not
@@ -329,7 +333,10 @@ impl FakeOpenMage {
         let mut s = self.lock();
         // Zend checks `(string, string, array)` strictly.
         let [Val::Str(session), Val::Str(method), Val::Array(args)] = params else {
-            return (fault(623, "Calling parameters do not match signature"), None);
+            return (
+                fault(623, "Calling parameters do not match signature"),
+                None,
+            );
         };
         s.calls.push(method.clone());
         if !s.sessions.contains(session) {
@@ -349,14 +356,17 @@ impl FakeOpenMage {
                 delay,
             );
         };
-        let fail_after_save =
-            method == "sales_order.addComment" && s.comment_saves_then_fails > 0;
+        let fail_after_save = method == "sales_order.addComment" && s.comment_saves_then_fails > 0;
         if fail_after_save {
             s.comment_saves_then_fails -= 1;
         }
         let Some(order) = s.orders.get_mut(increment_id) else {
             // The invoice resource's code for an unknown order is 103.
-            let code = if method.starts_with("sales_order.") { 100 } else { 103 };
+            let code = if method.starts_with("sales_order.") {
+                100
+            } else {
+                103
+            };
             return (fault(code, "Requested order not exists."), delay);
         };
         let result = match method.as_str() {
@@ -473,7 +483,10 @@ fn invoice(order: &mut Order) -> Result<String, (i64, String)> {
 /// refunds offline; `_checkState` closes the fully refunded order.
 fn creditmemo(order: &mut Order) -> Result<String, (i64, String)> {
     if !order.can_creditmemo() {
-        return Err((106, "Credit memo for requested order cannot be created.".into()));
+        return Err((
+            106,
+            "Credit memo for requested order cannot be created.".into(),
+        ));
     }
     order.refunded = true;
     order.creditmemos += 1;
@@ -509,8 +522,14 @@ fn info(order: &Order) -> String {
             "<value><struct>{}{}{}{}{}</struct></value>",
             member("entity_id", Some(&id)),
             member("status", Some(&row.status)),
-            member("comment", (!row.comment.is_empty()).then_some(row.comment.as_str())),
-            member("is_customer_notified", Some(if row.notified { "1" } else { "0" })),
+            member(
+                "comment",
+                (!row.comment.is_empty()).then_some(row.comment.as_str())
+            ),
+            member(
+                "is_customer_notified",
+                Some(if row.notified { "1" } else { "0" })
+            ),
             member("is_visible_on_front", Some("0")),
         ));
     }

@@ -115,6 +115,7 @@ pub(crate) async fn push<A: OrderApi>(
             held_by_ipnsync,
             refund: refund.clone(),
             this_payment: this_payment.clone(),
+            transaction_id: update.transaction_id.clone(),
         };
         match decide(&order, outcome, &ctx) {
             Next::Finish {
@@ -249,9 +250,6 @@ fn already_delivered(row: &HistoryEntry, outbox_id: i64) -> Pushed {
             marker(outbox_id)
         ),
         needs_operator,
-        applied_outcome: row
-            .comment
-            .contains(AMOUNT_TAG)
-            .then_some(Outcome::Review),
+        applied_outcome: row.comment.contains(AMOUNT_TAG).then_some(Outcome::Review),
     }
 }

@@ -116,11 +116,17 @@ impl OrderView {
             .any(|h| h.id > since && h.notified && h.comment == text)
     }
 
-    /// The payment facts of ipnsync's newest comment (its `Transaction …`
-    /// line, else its first line): the earlier transaction, for a payment
-    /// that arrives on a cancelled order.
-    pub(crate) fn earlier_transaction(&self) -> Option<String> {
-        let row = self.newest_marker_row()?;
+    /// The payment facts of ipnsync's newest comment about another
+    /// transaction than `except` (its `Transaction …` line, else its first
+    /// line): the earlier transaction, for a payment that arrives on a
+    /// cancelled order.
+    pub(crate) fn earlier_transaction(&self, except: &str) -> Option<String> {
+        let row = self
+            .history
+            .iter()
+            .filter(|h| h.comment.contains("[ipnsync update #"))
+            .filter(|h| except.is_empty() || !h.comment.contains(except))
+            .max_by_key(|h| h.id)?;
         let first = row.comment.lines().next().unwrap_or_default();
         Some(
             match row.comment.lines().find(|l| l.starts_with("Transaction")) {
@@ -203,6 +209,8 @@ pub(crate) struct Ctx<'a> {
     pub refund: RefundSize,
     /// "lyra transaction tx1 (CAPTURED)", for operator texts.
     pub this_payment: String,
+    /// This update's transaction id (to find the earlier one).
+    pub transaction_id: String,
 }
 
 fn finish(status: StatusChoice) -> Next {
@@ -226,7 +234,10 @@ pub(crate) fn decide(o: &OrderView, outcome: Outcome, ctx: &Ctx) -> Next {
     let open = matches!(o.state.as_str(), "new" | "pending_payment" | "processing");
     let ours = o.state == "holded" && (did(Op::Hold) || ctx.held_by_ipnsync);
     let merchant_hold = o.state == "holded" && !ours;
-    let releases = !matches!(outcome, Outcome::Review | Outcome::SuspectedFraud | Outcome::Pending);
+    let releases = !matches!(
+        outcome,
+        Outcome::Review | Outcome::SuspectedFraud | Outcome::Pending
+    );
     if ours && releases && !did(Op::Unhold) {
         return Next::Apply(Op::Unhold);
     }
@@ -309,7 +320,7 @@ pub(crate) fn decide(o: &OrderView, outcome: Outcome, ctx: &Ctx) -> Next {
 /// never relabelled, a person decides.
 fn paid_but(state: &str, o: &OrderView, ctx: &Ctx) -> Next {
     let earlier = o
-        .earlier_transaction()
+        .earlier_transaction(&ctx.transaction_id)
         .map(|e| format!(" Earlier: {e}."))
         .unwrap_or_default();
     operator(format!(
@@ -331,8 +342,8 @@ pub(crate) fn status_to_write(
     if choice == StatusChoice::Configured && rules.belongs(configured, &o.state) {
         return configured.to_owned();
     }
-    let current_fits = !o.status.is_empty()
-        && (rules.belongs(&o.status, &o.state) || !rules.is_known(&o.status));
+    let current_fits =
+        !o.status.is_empty() && (rules.belongs(&o.status, &o.state) || !rules.is_known(&o.status));
     if current_fits {
         return o.status.clone();
     }
@@ -400,6 +411,7 @@ mod tests {
             held_by_ipnsync: ours,
             refund: RefundSize::Full,
             this_payment: "lyra transaction t2 (AUTHORISED)".into(),
+            transaction_id: "t2".into(),
         }
     }
 
@@ -413,7 +425,9 @@ mod tests {
                 o.status = "holded".into();
             }
             Op::Unhold => {
-                let (state, status) = hold_before.take().unwrap_or(("new".into(), "pending".into()));
+                let (state, status) = hold_before
+                    .take()
+                    .unwrap_or(("new".into(), "pending".into()));
                 o.state = state;
                 o.status = status;
             }
@@ -502,36 +516,297 @@ mod tests {
         };
         let rows: &[(&str, bool, bool, Outcome, &[Op], &str, &str, bool)] = &[
             // state, invoiced, held by ipnsync, outcome → ops, state, status, operator
-            ("new", false, false, Accepted, &[Op::Invoice], "processing", "processing", false),
-            ("pending_payment", false, false, Accepted, &[Op::Invoice], "processing", "processing", false),
-            ("processing", true, false, Accepted, &[], "processing", "processing", false),
-            ("complete", true, false, Accepted, &[], "complete", "complete", false),
-            ("holded", false, true, Accepted, &[Op::Unhold, Op::Invoice], "processing", "processing", false),
-            ("holded", false, false, Accepted, &[], "holded", "holded", true),
-            ("payment_review", false, false, Accepted, &[], "payment_review", "payment_review", true),
-            ("canceled", false, false, Accepted, &[], "canceled", "canceled", true),
-            ("closed", true, false, Accepted, &[], "closed", "closed", true),
+            (
+                "new",
+                false,
+                false,
+                Accepted,
+                &[Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "pending_payment",
+                false,
+                false,
+                Accepted,
+                &[Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Accepted,
+                &[],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Accepted,
+                &[],
+                "complete",
+                "complete",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                true,
+                Accepted,
+                &[Op::Unhold, Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Accepted,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Accepted,
+                &[],
+                "payment_review",
+                "payment_review",
+                true,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Accepted,
+                &[],
+                "canceled",
+                "canceled",
+                true,
+            ),
+            (
+                "closed",
+                true,
+                false,
+                Accepted,
+                &[],
+                "closed",
+                "closed",
+                true,
+            ),
             ("new", false, false, Pending, &[], "new", "pending", false),
-            ("processing", true, false, Pending, &[], "processing", "processing", false),
-            ("new", false, false, Review, &[Op::Hold], "holded", "holded", false),
-            ("processing", true, false, SuspectedFraud, &[Op::Hold], "holded", "holded", false),
-            ("holded", false, false, Review, &[], "holded", "holded", false),
-            ("payment_review", false, false, Review, &[], "payment_review", "payment_review", false),
-            ("canceled", false, false, Review, &[], "canceled", "canceled", true),
-            ("complete", true, false, SuspectedFraud, &[], "complete", "complete", true),
-            ("new", false, false, Canceled, &[Op::Cancel], "canceled", "canceled", false),
-            ("processing", true, false, Canceled, &[], "processing", "processing", true),
-            ("holded", false, true, Rejected, &[Op::Unhold, Op::Cancel], "canceled", "canceled", false),
-            ("holded", false, false, Failed, &[], "holded", "holded", true),
-            ("payment_review", false, false, Failed, &[], "payment_review", "payment_review", true),
-            ("canceled", false, false, Failed, &[], "canceled", "canceled", false),
-            ("complete", true, false, Canceled, &[], "complete", "complete", true),
-            ("processing", true, false, Refunded, &[Op::CreditMemo], "closed", "closed", false),
-            ("complete", true, false, Refunded, &[Op::CreditMemo], "closed", "closed", false),
-            ("new", false, false, Refunded, &[Op::Cancel], "canceled", "canceled", false),
-            ("closed", true, false, Refunded, &[], "closed", "closed", false),
-            ("canceled", false, false, Refunded, &[], "canceled", "canceled", false),
-            ("holded", true, false, Refunded, &[], "holded", "holded", true),
+            (
+                "processing",
+                true,
+                false,
+                Pending,
+                &[],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Review,
+                &[Op::Hold],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                SuspectedFraud,
+                &[Op::Hold],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Review,
+                &[],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Review,
+                &[],
+                "payment_review",
+                "payment_review",
+                false,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Review,
+                &[],
+                "canceled",
+                "canceled",
+                true,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                SuspectedFraud,
+                &[],
+                "complete",
+                "complete",
+                true,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Canceled,
+                &[Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Canceled,
+                &[],
+                "processing",
+                "processing",
+                true,
+            ),
+            (
+                "holded",
+                false,
+                true,
+                Rejected,
+                &[Op::Unhold, Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Failed,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Failed,
+                &[],
+                "payment_review",
+                "payment_review",
+                true,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Failed,
+                &[],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Canceled,
+                &[],
+                "complete",
+                "complete",
+                true,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Refunded,
+                &[Op::CreditMemo],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Refunded,
+                &[Op::CreditMemo],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Refunded,
+                &[Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "closed",
+                true,
+                false,
+                Refunded,
+                &[],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Refunded,
+                &[],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "holded",
+                true,
+                false,
+                Refunded,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
         ];
         for &(state, invoiced, ours, outcome, ops, after, status, op) in rows {
             let got = walk(order(state, invoiced), outcome, ours, &rules);
@@ -554,16 +829,28 @@ mod tests {
         let o = order("processing", true);
         let part = Money::new(5000, "USD").unwrap();
         let size = refund_size(&o, Some(&part), 0);
-        assert!(matches!(&size, RefundSize::Partial(t) if t.starts_with("partial refund of 50.00 USD")), "{size:?}");
+        assert!(
+            matches!(&size, RefundSize::Partial(t) if t.starts_with("partial refund of 50.00 USD")),
+            "{size:?}"
+        );
         let mut c = ctx(&rules, &[], false);
         c.refund = size;
-        assert!(matches!(decide(&o, Outcome::Refunded, &c), Next::Finish { needs_operator: Some(_), .. }));
+        assert!(matches!(
+            decide(&o, Outcome::Refunded, &c),
+            Next::Finish {
+                needs_operator: Some(_),
+                ..
+            }
+        ));
         let all = Money::new(10100, "USD").unwrap();
         assert_eq!(refund_size(&o, Some(&all), 0), RefundSize::Full);
         let close = Money::new(10099, "USD").unwrap();
         assert_eq!(refund_size(&o, Some(&close), 1), RefundSize::Full);
         let eur = Money::new(10100, "EUR").unwrap();
-        assert!(matches!(refund_size(&o, Some(&eur), 0), RefundSize::Partial(_)));
+        assert!(matches!(
+            refund_size(&o, Some(&eur), 0),
+            RefundSize::Partial(_)
+        ));
         assert_eq!(refund_size(&o, None, 0), RefundSize::Full);
     }
 
@@ -581,7 +868,12 @@ mod tests {
         let mut o = order("holded", false);
         o.history = vec![
             row(1, "holded", "", false),
-            row(2, "holded", &format!("Lyra: review\n{HOLD_TAG}\n[ipnsync update #3]"), false),
+            row(
+                2,
+                "holded",
+                &format!("Lyra: review\n{HOLD_TAG}\n[ipnsync update #3]"),
+                false,
+            ),
         ];
         assert!(o.held_by_ipnsync());
         // The merchant released and held it again (OpenMage writes rows).
@@ -604,7 +896,12 @@ mod tests {
         let mut o = order("processing", true);
         o.history = vec![
             row(1, "processing", "Thanks!", true),
-            row(2, "processing", "Lyra: accepted\n[ipnsync update #12]", false),
+            row(
+                2,
+                "processing",
+                "Lyra: accepted\n[ipnsync update #12]",
+                false,
+            ),
             row(3, "processing", "Refunded, sorry", true),
         ];
         assert_eq!(o.delivered(12).map(|h| h.id), Some(2));
@@ -623,7 +920,12 @@ mod tests {
             false,
         )];
         assert_eq!(
-            o.earlier_transaction().as_deref(),
+            o.earlier_transaction("000042"),
+            None,
+            "the same transaction"
+        );
+        assert_eq!(
+            o.earlier_transaction("t2").as_deref(),
             Some("Lyra, payment page: CANCELLED (cancelled by the merchant) — Transaction 000042 (id t1), 29.90 EUR.")
         );
     }
