@@ -121,6 +121,9 @@ struct State {
     /// Requests whose path ends with this are processed, then answered
     /// after the delay.
     slow: Option<(String, Duration)>,
+    /// Comment requests that save the row, then fail with a 500 (as when
+    /// the e-mail after the save throws).
+    comment_saves_then_fails: usize,
 }
 
 #[derive(Clone)]
@@ -186,6 +189,21 @@ impl FakeMagento2 {
         self.edit(entity_id, |o| {
             let _ = unhold(o);
         });
+    }
+
+    /// The next `n` comment requests save their row, then answer 500.
+    pub fn set_comment_saves_then_fails(&self, n: usize) {
+        self.lock().comment_saves_then_fails = n;
+    }
+
+    /// The history rows ipnsync's updates wrote (they carry its marker),
+    /// oldest first.
+    pub fn updates(&self, entity_id: u64) -> Vec<HistoryRow> {
+        self.order(entity_id)
+            .history
+            .into_iter()
+            .filter(|h| h.comment.contains("[ipnsync update #"))
+            .collect()
     }
 
     /// Requests whose path ends with `suffix` are processed, then answered
@@ -349,7 +367,17 @@ fn route(
         (Method::POST, false, "hold") => hold(order),
         (Method::POST, false, "unhold") => unhold(order),
         (Method::POST, false, "cancel") => cancel(order),
-        (Method::POST, false, "comments") => add_comment(order, body),
+        (Method::POST, false, "comments") => {
+            let answer = add_comment(order, body);
+            if s.comment_saves_then_fails > 0 && answer.status() == StatusCode::OK {
+                s.comment_saves_then_fails -= 1;
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "Internal Error. Details are available in Magento log file."}),
+                );
+            }
+            answer
+        }
         (Method::POST, true, "invoice") => invoice(order, body),
         (Method::POST, true, "refund") => refund(order),
         _ => no_route(),

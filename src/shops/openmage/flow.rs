@@ -225,9 +225,6 @@ pub(crate) async fn push<A: OrderApi>(
         )
     };
     detail.push(format!("comment added with status {status}{kept}"));
-    if let Some(text) = &needs_operator {
-        tracing::warn!(shop = %settings.name, order = %update.order_ref, reason = %text, "{shop}: the update needs an operator");
-    }
     Ok(Pushed {
         detail: detail.join("; "),
         needs_operator,
