@@ -505,6 +505,19 @@ mod tests {
         }
     }
 
+    /// state, invoiced, held by ipnsync, outcome → ops, final state,
+    /// status written, needs an operator.
+    type Row = (
+        &'static str,
+        bool,
+        bool,
+        Outcome,
+        &'static [Op],
+        &'static str,
+        &'static str,
+        bool,
+    );
+
     /// The table of docs/decisions.md, row by row.
     #[test]
     fn the_state_outcome_table() {
@@ -514,7 +527,7 @@ mod tests {
             invoice_on_accept: false,
             custom: BTreeMap::new(),
         };
-        let rows: &[(&str, bool, bool, Outcome, &[Op], &str, &str, bool)] = &[
+        let rows: &[Row] = &[
             // state, invoiced, held by ipnsync, outcome → ops, state, status, operator
             (
                 "new",
