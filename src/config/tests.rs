@@ -564,3 +564,37 @@ fn a_retry_schedule_shorter_than_a_day_is_flagged() {
         short.warnings
     );
 }
+
+#[test]
+fn openmage_and_magento_statuses_must_belong_to_their_state() {
+    let shop = |extra: &str| {
+        format!(
+            "[[shops]]\nname = \"om\"\nkind = \"openmage\"\nbase_url = \"http://127.0.0.1:2/\"\nusername = \"api\"\nkey = \"k\"\n{extra}\n"
+        )
+    };
+    // The old defaults' review labels now refuse to load.
+    let err = parse(&shop("statuses = { review = \"payment_review\" }"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("shops[0].statuses.review: \"payment_review\" belongs to the payment_review state, but a review order is in the holded state."),
+        "{err}"
+    );
+    // A custom status declared under its state loads, with invoicing off.
+    let c = parse(&shop(
+        "statuses = { suspected_fraud = \"ipnsync_fraud\" }\nstate_statuses = { holded = [\"ipnsync_fraud\"] }\ninvoice_on_accept = false",
+    ))
+    .unwrap();
+    let om = c.shop("om").unwrap();
+    assert!(om.order_rules.belongs("ipnsync_fraud", "holded"));
+    assert!(!om.order_rules.invoice_on_accept);
+    // Undeclared, it does not.
+    assert!(parse(&shop("statuses = { suspected_fraud = \"ipnsync_fraud\" }")).is_err());
+    // The keys mean nothing to other shops.
+    let err = parse(
+        "[[shops]]\nname = \"w\"\nkind = \"webhook\"\nbase_url = \"http://127.0.0.1:2/\"\nkey = \"k\"\ninvoice_on_accept = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("apply to openmage and magento2 only"), "{err}");
+}

@@ -503,6 +503,24 @@ mod tests {
     }
 
     #[test]
+    fn the_order_is_read_from_get_orders() {
+        let order = json!({
+            "state": "new", "status": "pending", "grand_total": 29.9,
+            "order_currency_code": "EUR",
+            "status_histories": [
+                {"entity_id": 9, "status": "pending", "comment": "[ipnsync update #4]", "is_customer_notified": null},
+                {"entity_id": 3, "status": "pending", "comment": "Thanks", "is_customer_notified": 1}
+            ]
+        });
+        let o = order_view(&order).expect("an order");
+        assert_eq!((o.grand, o.invoiced, o.paid), (299_000, 0, 0));
+        assert_eq!(o.grand_total, "29.9");
+        assert_eq!(o.delivered(4).map(|h| h.id), Some(9));
+        assert!(o.history[1].notified && !o.history[0].notified);
+        assert!(order_view(&json!(true)).is_none());
+    }
+
+    #[test]
     fn the_search_query_is_percent_encoded() {
         let url = reqwest::Url::parse_with_params(
             "http://shop/rest/V1/orders",

@@ -35,7 +35,7 @@ const FAULT_SESSION_EXPIRED: i64 = 5;
 const FAULTS_REFUSED: std::ops::RangeInclusive<i64> = 102..=106;
 
 const ACCESS_DENIED_HINT: &str =
-    "access denied: check the API user and key and its role's ACL sales/order/change";
+    "access denied: check the API user and key and its role's ACL sales/order/change (with sales/order/info, sales/order/invoice/create and sales/order/creditmemo/create)";
 
 pub struct OpenMage {
     name: String,
@@ -342,21 +342,30 @@ fn order_view(info: &Value) -> Option<OrderView> {
         return None;
     };
     let amount = |name: &str| ten_thousandths(&text(member(members, name))).unwrap_or(0);
-    let history = match member(members, "status_history") {
+    // The API lists the history newest first (created_at, entity_id
+    // descending) and leaves `entity_id` out (a globally ignored attribute
+    // of the API resource): the position gives the order.
+    let rows: Vec<&[(String, Value)]> = match member(members, "status_history") {
         Some(Value::Array(rows)) => rows
             .iter()
             .filter_map(|row| match row {
-                Value::Struct(r) => Some(HistoryEntry {
-                    id: text(member(r, "entity_id")).trim().parse().unwrap_or(0),
-                    status: text(member(r, "status")),
-                    comment: text(member(r, "comment")),
-                    notified: text(member(r, "is_customer_notified")).trim() == "1",
-                }),
+                Value::Struct(r) => Some(r.as_slice()),
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
     };
+    let newest_first = rows.len() as i64;
+    let history = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| HistoryEntry {
+            id: newest_first - i as i64,
+            status: text(member(r, "status")),
+            comment: text(member(r, "comment")),
+            notified: text(member(r, "is_customer_notified")).trim() == "1",
+        })
+        .collect();
     Some(OrderView {
         state: text(member(members, "state")),
         status: text(member(members, "status")),
@@ -397,6 +406,42 @@ mod tests {
         }
         let denied = fault_error(2, "Access denied.").to_string();
         assert!(denied.contains("sales/order/change"), "{denied}");
+    }
+
+    #[test]
+    fn the_order_is_read_from_sales_order_info() {
+        let row = |status: &str, comment: Value, notified: &str| {
+            Value::Struct(vec![
+                ("status".into(), Value::str(status)),
+                ("comment".into(), comment),
+                ("is_customer_notified".into(), Value::str(notified)),
+            ])
+        };
+        let info = Value::Struct(vec![
+            ("state".into(), Value::str("processing")),
+            ("status".into(), Value::str("processing")),
+            ("grand_total".into(), Value::str("101.5000")),
+            ("order_currency_code".into(), Value::str("USD")),
+            ("total_invoiced".into(), Value::str("101.5000")),
+            ("total_paid".into(), Value::str("101.5000")),
+            ("total_refunded".into(), Value::Nil),
+            (
+                "status_history".into(),
+                Value::Array(vec![
+                    row("processing", Value::str("[ipnsync update #2]"), "0"),
+                    row("processing", Value::Nil, "1"),
+                ]),
+            ),
+        ]);
+        let o = order_view(&info).expect("an order");
+        assert_eq!((o.grand, o.paid, o.refunded), (1_015_000, 1_015_000, 0));
+        assert_eq!(o.grand_total, "101.5000");
+        // Newest first on the wire: the first row is the newest.
+        assert_eq!(o.history[0].id, 2);
+        assert_eq!(o.history[1].id, 1);
+        assert!(o.history[1].notified && o.history[1].comment.is_empty());
+        assert_eq!(o.delivered(2).map(|h| h.id), Some(2));
+        assert!(order_view(&Value::Bool(true)).is_none());
     }
 
     #[test]

@@ -516,11 +516,12 @@ fn info(order: &Order) -> String {
     let refunded = order.refunded.then_some(total);
     let hold = order.hold_before.clone();
     let mut history = String::new();
+    // Newest first; no entity_id (the API resource ignores it globally).
     for (i, row) in order.history.iter().enumerate().rev() {
-        let id = (i + 1).to_string();
+        let created = format!("2026-12-01 00:{:02}:00", i % 60);
         history.push_str(&format!(
             "<value><struct>{}{}{}{}{}</struct></value>",
-            member("entity_id", Some(&id)),
+            member("created_at", Some(&created)),
             member("status", Some(&row.status)),
             member(
                 "comment",
