@@ -299,6 +299,21 @@ async fn a_merchant_who_releases_and_holds_again_owns_the_hold() {
     assert!(pushed.needs_operator.is_some());
 }
 
+#[tokio::test]
+async fn a_review_on_a_merchants_hold_does_not_make_it_ipnsyncs() {
+    let (fake, client) = shop_with_order("processing", "processing").await;
+    fake.merchant_hold(ENTITY);
+    push(&fake, &client, &update(1, Outcome::Review, None)).await;
+    push(
+        &fake,
+        &client,
+        &update(2, Outcome::Accepted, Some(Outcome::Review)),
+    )
+    .await;
+    assert_eq!(fake.order(ENTITY).state, "holded");
+    assert_eq!(posted(&fake, "/unhold"), 0);
+}
+
 // ------------------------------------------------------- cancel and refund
 
 #[tokio::test]
@@ -383,6 +398,36 @@ async fn a_refund_of_an_order_never_invoiced_cancels_it() {
     push(&fake, &client, &update(1, Outcome::Refunded, None)).await;
     let order = fake.order(ENTITY);
     assert_eq!((order.state.as_str(), order.creditmemos), ("canceled", 0));
+}
+
+#[tokio::test]
+async fn a_partial_refund_needs_an_operator() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    push(&fake, &client, &update(1, Outcome::Accepted, None)).await;
+    let mut u = update(2, Outcome::Refunded, Some(Outcome::Accepted));
+    u.amount = Money::new(2000, "USD");
+    let pushed = push(&fake, &client, &u).await;
+    assert!(pushed
+        .needs_operator
+        .expect("operator")
+        .contains("partial refund of 20.00 USD"));
+    assert_eq!(fake.order(ENTITY).creditmemos, 0);
+    assert_eq!(posted(&fake, "/refund"), 0);
+}
+
+#[tokio::test]
+async fn a_transient_failure_during_an_operation_is_retried_not_delivered() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    fake.set_slow("/invoice", Some(Duration::from_secs(2)));
+    let err = client
+        .push(&update(1, Outcome::Accepted, None))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    fake.set_slow("/invoice", None);
+    push(&fake, &client, &update(1, Outcome::Accepted, None)).await;
+    let order = fake.order(ENTITY);
+    assert_eq!((order.invoices, fake.updates(ENTITY).len()), (1, 1));
 }
 
 #[tokio::test]

@@ -303,6 +303,50 @@ async fn a_merchants_hold_stays_and_the_acceptance_is_not_lost_on_unhold() {
 }
 
 #[tokio::test]
+async fn a_merchants_note_on_ipnsyncs_hold_does_not_stop_the_release() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    push(&fake, &client, &update(1, Outcome::Review, None)).await;
+    fake.edit(ORDER, |o| {
+        o.history.push(HistoryRow {
+            status: "holded".into(),
+            comment: "Called the customer, all fine.".into(),
+            notified: false,
+        })
+    });
+    push(
+        &fake,
+        &client,
+        &update(2, Outcome::Accepted, Some(Outcome::Review)),
+    )
+    .await;
+    let order = fake.order(ORDER);
+    assert_eq!((order.state.as_str(), order.invoices), ("processing", 1));
+}
+
+#[tokio::test]
+async fn a_merchant_who_releases_and_holds_again_owns_the_hold() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    push(&fake, &client, &update(1, Outcome::Review, None)).await;
+    fake.merchant_unhold(ORDER);
+    fake.merchant_hold(ORDER);
+    let pushed = push(
+        &fake,
+        &client,
+        &update(2, Outcome::Accepted, Some(Outcome::Review)),
+    )
+    .await;
+    assert_eq!(fake.order(ORDER).state, "holded");
+    assert!(pushed.needs_operator.is_some());
+    assert_eq!(
+        calls_after_login(&fake)
+            .iter()
+            .filter(|c| *c == "sales_order.unhold")
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_review_on_a_merchants_hold_does_not_make_it_ipnsyncs() {
     let (fake, client) = shop_with_order("processing", "processing").await;
     fake.merchant_hold(ORDER);

@@ -91,20 +91,27 @@ impl OrderView {
         self.history.iter().find(|h| h.comment.contains(&marker))
     }
 
-    /// The order is on hold because ipnsync held it: its newest history
-    /// row is ipnsync's, says so, and the status is still the one ipnsync
-    /// wrote. A merchant's hold (or a merchant who released and held it
-    /// again, or commented since) is never ipnsync's to release.
+    /// The order is on hold because ipnsync held it: ipnsync's newest
+    /// comment says so, the status is still the one it wrote, and nobody
+    /// changed the order since (OpenMage writes an empty row for every
+    /// hold, unhold or state change; a merchant's plain comment with the
+    /// same status is fine). A merchant's hold — or a merchant who
+    /// released and held it again, or relabelled it (Magento 2 writes no
+    /// rows) — is never ipnsync's to release.
     pub(crate) fn held_by_ipnsync(&self) -> bool {
         if self.state != "holded" {
             return false;
         }
-        let Some(newest) = self.history.iter().max_by_key(|h| h.id) else {
+        let Some(ours) = self.newest_marker_row() else {
             return false;
         };
-        newest.comment.contains("[ipnsync update #")
-            && newest.comment.contains(HOLD_TAG)
-            && newest.status == self.status
+        ours.comment.contains(HOLD_TAG)
+            && ours.status == self.status
+            && self
+                .history
+                .iter()
+                .filter(|h| h.id > ours.id)
+                .all(|h| !h.comment.is_empty() && h.status == ours.status)
     }
 
     /// A customer entry with exactly `text` was written after ipnsync's
@@ -898,6 +905,12 @@ mod tests {
         let mut relabelled = o.clone();
         relabelled.status = "my_hold".into();
         assert!(!relabelled.held_by_ipnsync());
+        // A merchant's note on the held order changes nothing.
+        let mut noted = o.clone();
+        noted
+            .history
+            .push(row(3, "holded", "Called the customer", false));
+        assert!(noted.held_by_ipnsync());
         // A merchant's hold that ipnsync only commented on.
         let mut merchant = o.clone();
         merchant.history[1].comment = "Lyra: accepted\n[ipnsync update #3]".into();
