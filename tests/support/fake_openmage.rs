@@ -485,7 +485,7 @@ fn creditmemo(order: &mut Order) -> Result<String, (i64, String)> {
     if !order.can_creditmemo() {
         return Err((
             106,
-            "Credit memo for requested order cannot be created.".into(),
+            "Credit memo for requested order can not be created.".into(),
         ));
     }
     order.refunded = true;
