@@ -127,6 +127,42 @@ async fn an_accepted_payment_invoices_the_order_so_it_is_processing_and_paid() {
 }
 
 #[tokio::test]
+async fn an_online_gateways_unpaid_invoice_needs_an_operator() {
+    // sales_order_invoice.create registers no capture: a gateway method's
+    // invoice stays unpaid (Invoice::register), so the paid amount is not
+    // updated and a later refund has nothing to credit.
+    let (fake, client) = shop_with_order("new", "pending").await;
+    fake.edit(ORDER, |o| o.gateway = true);
+    let pushed = push(&fake, &client, &update(1, Outcome::Accepted, None)).await;
+    let why = pushed.needs_operator.expect("capture it");
+    assert!(why.contains("invoice is not paid"), "{why}");
+    let order = fake.order(ORDER);
+    assert_eq!(
+        (order.state.as_str(), order.invoices, order.paid),
+        ("processing", 1, false)
+    );
+    let pushed = push(
+        &fake,
+        &client,
+        &update(2, Outcome::Refunded, Some(Outcome::Accepted)),
+    )
+    .await;
+    assert!(pushed
+        .needs_operator
+        .expect("operator")
+        .contains("nothing paid"));
+    let order = fake.order(ORDER);
+    assert_eq!(
+        (
+            order.state.as_str(),
+            order.status.as_str(),
+            order.creditmemos
+        ),
+        ("processing", "processing", 0)
+    );
+}
+
+#[tokio::test]
 async fn an_already_invoiced_order_gets_only_the_comment() {
     let (fake, client) = shop_with_order("new", "pending").await;
     fake.set_invoiced(ORDER);

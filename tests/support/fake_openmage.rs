@@ -37,10 +37,15 @@ pub struct Order {
     pub status: String,
     pub grand_total: String,
     pub currency: String,
-    /// Fully invoiced (and the invoice paid).
+    /// Fully invoiced.
     pub invoiced: bool,
+    /// The invoice is paid (captured, online or offline).
+    pub paid: bool,
     pub refunded: bool,
     pub shipped: bool,
+    /// The payment method is an online gateway that can capture: the
+    /// API's invoice (no capture case) is registered but not paid.
+    pub gateway: bool,
     /// A payment module set `getActionFlag(cancel | invoice | hold)` to
     /// false: the order refuses those though its state allows them.
     pub locked: bool,
@@ -59,8 +64,10 @@ impl Default for Order {
             grand_total: "101.0000".into(),
             currency: "USD".into(),
             invoiced: false,
+            paid: false,
             refunded: false,
             shipped: false,
+            gateway: false,
             locked: false,
             invoices: 0,
             creditmemos: 0,
@@ -112,7 +119,7 @@ impl Order {
     pub fn can_creditmemo(&self) -> bool {
         !self.held_or_review()
             && !["canceled", "closed"].contains(&self.state.as_str())
-            && self.invoiced
+            && self.paid
             && !self.refunded
     }
 }
@@ -183,6 +190,7 @@ impl FakeOpenMage {
     pub fn set_invoiced(&self, increment_id: &str) {
         self.edit(increment_id, |o| {
             o.invoiced = true;
+            o.paid = true;
             o.invoices += 1;
             if o.state == "new" {
                 o.set_state("processing", "processing");
@@ -470,6 +478,9 @@ fn invoice(order: &mut Order) -> Result<String, (i64, String)> {
         return Err((102, "Cannot do invoice for order.".into()));
     }
     order.invoiced = true;
+    // `Invoice::register()` without a capture case pays it only when the
+    // method is not a gateway that can capture.
+    order.paid = !order.gateway;
     order.invoices += 1;
     if order.shipped {
         order.set_state("complete", "complete");
@@ -512,7 +523,8 @@ fn member(name: &str, value: Option<&str>) -> String {
 /// status history newest first.
 fn info(order: &Order) -> String {
     let total = order.grand_total.as_str();
-    let paid = order.invoiced.then_some(total);
+    let invoiced = order.invoiced.then_some(total);
+    let paid = order.paid.then_some(total);
     let refunded = order.refunded.then_some(total);
     let hold = order.hold_before.clone();
     let mut history = String::new();
@@ -540,7 +552,7 @@ fn info(order: &Order) -> String {
         member("status", Some(&order.status)),
         member("grand_total", Some(total)),
         member("order_currency_code", Some(&order.currency)),
-        member("total_invoiced", paid),
+        member("total_invoiced", invoiced),
         member("total_paid", paid),
         member("total_refunded", refunded),
         member("total_qty_ordered", Some("1.0000")),

@@ -270,6 +270,15 @@ pub(crate) fn decide(o: &OrderView, outcome: Outcome, ctx: &Ctx) -> Next {
             _ if open && o.to_invoice() && ctx.rules.invoice_on_accept && !did(Op::Invoice) => {
                 Next::Apply(Op::Invoice)
             }
+            // OpenMage's invoice API captures offline only for methods that
+            // are not online gateways; a gateway's invoice stays unpaid.
+            _ if (open || o.state == "complete") && o.paid < o.invoiced => Next::Finish {
+                status: StatusChoice::Configured,
+                needs_operator: Some(format!(
+                    "the order is invoiced but its invoice is not paid ({}): open the invoice and capture it (offline), so the paid amount is right.",
+                    ctx.this_payment
+                )),
+            },
             _ if open || o.state == "complete" => finish(StatusChoice::Configured),
             state => paid_but(state, o, ctx),
         },
@@ -836,6 +845,14 @@ mod tests {
                 "{state} invoiced={invoiced} ours={ours} {outcome:?}"
             );
         }
+        // An invoice that is not paid (an online gateway's): a person
+        // captures it.
+        let mut unpaid = order("processing", true);
+        unpaid.paid = 0;
+        assert_eq!(
+            walk(unpaid, Accepted, false, &rules),
+            (vec![], "processing".into(), "processing".into(), true)
+        );
         // Invoicing off: the comment keeps the new order's status.
         assert_eq!(
             walk(order("new", false), Accepted, false, &no_invoice),
