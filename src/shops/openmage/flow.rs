@@ -176,6 +176,13 @@ pub(crate) async fn push<A: OrderApi>(
         && amount_problem.is_none()
         && needs_operator.is_none()
         && !update.customer_text.trim().is_empty();
+    if update.notify && !notify_customer {
+        detail.push(if update.customer_text.trim().is_empty() {
+            "customer not notified (no customer text)".into()
+        } else {
+            "customer not notified (the update did not apply as is)".into()
+        });
+    }
     if notify_customer {
         if order.has_customer_entry_since_last_marker(&update.customer_text) {
             detail.push("customer entry already written by an earlier attempt".into());
