@@ -90,6 +90,7 @@ fn config(kind: ShopKind, url: &str) -> ShopConfig {
         currency: "USD".into(),
         lookup_by_increment_id: true,
         amount_tolerance: None,
+        order_rules: Default::default(),
     }
 }
 

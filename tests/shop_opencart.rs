@@ -41,6 +41,7 @@ fn config(version: Version, base_url: &str, key: &str) -> ShopConfig {
         currency: "USD".into(),
         lookup_by_increment_id: false,
         amount_tolerance: None,
+        order_rules: Default::default(),
     }
 }
 

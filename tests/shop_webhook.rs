@@ -32,6 +32,7 @@ fn config(url: String, secret: &str) -> ShopConfig {
         currency: "USD".into(),
         lookup_by_increment_id: true,
         amount_tolerance: None,
+        order_rules: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::customer_text::CustomerTexts;
+use super::magento::OrderRules;
 use super::{invalid, parse_duration, resolve_secret, ConfigError, Secret, SecretEnv};
 use crate::domain::Outcome;
 
@@ -46,6 +47,11 @@ pub(super) struct RawShop {
     /// Customer-facing texts per outcome (see `customer_text.rs`).
     #[serde(default)]
     pub(super) customer_text: BTreeMap<String, String>,
+    /// OpenMage / Magento 2: invoice accepted payments (default true).
+    pub(super) invoice_on_accept: Option<bool>,
+    /// OpenMage / Magento 2: custom statuses assigned to a state.
+    #[serde(default)]
+    pub(super) state_statuses: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +135,8 @@ pub struct ShopConfig {
     /// The amount check before a push that marks an order paid: `None` when
     /// off, else the difference allowed, in minor units (currency rounding).
     pub amount_tolerance: Option<u32>,
+    /// OpenMage / Magento 2: statuses per state, invoice on accept.
+    pub order_rules: OrderRules,
 }
 
 impl ShopConfig {
@@ -159,9 +167,11 @@ pub fn default_statuses(kind: ShopKind) -> BTreeMap<Outcome, ShopStatus> {
             } else {
                 ShopStatus::Code(
                     match o {
-                        Outcome::Pending => "pending_payment",
-                        Outcome::Review => "payment_review",
-                        Outcome::SuspectedFraud => "fraud",
+                        // Statuses of the state the order is in (or
+                        // put in) for the outcome: a new order is
+                        // `pending`; ipnsync holds a review order.
+                        Outcome::Pending => "pending",
+                        Outcome::Review | Outcome::SuspectedFraud => "holded",
                         Outcome::Accepted => "processing",
                         Outcome::Rejected | Outcome::Failed | Outcome::Canceled => "canceled",
                         Outcome::Refunded => "closed",
@@ -265,18 +275,21 @@ pub(super) fn resolve_shop(
         };
         statuses.insert(outcome, status);
     }
-    if matches!(kind, ShopKind::OpenMage | ShopKind::Magento2) {
-        for o in [Outcome::Review, Outcome::SuspectedFraud] {
-            if let ShopStatus::Code(code) = &statuses[&o] {
-                if code == "payment_review" || code == "fraud" {
-                    warnings.push(format!(
-                        "{key_prefix}.statuses.{}: \"{code}\" belongs to the payment_review state, which no remote API can enter; ipnsync holds the order and sets this status on it, so the back office shows it without its Accept/Deny buttons. Consider \"holded\" or a custom status of the holded state.",
-                        o.as_str()
-                    ));
-                }
-            }
-        }
-    }
+    let order_rules = if matches!(kind, ShopKind::OpenMage | ShopKind::Magento2) {
+        super::magento::resolve(
+            &key_prefix,
+            raw.invoice_on_accept,
+            raw.state_statuses,
+            &statuses,
+        )?
+    } else if raw.invoice_on_accept.is_some() || !raw.state_statuses.is_empty() {
+        return Err(invalid(
+            format!("{key_prefix}.invoice_on_accept"),
+            "invoice_on_accept and state_statuses apply to openmage and magento2 only",
+        ));
+    } else {
+        OrderRules::default()
+    };
     if kind.is_opencart() {
         for o in [Outcome::Review, Outcome::SuspectedFraud] {
             if statuses[&o] == ShopStatus::Id(1) {
@@ -333,6 +346,7 @@ pub(super) fn resolve_shop(
             .amount_check
             .unwrap_or(true)
             .then(|| raw.amount_tolerance.unwrap_or(0)),
+        order_rules,
     };
     Ok((shop, customer_texts))
 }

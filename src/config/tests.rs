@@ -159,20 +159,18 @@ shop = "oc"
     let om = c.shop("om").unwrap();
     assert_eq!(
         om.status_for(Outcome::SuspectedFraud),
-        &ShopStatus::Code("fraud".into())
+        &ShopStatus::Code("holded".into())
     );
     assert_eq!(
         om.status_for(Outcome::Refunded),
         &ShopStatus::Code("closed".into())
     );
     // OpenCart: review is configured, suspected_fraud still falls back to
-    // Pending (1). OpenMage: the default payment_review / fraud statuses
-    // cannot be reached through the API, which check-config points out.
-    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    // Pending (1). OpenMage: review and suspected fraud hold the order,
+    // so their defaults are the holded state's status (no warning).
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0]
         .starts_with("shops[0].statuses.suspected_fraud: OpenCart has no review status"));
-    assert!(c.warnings[1].starts_with("shops[1].statuses.review: \"payment_review\""));
-    assert!(c.warnings[2].starts_with("shops[1].statuses.suspected_fraud: \"fraud\""));
 
     let err = parse(
         "[[sources]]\nkind = \"lyra-form\"\npath = \"/a\"\nmode = \"TEST\"\ntest_key = \"x\"\nshop = \"nope\"\n",
@@ -639,4 +637,38 @@ fn cancel_at_gateway_is_on_with_the_review_api_and_needs_it() {
         parse(mpgs).unwrap_err().to_string(),
         "sources[0].cancel_at_gateway: does not apply to kind mpgs"
     );
+}
+
+#[test]
+fn openmage_and_magento_statuses_must_belong_to_their_state() {
+    let shop = |extra: &str| {
+        format!(
+            "[[shops]]\nname = \"om\"\nkind = \"openmage\"\nbase_url = \"http://127.0.0.1:2/\"\nusername = \"api\"\nkey = \"k\"\n{extra}\n"
+        )
+    };
+    // The old defaults' review labels now refuse to load.
+    let err = parse(&shop("statuses = { review = \"payment_review\" }"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("shops[0].statuses.review: \"payment_review\" belongs to the payment_review state, but a review order is in the holded state."),
+        "{err}"
+    );
+    // A custom status declared under its state loads, with invoicing off.
+    let c = parse(&shop(
+        "statuses = { suspected_fraud = \"ipnsync_fraud\" }\nstate_statuses = { holded = [\"ipnsync_fraud\"] }\ninvoice_on_accept = false",
+    ))
+    .unwrap();
+    let om = c.shop("om").unwrap();
+    assert!(om.order_rules.belongs("ipnsync_fraud", "holded"));
+    assert!(!om.order_rules.invoice_on_accept);
+    // Undeclared, it does not.
+    assert!(parse(&shop("statuses = { suspected_fraud = \"ipnsync_fraud\" }")).is_err());
+    // The keys mean nothing to other shops.
+    let err = parse(
+        "[[shops]]\nname = \"w\"\nkind = \"webhook\"\nbase_url = \"http://127.0.0.1:2/\"\nkey = \"k\"\ninvoice_on_accept = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("apply to openmage and magento2 only"), "{err}");
 }

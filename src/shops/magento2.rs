@@ -10,12 +10,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::openmage::plan::{self, Progress, Step};
+use super::openmage::flow::{self, Entry, OpError, OrderApi, Settings};
+use super::openmage::plan::{ten_thousandths, HistoryEntry, Op, OrderView};
 use super::{
     http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
     MAX_ANSWER_BYTES,
 };
-use crate::config::{Secret, ShopConfig};
+use crate::config::{OrderRules, Secret, ShopConfig};
+use crate::domain::Outcome;
 
 pub struct Magento2 {
     name: String,
@@ -26,6 +28,9 @@ pub struct Magento2 {
     lookup_by_increment_id: bool,
     /// increment id → entity_id; an order's entity_id never changes.
     entity_ids: std::sync::Mutex<HashMap<String, String>>,
+    rules: OrderRules,
+    review_status: String,
+    amount_tolerance: Option<u32>,
 }
 
 enum Auth {
@@ -83,66 +88,22 @@ impl Magento2 {
             auth,
             lookup_by_increment_id: cfg.lookup_by_increment_id,
             entity_ids: std::sync::Mutex::new(HashMap::new()),
+            rules: cfg.order_rules.clone(),
+            review_status: cfg.status_for(Outcome::Review).to_string(),
+            amount_tolerance: cfg.amount_tolerance,
         }
     }
 
     pub async fn push(&self, update: &ShopUpdate) -> Result<Pushed, PushError> {
         let id = self.entity_id(&update.order_ref).await?;
-        let mut progress = Progress::new("Magento");
-        for &step in plan::steps(update.outcome, update.previous_outcome) {
-            match self.step(&id, step).await {
-                Ok(()) => progress.done(step),
-                Err(ApiError::Refused { status, message }) if status == StatusCode::BAD_REQUEST => {
-                    tracing::info!(shop = %self.name, order = %update.order_ref, step = step.verb(), reason = %message, "Magento declined the step");
-                    progress.refused(step, &message);
-                }
-                Err(e) => return Err(e.into_push()),
-            }
-        }
-        self.add_comment(&id, update, &progress.comment(update))
-            .await?;
-        Ok(progress.finish(update))
-    }
-
-    /// `POST orders/{id}/hold|unhold|cancel`. The order model throws (HTTP
-    /// 400 with the reason) when hold or unhold is not available; cancel
-    /// answers `false` when the order cannot be cancelled.
-    async fn step(&self, id: &str, step: Step) -> Result<(), ApiError> {
-        let path = format!("orders/{id}/{}", step.verb());
-        match self.request(Method::POST, &path, &[], None).await? {
-            Value::Bool(true) => Ok(()),
-            answer => {
-                let why = match step {
-                    Step::Cancel => "the order cannot be cancelled (invoiced, complete, closed, on hold or in payment review)",
-                    Step::Hold | Step::Unhold => "the order refused the action",
-                };
-                Err(ApiError::Refused {
-                    status: StatusCode::BAD_REQUEST,
-                    message: format!("Magento answered {answer}: {why}"),
-                })
-            }
-        }
-    }
-
-    async fn add_comment(
-        &self,
-        id: &str,
-        update: &ShopUpdate,
-        comment: &str,
-    ) -> Result<(), PushError> {
-        let body = json!({
-            "statusHistory": {
-                "comment": comment,
-                "is_customer_notified": u8::from(update.notify),
-                "is_visible_on_front": 0,
-                "status": update.status.to_string(),
-            }
-        });
-        let path = format!("orders/{id}/comments");
-        self.request(Method::POST, &path, &[], Some(&body))
-            .await
-            .map(drop)
-            .map_err(ApiError::into_push)
+        let order = M2Order { client: self, id };
+        let settings = Settings {
+            name: &self.name,
+            rules: &self.rules,
+            review_status: self.review_status.clone(),
+            amount_tolerance: self.amount_tolerance,
+        };
+        flow::push(&order, update, &settings).await
     }
 
     /// The entity_id to put in the URL.
@@ -311,6 +272,128 @@ impl Magento2 {
     }
 }
 
+/// One Magento 2 order, by entity_id.
+struct M2Order<'a> {
+    client: &'a Magento2,
+    id: String,
+}
+
+impl OrderApi for M2Order<'_> {
+    fn shop(&self) -> &'static str {
+        "Magento"
+    }
+
+    /// `GET orders/{id}`: state, status, totals and `status_histories`.
+    async fn read(&self) -> Result<OrderView, PushError> {
+        let path = format!("orders/{}", self.id);
+        let order = self
+            .client
+            .request(Method::GET, &path, &[], None)
+            .await
+            .map_err(ApiError::into_push)?;
+        order_view(&order)
+            .ok_or_else(|| PushError::transient("Magento: GET order returned no order object"))
+    }
+
+    /// Hold, unhold and cancel are `orders/{id}/…`; invoice and refund are
+    /// the `order/{id}/…` services, which record the capture and the refund
+    /// offline (`capture: false`; `refund` never goes online).
+    async fn apply(&self, op: Op, _update: &ShopUpdate) -> Result<(), OpError> {
+        let id = &self.id;
+        let (path, body) = match op {
+            Op::Hold => (format!("orders/{id}/hold"), None),
+            Op::Unhold => (format!("orders/{id}/unhold"), None),
+            Op::Cancel => (format!("orders/{id}/cancel"), None),
+            Op::Invoice => (
+                format!("order/{id}/invoice"),
+                Some(json!({"capture": false, "notify": false})),
+            ),
+            Op::CreditMemo => (format!("order/{id}/refund"), Some(json!({"notify": false}))),
+        };
+        match self
+            .client
+            .request(Method::POST, &path, &[], body.as_ref())
+            .await
+        {
+            // hold / unhold / cancel answer `true`; invoice and refund the
+            // new document's id.
+            Ok(Value::Bool(true)) => Ok(()),
+            Ok(Value::Number(_)) | Ok(Value::String(_))
+                if matches!(op, Op::Invoice | Op::CreditMemo) =>
+            {
+                Ok(())
+            }
+            Ok(answer) => Err(OpError::Refused(match op {
+                Op::Cancel => format!("Magento answered {answer}: the order cannot be cancelled"),
+                _ => format!("Magento answered {answer}"),
+            })),
+            Err(ApiError::Refused { status, message }) if status == StatusCode::BAD_REQUEST => {
+                Err(OpError::Refused(message))
+            }
+            Err(e) => Err(OpError::Push(e.into_push())),
+        }
+    }
+
+    async fn comment(&self, entry: Entry<'_>) -> Result<(), PushError> {
+        let body = json!({
+            "statusHistory": {
+                "comment": entry.text,
+                "is_customer_notified": u8::from(entry.notify),
+                "is_visible_on_front": u8::from(entry.visible_on_front),
+                "status": entry.status,
+            }
+        });
+        let path = format!("orders/{}/comments", self.id);
+        self.client
+            .request(Method::POST, &path, &[], Some(&body))
+            .await
+            .map(drop)
+            .map_err(ApiError::into_push)
+    }
+}
+
+/// A JSON scalar as text (null and objects as empty).
+fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The order as `GET orders/{id}` reports it (Magento leaves out fields
+/// that are NULL).
+fn order_view(order: &Value) -> Option<OrderView> {
+    let fields = order.as_object()?;
+    let get = |name: &str| fields.get(name).map(json_text).unwrap_or_default();
+    let amount = |name: &str| ten_thousandths(&get(name)).unwrap_or(0);
+    let history = order["status_histories"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| HistoryEntry {
+                    id: json_text(&r["entity_id"]).parse().unwrap_or(0),
+                    status: json_text(&r["status"]),
+                    comment: json_text(&r["comment"]),
+                    notified: json_text(&r["is_customer_notified"]) == "1",
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(OrderView {
+        state: get("state"),
+        status: get("status"),
+        grand_total: get("grand_total"),
+        currency: get("order_currency_code"),
+        grand: amount("grand_total"),
+        invoiced: amount("total_invoiced"),
+        paid: amount("total_paid"),
+        refunded: amount("total_refunded"),
+        history,
+    })
+}
+
 /// Turns a response into its JSON value or an error.
 async fn answer(response: reqwest::Response, secret: &Secret) -> Result<Value, ApiError> {
     let status = response.status();
@@ -417,6 +500,24 @@ mod tests {
             Some("No such entity with orderId = 7")
         );
         assert_eq!(message_of("<html>"), None);
+    }
+
+    #[test]
+    fn the_order_is_read_from_get_orders() {
+        let order = json!({
+            "state": "new", "status": "pending", "grand_total": 29.9,
+            "order_currency_code": "EUR",
+            "status_histories": [
+                {"entity_id": 9, "status": "pending", "comment": "[ipnsync update #4]", "is_customer_notified": null},
+                {"entity_id": 3, "status": "pending", "comment": "Thanks", "is_customer_notified": 1}
+            ]
+        });
+        let o = order_view(&order).expect("an order");
+        assert_eq!((o.grand, o.invoiced, o.paid), (299_000, 0, 0));
+        assert_eq!(o.grand_total, "29.9");
+        assert_eq!(o.delivered(4).map(|h| h.id), Some(9));
+        assert!(o.history[1].notified && !o.history[0].notified);
+        assert!(order_view(&json!(true)).is_none());
     }
 
     #[test]

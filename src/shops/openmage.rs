@@ -7,30 +7,35 @@
 //! One API session is shared by all pushes to the shop and renewed only
 //! when the server says it expired (fault 5).
 
+pub(crate) mod flow;
 pub(crate) mod plan;
 mod xmlrpc;
 
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::Mutex;
 
-use self::plan::Progress;
+use self::flow::{Entry, OpError, OrderApi, Settings};
+use self::plan::{ten_thousandths, HistoryEntry, Op, OrderView};
 use self::xmlrpc::{Response, Value};
 use super::{
     http_client, read_body_capped, status_error, transport_error, PushError, Pushed, ShopUpdate,
     MAX_ANSWER_BYTES,
 };
-use crate::config::{Secret, ShopConfig};
+use crate::config::{OrderRules, Secret, ShopConfig};
+use crate::domain::Outcome;
 
 /// `access_denied`: every login failure and every ACL denial.
 const FAULT_ACCESS_DENIED: i64 = 2;
 /// `session_expired`: log in again and retry once.
 const FAULT_SESSION_EXPIRED: i64 = 5;
-/// `status_not_changed`: the order refused the transition (hold, unhold,
-/// cancel not available), with the reason as the fault text.
-const FAULT_STATUS_NOT_CHANGED: i64 = 103;
+/// `data_invalid` (102: "Cannot do invoice for order.", a credit memo the
+/// order model refused), `status_not_changed` (103: hold, unhold, cancel
+/// not available) and the credit memo resource's own refusals (104–106):
+/// the order refused the operation, with the reason as the fault text.
+const FAULTS_REFUSED: std::ops::RangeInclusive<i64> = 102..=106;
 
 const ACCESS_DENIED_HINT: &str =
-    "access denied: check the API user and key and its role's ACL sales/order/change";
+    "access denied: check the API user and key and its role's ACL sales/order/change (with sales/order/info, sales/order/invoice/create and sales/order/creditmemo/create)";
 
 pub struct OpenMage {
     name: String,
@@ -41,6 +46,9 @@ pub struct OpenMage {
     /// The current API session. The lock is held while logging in, so
     /// concurrent pushes wait for one login instead of each starting one.
     session: Mutex<Option<Secret>>,
+    rules: OrderRules,
+    review_status: String,
+    amount_tolerance: Option<u32>,
 }
 
 /// A failed call: a fault the caller may tolerate, or a final verdict.
@@ -91,44 +99,27 @@ impl OpenMage {
             username: cfg.username.clone(),
             api_key: cfg.credential.clone(),
             session: Mutex::new(None),
+            rules: cfg.order_rules.clone(),
+            review_status: cfg.status_for(Outcome::Review).to_string(),
+            amount_tolerance: cfg.amount_tolerance,
         }
     }
 
     pub async fn push(&self, update: &ShopUpdate) -> Result<Pushed, PushError> {
-        let order = update.order_ref.as_str();
-        let mut progress = Progress::new("OpenMage");
-        for &step in plan::steps(update.outcome, update.previous_outcome) {
-            let method = format!("sales_order.{}", step.verb());
-            match self.call(&method, vec![Value::str(order)]).await {
-                Ok(_) => progress.done(step),
-                // Not holdable, not held, not cancellable: the comment still
-                // records the outcome (A.2).
-                Err(CallError::Fault {
-                    code: FAULT_STATUS_NOT_CHANGED,
-                    message,
-                }) => {
-                    tracing::info!(shop = %self.name, order, step = step.verb(), reason = %message, "OpenMage declined the step");
-                    progress.refused(step, &message);
-                }
-                Err(e) => return Err(e.into_push()),
-            }
-        }
-        self.add_comment(update, &progress.comment(update)).await?;
-        Ok(progress.finish(update))
+        let order = OmOrder {
+            client: self,
+            increment_id: &update.order_ref,
+        };
+        flow::push(&order, update, &self.settings()).await
     }
 
-    async fn add_comment(&self, update: &ShopUpdate, comment: &str) -> Result<(), PushError> {
-        let args = vec![
-            Value::str(&update.order_ref),
-            Value::str(update.status.to_string()),
-            Value::str(comment),
-            // `notify` must be a real boolean: PHP treats the string "false" as true.
-            Value::Bool(update.notify),
-        ];
-        self.call("sales_order.addComment", args)
-            .await
-            .map(drop)
-            .map_err(CallError::into_push)
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            name: &self.name,
+            rules: &self.rules,
+            review_status: self.review_status.clone(),
+            amount_tolerance: self.amount_tolerance,
+        }
     }
 
     /// `call(session, method, args)`, logging in first if needed and once
@@ -245,6 +236,149 @@ impl OpenMage {
     }
 }
 
+/// One OpenMage order, by increment id.
+struct OmOrder<'a> {
+    client: &'a OpenMage,
+    increment_id: &'a str,
+}
+
+impl OrderApi for OmOrder<'_> {
+    fn shop(&self) -> &'static str {
+        "OpenMage"
+    }
+
+    /// `sales_order.info`: state, status, totals and the status history.
+    async fn read(&self) -> Result<OrderView, PushError> {
+        let info = self
+            .client
+            .call("sales_order.info", vec![Value::str(self.increment_id)])
+            .await
+            .map_err(CallError::into_push)?;
+        order_view(&info).ok_or_else(|| {
+            PushError::transient("OpenMage: sales_order.info returned no order struct")
+        })
+    }
+
+    async fn apply(&self, op: Op, update: &ShopUpdate) -> Result<(), OpError> {
+        let order = Value::str(self.increment_id);
+        let note = format!(
+            "{} transaction {} (ipnsync update #{})",
+            update.provider, update.transaction_id, update.outbox_id
+        );
+        let (method, args) = match op {
+            Op::Hold => ("sales_order.hold", vec![order]),
+            Op::Unhold => ("sales_order.unhold", vec![order]),
+            Op::Cancel => ("sales_order.cancel", vec![order]),
+            // (increment id, itemsQty: all, comment, email, includeComment);
+            // the API registers the invoice without an online capture.
+            Op::Invoice => (
+                "sales_order_invoice.create",
+                vec![
+                    order,
+                    Value::Array(Vec::new()),
+                    Value::str(note),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                ],
+            ),
+            // (increment id, creditmemoData: everything, comment, notify,
+            // includeComment); the API always refunds offline.
+            Op::CreditMemo => (
+                "sales_order_creditmemo.create",
+                vec![
+                    order,
+                    Value::Struct(Vec::new()),
+                    Value::str(note),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                ],
+            ),
+        };
+        match self.client.call(method, args).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Fault { code, message }) if FAULTS_REFUSED.contains(&code) => {
+                Err(OpError::Refused(format!("fault {code}: {message}")))
+            }
+            Err(e) => Err(OpError::Push(e.into_push())),
+        }
+    }
+
+    async fn comment(&self, entry: Entry<'_>) -> Result<(), PushError> {
+        let args = vec![
+            Value::str(self.increment_id),
+            Value::str(entry.status),
+            Value::str(entry.text),
+            // `notify` must be a real boolean: PHP treats the string "false" as true.
+            Value::Bool(entry.notify),
+        ];
+        self.client
+            .call("sales_order.addComment", args)
+            .await
+            .map(drop)
+            .map_err(CallError::into_push)
+    }
+}
+
+/// A struct member by name.
+fn member<'v>(members: &'v [(String, Value)], name: &str) -> Option<&'v Value> {
+    members.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+/// A scalar as text (`<nil/>` and structs as empty).
+fn text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Int(i)) => i.to_string(),
+        Some(Value::Double(d)) => d.to_string(),
+        Some(Value::Bool(b)) => u8::from(*b).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The order as `sales_order.info` reports it (every attribute a string,
+/// `<nil/>` for NULL).
+fn order_view(info: &Value) -> Option<OrderView> {
+    let Value::Struct(members) = info else {
+        return None;
+    };
+    let amount = |name: &str| ten_thousandths(&text(member(members, name))).unwrap_or(0);
+    // The API lists the history newest first (created_at, entity_id
+    // descending) and leaves `entity_id` out (a globally ignored attribute
+    // of the API resource): the position gives the order.
+    let rows: Vec<&[(String, Value)]> = match member(members, "status_history") {
+        Some(Value::Array(rows)) => rows
+            .iter()
+            .filter_map(|row| match row {
+                Value::Struct(r) => Some(r.as_slice()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let newest_first = rows.len() as i64;
+    let history = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| HistoryEntry {
+            id: newest_first - i as i64,
+            status: text(member(r, "status")),
+            comment: text(member(r, "comment")),
+            notified: text(member(r, "is_customer_notified")).trim() == "1",
+        })
+        .collect();
+    Some(OrderView {
+        state: text(member(members, "state")),
+        status: text(member(members, "status")),
+        grand_total: text(member(members, "grand_total")),
+        currency: text(member(members, "order_currency_code")),
+        grand: amount("grand_total"),
+        invoiced: amount("total_invoiced"),
+        paid: amount("total_paid"),
+        refunded: amount("total_refunded"),
+        history,
+    })
+}
+
 /// Masks every occurrence of the secrets in `text`.
 fn redact(text: &str, secrets: &[&Secret]) -> String {
     secrets
@@ -272,6 +406,42 @@ mod tests {
         }
         let denied = fault_error(2, "Access denied.").to_string();
         assert!(denied.contains("sales/order/change"), "{denied}");
+    }
+
+    #[test]
+    fn the_order_is_read_from_sales_order_info() {
+        let row = |status: &str, comment: Value, notified: &str| {
+            Value::Struct(vec![
+                ("status".into(), Value::str(status)),
+                ("comment".into(), comment),
+                ("is_customer_notified".into(), Value::str(notified)),
+            ])
+        };
+        let info = Value::Struct(vec![
+            ("state".into(), Value::str("processing")),
+            ("status".into(), Value::str("processing")),
+            ("grand_total".into(), Value::str("101.5000")),
+            ("order_currency_code".into(), Value::str("USD")),
+            ("total_invoiced".into(), Value::str("101.5000")),
+            ("total_paid".into(), Value::str("101.5000")),
+            ("total_refunded".into(), Value::Nil),
+            (
+                "status_history".into(),
+                Value::Array(vec![
+                    row("processing", Value::str("[ipnsync update #2]"), "0"),
+                    row("processing", Value::Nil, "1"),
+                ]),
+            ),
+        ]);
+        let o = order_view(&info).expect("an order");
+        assert_eq!((o.grand, o.paid, o.refunded), (1_015_000, 1_015_000, 0));
+        assert_eq!(o.grand_total, "101.5000");
+        // Newest first on the wire: the first row is the newest.
+        assert_eq!(o.history[0].id, 2);
+        assert_eq!(o.history[1].id, 1);
+        assert!(o.history[1].notified && o.history[1].comment.is_empty());
+        assert_eq!(o.delivered(2).map(|h| h.id), Some(2));
+        assert!(order_view(&Value::Bool(true)).is_none());
     }
 
     #[test]

@@ -27,14 +27,85 @@ pub struct HistoryRow {
     pub visible_on_front: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One order, modelled on Magento 2's `Order` for whole orders: state
+/// apart from status, invoices (offline capture: paid), credit memos,
+/// shipment, and the hold that remembers the state before it. Unlike
+/// OpenMage, state changes write no history rows.
+#[derive(Debug, Clone)]
 pub struct Order {
     pub increment_id: String,
     pub state: String,
     pub status: String,
+    pub grand_total: f64,
+    pub currency: String,
     pub invoiced: bool,
+    pub refunded: bool,
+    pub shipped: bool,
+    /// A payment module set `getActionFlag(cancel | invoice | hold)` to
+    /// false: the order refuses those though its state allows them.
+    pub locked: bool,
+    pub invoices: usize,
+    pub creditmemos: usize,
     pub hold_before: Option<(String, String)>,
     pub history: Vec<HistoryRow>,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order {
+            increment_id: String::new(),
+            state: "new".into(),
+            status: "pending".into(),
+            grand_total: 101.0,
+            currency: "USD".into(),
+            invoiced: false,
+            refunded: false,
+            shipped: false,
+            locked: false,
+            invoices: 0,
+            creditmemos: 0,
+            hold_before: None,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl Order {
+    fn set_state(&mut self, state: &str, status: &str) {
+        self.state = state.into();
+        self.status = status.into();
+    }
+
+    fn held_or_review(&self) -> bool {
+        self.state == "holded" || self.state == "payment_review"
+    }
+
+    fn finished(&self) -> bool {
+        ["canceled", "complete", "closed"].contains(&self.state.as_str())
+    }
+
+    /// `canCancel()`.
+    pub fn can_cancel(&self) -> bool {
+        !self.locked && !self.held_or_review() && !self.invoiced && !self.finished()
+    }
+
+    /// `canHold()`.
+    pub fn can_hold(&self) -> bool {
+        !self.locked && !self.held_or_review() && !self.finished()
+    }
+
+    /// `canInvoice()`.
+    pub fn can_invoice(&self) -> bool {
+        !self.locked && !self.held_or_review() && !self.finished() && !self.invoiced
+    }
+
+    /// `canCreditmemo()`.
+    pub fn can_creditmemo(&self) -> bool {
+        !self.held_or_review()
+            && !["canceled", "closed"].contains(&self.state.as_str())
+            && self.invoiced
+            && !self.refunded
+    }
 }
 
 #[derive(Default)]
@@ -47,6 +118,12 @@ struct State {
     requests: Vec<String>,
     fail_500: bool,
     hang: bool,
+    /// Requests whose path ends with this are processed, then answered
+    /// after the delay.
+    slow: Option<(String, Duration)>,
+    /// Comment requests that save the row, then fail with a 500 (as when
+    /// the e-mail after the save throws).
+    comment_saves_then_fails: usize,
 }
 
 #[derive(Clone)]
@@ -82,12 +159,57 @@ impl FakeMagento2 {
         );
     }
 
+    /// Edits an order in place (totals, flags, a merchant's action).
+    pub fn edit(&self, entity_id: u64, f: impl FnOnce(&mut Order)) {
+        f(self.lock().orders.get_mut(&entity_id).expect("order"));
+    }
+
+    /// The admin invoiced it (captured): a new order becomes processing.
     pub fn set_invoiced(&self, entity_id: u64) {
-        self.lock()
-            .orders
-            .get_mut(&entity_id)
-            .expect("order")
-            .invoiced = true;
+        self.edit(entity_id, |o| {
+            o.invoiced = true;
+            o.invoices += 1;
+            if o.state == "new" {
+                o.set_state("processing", "processing");
+            }
+        });
+    }
+
+    /// The admin's Hold button.
+    pub fn merchant_hold(&self, entity_id: u64) {
+        self.edit(entity_id, |o| {
+            assert!(o.can_hold(), "the admin has no Hold button here");
+            o.hold_before = Some((o.state.clone(), o.status.clone()));
+            o.set_state("holded", "holded");
+        });
+    }
+
+    /// The admin's Unhold button.
+    pub fn merchant_unhold(&self, entity_id: u64) {
+        self.edit(entity_id, |o| {
+            let _ = unhold(o);
+        });
+    }
+
+    /// The next `n` comment requests save their row, then answer 500.
+    pub fn set_comment_saves_then_fails(&self, n: usize) {
+        self.lock().comment_saves_then_fails = n;
+    }
+
+    /// The history rows ipnsync's updates wrote (they carry its marker),
+    /// oldest first.
+    pub fn updates(&self, entity_id: u64) -> Vec<HistoryRow> {
+        self.order(entity_id)
+            .history
+            .into_iter()
+            .filter(|h| h.comment.contains("[ipnsync update #"))
+            .collect()
+    }
+
+    /// Requests whose path ends with `suffix` are processed, then answered
+    /// after `delay` (`None`: at once again).
+    pub fn set_slow(&self, suffix: &str, delay: Option<Duration>) {
+        self.lock().slow = delay.map(|d| (suffix.to_owned(), d));
     }
 
     pub fn order(&self, entity_id: u64) -> Order {
@@ -165,50 +287,28 @@ impl FakeMagento2 {
         if method == Method::POST && path == "/rest/V1/integration/admin/token" {
             return self.admin_token(&body);
         }
-        let mut s = self.lock();
-        s.requests.push(format!("{method} {path}"));
-        let authorised = bearer.is_some_and(|t| t == INTEGRATION_TOKEN || s.tokens.contains(&t));
-        if !authorised {
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"message": "The consumer isn't authorized to access %resources.", "parameters": {"resources": "Magento_Sales::sales"}}),
-            );
-        }
-        let Some(rest) = path.strip_prefix("/rest/V1/orders") else {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"message": "Request does not match any route."}),
-            );
+        let (answer, delay) = {
+            let mut s = self.lock();
+            s.requests.push(format!("{method} {path}"));
+            let authorised =
+                bearer.is_some_and(|t| t == INTEGRATION_TOKEN || s.tokens.contains(&t));
+            if !authorised {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"message": "The consumer isn't authorized to access %resources.", "parameters": {"resources": "Magento_Sales::sales"}}),
+                );
+            }
+            let delay = s
+                .slow
+                .as_ref()
+                .filter(|(suffix, _)| path.ends_with(suffix.as_str()))
+                .map(|(_, d)| *d);
+            (route(&mut s, &method, &path, &query, &body), delay)
         };
-        if method == Method::GET && rest.is_empty() {
-            s.searches += 1;
-            return search(&s.orders, &query);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
-        let mut parts = rest.trim_start_matches('/').splitn(2, '/');
-        let id = parts.next().and_then(|id| id.parse::<u64>().ok());
-        let action = parts.next().unwrap_or("");
-        let Some(order) = id.and_then(|id| s.orders.get_mut(&id)) else {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"message": "The entity that was requested doesn't exist. Verify the entity and try again."}),
-            );
-        };
-        if method != Method::POST {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"message": "Request does not match any route."}),
-            );
-        }
-        match action {
-            "hold" => hold(order),
-            "unhold" => unhold(order),
-            "cancel" => cancel(order),
-            "comments" => add_comment(order, &body),
-            _ => reply(
-                StatusCode::NOT_FOUND,
-                json!({"message": "Request does not match any route."}),
-            ),
-        }
+        answer
     }
 
     fn admin_token(&self, body: &Value) -> Response<Full<Bytes>> {
@@ -223,6 +323,64 @@ impl FakeMagento2 {
         let token = format!("admintoken{:04}", s.token_requests);
         s.tokens.push(token.clone());
         reply(StatusCode::OK, json!(token))
+    }
+}
+
+/// The order routes: `orders` (search), `orders/{id}` (read),
+/// `orders/{id}/hold|unhold|cancel|comments`, `order/{id}/invoice|refund`.
+fn route(
+    s: &mut State,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &Value,
+) -> Response<Full<Bytes>> {
+    let no_route = || {
+        reply(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Request does not match any route."}),
+        )
+    };
+    let (rest, documents) = if let Some(rest) = path.strip_prefix("/rest/V1/orders") {
+        (rest, false)
+    } else if let Some(rest) = path.strip_prefix("/rest/V1/order/") {
+        (rest, true)
+    } else {
+        return no_route();
+    };
+    if *method == Method::GET && rest.is_empty() && !documents {
+        s.searches += 1;
+        return search(&s.orders, query);
+    }
+    let mut parts = rest.trim_start_matches('/').splitn(2, '/');
+    let id = parts.next().and_then(|id| id.parse::<u64>().ok());
+    let action = parts.next().unwrap_or("");
+    let Some(order) = id.and_then(|id| s.orders.get_mut(&id)) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"message": "The entity that was requested doesn't exist. Verify the entity and try again."}),
+        );
+    };
+    let entity_id = id.unwrap_or_default();
+    match (method.clone(), documents, action) {
+        (Method::GET, false, "") => reply(StatusCode::OK, order_json(entity_id, order)),
+        (Method::POST, false, "hold") => hold(order),
+        (Method::POST, false, "unhold") => unhold(order),
+        (Method::POST, false, "cancel") => cancel(order),
+        (Method::POST, false, "comments") => {
+            let answer = add_comment(order, body);
+            if s.comment_saves_then_fails > 0 && answer.status() == StatusCode::OK {
+                s.comment_saves_then_fails -= 1;
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "Internal Error. Details are available in Magento log file."}),
+                );
+            }
+            answer
+        }
+        (Method::POST, true, "invoice") => invoice(order, body),
+        (Method::POST, true, "refund") => refund(order),
+        _ => no_route(),
     }
 }
 
@@ -253,9 +411,7 @@ fn search(orders: &HashMap<u64, Order>, query: &str) -> Response<Full<Bytes>> {
 }
 
 fn hold(order: &mut Order) -> Response<Full<Bytes>> {
-    if ["canceled", "payment_review", "complete", "closed", "holded"]
-        .contains(&order.state.as_str())
-    {
+    if !order.can_hold() {
         return reply(
             StatusCode::BAD_REQUEST,
             json!({"message": "A hold action is not available."}),
@@ -284,15 +440,85 @@ fn unhold(order: &mut Order) -> Response<Full<Bytes>> {
 }
 
 fn cancel(order: &mut Order) -> Response<Full<Bytes>> {
-    let can_cancel = !order.invoiced
-        && !["canceled", "holded", "payment_review", "complete", "closed"]
-            .contains(&order.state.as_str());
-    if !can_cancel {
+    if !order.can_cancel() {
         return reply(StatusCode::OK, json!(false));
     }
     order.state = "canceled".into();
     order.status = "canceled".into();
     reply(StatusCode::OK, json!(true))
+}
+
+/// `POST order/{id}/invoice`: the InvoiceOrder service; refused (400)
+/// when `!canInvoice()`; with `capture: false` the invoice is paid offline
+/// and the order moves to processing (complete if shipped).
+fn invoice(order: &mut Order, body: &Value) -> Response<Full<Bytes>> {
+    if !order.can_invoice() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Invoice Document Validation Error(s):\nThe order does not allow an invoice to be created."}),
+        );
+    }
+    assert_eq!(
+        body["capture"],
+        json!(false),
+        "ipnsync never captures online"
+    );
+    order.invoiced = true;
+    order.invoices += 1;
+    if order.shipped {
+        order.set_state("complete", "complete");
+    } else {
+        order.set_state("processing", "processing");
+    }
+    reply(StatusCode::OK, json!(order.invoices))
+}
+
+/// `POST order/{id}/refund`: the RefundOrder service (offline credit
+/// memo); refused (400) when `!canCreditmemo()`; closes the order.
+fn refund(order: &mut Order) -> Response<Full<Bytes>> {
+    if !order.can_creditmemo() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Creditmemo Document Validation Error(s):\nThe order does not allow a creditmemo to be created."}),
+        );
+    }
+    order.refunded = true;
+    order.creditmemos += 1;
+    order.set_state("closed", "closed");
+    reply(StatusCode::OK, json!(order.creditmemos))
+}
+
+/// `GET orders/{id}`: numbers as JSON numbers, NULL fields left out,
+/// `status_histories` newest first.
+fn order_json(entity_id: u64, order: &Order) -> Value {
+    let mut v = json!({
+        "entity_id": entity_id,
+        "increment_id": order.increment_id,
+        "state": order.state,
+        "status": order.status,
+        "grand_total": order.grand_total,
+        "order_currency_code": order.currency,
+        "status_histories": order.history.iter().enumerate().rev().map(|(i, h)| json!({
+            "entity_id": i + 1,
+            "parent_id": entity_id,
+            "comment": h.comment,
+            "status": h.status,
+            "is_customer_notified": u8::from(h.notified),
+            "is_visible_on_front": u8::from(h.visible_on_front),
+        })).collect::<Vec<_>>(),
+    });
+    if order.invoiced {
+        v["total_invoiced"] = json!(order.grand_total);
+        v["total_paid"] = json!(order.grand_total);
+    }
+    if order.refunded {
+        v["total_refunded"] = json!(order.grand_total);
+    }
+    if let Some((state, status)) = &order.hold_before {
+        v["hold_before_state"] = json!(state);
+        v["hold_before_status"] = json!(status);
+    }
+    v
 }
 
 fn add_comment(order: &mut Order, body: &Value) -> Response<Full<Bytes>> {

@@ -9,5 +9,6 @@ pub mod fake_opencart;
 pub mod fake_openmage;
 pub mod fake_webhook;
 pub mod http;
+pub mod order_states;
 pub mod process;
 pub mod webdriver;

@@ -1,199 +1,975 @@
-//! What ipnsync does to an order for each outcome (shops.md A.8,
-//! "Operation mapping for ipnsync"), and the account of what happened.
+//! What ipnsync does to an OpenMage / Magento 2 order for an outcome,
+//! decided from the order as the shop reports it *now* (shops.md A.8):
+//! its state, status, invoiced / paid / refunded totals, hold and history.
 //!
-//! OpenMage and Magento 2 share it: both order APIs have the same hold,
-//! unhold and cancel verbs, followed by a history comment that sets the
-//! configured status.
+//! Both shops keep a *state* apart from the status label, and their APIs
+//! write any status on any state. So the push reads the order, applies at
+//! most one state-changing operation (invoice, credit memo, hold, unhold,
+//! cancel), reads it again, and decides again until nothing is left to do;
+//! then it writes a status that belongs to the state the order is in, or
+//! keeps the current one. What it cannot do (an invoiced order to cancel, a
+//! merchant's hold, a payment on a cancelled order) becomes "needs an
+//! operator": a person must finish, and the comment says what to do.
+//!
+//! The table lives in docs/decisions.md ("OpenMage and Magento 2: state,
+//! outcome → operation"); `decide` is its code, and its tests walk every
+//! (state, outcome) pair through a model of the shop to check that every
+//! status written belongs to the order's state at that point.
 
+use crate::config::OrderRules;
+use crate::domain::comment::find_currency;
+use crate::domain::money::{decimal_to_minor_rounded, Money};
 use crate::domain::Outcome;
-use crate::shops::{Pushed, ShopUpdate};
 
-/// An order-state step taken before the history comment.
+/// The line ipnsync adds to its comment when the order stays on hold
+/// because of ipnsync (a review): it tells ipnsync's hold from the
+/// merchant's, which ipnsync never releases.
+pub(crate) const HOLD_TAG: &str = "ipnsync put the order on hold.";
+/// Prefix of the comment line that says what a person must do.
+pub(crate) const OPERATOR_TAG: &str = "Needs an operator: ";
+/// Prefix of the comment line of a failed amount check.
+pub(crate) const AMOUNT_TAG: &str = "Amount check failed: ";
+
+/// The marker that makes an update recognisable in the order's history.
+pub(crate) fn marker(outbox_id: i64) -> String {
+    format!("[ipnsync update #{outbox_id}]")
+}
+
+/// One status-history row, as the shop reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HistoryEntry {
+    /// The row's id: rows are ordered by it, newest last.
+    pub id: i64,
+    pub status: String,
+    pub comment: String,
+    pub notified: bool,
+}
+
+/// The order as the shop reports it. Amounts are in ten-thousandths (the
+/// shops store 4 decimals), 0 when the shop reports none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OrderView {
+    pub state: String,
+    pub status: String,
+    /// `grand_total` and `order_currency_code` as the shop wrote them, for
+    /// the amount check.
+    pub grand_total: String,
+    pub currency: String,
+    pub grand: i64,
+    pub invoiced: i64,
+    pub paid: i64,
+    pub refunded: i64,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// `"101.5000"` → 1015000.
+pub(crate) fn ten_thousandths(text: &str) -> Option<i64> {
+    decimal_to_minor_rounded(text, 4)
+}
+
+impl OrderView {
+    /// Something is left to invoice.
+    fn to_invoice(&self) -> bool {
+        self.invoiced < self.grand
+    }
+
+    /// Paid and not yet refunded.
+    fn refundable(&self) -> i64 {
+        self.paid - self.refunded
+    }
+
+    fn newest_marker_row(&self) -> Option<&HistoryEntry> {
+        self.history
+            .iter()
+            .filter(|h| h.comment.contains("[ipnsync update #"))
+            .max_by_key(|h| h.id)
+    }
+
+    /// The history row that carries this update's marker: it was delivered.
+    pub(crate) fn delivered(&self, outbox_id: i64) -> Option<&HistoryEntry> {
+        let marker = marker(outbox_id);
+        self.history.iter().find(|h| h.comment.contains(&marker))
+    }
+
+    /// The order is on hold because ipnsync held it: ipnsync's newest
+    /// comment says so, the status is still the one it wrote, and nobody
+    /// changed the order since (OpenMage writes an empty row for every
+    /// hold, unhold or state change; a merchant's plain comment with the
+    /// same status is fine). A merchant's hold — or a merchant who
+    /// released and held it again, or relabelled it (Magento 2 writes no
+    /// rows) — is never ipnsync's to release.
+    pub(crate) fn held_by_ipnsync(&self) -> bool {
+        if self.state != "holded" {
+            return false;
+        }
+        let Some(ours) = self.newest_marker_row() else {
+            return false;
+        };
+        ours.comment.contains(HOLD_TAG)
+            && ours.status == self.status
+            && self
+                .history
+                .iter()
+                .filter(|h| h.id > ours.id)
+                .all(|h| !h.comment.is_empty() && h.status == ours.status)
+    }
+
+    /// A customer entry with exactly `text` was written after ipnsync's
+    /// newest marker: an earlier attempt of this update got that far.
+    pub(crate) fn has_customer_entry_since_last_marker(&self, text: &str) -> bool {
+        let since = self.newest_marker_row().map_or(i64::MIN, |h| h.id);
+        self.history
+            .iter()
+            .any(|h| h.id > since && h.notified && h.comment == text)
+    }
+
+    /// The payment facts of ipnsync's newest comment about another
+    /// transaction than `except` (its `Transaction …` line, else its first
+    /// line): the earlier transaction, for a payment that arrives on a
+    /// cancelled order.
+    pub(crate) fn earlier_transaction(&self, except: &str) -> Option<String> {
+        let row = self
+            .history
+            .iter()
+            .filter(|h| h.comment.contains("[ipnsync update #"))
+            .filter(|h| except.is_empty() || !h.comment.contains(except))
+            .max_by_key(|h| h.id)?;
+        let first = row.comment.lines().next().unwrap_or_default();
+        Some(
+            match row.comment.lines().find(|l| l.starts_with("Transaction")) {
+                Some(t) => format!("{} — {t}", first.trim_end_matches('.')),
+                None => first.to_owned(),
+            },
+        )
+    }
+}
+
+/// A state-changing operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
+pub(crate) enum Op {
     Hold,
     Unhold,
     Cancel,
+    /// An invoice for what is left to invoice, captured offline.
+    Invoice,
+    /// A credit memo for what is paid, refunded offline.
+    CreditMemo,
 }
 
-impl Step {
+impl Op {
     pub(crate) fn verb(self) -> &'static str {
         match self {
-            Step::Hold => "hold",
-            Step::Unhold => "unhold",
-            Step::Cancel => "cancel",
+            Op::Hold => "hold",
+            Op::Unhold => "unhold",
+            Op::Cancel => "cancel",
+            Op::Invoice => "invoice",
+            Op::CreditMemo => "create a credit memo for",
         }
     }
 
-    fn done(self) -> &'static str {
+    pub(crate) fn done(self) -> &'static str {
         match self {
-            Step::Hold => "held",
-            Step::Unhold => "released from hold",
-            Step::Cancel => "canceled",
+            Op::Hold => "held",
+            Op::Unhold => "released from hold",
+            Op::Cancel => "canceled",
+            Op::Invoice => "invoiced (offline capture)",
+            Op::CreditMemo => "credit memo created (offline refund)",
         }
     }
 }
 
-/// The steps before the comment.
-///
-/// - Review and suspected fraud put the order on hold so nobody ships it.
-/// - Accepted, pending and refunded release it, but only if an earlier
-///   review may have held it: a merchant's own hold is left alone.
-/// - Canceled, rejected and failed release it first, because the shops'
-///   cancel silently does nothing on a held order.
-pub(crate) fn steps(outcome: Outcome, previous: Option<Outcome>) -> &'static [Step] {
-    let was_reviewed = matches!(previous, Some(Outcome::Review | Outcome::SuspectedFraud));
-    match outcome {
-        Outcome::Review | Outcome::SuspectedFraud => &[Step::Hold],
-        Outcome::Accepted | Outcome::Pending | Outcome::Refunded if was_reviewed => &[Step::Unhold],
-        Outcome::Accepted | Outcome::Pending | Outcome::Refunded => &[],
-        Outcome::Canceled | Outcome::Rejected | Outcome::Failed => &[Step::Unhold, Step::Cancel],
+/// Which status the final comment writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusChoice {
+    /// The status configured for the outcome, if it belongs to the state.
+    Configured,
+    /// The order's current status (no relabelling).
+    Keep,
+}
+
+/// The next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Next {
+    Apply(Op),
+    Finish {
+        status: StatusChoice,
+        needs_operator: Option<String>,
+    },
+}
+
+/// A refund against what the order has paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefundSize {
+    /// All of it (or the notification named no amount).
+    Full,
+    /// Less than what is paid, or in another currency: the text says so.
+    Partial(String),
+}
+
+/// What `decide` needs besides the order and the outcome.
+pub(crate) struct Ctx<'a> {
+    pub rules: &'a OrderRules,
+    /// Operations already applied in this push (each is applied once).
+    pub done: &'a [Op],
+    /// ipnsync held the order before this push started.
+    pub held_by_ipnsync: bool,
+    pub refund: RefundSize,
+    /// "lyra transaction tx1 (CAPTURED)", for operator texts.
+    pub this_payment: String,
+    /// This update's transaction id (to find the earlier one).
+    pub transaction_id: String,
+}
+
+fn finish(status: StatusChoice) -> Next {
+    Next::Finish {
+        status,
+        needs_operator: None,
     }
 }
 
-/// What happened so far, for the comment and `Pushed.detail`.
-#[derive(Debug)]
-pub(crate) struct Progress {
-    /// "OpenMage" or "Magento", for the texts.
-    shop: &'static str,
-    notes: Vec<String>,
-    cancel_refused: Option<String>,
+fn operator(text: String) -> Next {
+    Next::Finish {
+        status: StatusChoice::Keep,
+        needs_operator: Some(text),
+    }
 }
 
-impl Progress {
-    pub(crate) fn new(shop: &'static str) -> Self {
-        Progress {
-            shop,
-            notes: Vec::new(),
-            cancel_refused: None,
-        }
+/// The next operation for `outcome` on the order as it is now, or the
+/// final comment's status (and what a person must do).
+pub(crate) fn decide(o: &OrderView, outcome: Outcome, ctx: &Ctx) -> Next {
+    let did = |op| ctx.done.contains(&op);
+    let open = matches!(o.state.as_str(), "new" | "pending_payment" | "processing");
+    let ours = o.state == "holded" && (did(Op::Hold) || ctx.held_by_ipnsync);
+    let merchant_hold = o.state == "holded" && !ours;
+    let releases = !matches!(
+        outcome,
+        Outcome::Review | Outcome::SuspectedFraud | Outcome::Pending
+    );
+    if ours && releases && !did(Op::Unhold) {
+        return Next::Apply(Op::Unhold);
     }
-
-    pub(crate) fn done(&mut self, step: Step) {
-        self.notes.push(step.done().to_owned());
-    }
-
-    /// The shop declined a step for a business reason (not holdable, not
-    /// held, not cancellable). The update still goes through as a comment.
-    pub(crate) fn refused(&mut self, step: Step, why: &str) {
-        self.notes.push(format!("{} not done: {why}", step.verb()));
-        if step == Step::Cancel {
-            self.cancel_refused = Some(why.to_owned());
-        }
-    }
-
-    /// The history comment: the caller's text, a note when the order could
-    /// not be cancelled (the merchant has to act), and a marker that makes
-    /// an at-least-once re-send recognisable.
-    pub(crate) fn comment(&self, update: &ShopUpdate) -> String {
-        let mut parts = Vec::with_capacity(3);
-        if !update.comment.is_empty() {
-            parts.push(update.comment.clone());
-        }
-        if let Some(why) = &self.cancel_refused {
-            parts.push(format!(
-                "ipnsync could not cancel the order in {}: {why}",
-                self.shop
-            ));
-        }
-        parts.push(format!("[ipnsync update #{}]", update.outbox_id));
-        parts.join("\n")
-    }
-
-    pub(crate) fn finish(mut self, update: &ShopUpdate) -> Pushed {
-        self.notes.push(format!(
-            "comment added with status {}{}",
-            update.status,
-            if update.notify {
-                ", customer notified"
-            } else {
-                ""
+    if merchant_hold && releases {
+        return operator(format!(
+            "the order is on hold, not by ipnsync, so ipnsync left it held and only added this comment ({}). Release it when you are ready, then {}.",
+            ctx.this_payment,
+            match outcome {
+                Outcome::Accepted => "create the invoice (capture offline)",
+                Outcome::Refunded => "create a credit memo (refund offline), or cancel it if it was never invoiced",
+                _ => "cancel it",
             }
         ));
-        if self.cancel_refused.is_some() {
-            self.notes.push(format!(
-                "ipnsync could not cancel the order in {}",
-                self.shop
-            ));
-        }
-        Pushed::done(self.notes.join("; "))
+    }
+    if o.state == "payment_review" && releases {
+        return operator(format!(
+            "the order is in the shop's own payment review, which no API can leave ({}). Use Accept Payment or Deny Payment on the order page.",
+            ctx.this_payment
+        ));
+    }
+    match outcome {
+        Outcome::Accepted => match o.state.as_str() {
+            _ if open && o.to_invoice() && ctx.rules.invoice_on_accept && !did(Op::Invoice) => {
+                Next::Apply(Op::Invoice)
+            }
+            // OpenMage's invoice API captures offline only for methods that
+            // are not online gateways; a gateway's invoice stays unpaid.
+            _ if (open || o.state == "complete") && o.paid < o.invoiced => Next::Finish {
+                status: StatusChoice::Configured,
+                needs_operator: Some(format!(
+                    "the order is invoiced but its invoice is not paid ({}): open the invoice and capture it (offline), so the paid amount is right.",
+                    ctx.this_payment
+                )),
+            },
+            _ if open || o.state == "complete" => finish(StatusChoice::Configured),
+            state => paid_but(state, o, ctx),
+        },
+        Outcome::Pending => match o.state.as_str() {
+            "new" | "pending_payment" => finish(StatusChoice::Configured),
+            _ => finish(StatusChoice::Keep),
+        },
+        Outcome::Review | Outcome::SuspectedFraud => match o.state.as_str() {
+            _ if open && !did(Op::Hold) => Next::Apply(Op::Hold),
+            "holded" if ours => finish(StatusChoice::Configured),
+            "holded" | "payment_review" => finish(StatusChoice::Keep),
+            "complete" => operator(format!(
+                "the order is complete (shipped) and its payment is now under review ({}): check the payment with the provider before anything else leaves.",
+                ctx.this_payment
+            )),
+            "canceled" | "closed" => paid_but(&o.state, o, ctx),
+            state => operator(format!(
+                "ipnsync could not hold the order (state {state}) for review ({}): hold it yourself.",
+                ctx.this_payment
+            )),
+        },
+        Outcome::Canceled | Outcome::Rejected | Outcome::Failed => match o.state.as_str() {
+            _ if open && o.to_invoice() && !did(Op::Cancel) => Next::Apply(Op::Cancel),
+            "canceled" => finish(StatusChoice::Configured),
+            "closed" => finish(StatusChoice::Keep),
+            state => operator(format!(
+                "the payment is {} ({}) but the order is {} ({}), so it cannot be cancelled. Refund it with a credit memo, or check the payment with the provider.",
+                outcome.as_str(),
+                ctx.this_payment,
+                if o.state == "complete" { "complete" } else { "invoiced" },
+                state
+            )),
+        },
+        Outcome::Refunded => match o.state.as_str() {
+            "closed" => finish(StatusChoice::Configured),
+            "canceled" => finish(StatusChoice::Keep),
+            _ if (open || o.state == "complete") && o.refundable() > 0 => match &ctx.refund {
+                _ if did(Op::CreditMemo) => finish(StatusChoice::Keep),
+                RefundSize::Full => Next::Apply(Op::CreditMemo),
+                RefundSize::Partial(why) => operator(format!(
+                    "{why} ({}): create a credit memo for the refunded items or amount yourself (refund offline).",
+                    ctx.this_payment
+                )),
+            },
+            _ if open && o.invoiced == 0 && !did(Op::Cancel) => Next::Apply(Op::Cancel),
+            state => operator(format!(
+                "the payment was refunded ({}) but the order ({state}) has nothing paid that a credit memo could refund (an invoice not yet paid?): settle the invoice and create the credit memo yourself.",
+                ctx.this_payment
+            )),
+        },
+    }
+}
+
+/// A payment (or a review of one) on an order that is cancelled or closed:
+/// never relabelled, a person decides.
+fn paid_but(state: &str, o: &OrderView, ctx: &Ctx) -> Next {
+    let earlier = o
+        .earlier_transaction(&ctx.transaction_id)
+        .map(|e| format!(" Earlier: {e}."))
+        .unwrap_or_default();
+    operator(format!(
+        "a payment arrived for an order that is {state}: this payment: {}.{earlier} ipnsync did not relabel the order: refund the payment with the provider, or re-create the order for it.",
+        ctx.this_payment
+    ))
+}
+
+/// The status the final comment writes: the configured one if it belongs
+/// to the order's state, else the current one if it does (or is one ipnsync
+/// does not know: it never wrote it), else the state's default. So every
+/// status ipnsync writes belongs to the order's state.
+pub(crate) fn status_to_write(
+    rules: &OrderRules,
+    configured: &str,
+    choice: StatusChoice,
+    o: &OrderView,
+) -> String {
+    if choice == StatusChoice::Configured && rules.belongs(configured, &o.state) {
+        return configured.to_owned();
+    }
+    let current_fits =
+        !o.status.is_empty() && (rules.belongs(&o.status, &o.state) || !rules.is_known(&o.status));
+    if current_fits {
+        return o.status.clone();
+    }
+    OrderRules::default_status(&o.state)
+        .map(str::to_owned)
+        .unwrap_or_else(|| o.status.clone())
+}
+
+/// Whether a refund notification covers all that the order has paid.
+pub(crate) fn refund_size(o: &OrderView, amount: Option<&Money>, tolerance: u32) -> RefundSize {
+    let Some(amount) = amount else {
+        return RefundSize::Full;
+    };
+    let Some(currency) = find_currency(&amount.currency) else {
+        return RefundSize::Full;
+    };
+    if !o.currency.trim().eq_ignore_ascii_case(currency.alpha) {
+        return RefundSize::Partial(format!(
+            "the refund is in {} but the order is in {}",
+            currency.alpha,
+            o.currency.trim()
+        ));
+    }
+    let scale = 10_i64.pow(4u32.saturating_sub(currency.decimals));
+    let refunded = amount.minor.saturating_mul(scale);
+    let slack = i64::from(tolerance).saturating_mul(scale);
+    if refunded + slack >= o.refundable() {
+        RefundSize::Full
+    } else {
+        RefundSize::Partial(format!(
+            "partial refund of {} on an order that has {} {:.2} paid",
+            amount.display(),
+            o.currency.trim(),
+            o.refundable() as f64 / 10_000.0
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
-    use crate::config::ShopStatus;
 
-    fn update(comment: &str) -> ShopUpdate {
-        ShopUpdate {
-            outbox_id: 42,
-            event_id: 7,
-            order_ref: "100000001".into(),
-            outcome: Outcome::Canceled,
-            previous_outcome: None,
-            status: ShopStatus::Code("canceled".into()),
+    const STATES: [&str; 8] = crate::config::ORDER_STATES;
+
+    fn order(state: &str, invoiced: bool) -> OrderView {
+        OrderView {
+            state: state.into(),
+            status: OrderRules::default_status(state).unwrap_or("x").into(),
+            grand_total: "101.0000".into(),
+            currency: "USD".into(),
+            grand: 1_010_000,
+            invoiced: if invoiced { 1_010_000 } else { 0 },
+            paid: if invoiced { 1_010_000 } else { 0 },
+            refunded: 0,
+            history: Vec::new(),
+        }
+    }
+
+    fn ctx<'a>(rules: &'a OrderRules, done: &'a [Op], ours: bool) -> Ctx<'a> {
+        Ctx {
+            rules,
+            done,
+            held_by_ipnsync: ours,
+            refund: RefundSize::Full,
+            this_payment: "lyra transaction t2 (AUTHORISED)".into(),
+            transaction_id: "t2".into(),
+        }
+    }
+
+    /// What the shop does to the state (Mage_Sales_Model_Order, simplified
+    /// to whole orders): enough to walk a decision to its end.
+    fn apply(o: &mut OrderView, op: Op, hold_before: &mut Option<(String, String)>) {
+        match op {
+            Op::Hold => {
+                *hold_before = Some((o.state.clone(), o.status.clone()));
+                o.state = "holded".into();
+                o.status = "holded".into();
+            }
+            Op::Unhold => {
+                let (state, status) = hold_before
+                    .take()
+                    .unwrap_or(("new".into(), "pending".into()));
+                o.state = state;
+                o.status = status;
+            }
+            Op::Cancel => {
+                o.state = "canceled".into();
+                o.status = "canceled".into();
+            }
+            Op::Invoice => {
+                o.invoiced = o.grand;
+                o.paid = o.grand;
+                o.state = "processing".into();
+                o.status = "processing".into();
+            }
+            Op::CreditMemo => {
+                o.refunded = o.paid;
+                o.state = "closed".into();
+                o.status = "closed".into();
+            }
+        }
+    }
+
+    fn configured(outcome: Outcome) -> &'static str {
+        match outcome {
+            Outcome::Pending => "pending",
+            Outcome::Review | Outcome::SuspectedFraud => "holded",
+            Outcome::Accepted => "processing",
+            Outcome::Rejected | Outcome::Failed | Outcome::Canceled => "canceled",
+            Outcome::Refunded => "closed",
+        }
+    }
+
+    /// Walks the decision: (ops, final state, status written, operator?).
+    fn walk(
+        mut o: OrderView,
+        outcome: Outcome,
+        ours: bool,
+        rules: &OrderRules,
+    ) -> (Vec<Op>, String, String, bool) {
+        let mut done = Vec::new();
+        let mut hold_before = Some(("processing".to_owned(), "processing".to_owned()));
+        for _ in 0..5 {
+            match decide(&o, outcome, &ctx(rules, &done, ours)) {
+                Next::Apply(op) => {
+                    apply(&mut o, op, &mut hold_before);
+                    done.push(op);
+                }
+                Next::Finish {
+                    status,
+                    needs_operator,
+                } => {
+                    let written = status_to_write(rules, configured(outcome), status, &o);
+                    return (done, o.state, written, needs_operator.is_some());
+                }
+            }
+        }
+        panic!("no end for {outcome:?}");
+    }
+
+    #[test]
+    fn every_status_written_belongs_to_the_state_after_the_operations() {
+        let rules = OrderRules::default();
+        for state in STATES {
+            for invoiced in [false, true] {
+                for ours in [false, true] {
+                    for outcome in Outcome::ALL {
+                        let (ops, after, status, _) =
+                            walk(order(state, invoiced), outcome, ours, &rules);
+                        assert!(
+                            rules.belongs(&status, &after),
+                            "{state} (invoiced {invoiced}, ours {ours}) + {outcome:?}: {ops:?} → {after}/{status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// state, invoiced, held by ipnsync, outcome → ops, final state,
+    /// status written, needs an operator.
+    type Row = (
+        &'static str,
+        bool,
+        bool,
+        Outcome,
+        &'static [Op],
+        &'static str,
+        &'static str,
+        bool,
+    );
+
+    /// The table of docs/decisions.md, row by row.
+    #[test]
+    fn the_state_outcome_table() {
+        use Outcome::*;
+        let rules = OrderRules::default();
+        let no_invoice = OrderRules {
+            invoice_on_accept: false,
+            custom: BTreeMap::new(),
+        };
+        let rows: &[Row] = &[
+            // state, invoiced, held by ipnsync, outcome → ops, state, status, operator
+            (
+                "new",
+                false,
+                false,
+                Accepted,
+                &[Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "pending_payment",
+                false,
+                false,
+                Accepted,
+                &[Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Accepted,
+                &[],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Accepted,
+                &[],
+                "complete",
+                "complete",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                true,
+                Accepted,
+                &[Op::Unhold, Op::Invoice],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Accepted,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Accepted,
+                &[],
+                "payment_review",
+                "payment_review",
+                true,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Accepted,
+                &[],
+                "canceled",
+                "canceled",
+                true,
+            ),
+            (
+                "closed",
+                true,
+                false,
+                Accepted,
+                &[],
+                "closed",
+                "closed",
+                true,
+            ),
+            ("new", false, false, Pending, &[], "new", "pending", false),
+            (
+                "processing",
+                true,
+                false,
+                Pending,
+                &[],
+                "processing",
+                "processing",
+                false,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Review,
+                &[Op::Hold],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                SuspectedFraud,
+                &[Op::Hold],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Review,
+                &[],
+                "holded",
+                "holded",
+                false,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Review,
+                &[],
+                "payment_review",
+                "payment_review",
+                false,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Review,
+                &[],
+                "canceled",
+                "canceled",
+                true,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                SuspectedFraud,
+                &[],
+                "complete",
+                "complete",
+                true,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Canceled,
+                &[Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Canceled,
+                &[],
+                "processing",
+                "processing",
+                true,
+            ),
+            (
+                "holded",
+                false,
+                true,
+                Rejected,
+                &[Op::Unhold, Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "holded",
+                false,
+                false,
+                Failed,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
+            (
+                "payment_review",
+                false,
+                false,
+                Failed,
+                &[],
+                "payment_review",
+                "payment_review",
+                true,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Failed,
+                &[],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Canceled,
+                &[],
+                "complete",
+                "complete",
+                true,
+            ),
+            (
+                "processing",
+                true,
+                false,
+                Refunded,
+                &[Op::CreditMemo],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "complete",
+                true,
+                false,
+                Refunded,
+                &[Op::CreditMemo],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "new",
+                false,
+                false,
+                Refunded,
+                &[Op::Cancel],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "closed",
+                true,
+                false,
+                Refunded,
+                &[],
+                "closed",
+                "closed",
+                false,
+            ),
+            (
+                "canceled",
+                false,
+                false,
+                Refunded,
+                &[],
+                "canceled",
+                "canceled",
+                false,
+            ),
+            (
+                "holded",
+                true,
+                false,
+                Refunded,
+                &[],
+                "holded",
+                "holded",
+                true,
+            ),
+        ];
+        for &(state, invoiced, ours, outcome, ops, after, status, op) in rows {
+            let got = walk(order(state, invoiced), outcome, ours, &rules);
+            assert_eq!(
+                got,
+                (ops.to_vec(), after.to_owned(), status.to_owned(), op),
+                "{state} invoiced={invoiced} ours={ours} {outcome:?}"
+            );
+        }
+        // An invoice that is not paid (an online gateway's): a person
+        // captures it.
+        let mut unpaid = order("processing", true);
+        unpaid.paid = 0;
+        assert_eq!(
+            walk(unpaid, Accepted, false, &rules),
+            (vec![], "processing".into(), "processing".into(), true)
+        );
+        // Invoicing off: the comment keeps the new order's status.
+        assert_eq!(
+            walk(order("new", false), Accepted, false, &no_invoice),
+            (vec![], "new".into(), "pending".into(), false)
+        );
+    }
+
+    #[test]
+    fn a_partial_refund_needs_an_operator() {
+        let rules = OrderRules::default();
+        let o = order("processing", true);
+        let part = Money::new(5000, "USD").unwrap();
+        let size = refund_size(&o, Some(&part), 0);
+        assert!(
+            matches!(&size, RefundSize::Partial(t) if t.starts_with("partial refund of 50.00 USD")),
+            "{size:?}"
+        );
+        let mut c = ctx(&rules, &[], false);
+        c.refund = size;
+        assert!(matches!(
+            decide(&o, Outcome::Refunded, &c),
+            Next::Finish {
+                needs_operator: Some(_),
+                ..
+            }
+        ));
+        let all = Money::new(10100, "USD").unwrap();
+        assert_eq!(refund_size(&o, Some(&all), 0), RefundSize::Full);
+        let close = Money::new(10099, "USD").unwrap();
+        assert_eq!(refund_size(&o, Some(&close), 1), RefundSize::Full);
+        let eur = Money::new(10100, "EUR").unwrap();
+        assert!(matches!(
+            refund_size(&o, Some(&eur), 0),
+            RefundSize::Partial(_)
+        ));
+        assert_eq!(refund_size(&o, None, 0), RefundSize::Full);
+    }
+
+    fn row(id: i64, status: &str, comment: &str, notified: bool) -> HistoryEntry {
+        HistoryEntry {
+            id,
+            status: status.into(),
             comment: comment.into(),
-            notify: false,
-            provider: "lyra".into(),
-            transaction_id: "t1".into(),
-            provider_status: "CANCELLED".into(),
-            amount: None,
-            customer_text: String::new(),
-            earlier_attempt_unknown: false,
+            notified,
         }
     }
 
     #[test]
-    fn review_holds_and_release_only_follows_a_review() {
-        assert_eq!(steps(Outcome::Review, None), &[Step::Hold]);
-        assert_eq!(
-            steps(Outcome::SuspectedFraud, Some(Outcome::Pending)),
-            &[Step::Hold]
-        );
-        assert_eq!(
-            steps(Outcome::Accepted, Some(Outcome::Review)),
-            &[Step::Unhold]
-        );
-        assert_eq!(
-            steps(Outcome::Refunded, Some(Outcome::SuspectedFraud)),
-            &[Step::Unhold]
-        );
-        assert!(steps(Outcome::Accepted, None).is_empty());
-        assert!(steps(Outcome::Pending, Some(Outcome::Accepted)).is_empty());
+    fn ipnsyncs_hold_is_told_from_the_merchants() {
+        let mut o = order("holded", false);
+        o.history = vec![
+            row(1, "holded", "", false),
+            row(
+                2,
+                "holded",
+                &format!("Lyra: review\n{HOLD_TAG}\n[ipnsync update #3]"),
+                false,
+            ),
+        ];
+        assert!(o.held_by_ipnsync());
+        // The merchant released and held it again (OpenMage writes rows).
+        let mut again = o.clone();
+        again.history.push(row(3, "pending", "", false));
+        again.history.push(row(4, "holded", "", false));
+        assert!(!again.held_by_ipnsync());
+        // Or relabelled it (Magento 2 writes no row for hold / unhold).
+        let mut relabelled = o.clone();
+        relabelled.status = "my_hold".into();
+        assert!(!relabelled.held_by_ipnsync());
+        // A merchant's note on the held order changes nothing.
+        let mut noted = o.clone();
+        noted
+            .history
+            .push(row(3, "holded", "Called the customer", false));
+        assert!(noted.held_by_ipnsync());
+        // A merchant's hold that ipnsync only commented on.
+        let mut merchant = o.clone();
+        merchant.history[1].comment = "Lyra: accepted\n[ipnsync update #3]".into();
+        assert!(!merchant.held_by_ipnsync());
     }
 
     #[test]
-    fn final_failures_release_then_cancel() {
-        for o in [Outcome::Canceled, Outcome::Rejected, Outcome::Failed] {
-            assert_eq!(steps(o, None), &[Step::Unhold, Step::Cancel]);
-        }
+    fn the_marker_and_the_customer_entry_are_found() {
+        let mut o = order("processing", true);
+        o.history = vec![
+            row(1, "processing", "Thanks!", true),
+            row(
+                2,
+                "processing",
+                "Lyra: accepted\n[ipnsync update #12]",
+                false,
+            ),
+            row(3, "processing", "Refunded, sorry", true),
+        ];
+        assert_eq!(o.delivered(12).map(|h| h.id), Some(2));
+        assert!(o.delivered(1).is_none(), "#1 is not #12");
+        assert!(!o.has_customer_entry_since_last_marker("Thanks!"));
+        assert!(o.has_customer_entry_since_last_marker("Refunded, sorry"));
     }
 
     #[test]
-    fn the_comment_carries_the_marker_and_the_cancel_note() {
-        let u = update("Payment canceled");
-        let mut p = Progress::new("OpenMage");
-        assert_eq!(p.comment(&u), "Payment canceled\n[ipnsync update #42]");
-        p.refused(Step::Unhold, "Unhold action is not available.");
-        p.refused(Step::Cancel, "Order status not changed.");
+    fn the_earlier_transaction_is_quoted() {
+        let mut o = order("canceled", false);
+        o.history = vec![row(
+            1,
+            "canceled",
+            "Lyra, payment page: CANCELLED (cancelled by the merchant).\nTransaction 000042 (id t1), 29.90 EUR.\nOutcome: canceled.\n[ipnsync update #1]",
+            false,
+        )];
         assert_eq!(
-            p.comment(&u),
-            "Payment canceled\nipnsync could not cancel the order in OpenMage: Order status not changed.\n[ipnsync update #42]"
+            o.earlier_transaction("000042"),
+            None,
+            "the same transaction"
         );
-        let detail = p.finish(&u).detail;
         assert_eq!(
-            detail,
-            "unhold not done: Unhold action is not available.; cancel not done: Order status not changed.; \
-             comment added with status canceled; ipnsync could not cancel the order in OpenMage"
-        );
-    }
-
-    #[test]
-    fn an_empty_comment_leaves_only_the_marker() {
-        assert_eq!(
-            Progress::new("Magento").comment(&update("")),
-            "[ipnsync update #42]"
+            o.earlier_transaction("t2").as_deref(),
+            Some("Lyra, payment page: CANCELLED (cancelled by the merchant) — Transaction 000042 (id t1), 29.90 EUR.")
         );
     }
 }
