@@ -881,3 +881,31 @@ async fn the_fake_refuses_scalar_args_like_the_real_server() {
         .expect("body")
         .contains("<int>623</int>"));
 }
+
+/// Issue 12 on OpenMage: an analyst's note (a comment-only update: the
+/// order keeps its outcome) adds one history entry with the order's status
+/// as it is, notifies nobody, and operates on nothing — no invoice for an
+/// accepted order, no relabel of an invoiced one.
+#[tokio::test]
+async fn an_analysts_note_is_a_comment_with_the_status_kept() {
+    let (fake, client) = shop_with_order("processing", "processing").await;
+    fake.set_invoiced(ORDER);
+    let mut note = update(7, Outcome::Accepted, Some(Outcome::Accepted));
+    note.comment = "Cybersource: note by analyst1: customer called, all fine.".into();
+    assert!(note.is_comment_only());
+    let pushed = push(&fake, &client, &note).await;
+    assert!(pushed.detail.contains("comment only"), "{}", pushed.detail);
+    let order = fake.order(ORDER);
+    assert_eq!(order.invoices, 1, "no second invoice");
+    assert_eq!(
+        (order.state.as_str(), order.status.as_str()),
+        ("processing", "processing")
+    );
+    let updates = fake.updates(ORDER);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert!(!updates[0].notified);
+    assert!(updates[0].comment.contains("customer called, all fine."));
+    assert!(!calls_after_login(&fake)
+        .iter()
+        .any(|c| c.contains("invoice") || c.contains("cancel") || c.contains("hold")));
+}

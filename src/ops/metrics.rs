@@ -14,6 +14,7 @@ pub const REFUSED: &str = "ipnsync_refused_requests_total";
 pub const UNAVAILABLE: &str = "ipnsync_unavailable_total";
 pub const PUSHES: &str = "ipnsync_pushes_total";
 pub const PUSHES_NEED_OPERATOR: &str = "ipnsync_pushes_needing_operator_total";
+pub const GATEWAY_CANCELS: &str = "ipnsync_gateway_cancels_total";
 pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
 pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
 pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
@@ -75,6 +76,10 @@ fn describe() {
     describe_counter!(
         PUSHES_NEED_OPERATOR,
         "Updates a shop took only in part: a person must finish them (see `ipnsync outbox`), by shop."
+    );
+    describe_counter!(
+        GATEWAY_CANCELS,
+        "Risk-rejected orders whose transaction was still alive at the gateway, by source and result: to_do (no automatic cancel: listed in `review list`), cancelled, failed (listed too)."
     );
     describe_histogram!(
         REQUEST_SECONDS,

@@ -20,6 +20,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::ops::logging::one_line;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -162,7 +164,7 @@ pub async fn route(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             match super::act(&ctx, request).await {
                 Ok(report) => {
                     tracing::info!(
-                        %order, %shop, %actor, action = action.as_str(), gateway = %report.gateway,
+                        order = %one_line(&order), shop = %one_line(&shop), actor = %one_line(&actor), action = action.as_str(), gateway = %report.gateway,
                         status = %report.gateway_status.join(", "), moved = report.moved,
                         outbox = ?report.outbox_id, "admin API: review action done"
                     );
@@ -170,7 +172,7 @@ pub async fn route(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                 }
                 Err(e) => {
                     tracing::warn!(
-                        %order, %shop, %actor, action = action.as_str(), error = %e,
+                        order = %one_line(&order), shop = %one_line(&shop), actor = %one_line(&actor), action = action.as_str(), error = %one_line(&e.to_string()),
                         "admin API: review action not done"
                     );
                     review_error(&e)

@@ -39,6 +39,8 @@ use thiserror::Error;
 use crate::config::{Config, ReviewApi};
 use crate::domain::comment::format_amount;
 use crate::domain::Outcome;
+use crate::ops::logging::one_line;
+use crate::ops::metrics::GATEWAY_CANCELS;
 use crate::store::review::{
     self as store_review, ActionInProgress, ClaimResult, GatewayResult, MovedBy, NewReviewAction,
     OrderMove, RecordedAction, ReviewItem, ReviewTarget, TargetLookup, IN_REVIEW,
@@ -481,8 +483,8 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
                 .map(|(t, s)| format!("{t} → {s}"))
                 .collect();
             tracing::error!(
-                order = %target.order_ref, shop = %target.shop, action = action.as_str(),
-                review_action = claimed.id, error = %e,
+                order = %one_line(&target.order_ref), shop = %one_line(&target.shop), action = action.as_str(),
+                review_action = claimed.id, error = %one_line(&e.to_string()),
                 "the gateway acted but the review action could not be recorded"
             );
             return Err(ReviewError::ActedNotRecorded {
@@ -494,8 +496,8 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
         (Err(g), finished) => {
             if let Err(e) = finished {
                 tracing::warn!(
-                    order = %target.order_ref, shop = %target.shop, review_action = claimed.id,
-                    error = %e, "a failed review action could not be recorded"
+                    order = %one_line(&target.order_ref), shop = %one_line(&target.shop), review_action = claimed.id,
+                    error = %one_line(&e.to_string()), "a failed review action could not be recorded"
                 );
             }
             return Err(gateway_error(gateway, action, g));
@@ -558,8 +560,8 @@ pub fn after_live_rejection(
         metrics::counter!(GATEWAY_CANCELS, "source" => source.name.clone(), "result" => "to_do")
             .increment(1);
         tracing::warn!(
-            source = %source.name, shop = %shop, order = %order_ref,
-            "the risk verdict rejected the order but its transaction is still alive at the gateway, which will capture it: cancel it (ipnsync review deny {order_ref}, or the gateway's back office)"
+            source = %source.name, shop = %one_line(&shop), order = %one_line(&order_ref),
+            "the risk verdict rejected the order but its transaction is still alive at the gateway, which will capture it: cancel it (ipnsync review deny ORDER, or the gateway's back office)"
         );
         return;
     }
@@ -579,22 +581,17 @@ pub fn after_live_rejection(
             .increment(1);
         match result {
             Ok(r) => tracing::info!(
-                source = %source_name, shop = %shop, order = %order_ref, review_action = r.action_id,
+                source = %source_name, shop = %one_line(&shop), order = %one_line(&order_ref), review_action = r.action_id,
                 status = %r.gateway_status.join(", "),
                 "transaction of a risk-rejected order cancelled at the gateway"
             ),
             Err(e) => tracing::warn!(
-                source = %source_name, shop = %shop, order = %order_ref, error = %e,
+                source = %source_name, shop = %one_line(&shop), order = %one_line(&order_ref), error = %one_line(&e.to_string()),
                 "could not cancel the transaction of a risk-rejected order at the gateway: it stays in `review list` as \"cancel at the gateway\""
             ),
         }
     });
 }
-
-/// Counter of risk-rejected orders whose transaction was alive at the
-/// gateway, by `result`: `to_do` (no automatic cancel: listed in `review
-/// list`), `cancelled`, `failed` (listed too).
-pub const GATEWAY_CANCELS: &str = "ipnsync_gateway_cancels_total";
 
 /// The action's columns, owned, to move into a blocking task.
 #[derive(Debug, Clone)]

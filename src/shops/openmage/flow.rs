@@ -13,6 +13,7 @@ use super::plan::{
 use crate::config::OrderRules;
 use crate::domain::money::{check_amount, AmountCheck};
 use crate::domain::Outcome;
+use crate::ops::logging::one_line;
 use crate::shops::{PushError, Pushed, ShopUpdate};
 
 /// Most operations one push applies (unhold, then invoice or cancel, with
@@ -75,6 +76,9 @@ pub(crate) async fn push<A: OrderApi>(
     if let Some(row) = order.delivered(update.outbox_id) {
         return Ok(already_delivered(row, update.outbox_id));
     }
+    if update.is_comment_only() {
+        return comment_only(api, update, &order).await;
+    }
 
     // The amount check, before anything marks the order paid.
     let mut outcome = update.outcome;
@@ -134,7 +138,7 @@ pub(crate) async fn push<A: OrderApi>(
                     order = api.read().await?;
                 }
                 Err(OpError::Refused(why)) => {
-                    tracing::warn!(shop = %settings.name, order = %update.order_ref, operation = op.verb(), reason = %why, "{shop} refused the operation");
+                    tracing::warn!(shop = %settings.name, order = %one_line(&update.order_ref), operation = op.verb(), reason = %one_line(&why), "{shop} refused the operation");
                     notes.push(format!("{} refused: {why}", op.verb()));
                     needs_operator.push(format!(
                         "{shop} refused to {} the order ({why}); the {} is not applied: do it on the order page.",
@@ -237,6 +241,29 @@ pub(crate) async fn push<A: OrderApi>(
         needs_operator,
         applied_outcome: amount_problem.map(|_| Outcome::Review),
     })
+}
+
+/// An analyst's note: a history entry with the order's status as it is,
+/// notifying nobody. No operation, no amount check, no status change, even
+/// when the configured status for the order's outcome differs from it (the
+/// order's state is the shop's business here).
+async fn comment_only<A: OrderApi>(
+    api: &A,
+    update: &ShopUpdate,
+    order: &OrderView,
+) -> Result<Pushed, PushError> {
+    let text = format!("{}\n{}", update.comment, marker(update.outbox_id));
+    api.comment(Entry {
+        status: &order.status,
+        text: &text,
+        notify: false,
+        visible_on_front: false,
+    })
+    .await?;
+    Ok(Pushed::done(format!(
+        "comment only, status kept ({})",
+        order.status
+    )))
 }
 
 /// The update's marker is already in the order's history (an earlier
