@@ -176,3 +176,37 @@ async fn the_writer_thread_group_commits_and_answers_after_commit() {
     let reader = crate::store::open_reader(&path).unwrap();
     assert_eq!(count(&reader, "SELECT COUNT(*) FROM events"), 200);
 }
+
+/// The wall clock is set back a day after a failed push: the retry stored
+/// for 5 minutes later would wait a day and 5 minutes. The row is due as
+/// soon as the clock reads earlier than its last attempt.
+#[test]
+fn a_retry_is_not_postponed_by_a_clock_set_back() {
+    let (_dir, conn) = conn();
+    let r = intake(&conn, &new("9", "u9", "AUTHORISED", Some("shop"))).unwrap();
+    let id = r.outbox_id.unwrap();
+    let attempted_at = now_ms();
+    record_push(
+        &conn,
+        &PushReport::Retry {
+            outbox_id: id,
+            next_attempt_at: attempted_at + 300_000,
+            error: "HTTP 503".into(),
+        },
+    )
+    .unwrap();
+    let due = |now: i64| -> Vec<i64> {
+        crate::store::queries::due_rows(&conn, now, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert!(due(attempted_at + 60_000).is_empty(), "waits for its delay");
+    assert_eq!(due(attempted_at + 300_000), [id], "due after its delay");
+    assert_eq!(
+        due(attempted_at - 86_400_000),
+        [id],
+        "the clock went back a day: not postponed by a day"
+    );
+}
