@@ -265,6 +265,10 @@ mod tests {
         fake.pass(Duration::from_secs(2));
         assert_eq!(clock.now_ms(), T0 + 2000);
         fake.set_wall(DAY_MS);
-        assert_eq!(clock.now_ms(), T0 + 2000 + DAY_MS, "a later wall clock wins");
+        assert_eq!(
+            clock.now_ms(),
+            T0 + 2000 + DAY_MS,
+            "a later wall clock wins"
+        );
     }
 }

@@ -4,8 +4,10 @@
 pub mod answer;
 pub mod intake;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -29,6 +31,10 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Connections served at once; more are closed at accept.
     pub max_connections: usize,
+    /// Connections served at once from one peer address; more from it are
+    /// closed at accept, so one address cannot take every slot. Behind a
+    /// reverse proxy the peer is the proxy: raise it to `max_connections`.
+    pub max_connections_per_peer: usize,
     /// Time in-flight requests get to finish at shutdown.
     pub drain_timeout: Duration,
 }
@@ -39,7 +45,54 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Default per-peer cap: far more than a payment platform's sender uses at
+/// once (each notification is one short request), far fewer than the global
+/// limit, so one abusive address leaves most slots to everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 64;
+
+/// Open connections per peer address (the per-peer half of admission).
+#[derive(Default)]
+struct PeerSlots {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One peer's connection slot; frees itself when dropped.
+struct PeerSlot {
+    slots: Arc<PeerSlots>,
+    ip: IpAddr,
+}
+
+impl PeerSlots {
+    /// Takes a slot for `ip` unless it already holds `cap`.
+    fn try_take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<PeerSlot> {
+        let mut open = self.open.lock().expect("peer slots");
+        let n = open.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("peer slots");
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                // Keep the map as small as the set of connected peers.
+                open.remove(&self.ip);
+            }
         }
     }
 }
@@ -62,6 +115,8 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
+    let peers = Arc::new(PeerSlots::default());
+    let per_peer = state.limits.max_connections_per_peer;
     let header_read_timeout = state.limits.header_read_timeout;
     tokio::pin!(shutdown);
     loop {
@@ -77,8 +132,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Per peer first: a greedy address is turned away before it can
+        // take one of the global slots the others need. (An IPv4 peer on a
+        // dual-stack socket counts as the same address as its mapped form.)
+        let Some(peer_slot) = peers.try_take(peer.ip().to_canonical(), per_peer) else {
+            tracing::warn!(%peer, limit = per_peer, "per-peer connection limit reached, closing new connection");
+            metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "per_peer")
+                .increment(1);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = state.limits.max_connections, "connection limit reached, closing new connection");
+            metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "global")
+                .increment(1);
             drop(stream);
             continue;
         };
@@ -96,6 +163,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);
+            drop(peer_slot);
         });
     }
     drop(listener);
