@@ -155,6 +155,9 @@ impl Dispatcher {
             }
             self.health.beat();
             metrics::counter!(m::DISPATCH_LOOPS).increment(1);
+            // The database file left its path: results could not be
+            // recorded, and every push would be repeated. Wait it out.
+            let paused = self.writer.file_fault().is_some();
             // Pushes that finished before this read are committed, so the
             // read sees their new state; only later finishers can be stale.
             let busy = {
@@ -164,6 +167,7 @@ impl Dispatcher {
             };
             let page = 256 + busy;
             let rows = match queries::due_rows(&conn, self.clock.now_ms(), page) {
+                Ok(_) if paused => Vec::new(),
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "cannot read the outbox");

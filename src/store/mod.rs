@@ -1,5 +1,7 @@
 //! Durable storage: the only module that speaks SQL.
 //!
+//! - [`files`]: notices when the database file is no longer the one at its
+//!   path (deleted, moved, replaced), so nothing is acknowledged into it.
 //! - [`migrations`]: the schema, embedded in the binary, applied at open.
 //! - [`writer`]: the single writer thread that owns the write connection and
 //!   commits queued work in batches (group commit).
@@ -12,6 +14,7 @@
 //! a notification is acknowledged only after its commit is on disk.
 
 pub mod checkpoint;
+pub mod files;
 pub mod inspect;
 pub mod migrations;
 mod orders;

@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::files::FileWatch;
 use super::{now_ms, StoreError};
 use crate::domain::{self, Notification, OrderSnapshot, Outcome, Verdict};
 
@@ -113,6 +114,7 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Message>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    files: Option<Arc<FileWatch>>,
 }
 
 impl WriterHandle {
@@ -211,6 +213,12 @@ impl WriterHandle {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Why the database file the writer holds is no longer the one at the
+    /// configured path, as last checked (see [`FileWatch`]).
+    pub fn file_fault(&self) -> Option<super::files::FileFault> {
+        self.files.as_ref().and_then(|f| f.fault())
+    }
 }
 
 /// Starts the writer thread on an open write connection. The thread ends
@@ -222,16 +230,31 @@ pub fn spawn(
     batch_max: usize,
     committed: Arc<Notify>,
 ) -> (WriterHandle, JoinHandle<()>) {
+    spawn_watched(conn, None, queue, batch_max, committed)
+}
+
+/// [`spawn`], checking before each batch and after each commit that the
+/// database file is still the one at its path (`files`): while it is not,
+/// nothing is written and every command fails (HTTP 503), since a commit
+/// into a deleted or replaced file would be lost.
+pub fn spawn_watched(
+    conn: Connection,
+    files: Option<Arc<FileWatch>>,
+    queue: usize,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) -> (WriterHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue);
     let queued = Arc::new(AtomicUsize::new(0));
     let handle = WriterHandle {
         tx,
         queued: queued.clone(),
         capacity: queue,
+        files: files.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("ipnsync-writer".into())
-        .spawn(move || run(conn, rx, batch_max, queued, committed))
+        .spawn(move || run(conn, rx, batch_max, queued, committed, files))
         .expect("spawn writer thread");
     (handle, thread)
 }
@@ -247,14 +270,29 @@ enum Reply {
     ),
 }
 
+impl Reply {
+    fn fail_if_ok(self, err: &SubmitError) -> Reply {
+        match self {
+            Reply::Intake(tx, Ok(_)) => Reply::Intake(tx, Err(err.clone())),
+            Reply::Unit(tx, Ok(())) => Reply::Unit(tx, Err(err.clone())),
+            other => other,
+        }
+    }
+}
+
 fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Message>,
     batch_max: usize,
     queued: Arc<AtomicUsize>,
     committed: Arc<Notify>,
+    files: Option<Arc<FileWatch>>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
+    // The last commit failure (disk full, read-only file, I/O error), to
+    // log each change once rather than once per batch.
+    let mut failing: Option<String> = None;
+    let check = || files.as_deref().map_or(Ok(()), FileWatch::check);
     while let Some(first) = rx.blocking_recv() {
         match first {
             Message::Command(cmd) => batch.push(cmd),
@@ -274,7 +312,40 @@ fn run(
         let size = batch.len();
         queued.fetch_sub(size, Ordering::Relaxed);
         metrics::histogram!(crate::ops::metrics::COMMIT_BATCH).record(size as f64);
-        let (replies, outbox_work) = commit_batch(&mut conn, batch.drain(..));
+        let (replies, outbox_work) = match check() {
+            // Writing into a file that left its path would be lost.
+            Err(fault) => (
+                fail_all(
+                    batch.drain(..).collect(),
+                    &SubmitError::Storage(fault.to_string()),
+                ),
+                false,
+            ),
+            Ok(()) => {
+                let mut write_error = None;
+                let (replies, work) = commit_batch(&mut conn, batch.drain(..), &mut write_error);
+                match (&write_error, &failing) {
+                    (Some(e), None) => {
+                        tracing::error!(error = %e, "the database does not take writes: notifications are answered 503, /readyz fails and the watchdog is not fed")
+                    }
+                    (None, Some(_)) => tracing::info!("the database takes writes again"),
+                    _ => {}
+                }
+                failing = write_error;
+                match check() {
+                    // Committed, but into a file that left its path during
+                    // the batch: not durable where a restart will look.
+                    Err(fault) => {
+                        let err = SubmitError::Storage(fault.to_string());
+                        (
+                            replies.into_iter().map(|r| r.fail_if_ok(&err)).collect(),
+                            false,
+                        )
+                    }
+                    Ok(()) => (replies, work),
+                }
+            }
+        };
         if outbox_work {
             committed.notify_one();
         }
@@ -338,11 +409,20 @@ fn run_in_transaction(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Don
 /// command fails, each command in its own transaction so that the bad one
 /// fails alone. (Savepoints per command would do the same, but they make
 /// SQLite journal every touched page a second time; failures are rare.)
-fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> (Vec<Reply>, bool) {
+///
+/// `write_error` is set when a transaction itself could not be opened or
+/// committed (the database does not take writes), as opposed to one bad
+/// command.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: impl Iterator<Item = Command>,
+    write_error: &mut Option<String>,
+) -> (Vec<Reply>, bool) {
     let batch: Vec<Command> = batch.collect();
     match run_in_transaction(conn, &batch) {
         Ok(done) => return answer(batch.into_iter().zip(done.into_iter().map(Ok))),
         Err(TxError::Transaction(e)) => {
+            *write_error = Some(e.to_string());
             let err = SubmitError::Storage(e.to_string());
             return (fail_all(batch, &err), false);
         }
@@ -359,6 +439,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
                 Ok(mut done) => Ok(done.remove(0)),
                 Err(TxError::Command(_, e)) => Err(SubmitError::Storage(e.to_string())),
                 Err(TxError::Transaction(e)) => {
+                    *write_error = Some(e.to_string());
                     let err = SubmitError::Storage(e.to_string());
                     broken = Some(err.clone());
                     Err(err)
