@@ -90,9 +90,19 @@ pub enum SubmitError {
     Storage(String),
 }
 
+/// A notification on the writer's queue.
+struct Queued {
+    n: NewNotification,
+    /// Set when the request carried several notifications (a CMOS document,
+    /// one per `<Update>`): the SHA-256 of its body, which is then stored
+    /// once in `bodies` and referred to by each delivery, instead of once
+    /// per notification.
+    shared_body: Option<[u8; 32]>,
+}
+
 enum Command {
     Intake(
-        Box<NewNotification>,
+        Box<Queued>,
         oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
     ),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
@@ -121,7 +131,13 @@ impl WriterHandle {
     /// Queues a notification and waits until it is committed.
     pub async fn submit(&self, n: NewNotification) -> Result<IntakeReceipt, SubmitError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Intake(Box::new(n), reply))?;
+        self.send(Command::Intake(
+            Box::new(Queued {
+                n,
+                shared_body: None,
+            }),
+            reply,
+        ))?;
         rx.await
             .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
@@ -136,6 +152,9 @@ impl WriterHandle {
         notifications: Vec<NewNotification>,
     ) -> Vec<Result<IntakeReceipt, SubmitError>> {
         let mut failed: Option<SubmitError> = None;
+        // Hashed here, on the request's task, not on the writer thread.
+        let mut digests = BodyDigests::default();
+        let shared = notifications.len() > 1;
         let queued: Vec<_> = notifications
             .into_iter()
             .map(|n| {
@@ -143,7 +162,8 @@ impl WriterHandle {
                     return Err(e.clone());
                 }
                 let (reply, rx) = oneshot::channel();
-                self.send(Command::Intake(Box::new(n), reply))
+                let shared_body = shared.then(|| digests.of(&n.body));
+                self.send(Command::Intake(Box::new(Queued { n, shared_body }), reply))
                     .map(|()| rx)
                     .inspect_err(|e| failed = Some(e.clone()))
             })
@@ -386,7 +406,9 @@ enum TxError {
 
 fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
     match cmd {
-        Command::Intake(n, _) => intake(conn, n).map(Done::Intake),
+        Command::Intake(q, _) => {
+            intake_with_body(conn, &q.n, q.shared_body.as_ref()).map(Done::Intake)
+        }
         Command::Push(report, _) => record_push(conn, report).map(|()| Done::Unit),
         Command::Probe(_) => write_probe(conn).map(|()| Done::Unit),
     }
@@ -498,9 +520,43 @@ fn fail_all(batch: Vec<Command>, err: &SubmitError) -> Vec<Reply> {
     batch.into_iter().map(|c| fail_one(c, err)).collect()
 }
 
+/// SHA-256 of request bodies, computed once per distinct body: the
+/// notifications of one request share one `Bytes`.
+#[derive(Default)]
+struct BodyDigests {
+    last: Option<(Bytes, [u8; 32])>,
+}
+
+impl BodyDigests {
+    fn of(&mut self, body: &Bytes) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        match &self.last {
+            // The same allocation, kept alive by `last`: the same bytes.
+            Some((b, d)) if b.as_ptr() == body.as_ptr() && b.len() == body.len() => *d,
+            _ => {
+                let d: [u8; 32] = Sha256::digest(body).into();
+                self.last = Some((body.clone(), d));
+                d
+            }
+        }
+    }
+}
+
 /// Records one notification: deduplicate, decide, update the order, queue
-/// the shop update. Runs inside the batch transaction.
+/// the shop update. Runs inside the batch transaction. (The writer itself
+/// goes through [`intake_with_body`]; tests of other modules call this.)
+#[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
+    intake_with_body(conn, n, None)
+}
+
+/// [`intake`], storing the body in `bodies` under `shared_body` (its
+/// SHA-256) when given, once however many deliveries refer to it.
+fn intake_with_body(
+    conn: &Connection,
+    n: &NewNotification,
+    shared_body: Option<&[u8; 32]>,
+) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
     let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
             params![n.source, n.event_key],
@@ -516,7 +572,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         )
         .optional()?;
     if let Some((event_id, assessed, outcome, reason, comment)) = existing {
-        insert_delivery(conn, event_id, n, true)?;
+        insert_delivery(conn, event_id, n, true, shared_body)?;
         return Ok(IntakeReceipt {
             event_id,
             duplicate: true,
@@ -577,7 +633,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         ],
     )?;
     let event_id = conn.last_insert_rowid();
-    insert_delivery(conn, event_id, n, false)?;
+    insert_delivery(conn, event_id, n, false, shared_body)?;
 
     let mut outbox_id = None;
     if let Some(new_outcome) = outcome {
@@ -614,10 +670,15 @@ fn insert_delivery(
     event_id: i64,
     n: &NewNotification,
     duplicate: bool,
+    shared_body: Option<&[u8; 32]>,
 ) -> Result<(), StoreError> {
+    let (inline, body_id) = match shared_body {
+        None => (Some(n.body.as_ref()), None),
+        Some(digest) => (None, Some(shared_body_id(conn, digest, &n.body)?)),
+    };
     conn.prepare_cached(
-        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body, body_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         event_id,
@@ -625,9 +686,25 @@ fn insert_delivery(
         n.peer,
         duplicate,
         n.headers,
-        n.body.as_ref()
+        inline,
+        body_id
     ])?;
     Ok(())
+}
+
+/// The `bodies` row holding `body` (SHA-256 `digest`), inserted if new:
+/// every update of a document, and every resend of it, share one copy.
+fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i64, StoreError> {
+    let found = conn
+        .prepare_cached("SELECT id FROM bodies WHERE sha256 = ?1")?
+        .query_row(params![&digest[..]], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO bodies (sha256, body) VALUES (?1, ?2)")?
+        .execute(params![&digest[..], body])?;
+    Ok(conn.last_insert_rowid())
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
