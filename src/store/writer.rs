@@ -336,7 +336,7 @@ fn run(
             // Writing into a file that left its path would be lost.
             Err(fault) => (
                 fail_all(
-                    batch.drain(..).collect(),
+                    std::mem::take(&mut batch),
                     &SubmitError::Storage(fault.to_string()),
                 ),
                 false,
