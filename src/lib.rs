@@ -172,7 +172,11 @@ pub async fn run_with(
     }
     // Ready means able to acknowledge: only once a real write committed (a
     // read-only or full database opens fine, then refuses every commit).
-    let ready = tokio::spawn(notify_ready_after_a_write(writer.clone()));
+    // The first try runs before serving, so it never competes with requests
+    // for the writer queue; if it fails, the daemon serves (503s) and tries
+    // again in the background.
+    let first_write = writer.probe().await;
+    let ready = tokio::spawn(notify_ready_after_a_write(writer.clone(), first_write));
     let watchdog = ops::systemd::watchdog_interval().map(|every| {
         tokio::spawn(feed_watchdog(
             every,
@@ -226,10 +230,14 @@ pub async fn run_with(
 /// Until then systemd is told why not (`STATUS=`), the ERROR is logged, and
 /// the write is tried again every second: a database that cannot be written
 /// (read-only file, full disk, a foreign lock) must not look started.
-async fn notify_ready_after_a_write(writer: store::WriterHandle) {
+async fn notify_ready_after_a_write(
+    writer: store::WriterHandle,
+    first: Result<(), store::SubmitError>,
+) {
     let mut reported = false;
+    let mut result = first;
     loop {
-        match writer.probe().await {
+        match result {
             Ok(()) => {
                 if reported {
                     tracing::info!("the database takes writes; ready");
@@ -247,6 +255,7 @@ async fn notify_ready_after_a_write(writer: store::WriterHandle) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+        result = writer.probe().await;
     }
 }
 

@@ -74,10 +74,9 @@ pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigEr
     if max_connections == 0 {
         return Err(invalid("http.max_connections", "must be at least 1"));
     }
-    // One address may not hold every slot; by default it gets at most 64
-    // (never more than the global limit).
+    // One address may not hold every slot; by default it gets a quarter.
     let max_connections_per_peer = match raw.max_connections_per_peer {
-        None => defaults.max_connections_per_peer.min(max_connections),
+        None => crate::http::default_per_peer(max_connections),
         Some(0) => {
             return Err(invalid(
                 "http.max_connections_per_peer",
@@ -181,8 +180,9 @@ mod tests {
     fn the_per_peer_cap_defaults_below_the_global_limit_and_never_above_it() {
         let l = http(None, None).unwrap();
         assert_eq!(l.max_connections, 1024);
-        assert_eq!(l.max_connections_per_peer, 64);
-        assert_eq!(http(Some(10), None).unwrap().max_connections_per_peer, 10);
+        assert_eq!(l.max_connections_per_peer, 256);
+        assert_eq!(http(Some(10), None).unwrap().max_connections_per_peer, 2);
+        assert_eq!(http(Some(2), None).unwrap().max_connections_per_peer, 1);
         assert_eq!(http(Some(10), Some(3)).unwrap().max_connections_per_peer, 3);
         let err = http(Some(10), Some(11)).unwrap_err().to_string();
         assert!(err.contains("http.max_connections_per_peer"), "{err}");

@@ -51,10 +51,16 @@ impl Default for Limits {
     }
 }
 
-/// Default per-peer cap: far more than a payment platform's sender uses at
-/// once (each notification is one short request), far fewer than the global
-/// limit, so one abusive address leaves most slots to everyone else.
-pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// Default per-peer cap: a quarter of the global limit (256 of 1024). More
+/// than a platform's sender holds at once even in a burst (each
+/// notification is one short request), and one abusive address still leaves
+/// three quarters of the slots to everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
+
+/// The per-peer cap when none is configured: a quarter of `max_connections`.
+pub fn default_per_peer(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
+}
 
 /// Open connections per peer address (the per-peer half of admission).
 #[derive(Default)]
