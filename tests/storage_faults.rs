@@ -99,7 +99,8 @@ fn unprivileged(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// Reads datagrams until `stop` matches one, failing on `forbidden`.
+/// Reads datagrams until `stop` matches one (within 30 s), failing on
+/// `forbidden`.
 fn listen_until(
     socket: &UnixDatagram,
     stop: impl Fn(&str) -> bool,
@@ -107,7 +108,14 @@ fn listen_until(
 ) -> Vec<String> {
     let mut heard = Vec::new();
     let mut buf = [0u8; 1024];
+    // A generous bound, so that a daemon that keeps pinging instead fails
+    // the test rather than hanging it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expected notification never came; heard {heard:?}"
+        );
         let n = socket
             .recv(&mut buf)
             .unwrap_or_else(|e| panic!("no notification from the daemon ({e}); heard {heard:?}"));
