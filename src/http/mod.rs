@@ -65,7 +65,16 @@ pub fn default_per_peer(max_connections: usize) -> usize {
 /// Open connections per peer address (the per-peer half of admission).
 #[derive(Default)]
 struct PeerSlots {
-    open: Mutex<HashMap<IpAddr, usize>>,
+    peers: Mutex<HashMap<IpAddr, Peer>>,
+}
+
+#[derive(Default)]
+struct Peer {
+    open: usize,
+    /// Connections refused since the peer last reached its cap: one WARN
+    /// when it starts, one when it ends, not one per connection (a greedy
+    /// peer may try thousands a second).
+    refused: u64,
 }
 
 /// One peer's connection slot; frees itself when dropped.
@@ -75,15 +84,17 @@ struct PeerSlot {
 }
 
 impl PeerSlots {
-    /// Takes a slot for `ip` unless it already holds `cap`.
-    fn try_take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<PeerSlot> {
-        let mut open = self.open.lock().expect("peer slots");
-        let n = open.entry(ip).or_insert(0);
-        if *n >= cap {
-            return None;
+    /// Takes a slot for `ip` unless it already holds `cap`; on refusal,
+    /// how many connections it has had refused in a row.
+    fn try_take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Result<PeerSlot, u64> {
+        let mut peers = self.peers.lock().expect("peer slots");
+        let peer = peers.entry(ip).or_default();
+        if peer.open >= cap {
+            peer.refused += 1;
+            return Err(peer.refused);
         }
-        *n += 1;
-        Some(PeerSlot {
+        peer.open += 1;
+        Ok(PeerSlot {
             slots: self.clone(),
             ip,
         })
@@ -92,12 +103,16 @@ impl PeerSlots {
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
-        let mut open = self.slots.open.lock().expect("peer slots");
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+        let mut peers = self.slots.peers.lock().expect("peer slots");
+        if let Some(peer) = peers.get_mut(&self.ip) {
+            peer.open -= 1;
+            if peer.refused > 0 {
+                tracing::warn!(peer = %self.ip, refused = peer.refused, "peer back under its connection cap");
+                peer.refused = 0;
+            }
+            if peer.open == 0 {
                 // Keep the map as small as the set of connected peers.
-                open.remove(&self.ip);
+                peers.remove(&self.ip);
             }
         }
     }
@@ -141,12 +156,17 @@ pub async fn serve(
         // Per peer first: a greedy address is turned away before it can
         // take one of the global slots the others need. (An IPv4 peer on a
         // dual-stack socket counts as the same address as its mapped form.)
-        let Some(peer_slot) = peers.try_take(peer.ip().to_canonical(), per_peer) else {
-            tracing::warn!(%peer, limit = per_peer, "per-peer connection limit reached, closing new connection");
-            metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "per_peer")
-                .increment(1);
-            drop(stream);
-            continue;
+        let peer_slot = match peers.try_take(peer.ip().to_canonical(), per_peer) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                if refused == 1 {
+                    tracing::warn!(%peer, limit = per_peer, "per-peer connection limit reached, closing its new connections until one of its own ends");
+                }
+                metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "per_peer")
+                    .increment(1);
+                drop(stream);
+                continue;
+            }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = state.limits.max_connections, "connection limit reached, closing new connection");
@@ -179,5 +199,29 @@ pub async fn serve(
         () = tokio::time::sleep(drain) => {
             tracing::warn!(timeout = ?drain, "requests still in flight at the end of the drain period");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_peer_has_its_own_cap_and_slots_come_back() {
+        let slots = Arc::new(PeerSlots::default());
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = slots.try_take(a, 2).unwrap();
+        let _second = slots.try_take(a, 2).unwrap();
+        assert_eq!(slots.try_take(a, 2).err(), Some(1));
+        assert_eq!(slots.try_take(a, 2).err(), Some(2));
+        let _other = slots
+            .try_take(b, 2)
+            .expect("another address is not affected");
+        drop(first);
+        assert!(
+            slots.try_take(a, 2).is_ok(),
+            "a freed slot can be taken again"
+        );
     }
 }
