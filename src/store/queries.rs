@@ -37,9 +37,11 @@ fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
 /// row of their order: a later update waits until the earlier one is
 /// delivered (a dead row holds its order until an operator retries it).
 ///
-/// A row whose last attempt is recorded *after* `now` is due too: the wall
+/// A row whose latest attempt is recorded *after* `now` is due too: the wall
 /// clock was set back since, so its stored `next_attempt_at` would wait
-/// longer than the schedule asked (by as much as the clock went back). The
+/// longer than the schedule asked (by as much as the clock went back). Only
+/// the latest attempt counts: once the row has been tried again on the new
+/// clock, its new `next_attempt_at` holds. The
 /// running dispatcher measures its own waits on the monotonic clock
 /// (`dispatch::retry::RetryClock`); this bound is for rows left by a
 /// previous run.
@@ -51,7 +53,8 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
          FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.state = 'pending'
            AND (o.next_attempt_at <= ?1
-                OR EXISTS (SELECT 1 FROM push_attempts a WHERE a.outbox_id = o.id AND a.at > ?1))
+                OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
+                    ORDER BY a.id DESC LIMIT 1) > ?1)
            AND NOT EXISTS (SELECT 1 FROM outbox p
                            WHERE p.shop = o.shop AND p.order_ref = o.order_ref
                              AND p.id < o.id AND p.state <> 'delivered')

@@ -209,4 +209,22 @@ fn a_retry_is_not_postponed_by_a_clock_set_back() {
         [id],
         "the clock went back a day: not postponed by a day"
     );
+
+    // Seen from the clock set back a day: the attempt above lies a day in
+    // the future. Tried again now, the row waits for its new delay, not
+    // until the clock reaches that old attempt.
+    conn.execute("UPDATE push_attempts SET at = at + 86400000", [])
+        .unwrap();
+    let now = now_ms();
+    record_push(
+        &conn,
+        &PushReport::Retry {
+            outbox_id: id,
+            next_attempt_at: now + 300_000,
+            error: "HTTP 503".into(),
+        },
+    )
+    .unwrap();
+    assert!(due(now + 60_000).is_empty(), "waits for its new delay");
+    assert_eq!(due(now + 300_000), [id]);
 }
