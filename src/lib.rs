@@ -99,10 +99,18 @@ pub async fn run_with(
         },
     };
 
-    let checkpointer = store::checkpoint::spawn(&config.database, Duration::from_millis(500))?;
+    // The identity of the file just opened: writes stop if another file (or
+    // none) takes its place at the path.
+    let files = Arc::new(store::files::FileWatch::new(&config.database)?);
+    let checkpointer = store::checkpoint::spawn(
+        &config.database,
+        Duration::from_millis(500),
+        Some(files.clone()),
+    )?;
     let wake = Arc::new(Notify::new());
-    let (writer, writer_thread) = store::writer::spawn(
+    let (writer, writer_thread) = store::writer::spawn_watched(
         conn,
+        Some(files),
         config.writer.queue,
         config.writer.batch_max,
         wake.clone(),
@@ -164,7 +172,13 @@ pub async fn run_with(
     for w in &config.warnings {
         tracing::warn!("config: {w}");
     }
-    ops::systemd::notify("READY=1");
+    // Ready means able to acknowledge: only once a real write committed (a
+    // read-only or full database opens fine, then refuses every commit).
+    // The first try runs before serving, so it never competes with requests
+    // for the writer queue; if it fails, the daemon serves (503s) and tries
+    // again in the background.
+    let first_write = writer.probe().await;
+    let ready = tokio::spawn(notify_ready_after_a_write(writer.clone(), first_write));
     let watchdog = ops::systemd::watchdog_interval().map(|every| {
         tokio::spawn(feed_watchdog(
             every,
@@ -192,7 +206,7 @@ pub async fn run_with(
     if let Some(t) = admin_task {
         let _ = t.await;
     }
-    for t in [watchdog, forward].into_iter().flatten() {
+    for t in [watchdog, forward, Some(ready)].into_iter().flatten() {
         t.abort();
     }
     // Commit and answer whatever is still queued, then end the writer even
@@ -214,10 +228,44 @@ pub async fn run_with(
     Ok(())
 }
 
+/// Sends READY=1 once the writer has committed a real write (the probe).
+/// Until then systemd is told why not (`STATUS=`), the ERROR is logged, and
+/// the write is tried again every second: a database that cannot be written
+/// (read-only file, full disk, a foreign lock) must not look started.
+async fn notify_ready_after_a_write(
+    writer: store::WriterHandle,
+    first: Result<(), store::SubmitError>,
+) {
+    let mut reported = false;
+    let mut result = first;
+    loop {
+        match result {
+            Ok(()) => {
+                if reported {
+                    tracing::info!("the database takes writes; ready");
+                }
+                ops::systemd::notify("READY=1");
+                ops::systemd::notify("STATUS=serving");
+                return;
+            }
+            Err(e) => {
+                if !reported {
+                    tracing::error!(error = %e, "database not writable at start: not telling systemd we are ready; notifications are answered 503");
+                    reported = true;
+                }
+                ops::systemd::notify(&format!("STATUS=not ready: database not writable: {e}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        result = writer.probe().await;
+    }
+}
+
 /// Feeds systemd's watchdog only while the daemon actually works: the
 /// database takes a write and the dispatcher keeps looping. A daemon that
-/// is alive but stuck (writer thread gone, dispatcher failed) stops pinging
-/// and systemd restarts it.
+/// is alive but stuck (writer thread gone, dispatcher failed, database file
+/// deleted or replaced) stops pinging and systemd restarts it; each missed
+/// ping tells systemd why (`STATUS=`).
 async fn feed_watchdog(
     every: Duration,
     writer: store::WriterHandle,
@@ -225,24 +273,37 @@ async fn feed_watchdog(
     dispatcher_stall: Duration,
 ) {
     let mut tick = tokio::time::interval(every / 3);
+    let mut was_healthy = true;
     loop {
         tick.tick().await;
-        let writable = matches!(
-            tokio::time::timeout(every / 4, writer.probe()).await,
-            Ok(Ok(()))
-        );
+        let probe = match tokio::time::timeout(every / 4, writer.probe()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no write committed within {:?}", every / 4)),
+        };
+        let writable = probe.is_ok();
         let beat = health
             .dispatcher_heartbeat
             .load(std::sync::atomic::Ordering::Relaxed);
         let dispatching = store::now_ms() - beat <= dispatcher_stall.as_millis() as i64;
         if writable && dispatching {
+            if !was_healthy {
+                ops::systemd::notify("STATUS=serving");
+            }
             ops::systemd::notify("WATCHDOG=1");
+            was_healthy = true;
         } else {
+            let why = match probe {
+                Err(e) => format!("database not writable: {e}"),
+                Ok(()) => "dispatcher not looping".to_owned(),
+            };
             tracing::warn!(
                 writable,
                 dispatching,
-                "watchdog not fed: the daemon is not healthy"
+                "watchdog not fed: the daemon is not healthy: {why}"
             );
+            ops::systemd::notify(&format!("STATUS=not healthy, watchdog not fed: {why}"));
+            was_healthy = false;
         }
     }
 }

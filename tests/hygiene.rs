@@ -18,6 +18,7 @@ fn limits() -> Limits {
         header_read_timeout: Duration::from_millis(500),
         body_read_timeout: Duration::from_millis(500),
         max_connections: 2,
+        max_connections_per_peer: 2,
         drain_timeout: Duration::from_secs(5),
     }
 }

@@ -182,8 +182,9 @@ impl Config {
         let _ = writeln!(out, "body limit  {} bytes", self.body_limit);
         let _ = writeln!(
             out,
-            "http        up to {} connections, headers within {}, body within {}, drain {}",
+            "http        up to {} connections ({} per peer address), headers within {}, body within {}, drain {}",
             self.http.max_connections,
+            self.http.max_connections_per_peer,
             format_duration(self.http.header_read_timeout),
             format_duration(self.http.body_read_timeout),
             format_duration(self.http.drain_timeout)

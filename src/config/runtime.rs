@@ -21,6 +21,7 @@ pub(super) struct RawWriter {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
     pub(super) max_connections: Option<usize>,
+    pub(super) max_connections_per_peer: Option<usize>,
     pub(super) header_read_timeout: Option<String>,
     pub(super) body_read_timeout: Option<String>,
     pub(super) drain_timeout: Option<String>,
@@ -73,8 +74,26 @@ pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigEr
     if max_connections == 0 {
         return Err(invalid("http.max_connections", "must be at least 1"));
     }
+    // One address may not hold every slot; by default it gets a quarter.
+    let max_connections_per_peer = match raw.max_connections_per_peer {
+        None => crate::http::default_per_peer(max_connections),
+        Some(0) => {
+            return Err(invalid(
+                "http.max_connections_per_peer",
+                "must be at least 1",
+            ))
+        }
+        Some(n) if n > max_connections => {
+            return Err(invalid(
+                "http.max_connections_per_peer",
+                format!("must not exceed http.max_connections ({max_connections})"),
+            ))
+        }
+        Some(n) => n,
+    };
     Ok(crate::http::Limits {
         max_connections,
+        max_connections_per_peer,
         header_read_timeout: duration(
             "header_read_timeout",
             raw.header_read_timeout,
@@ -140,4 +159,33 @@ pub(super) fn resolve_admin_token(
         }
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(
+        max: Option<usize>,
+        per_peer: Option<usize>,
+    ) -> Result<crate::http::Limits, ConfigError> {
+        resolve_http(RawHttp {
+            max_connections: max,
+            max_connections_per_peer: per_peer,
+            ..RawHttp::default()
+        })
+    }
+
+    #[test]
+    fn the_per_peer_cap_defaults_below_the_global_limit_and_never_above_it() {
+        let l = http(None, None).unwrap();
+        assert_eq!(l.max_connections, 1024);
+        assert_eq!(l.max_connections_per_peer, 256);
+        assert_eq!(http(Some(10), None).unwrap().max_connections_per_peer, 2);
+        assert_eq!(http(Some(2), None).unwrap().max_connections_per_peer, 1);
+        assert_eq!(http(Some(10), Some(3)).unwrap().max_connections_per_peer, 3);
+        let err = http(Some(10), Some(11)).unwrap_err().to_string();
+        assert!(err.contains("http.max_connections_per_peer"), "{err}");
+        assert!(http(None, Some(0)).is_err());
+    }
 }

@@ -85,6 +85,8 @@ pub struct Dispatcher {
     writer: WriterHandle,
     wake: Arc<Notify>,
     health: Arc<Health>,
+    /// Measures retry waits on the monotonic clock (wall-clock jumps).
+    clock: Arc<retry::RetryClock>,
 }
 
 fn build_shops(config: &Config) -> HashMap<String, Arc<Shop>> {
@@ -127,6 +129,7 @@ impl Dispatcher {
             writer,
             wake,
             health,
+            clock: Arc::new(retry::RetryClock::system()),
         }
     }
 
@@ -169,6 +172,9 @@ impl Dispatcher {
             }
             self.health.beat();
             metrics::counter!(m::DISPATCH_LOOPS).increment(1);
+            // The database file left its path: results could not be
+            // recorded, and every push would be repeated. Wait it out.
+            let paused = self.writer.file_fault().is_some();
             // Pushes that finished before this read are committed, so the
             // read sees their new state; only later finishers can be stale.
             let busy = {
@@ -177,7 +183,8 @@ impl Dispatcher {
                 w.orders.len()
             };
             let page = 256 + busy;
-            let rows = match queries::due_rows(&conn, now_ms(), page) {
+            let rows = match queries::due_rows(&conn, self.clock.now_ms(), page) {
+                Ok(_) if paused => Vec::new(),
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "cannot read the outbox");
@@ -196,7 +203,9 @@ impl Dispatcher {
                     }
                     continue;
                 };
-                if !work.lock().expect("in-flight state").claim(&key, row.id) {
+                if !self.clock.may_go(row.id)
+                    || !work.lock().expect("in-flight state").claim(&key, row.id)
+                {
                     continue;
                 }
                 claimed += 1;
@@ -216,10 +225,14 @@ impl Dispatcher {
                 };
                 let writer = self.writer.clone();
                 let policy = self.policy.clone();
+                let clock = self.clock.clone();
                 // The event id ties these lines to the notification's own.
                 let span = tracing::info_span!("push", outbox = row.id, event = row.event_id);
                 tasks.spawn(async move {
                     let report = push_one(&shop, &row, &policy).instrument(span).await;
+                    if let PushReport::Retry { next_attempt_at, .. } = &report {
+                        clock.scheduled(row.id, *next_attempt_at);
+                    }
                     let recorded = match writer.record_push(report).await {
                         Ok(()) => true,
                         Err(e) => {

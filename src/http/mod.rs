@@ -4,8 +4,10 @@
 pub mod answer;
 pub mod intake;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -29,6 +31,10 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Connections served at once; more are closed at accept.
     pub max_connections: usize,
+    /// Connections served at once from one peer address; more from it are
+    /// closed at accept, so one address cannot take every slot. Behind a
+    /// reverse proxy the peer is the proxy: raise it to `max_connections`.
+    pub max_connections_per_peer: usize,
     /// Time in-flight requests get to finish at shutdown.
     pub drain_timeout: Duration,
 }
@@ -39,7 +45,75 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Default per-peer cap: a quarter of the global limit (256 of 1024). More
+/// than a platform's sender holds at once even in a burst (each
+/// notification is one short request), and one abusive address still leaves
+/// three quarters of the slots to everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
+
+/// The per-peer cap when none is configured: a quarter of `max_connections`.
+pub fn default_per_peer(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
+}
+
+/// Open connections per peer address (the per-peer half of admission).
+#[derive(Default)]
+struct PeerSlots {
+    peers: Mutex<HashMap<IpAddr, Peer>>,
+}
+
+#[derive(Default)]
+struct Peer {
+    open: usize,
+    /// Connections refused since the peer last reached its cap: one WARN
+    /// when it starts, one when it ends, not one per connection (a greedy
+    /// peer may try thousands a second).
+    refused: u64,
+}
+
+/// One peer's connection slot; frees itself when dropped.
+struct PeerSlot {
+    slots: Arc<PeerSlots>,
+    ip: IpAddr,
+}
+
+impl PeerSlots {
+    /// Takes a slot for `ip` unless it already holds `cap`; on refusal,
+    /// how many connections it has had refused in a row.
+    fn try_take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Result<PeerSlot, u64> {
+        let mut peers = self.peers.lock().expect("peer slots");
+        let peer = peers.entry(ip).or_default();
+        if peer.open >= cap {
+            peer.refused += 1;
+            return Err(peer.refused);
+        }
+        peer.open += 1;
+        Ok(PeerSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut peers = self.slots.peers.lock().expect("peer slots");
+        if let Some(peer) = peers.get_mut(&self.ip) {
+            peer.open -= 1;
+            if peer.refused > 0 {
+                tracing::warn!(peer = %self.ip, refused = peer.refused, "peer back under its connection cap");
+                peer.refused = 0;
+            }
+            if peer.open == 0 {
+                // Keep the map as small as the set of connected peers.
+                peers.remove(&self.ip);
+            }
         }
     }
 }
@@ -62,6 +136,8 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
+    let peers = Arc::new(PeerSlots::default());
+    let per_peer = state.limits.max_connections_per_peer;
     let header_read_timeout = state.limits.header_read_timeout;
     tokio::pin!(shutdown);
     loop {
@@ -77,8 +153,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Per peer first: a greedy address is turned away before it can
+        // take one of the global slots the others need. (An IPv4 peer on a
+        // dual-stack socket counts as the same address as its mapped form.)
+        let peer_slot = match peers.try_take(peer.ip().to_canonical(), per_peer) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                if refused == 1 {
+                    tracing::warn!(%peer, limit = per_peer, "per-peer connection limit reached, closing its new connections until one of its own ends");
+                }
+                metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "per_peer")
+                    .increment(1);
+                drop(stream);
+                continue;
+            }
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = state.limits.max_connections, "connection limit reached, closing new connection");
+            metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED, "reason" => "global")
+                .increment(1);
             drop(stream);
             continue;
         };
@@ -96,6 +189,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);
+            drop(peer_slot);
         });
     }
     drop(listener);
@@ -105,5 +199,29 @@ pub async fn serve(
         () = tokio::time::sleep(drain) => {
             tracing::warn!(timeout = ?drain, "requests still in flight at the end of the drain period");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_peer_has_its_own_cap_and_slots_come_back() {
+        let slots = Arc::new(PeerSlots::default());
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = slots.try_take(a, 2).unwrap();
+        let _second = slots.try_take(a, 2).unwrap();
+        assert_eq!(slots.try_take(a, 2).err(), Some(1));
+        assert_eq!(slots.try_take(a, 2).err(), Some(2));
+        let _other = slots
+            .try_take(b, 2)
+            .expect("another address is not affected");
+        drop(first);
+        assert!(
+            slots.try_take(a, 2).is_ok(),
+            "a freed slot can be taken again"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub const OUTBOX_PENDING: &str = "ipnsync_outbox_pending";
 pub const OUTBOX_DEAD: &str = "ipnsync_outbox_dead";
 pub const OUTBOX_OLDEST_AGE: &str = "ipnsync_outbox_oldest_pending_age_seconds";
 pub const DISPATCH_LOOPS: &str = "ipnsync_dispatcher_loops_total";
+pub const CONNECTIONS_REFUSED: &str = "ipnsync_connections_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -68,6 +69,10 @@ fn describe() {
     describe_counter!(
         UNAVAILABLE,
         "Notifications answered 503 (overload, storage, shutdown), by reason."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at accept, by limit reached (per_peer, global)."
     );
     describe_counter!(
         PUSHES,

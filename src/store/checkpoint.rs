@@ -6,6 +6,10 @@
 //! milliseconds. Here a separate connection runs PASSIVE checkpoints on a
 //! timer instead; in WAL mode they proceed alongside the writer, and the
 //! writer's own auto-checkpoint stays as a far-off safety net.
+//!
+//! The same timer checks that the database file is still the one at its
+//! path ([`FileWatch`]), so a deleted or replaced file is reported within a
+//! second even when no notification arrives; no checkpoint runs meanwhile.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +19,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::files::FileWatch;
 use super::StoreError;
 
 /// Pages the WAL may reach before the writer checkpoints by itself
@@ -26,8 +31,13 @@ pub struct Checkpointer {
     thread: JoinHandle<()>,
 }
 
-/// Starts a thread that checkpoints `path` every `every`.
-pub fn spawn(path: &Path, every: Duration) -> Result<Checkpointer, StoreError> {
+/// Starts a thread that checkpoints `path` every `every` (and checks
+/// `files`, if given, at the same pace).
+pub fn spawn(
+    path: &Path,
+    every: Duration,
+    files: Option<Arc<FileWatch>>,
+) -> Result<Checkpointer, StoreError> {
     let conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
         source,
@@ -47,6 +57,9 @@ pub fn spawn(path: &Path, every: Duration) -> Result<Checkpointer, StoreError> {
                     continue;
                 }
                 waited = Duration::ZERO;
+                if let Some(Err(_)) = files.as_deref().map(FileWatch::check) {
+                    continue; // logged by the check; nothing to checkpoint into
+                }
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::debug!(error = %e, "background checkpoint skipped");
                 }

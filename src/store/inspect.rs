@@ -301,7 +301,8 @@ fn order_deliveries(
     order_ref: &str,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT d.id, d.event_id, d.received_at, d.peer, d.duplicate, d.body IS NULL
+        "SELECT d.id, d.event_id, d.received_at, d.peer, d.duplicate,
+                d.body IS NULL AND d.body_id IS NULL
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE e.shop = ?1 AND e.order_ref = ?2 ORDER BY d.id",
     )?;
@@ -656,6 +657,8 @@ const PRUNE_BATCH: i64 = 500;
 /// Retention of raw bodies: sets `deliveries.body = NULL` for deliveries
 /// received before `cutoff` (ms). Returns how many bodies were (or, in a
 /// dry run, would be) cleared. Everything else about a delivery is kept.
+/// A body shared in `bodies` (a CMOS document's) is unlinked from those
+/// deliveries, and deleted once no delivery refers to it.
 ///
 /// SQLite reuses the freed pages; the file itself only shrinks after a
 /// `VACUUM`, which is left to the operator (it needs the daemon stopped).
@@ -666,7 +669,8 @@ pub fn prune_bodies(
 ) -> Result<usize, StoreError> {
     if dry_run {
         let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM deliveries WHERE received_at < ?1 AND body IS NOT NULL",
+            "SELECT COUNT(*) FROM deliveries
+             WHERE received_at < ?1 AND (body IS NOT NULL OR body_id IS NOT NULL)",
             params![cutoff],
             |r| r.get(0),
         )?;
@@ -675,11 +679,29 @@ pub fn prune_bodies(
     let mut total = 0;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE deliveries SET body = NULL
-             WHERE id IN (SELECT id FROM deliveries WHERE received_at < ?1 AND body IS NOT NULL LIMIT ?2)",
-            params![cutoff, PRUNE_BATCH],
-        )?;
+        let picked: Vec<(i64, Option<i64>)> = tx
+            .prepare(
+                "SELECT id, body_id FROM deliveries
+                 WHERE received_at < ?1 AND (body IS NOT NULL OR body_id IS NOT NULL) LIMIT ?2",
+            )?
+            .query_map(params![cutoff, PRUNE_BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let n = picked.len();
+        let mut shared = std::collections::BTreeSet::new();
+        for (id, body_id) in picked {
+            tx.execute(
+                "UPDATE deliveries SET body = NULL, body_id = NULL WHERE id = ?1",
+                params![id],
+            )?;
+            shared.extend(body_id);
+        }
+        for body_id in shared {
+            tx.execute(
+                "DELETE FROM bodies WHERE id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE body_id = ?1)",
+                params![body_id],
+            )?;
+        }
         tx.commit()?;
         total += n;
         if (n as i64) < PRUNE_BATCH {

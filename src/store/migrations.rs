@@ -152,6 +152,21 @@ ALTER TABLE orders ADD COLUMN mode TEXT CHECK (mode IN ('TEST', 'PRODUCTION'));
 ALTER TABLE outbox ADD COLUMN comment_only INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN needs_operator TEXT;
 "#,
+    // 7: request bodies stored once: a CMOS document carries one notification
+    // per <Update>, and each delivery used to keep its own copy of the whole
+    // document (200 updates, 200 copies). Such deliveries now refer to one
+    // `bodies` row by `body_id` (their `body` stays NULL); the row is keyed
+    // by SHA-256, so a resent document adds no copy either. Single-
+    // notification requests keep their body inline, as before.
+    r#"
+CREATE TABLE bodies (
+    id      INTEGER PRIMARY KEY,
+    sha256  BLOB    NOT NULL UNIQUE,
+    body    BLOB    NOT NULL
+);
+ALTER TABLE deliveries ADD COLUMN body_id INTEGER REFERENCES bodies (id);
+CREATE INDEX deliveries_by_body ON deliveries (body_id) WHERE body_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1,5 +1,7 @@
 //! Durable storage: the only module that speaks SQL.
 //!
+//! - [`files`]: notices when the database file is no longer the one at its
+//!   path (deleted, moved, replaced), so nothing is acknowledged into it.
 //! - [`migrations`]: the schema, embedded in the binary, applied at open.
 //! - [`writer`]: the single writer thread that owns the write connection and
 //!   commits queued work in batches (group commit).
@@ -13,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod console;
+pub mod files;
 pub mod inspect;
 pub mod migrations;
 mod orders;

@@ -46,6 +46,15 @@ fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
 /// Pending rows due at `now`, oldest first, that are the *first* undelivered
 /// row of their order: a later update waits until the earlier one is
 /// delivered (a dead row holds its order until an operator retries it).
+///
+/// A row whose latest attempt is recorded *after* `now` is due too: the wall
+/// clock was set back since, so its stored `next_attempt_at` would wait
+/// longer than the schedule asked (by as much as the clock went back). Only
+/// the latest attempt counts: once the row has been tried again on the new
+/// clock, its new `next_attempt_at` holds. The
+/// running dispatcher measures its own waits on the monotonic clock
+/// (`dispatch::retry::RetryClock`); this bound is for rows left by a
+/// previous run.
 pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment,
@@ -54,7 +63,10 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 o.attempts, json_extract(e.notification, '$.amount_minor'),
                 COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only
          FROM outbox o JOIN events e ON e.id = o.event_id
-         WHERE o.state = 'pending' AND o.next_attempt_at <= ?1
+         WHERE o.state = 'pending'
+           AND (o.next_attempt_at <= ?1
+                OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
+                    ORDER BY a.id DESC LIMIT 1) > ?1)
            AND NOT EXISTS (SELECT 1 FROM outbox p
                            WHERE p.shop = o.shop AND p.order_ref = o.order_ref
                              AND p.id < o.id AND p.state <> 'delivered')

@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::files::FileWatch;
 use super::{now_ms, StoreError};
 use crate::domain::{self, Notification, OrderSnapshot, Outcome, Verdict};
 
@@ -95,9 +96,19 @@ pub enum SubmitError {
     Storage(String),
 }
 
+/// A notification on the writer's queue.
+struct Queued {
+    n: NewNotification,
+    /// Set when the request carried several notifications (a CMOS document,
+    /// one per `<Update>`): the SHA-256 of its body, which is then stored
+    /// once in `bodies` and referred to by each delivery, instead of once
+    /// per notification.
+    shared_body: Option<[u8; 32]>,
+}
+
 enum Command {
     Intake(
-        Box<NewNotification>,
+        Box<Queued>,
         oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
     ),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
@@ -119,13 +130,20 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Message>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    files: Option<Arc<FileWatch>>,
 }
 
 impl WriterHandle {
     /// Queues a notification and waits until it is committed.
     pub async fn submit(&self, n: NewNotification) -> Result<IntakeReceipt, SubmitError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Intake(Box::new(n), reply))?;
+        self.send(Command::Intake(
+            Box::new(Queued {
+                n,
+                shared_body: None,
+            }),
+            reply,
+        ))?;
         rx.await
             .map_err(|_| SubmitError::Storage("writer stopped".into()))?
     }
@@ -140,6 +158,9 @@ impl WriterHandle {
         notifications: Vec<NewNotification>,
     ) -> Vec<Result<IntakeReceipt, SubmitError>> {
         let mut failed: Option<SubmitError> = None;
+        // Hashed here, on the request's task, not on the writer thread.
+        let mut digests = BodyDigests::default();
+        let shared = notifications.len() > 1;
         let queued: Vec<_> = notifications
             .into_iter()
             .map(|n| {
@@ -147,7 +168,8 @@ impl WriterHandle {
                     return Err(e.clone());
                 }
                 let (reply, rx) = oneshot::channel();
-                self.send(Command::Intake(Box::new(n), reply))
+                let shared_body = shared.then(|| digests.of(&n.body));
+                self.send(Command::Intake(Box::new(Queued { n, shared_body }), reply))
                     .map(|()| rx)
                     .inspect_err(|e| failed = Some(e.clone()))
             })
@@ -217,6 +239,12 @@ impl WriterHandle {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Why the database file the writer holds is no longer the one at the
+    /// configured path, as last checked (see [`FileWatch`]).
+    pub fn file_fault(&self) -> Option<super::files::FileFault> {
+        self.files.as_ref().and_then(|f| f.fault())
+    }
 }
 
 /// Starts the writer thread on an open write connection. The thread ends
@@ -228,16 +256,31 @@ pub fn spawn(
     batch_max: usize,
     committed: Arc<Notify>,
 ) -> (WriterHandle, JoinHandle<()>) {
+    spawn_watched(conn, None, queue, batch_max, committed)
+}
+
+/// [`spawn`], checking before each batch and after each commit that the
+/// database file is still the one at its path (`files`): while it is not,
+/// nothing is written and every command fails (HTTP 503), since a commit
+/// into a deleted or replaced file would be lost.
+pub fn spawn_watched(
+    conn: Connection,
+    files: Option<Arc<FileWatch>>,
+    queue: usize,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) -> (WriterHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue);
     let queued = Arc::new(AtomicUsize::new(0));
     let handle = WriterHandle {
         tx,
         queued: queued.clone(),
         capacity: queue,
+        files: files.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("ipnsync-writer".into())
-        .spawn(move || run(conn, rx, batch_max, queued, committed))
+        .spawn(move || run(conn, rx, batch_max, queued, committed, files))
         .expect("spawn writer thread");
     (handle, thread)
 }
@@ -253,14 +296,29 @@ enum Reply {
     ),
 }
 
+impl Reply {
+    fn fail_if_ok(self, err: &SubmitError) -> Reply {
+        match self {
+            Reply::Intake(tx, Ok(_)) => Reply::Intake(tx, Err(err.clone())),
+            Reply::Unit(tx, Ok(())) => Reply::Unit(tx, Err(err.clone())),
+            other => other,
+        }
+    }
+}
+
 fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Message>,
     batch_max: usize,
     queued: Arc<AtomicUsize>,
     committed: Arc<Notify>,
+    files: Option<Arc<FileWatch>>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
+    // The last commit failure (disk full, read-only file, I/O error), to
+    // log each change once rather than once per batch.
+    let mut failing: Option<String> = None;
+    let check = || files.as_deref().map_or(Ok(()), FileWatch::check);
     while let Some(first) = rx.blocking_recv() {
         match first {
             Message::Command(cmd) => batch.push(cmd),
@@ -280,7 +338,40 @@ fn run(
         let size = batch.len();
         queued.fetch_sub(size, Ordering::Relaxed);
         metrics::histogram!(crate::ops::metrics::COMMIT_BATCH).record(size as f64);
-        let (replies, outbox_work) = commit_batch(&mut conn, batch.drain(..));
+        let (replies, outbox_work) = match check() {
+            // Writing into a file that left its path would be lost.
+            Err(fault) => (
+                fail_all(
+                    std::mem::take(&mut batch),
+                    &SubmitError::Storage(fault.to_string()),
+                ),
+                false,
+            ),
+            Ok(()) => {
+                let mut write_error = None;
+                let (replies, work) = commit_batch(&mut conn, batch.drain(..), &mut write_error);
+                match (&write_error, &failing) {
+                    (Some(e), None) => {
+                        tracing::error!(error = %e, "the database does not take writes: notifications are answered 503, /readyz fails and the watchdog is not fed")
+                    }
+                    (None, Some(_)) => tracing::info!("the database takes writes again"),
+                    _ => {}
+                }
+                failing = write_error;
+                match check() {
+                    // Committed, but into a file that left its path during
+                    // the batch: not durable where a restart will look.
+                    Err(fault) => {
+                        let err = SubmitError::Storage(fault.to_string());
+                        (
+                            replies.into_iter().map(|r| r.fail_if_ok(&err)).collect(),
+                            false,
+                        )
+                    }
+                    Ok(()) => (replies, work),
+                }
+            }
+        };
         if outbox_work {
             committed.notify_one();
         }
@@ -321,7 +412,9 @@ enum TxError {
 
 fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
     match cmd {
-        Command::Intake(n, _) => intake(conn, n).map(Done::Intake),
+        Command::Intake(q, _) => {
+            intake_with_body(conn, &q.n, q.shared_body.as_ref()).map(Done::Intake)
+        }
         Command::Push(report, _) => record_push(conn, report).map(|()| Done::Unit),
         Command::Probe(_) => write_probe(conn).map(|()| Done::Unit),
     }
@@ -344,11 +437,20 @@ fn run_in_transaction(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Don
 /// command fails, each command in its own transaction so that the bad one
 /// fails alone. (Savepoints per command would do the same, but they make
 /// SQLite journal every touched page a second time; failures are rare.)
-fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> (Vec<Reply>, bool) {
+///
+/// `write_error` is set when a transaction itself could not be opened or
+/// committed (the database does not take writes), as opposed to one bad
+/// command.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: impl Iterator<Item = Command>,
+    write_error: &mut Option<String>,
+) -> (Vec<Reply>, bool) {
     let batch: Vec<Command> = batch.collect();
     match run_in_transaction(conn, &batch) {
         Ok(done) => return answer(batch.into_iter().zip(done.into_iter().map(Ok))),
         Err(TxError::Transaction(e)) => {
+            *write_error = Some(e.to_string());
             let err = SubmitError::Storage(e.to_string());
             return (fail_all(batch, &err), false);
         }
@@ -365,6 +467,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Command>) -> 
                 Ok(mut done) => Ok(done.remove(0)),
                 Err(TxError::Command(_, e)) => Err(SubmitError::Storage(e.to_string())),
                 Err(TxError::Transaction(e)) => {
+                    *write_error = Some(e.to_string());
                     let err = SubmitError::Storage(e.to_string());
                     broken = Some(err.clone());
                     Err(err)
@@ -423,9 +526,43 @@ fn fail_all(batch: Vec<Command>, err: &SubmitError) -> Vec<Reply> {
     batch.into_iter().map(|c| fail_one(c, err)).collect()
 }
 
+/// SHA-256 of request bodies, computed once per distinct body: the
+/// notifications of one request share one `Bytes`.
+#[derive(Default)]
+struct BodyDigests {
+    last: Option<(Bytes, [u8; 32])>,
+}
+
+impl BodyDigests {
+    fn of(&mut self, body: &Bytes) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        match &self.last {
+            // The same allocation, kept alive by `last`: the same bytes.
+            Some((b, d)) if b.as_ptr() == body.as_ptr() && b.len() == body.len() => *d,
+            _ => {
+                let d: [u8; 32] = Sha256::digest(body).into();
+                self.last = Some((body.clone(), d));
+                d
+            }
+        }
+    }
+}
+
 /// Records one notification: deduplicate, decide, update the order, queue
-/// the shop update. Runs inside the batch transaction.
+/// the shop update. Runs inside the batch transaction. (The writer itself
+/// goes through [`intake_with_body`]; tests of other modules call this.)
+#[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
+    intake_with_body(conn, n, None)
+}
+
+/// [`intake`], storing the body in `bodies` under `shared_body` (its
+/// SHA-256) when given, once however many deliveries refer to it.
+fn intake_with_body(
+    conn: &Connection,
+    n: &NewNotification,
+    shared_body: Option<&[u8; 32]>,
+) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
     let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
             params![n.source, n.event_key],
@@ -441,7 +578,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         )
         .optional()?;
     if let Some((event_id, assessed, outcome, reason, comment)) = existing {
-        insert_delivery(conn, event_id, n, true)?;
+        insert_delivery(conn, event_id, n, true, shared_body)?;
         return Ok(IntakeReceipt {
             event_id,
             duplicate: true,
@@ -507,7 +644,7 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
         ],
     )?;
     let event_id = conn.last_insert_rowid();
-    insert_delivery(conn, event_id, n, false)?;
+    insert_delivery(conn, event_id, n, false, shared_body)?;
 
     let mut outbox_id = None;
     // An analyst's note changes no order, but belongs in the shop's
@@ -563,10 +700,15 @@ fn insert_delivery(
     event_id: i64,
     n: &NewNotification,
     duplicate: bool,
+    shared_body: Option<&[u8; 32]>,
 ) -> Result<(), StoreError> {
+    let (inline, body_id) = match shared_body {
+        None => (Some(n.body.as_ref()), None),
+        Some(digest) => (None, Some(shared_body_id(conn, digest, &n.body)?)),
+    };
     conn.prepare_cached(
-        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body, body_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         event_id,
@@ -574,9 +716,25 @@ fn insert_delivery(
         n.peer,
         duplicate,
         n.headers,
-        n.body.as_ref()
+        inline,
+        body_id
     ])?;
     Ok(())
+}
+
+/// The `bodies` row holding `body` (SHA-256 `digest`), inserted if new:
+/// every update of a document, and every resend of it, share one copy.
+fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i64, StoreError> {
+    let found = conn
+        .prepare_cached("SELECT id FROM bodies WHERE sha256 = ?1")?
+        .query_row(params![&digest[..]], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO bodies (sha256, body) VALUES (?1, ?2)")?
+        .execute(params![&digest[..], body])?;
+    Ok(conn.last_insert_rowid())
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {

@@ -272,3 +272,55 @@ fn an_analyst_note_on_a_known_order_queues_a_comment_only_update() {
     // A note about an order the daemon never saw: nothing to keep, no row.
     assert_eq!(intake(&conn, &note("10")).unwrap().outbox_id, None);
 }
+
+/// The wall clock is set back a day after a failed push: the retry stored
+/// for 5 minutes later would wait a day and 5 minutes. The row is due as
+/// soon as the clock reads earlier than its last attempt.
+#[test]
+fn a_retry_is_not_postponed_by_a_clock_set_back() {
+    let (_dir, conn) = conn();
+    let r = intake(&conn, &new("9", "u9", "AUTHORISED", Some("shop"))).unwrap();
+    let id = r.outbox_id.unwrap();
+    let attempted_at = now_ms();
+    record_push(
+        &conn,
+        &PushReport::Retry {
+            outbox_id: id,
+            next_attempt_at: attempted_at + 300_000,
+            error: "HTTP 503".into(),
+        },
+    )
+    .unwrap();
+    let due = |now: i64| -> Vec<i64> {
+        crate::store::queries::due_rows(&conn, now, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert!(due(attempted_at + 60_000).is_empty(), "waits for its delay");
+    assert_eq!(due(attempted_at + 300_000), [id], "due after its delay");
+    assert_eq!(
+        due(attempted_at - 86_400_000),
+        [id],
+        "the clock went back a day: not postponed by a day"
+    );
+
+    // Seen from the clock set back a day: the attempt above lies a day in
+    // the future. Tried again now, the row waits for its new delay, not
+    // until the clock reaches that old attempt.
+    conn.execute("UPDATE push_attempts SET at = at + 86400000", [])
+        .unwrap();
+    let now = now_ms();
+    record_push(
+        &conn,
+        &PushReport::Retry {
+            outbox_id: id,
+            next_attempt_at: now + 300_000,
+            error: "HTTP 503".into(),
+        },
+    )
+    .unwrap();
+    assert!(due(now + 60_000).is_empty(), "waits for its new delay");
+    assert_eq!(due(now + 300_000), [id]);
+}
