@@ -61,11 +61,13 @@ async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
     panic!("timed out waiting for {what}");
 }
 
-/// An AUTHORISED IPN (29.90 EUR unless `amount` says otherwise).
+/// An AUTHORISED IPN (29.90 EUR unless `amount` says otherwise). `uuid`
+/// is a short hex tag, left-padded to the 32 hex digits a real form IPN
+/// carries (the form shape check refuses anything else).
 fn paid(order: &str, uuid: &str, amount: &str) -> Vec<u8> {
     resign(&fixture("lyra-form/authorised.txt"), |p| {
         set(p, "vads_order_id", order);
-        set(p, "vads_trans_uuid", uuid);
+        set(p, "vads_trans_uuid", &format!("{uuid:0>32}"));
         set(p, "vads_amount", amount);
         set(p, "vads_effective_amount", amount);
     })
