@@ -147,6 +147,11 @@ async fn a_review_ipn_reaches_opencart_4_0_and_4_1() {
 async fn a_review_ipn_holds_the_order_in_openmage_then_validation_releases_it() {
     let shop = FakeOpenMage::start().await;
     shop.add_order("100042", "processing", "processing");
+    // The IPN's amount, so the amount check (on by default) lets it through.
+    shop.edit("100042", |o| {
+        o.grand_total = "29.9000".into();
+        o.currency = "EUR".into();
+    });
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_shop(
         &format!(
