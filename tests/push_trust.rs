@@ -402,3 +402,72 @@ async fn an_amount_mismatch_puts_the_order_in_review_with_both_figures() {
     assert!(show.contains("outcome      review"), "{show}");
     d.stop().await;
 }
+
+/// The amount check sends the order to review; the operator checks the
+/// payment and validates it. That validation must reach the shop as
+/// accepted: the operator has seen both figures, so the check does not
+/// put the order back in review (before the fix it did, every time, and
+/// the order could never be accepted).
+#[tokio::test]
+async fn an_operator_validation_after_an_amount_mismatch_reaches_the_shop_as_accepted() {
+    let shop = fake_opencart::start(Version::OpenCart3, OC_KEY).await;
+    shop.add_order_with_total(100041, 1, "101.0000", "USD", "1.00000000");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &with_shop(
+            &opencart(
+                &shop,
+                "opencart3",
+                OC_KEY,
+                "statuses = { review = 17, accepted = 5 }",
+            ),
+            "1s",
+        ),
+        dir.path(),
+    );
+    let d = Daemon::start(cfg.clone()).await;
+    let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "4990")).await;
+    assert_eq!(status, 200);
+    eventually("the mismatch", || outbox_state(&d, 1) == "delivered").await;
+    assert_eq!(shop.order_status(100041), Some(17));
+
+    let ctx = ipnsync::review::ReviewContext {
+        db: d.db.clone(),
+        config: Arc::new(cfg),
+    };
+    let report = ipnsync::review::validate(
+        &ctx,
+        ipnsync::review::ReviewRequest {
+            action: ipnsync::review::Action::Validate,
+            order_ref: "100041".into(),
+            shop: None,
+            actor: "alice".into(),
+            comment: Some("customer paid the difference by transfer".into()),
+            shop_only: true,
+            capture: false,
+            reverse: false,
+        },
+    )
+    .await
+    .expect("validate");
+    let row = report.outbox_id.expect("a shop update");
+    eventually("the validation", || outbox_state(&d, row) == "delivered").await;
+    assert_eq!(shop.order_status(100041), Some(5), "{:?}", shop.history(100041));
+    let outcome: String = d
+        .reader()
+        .query_row(
+            "SELECT outcome FROM orders WHERE order_ref = '100041'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(outcome, "accepted");
+    let needs: Option<String> = d
+        .reader()
+        .query_row("SELECT needs_operator FROM outbox WHERE id = ?1", [row], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(needs, None);
+    d.stop().await;
+}

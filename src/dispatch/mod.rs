@@ -316,7 +316,10 @@ fn build_update(shop: &Shop, row: &DueRow) -> ShopUpdate {
         provider: row.provider.clone(),
         transaction_id: row.transaction_id.clone(),
         provider_status: row.status.clone(),
-        amount,
+        // An operator's validation of an order the amount check put in
+        // review is the answer to that check: checking again would put it
+        // back in review, and the order could never be accepted.
+        amount: amount.filter(|_| !row.by_operator),
         customer_text,
         // Any earlier attempt may have reached the shop: a timeout or a
         // dropped connection says nothing about what the shop did, and a
@@ -473,6 +476,7 @@ mod tests {
             amount_minor: Some(2990),
             currency: "978".into(),
             comment_only,
+            by_operator: false,
         }
     }
 

@@ -41,7 +41,8 @@ pub struct ShopUpdate {
     pub provider_status: String,
     /// What the notification says was paid, when it carried an amount in a
     /// known currency: the amount check compares it with the order's total
-    /// before a push that marks the order paid.
+    /// before a push that marks the order paid. `None` for an update an
+    /// operator's review action queued (the operator checked the payment).
     pub amount: Option<Money>,
     /// The short text a customer may see (the history entry that notifies
     /// them): no rule names, transaction ids, card masks or markers. The

@@ -31,6 +31,10 @@ pub struct DueRow {
     /// A comment for the shop's history only: no status change, nobody
     /// notified (`outcome` is the order's outcome when it was queued).
     pub comment_only: bool,
+    /// Queued by an operator's review action (validate / deny), not by a
+    /// notification: the operator has checked the payment, so the amount
+    /// check does not second-guess it.
+    pub by_operator: bool,
 }
 
 fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
@@ -61,7 +65,8 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 o.attempts - o.schedule_base,
                 e.provider, e.transaction_id, e.status,
                 o.attempts, json_extract(e.notification, '$.amount_minor'),
-                COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only
+                COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only,
+                EXISTS (SELECT 1 FROM review_actions r WHERE r.outbox_id = o.id)
          FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.state = 'pending'
            AND (o.next_attempt_at <= ?1
@@ -95,6 +100,7 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 amount_minor: r.get(12)?,
                 currency: r.get(13)?,
                 comment_only: r.get(14)?,
+                by_operator: r.get(15)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
