@@ -596,3 +596,35 @@ async fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
         .unwrap();
     assert_eq!(empty.status.code(), Some(2));
 }
+
+/// Values an operator types (or a stored order id) reach the console's log
+/// lines escaped: a CR/LF in the posted order reference cannot write a
+/// forged line of its own.
+#[tokio::test]
+async fn a_cr_lf_in_a_posted_order_reference_stays_on_one_log_line() {
+    logs();
+    let s = Setup::start(true).await;
+    let mut c = signed_in(&s).await;
+    let csrf = c.session_csrf().await;
+    let forged = "100042\r\nERROR forged: console line";
+    let form = vec![
+        ("csrf", csrf.as_str()),
+        ("shop", "hook\nINFO forged shop"),
+        ("order", forged),
+        ("action", "validate"),
+    ];
+    let answer = c.post("/console/review/act", &form).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    let log = log_text();
+    assert!(
+        log.contains("console: review action not done"),
+        "the refusal is logged: {log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("ERROR forged") && !line.starts_with("INFO forged"),
+            "a forged log line: {line:?}"
+        );
+    }
+    s.daemon.stop().await;
+}

@@ -30,6 +30,8 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 use maud::Markup;
+
+use crate::ops::logging::one_line;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -140,7 +142,7 @@ async fn dispatch(
     };
     if method == Method::POST {
         if cross_site(&req) {
-            tracing::warn!(operator = %ctx.session.operator, %path, "console: cross-site form refused");
+            tracing::warn!(operator = %one_line(&ctx.session.operator), path = %one_line(&path), "console: cross-site form refused");
             return plain(StatusCode::FORBIDDEN, "cross-site request refused\n");
         }
         let form = match read_form(req).await {
@@ -148,7 +150,7 @@ async fn dispatch(
             Err(resp) => return resp,
         };
         if !auth::tokens_match(form.get("csrf"), &ctx.session.csrf) {
-            tracing::warn!(operator = %ctx.session.operator, %path, "console: form without the session's CSRF token refused");
+            tracing::warn!(operator = %one_line(&ctx.session.operator), path = %one_line(&path), "console: form without the session's CSRF token refused");
             return plain(
                 StatusCode::FORBIDDEN,
                 "this form is not from your session (reload the page and try again)\n",
@@ -174,7 +176,7 @@ async fn dispatch(
         _ => return not_found_plain(),
     };
     result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, %path, "console: database read failed");
+        tracing::error!(error = %one_line(&e.to_string()), path = %one_line(&path), "console: database read failed");
         plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the database could not be read: {e}\n"),
@@ -306,7 +308,7 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
         let operator = cc
             .operator(&form.name)
             .map_or("(not an operator)", |o| o.name.as_str());
-        tracing::warn!(%peer, %operator, reason = "too many failed sign-ins", "console: sign-in refused");
+        tracing::warn!(%peer, operator = %one_line(operator), reason = "too many failed sign-ins", "console: sign-in refused");
         let minutes = ((until - now) / 60_000).max(1);
         return login_form(
             cc,
@@ -343,7 +345,7 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
         } else {
             "unknown operator"
         };
-        tracing::warn!(%peer, %operator, reason, "console: sign-in refused");
+        tracing::warn!(%peer, operator = %one_line(operator), reason, "console: sign-in refused");
         return login_form(
             cc,
             Some("Wrong operator name or password."),
@@ -357,7 +359,7 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     };
     let token = console.sessions.open(&form.name, tag, lifetime, now);
-    tracing::info!(%peer, operator = %form.name, "console: signed in");
+    tracing::info!(%peer, operator = %one_line(&form.name), "console: signed in");
     let mut resp = redirect("/console/orders");
     set_cookie(
         &mut resp,
@@ -372,7 +374,7 @@ async fn login(console: &Console, cc: &ConsoleConfig, req: Request<Incoming>) ->
 
 fn logout(ctx: &Ctx<'_>, cc: &ConsoleConfig) -> Response<Body> {
     ctx.console.sessions.close(&ctx.token);
-    tracing::info!(operator = %ctx.operator(), "console: signed out");
+    tracing::info!(operator = %one_line(ctx.operator()), "console: signed out");
     let mut resp = redirect("/console/login");
     set_cookie(
         &mut resp,
@@ -677,9 +679,12 @@ async fn act(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
     let operator = ctx.operator().to_owned();
     match review::act(&ctx.review_context(), request).await {
         Ok(report) => {
+            // Posted values and gateway answers: escaped and capped, so a
+            // CR/LF cannot write a log line of its own.
             tracing::info!(
-                order = %order_ref, %shop, %operator, action = action.as_str(), gateway = %report.gateway,
-                status = %report.gateway_status.join(", "), moved = report.moved,
+                order = %one_line(&order_ref), shop = %one_line(&shop), operator = %one_line(&operator),
+                action = action.as_str(), gateway = %report.gateway,
+                status = %one_line(&report.gateway_status.join(", ")), moved = report.moved,
                 outbox = ?report.outbox_id, "console: review action done"
             );
             ctx.flash(true, report_text(&report, &operator));
@@ -687,7 +692,8 @@ async fn act(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
         }
         Err(e) => {
             tracing::warn!(
-                order = %order_ref, %shop, %operator, action = action.as_str(), error = %e,
+                order = %one_line(&order_ref), shop = %one_line(&shop), operator = %one_line(&operator),
+                action = action.as_str(), error = %one_line(&e.to_string()),
                 "console: review action not done"
             );
             let status =
@@ -767,7 +773,7 @@ async fn retry(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
     .and_then(|r| r);
     match done {
         Ok(Retried::Queued { shop, order_ref }) => {
-            tracing::info!(outbox = id, %shop, order = %order_ref, operator = %ctx.operator(), "console: dead update retried");
+            tracing::info!(outbox = id, shop = %one_line(&shop), order = %one_line(&order_ref), operator = %one_line(ctx.operator()), "console: dead update retried");
             ctx.flash(
                 true,
                 format!("Update #{id} of order {order_ref} is queued again: the dispatcher sends it on its next round."),
@@ -784,7 +790,7 @@ async fn retry(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
             redirect(&back)
         }
         Err(e) => {
-            tracing::error!(outbox = id, operator = %ctx.operator(), error = %e, "console: retry failed");
+            tracing::error!(outbox = id, operator = %one_line(ctx.operator()), error = %one_line(&e.to_string()), "console: retry failed");
             ctx.flash(false, format!("Update #{id} was not retried: {e}"));
             redirect(&back)
         }

@@ -165,7 +165,7 @@ pub async fn route(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                 Ok(report) => {
                     tracing::info!(
                         order = %one_line(&order), shop = %one_line(&shop), actor = %one_line(&actor), action = action.as_str(), gateway = %report.gateway,
-                        status = %report.gateway_status.join(", "), moved = report.moved,
+                        status = %one_line(&report.gateway_status.join(", ")), moved = report.moved,
                         outbox = ?report.outbox_id, "admin API: review action done"
                     );
                     json_reply(StatusCode::OK, &super::report_json(&report))

@@ -582,7 +582,7 @@ pub fn after_live_rejection(
         match result {
             Ok(r) => tracing::info!(
                 source = %source_name, shop = %one_line(&shop), order = %one_line(&order_ref), review_action = r.action_id,
-                status = %r.gateway_status.join(", "),
+                status = %one_line(&r.gateway_status.join(", ")),
                 "transaction of a risk-rejected order cancelled at the gateway"
             ),
             Err(e) => tracing::warn!(
