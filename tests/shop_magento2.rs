@@ -695,3 +695,27 @@ async fn a_hanging_shop_is_transient() {
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
 }
+
+/// The same on Magento 2: an analyst's note during ipnsync's review keeps
+/// the hold ipnsync's, so the acceptance releases it and invoices.
+#[tokio::test]
+async fn an_analysts_note_during_ipnsyncs_review_keeps_the_hold_ipnsyncs() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    push(&fake, &client, &update(1, Outcome::Review, None)).await;
+    let mut note = update(2, Outcome::Review, Some(Outcome::Review));
+    note.comment = "Cybersource: note by analyst1: customer called, all fine.".into();
+    push(&fake, &client, &note).await;
+    let pushed = push(
+        &fake,
+        &client,
+        &update(3, Outcome::Accepted, Some(Outcome::Review)),
+    )
+    .await;
+    assert_eq!(pushed.needs_operator, None, "{}", pushed.detail);
+    let order = fake.order(ENTITY);
+    assert_eq!(
+        (order.state.as_str(), order.status.as_str(), order.invoices),
+        ("processing", "processing", 1)
+    );
+    assert_eq!(posted(&fake, "/unhold"), 1);
+}

@@ -909,3 +909,30 @@ async fn an_analysts_note_is_a_comment_with_the_status_kept() {
         .iter()
         .any(|c| c.contains("invoice") || c.contains("cancel") || c.contains("hold")));
 }
+
+/// An analyst's note on an order ipnsync holds for review (the usual case:
+/// notes are written during the review) keeps the hold ipnsync's: the
+/// acceptance that follows releases it and invoices. Before the fix the
+/// note became ipnsync's newest comment without the hold line, so the hold
+/// passed for the merchant's and the acceptance only asked for an operator.
+#[tokio::test]
+async fn an_analysts_note_during_ipnsyncs_review_keeps_the_hold_ipnsyncs() {
+    let (fake, client) = shop_with_order("new", "pending").await;
+    push(&fake, &client, &update(1, Outcome::Review, None)).await;
+    let mut note = update(2, Outcome::Review, Some(Outcome::Review));
+    note.comment = "Cybersource: note by analyst1: customer called, all fine.".into();
+    push(&fake, &client, &note).await;
+    let pushed = push(
+        &fake,
+        &client,
+        &update(3, Outcome::Accepted, Some(Outcome::Review)),
+    )
+    .await;
+    assert_eq!(pushed.needs_operator, None, "{}", pushed.detail);
+    let order = fake.order(ORDER);
+    assert_eq!(
+        (order.state.as_str(), order.status.as_str()),
+        ("processing", "processing")
+    );
+    assert_eq!(order.invoices, 1);
+}

@@ -244,7 +244,7 @@ pub(crate) async fn push<A: OrderApi>(
 }
 
 /// An analyst's note: a history entry with the order's status as it is,
-/// notifying nobody. No operation, no amount check, no status change, even
+/// notifying nobody (and keeping ipnsync's hold ipnsync's). No operation, no amount check, no status change, even
 /// when the configured status for the order's outcome differs from it (the
 /// order's state is the shop's business here).
 async fn comment_only<A: OrderApi>(
@@ -252,7 +252,15 @@ async fn comment_only<A: OrderApi>(
     update: &ShopUpdate,
     order: &OrderView,
 ) -> Result<Pushed, PushError> {
-    let text = format!("{}\n{}", update.comment, marker(update.outbox_id));
+    // The note becomes ipnsync's newest comment: on an order ipnsync holds,
+    // it must say so again, or the hold would pass for the merchant's and
+    // the decision that ends the review could not release it.
+    let hold = if order.held_by_ipnsync() {
+        format!("\n{HOLD_TAG}")
+    } else {
+        String::new()
+    };
+    let text = format!("{}{hold}\n{}", update.comment, marker(update.outbox_id));
     api.comment(Entry {
         status: &order.status,
         text: &text,
