@@ -76,9 +76,10 @@ pub(super) struct Rules<'a> {
 }
 
 impl Rules<'_> {
-    /// Whether the push must read the order first (3.0 only).
+    /// Whether the push must read the order first (3.0 only): a comment
+    /// only keeps the status the order has now, whatever the merchant set.
     pub(super) fn needs_order(&self, update: &ShopUpdate) -> bool {
-        update.earlier_attempt_unknown || self.checks_amount(update)
+        update.earlier_attempt_unknown || self.checks_amount(update) || update.is_comment_only()
     }
 
     fn checks_amount(&self, update: &ShopUpdate) -> bool {
@@ -130,6 +131,12 @@ pub(super) fn plan(
             update.order_ref
         ))
     })?;
+    // A comment only changes no status: OpenCart's history call always
+    // sets one, so send the one the order shows now (3.0). 4.x cannot read
+    // the order: the status of the order's outcome is the best guess.
+    if let (true, Some(order)) = (update.is_comment_only(), order) {
+        target = order.status_id;
+    }
     let mut notes = Vec::new();
     let mut amount_problem = None;
     if rules.checks_amount(update) {

@@ -569,3 +569,23 @@ fn a_comment_only_update_keeps_the_status_and_notifies_nobody() {
     let p = plan::plan(&u, &rules(&st, Some(0)), Some(&shown)).unwrap();
     assert_eq!(entries(&p).len(), 1);
 }
+
+#[test]
+fn a_comment_only_update_keeps_the_status_the_merchant_set() {
+    let st = statuses();
+    let mut u = update(ShopStatus::Id(17), "12");
+    u.outcome = Outcome::Review;
+    u.previous_outcome = Some(Outcome::Review);
+    u.notify = false;
+    u.comment = "Analyst note: waiting for the buyer".into();
+    assert!(rules(&st, None).needs_order(&u), "3.0 reads the order first");
+    // The merchant moved the order to Complete (5) in the admin meanwhile.
+    let shown = OrderInfo {
+        status_id: 5,
+        total: "1".into(),
+        currency: "EUR".into(),
+    };
+    let p = plan::plan(&u, &rules(&st, None), Some(&shown)).unwrap();
+    assert_eq!(entries(&p).len(), 1);
+    assert_eq!(entries(&p)[0].0, "5", "the merchant's status is kept");
+}
