@@ -62,6 +62,21 @@ pub fn default_per_peer(max_connections: usize) -> usize {
     (max_connections / 4).max(1)
 }
 
+/// The address a connection counts against: an IPv4 address (an IPv4 peer
+/// on a dual-stack socket counts as the same address as its mapped form),
+/// or an IPv6 peer's /64. One IPv6 host is given a whole /64 and can pick
+/// any address in it, so counting single IPv6 addresses would let it open
+/// a connection per address and take every slot after all.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// Open connections per peer address (the per-peer half of admission).
 #[derive(Default)]
 struct PeerSlots {
@@ -154,9 +169,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // Per peer first: a greedy address is turned away before it can
-        // take one of the global slots the others need. (An IPv4 peer on a
-        // dual-stack socket counts as the same address as its mapped form.)
-        let peer_slot = match peers.try_take(peer.ip().to_canonical(), per_peer) {
+        // take one of the global slots the others need (`peer_key`: per
+        // IPv4 address, per IPv6 /64).
+        let peer_slot = match peers.try_take(peer_key(peer.ip()), per_peer) {
             Ok(slot) => slot,
             Err(refused) => {
                 if refused == 1 {
@@ -205,6 +220,27 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64_and_a_mapped_ipv4_as_itself() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            peer_key(ip("2001:db8:1:2:aaaa::1")),
+            peer_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            "one /64, one peer"
+        );
+        assert_ne!(
+            peer_key(ip("2001:db8:1:2::1")),
+            peer_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(peer_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(peer_key(ip("192.0.2.7")), peer_key(ip("192.0.2.8")));
+        // A greedy host rotating addresses in its /64 hits one cap.
+        let slots = Arc::new(PeerSlots::default());
+        let _a = slots.try_take(peer_key(ip("2001:db8::1")), 2).unwrap();
+        let _b = slots.try_take(peer_key(ip("2001:db8::2")), 2).unwrap();
+        assert!(slots.try_take(peer_key(ip("2001:db8::3")), 2).is_err());
+    }
 
     #[test]
     fn each_peer_has_its_own_cap_and_slots_come_back() {
