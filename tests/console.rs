@@ -628,3 +628,42 @@ async fn a_cr_lf_in_a_posted_order_reference_stays_on_one_log_line() {
     }
     s.daemon.stop().await;
 }
+
+/// A risk-rejected order still authorised at Lyra (the automatic
+/// cancellation failed) is in the review queue to be cancelled at the
+/// gateway: the console says so and offers that one step, not a
+/// "Validate" that can only be refused (it is not in review).
+#[tokio::test]
+async fn the_queue_offers_a_cancel_at_the_gateway_not_a_validate_for_a_risk_rejected_order() {
+    const FRAUD_UUID: &str = "1f2e3d4c5b6a79881726354a5b6c7d8e";
+    let s = Setup::start(true).await;
+    s.lyra.set_transaction(FRAUD_UUID, "AUTHORISED");
+    s.lyra.set_mode(LyraMode::NotSubscribed);
+    let (status, text) = s
+        .daemon
+        .post_form(
+            "/ipn/lyra",
+            support::daemon::fixture("lyra-form/clearsale-fraud.txt"),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    s.wait_for(
+        |s| {
+            review_actions(s)
+                .iter()
+                .any(|(_, _, state)| state == "failed")
+        },
+        "the automatic cancellation to fail",
+    )
+    .await;
+    let mut c = signed_in(&s).await;
+    let page = c.get("/console/review").await.body;
+    assert!(page.contains(">100043<"), "{page}");
+    assert!(page.contains("cancel at the gateway"), "{page}");
+    assert!(
+        !page.contains("Validate payment of order 100043"),
+        "no validate for a rejected order: {page}"
+    );
+    assert!(page.contains("action=deny"), "{page}");
+    s.daemon.stop().await;
+}

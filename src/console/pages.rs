@@ -10,7 +10,7 @@ use crate::cli::table::utc;
 use crate::review::expiry::human_duration;
 use crate::store::console::{Counters, DeadUpdate};
 use crate::store::inspect::{OrderHistory, OrderSummary};
-use crate::store::review::ReviewItem;
+use crate::store::review::{ReviewItem, CANCEL_AT_GATEWAY};
 
 /// What every signed-in page shows in its header.
 pub struct Frame<'a> {
@@ -441,7 +441,7 @@ pub fn review_queue(frame: &Frame<'_>, rows: &[QueueRow]) -> Markup {
             @if rows.is_empty() {
                 p #queue-empty { "No payment is waiting for a decision." }
             } @else {
-                p { "Payments held for review or suspected of fraud, the longest waiting first." }
+                p { "Payments held for review or suspected of fraud, and rejected payments still to cancel at the gateway, the longest waiting first." }
                 table #queue {
                     thead {
                         tr {
@@ -470,9 +470,17 @@ pub fn review_queue(frame: &Frame<'_>, rows: &[QueueRow]) -> Markup {
                                 td { (human_duration(frame.now - i.since)) }
                                 td { (expiry_cell(r, frame.now)) }
                                 td.decide {
-                                    a.button.primary href={ "/console/review/confirm" (query(&[("shop", &i.shop), ("order", &i.order_ref), ("action", "validate")])) } aria-label={ "Validate payment of order " (i.order_ref) } { "Validate…" }
-                                    " "
-                                    a.button.danger href={ "/console/review/confirm" (query(&[("shop", &i.shop), ("order", &i.order_ref), ("action", "deny")])) } aria-label={ "Deny payment of order " (i.order_ref) } { "Deny…" }
+                                    // A risk-rejected order still authorised at
+                                    // the gateway: nothing to validate (it is
+                                    // not in review), one step to take.
+                                    @if i.action_needed == CANCEL_AT_GATEWAY {
+                                        p.todo { "Rejected, but still authorised at the gateway: cancel it there." }
+                                        a.button.danger href={ "/console/review/confirm" (query(&[("shop", &i.shop), ("order", &i.order_ref), ("action", "deny")])) } aria-label={ "Cancel the transaction of order " (i.order_ref) " at the gateway" } { "Cancel at the gateway…" }
+                                    } @else {
+                                        a.button.primary href={ "/console/review/confirm" (query(&[("shop", &i.shop), ("order", &i.order_ref), ("action", "validate")])) } aria-label={ "Validate payment of order " (i.order_ref) } { "Validate…" }
+                                        " "
+                                        a.button.danger href={ "/console/review/confirm" (query(&[("shop", &i.shop), ("order", &i.order_ref), ("action", "deny")])) } aria-label={ "Deny payment of order " (i.order_ref) } { "Deny…" }
+                                    }
                                 }
                             }
                         }
@@ -534,7 +542,11 @@ pub fn confirm(frame: &Frame<'_>, v: &ConfirmView<'_>) -> Markup {
                     Some(g) => { "at " (g) ", then the shop is updated " }
                     None => { "in the shop only: this source has no gateway API configured, so do it in the gateway's back office too " }
                 }
-                "(order → " (v.action.outcome().as_str()) "). This is recorded under your name."
+                @if i.action_needed == CANCEL_AT_GATEWAY {
+                    "(the order stays " (i.outcome.as_str()) ": only its transaction is cancelled). This is recorded under your name."
+                } @else {
+                    "(order → " (v.action.outcome().as_str()) "). This is recorded under your name."
+                }
             }
             form.confirm method="post" action="/console/review/act" {
                 input type="hidden" name="csrf" value=(frame.csrf);
