@@ -452,7 +452,12 @@ async fn an_operator_validation_after_an_amount_mismatch_reaches_the_shop_as_acc
     .expect("validate");
     let row = report.outbox_id.expect("a shop update");
     eventually("the validation", || outbox_state(&d, row) == "delivered").await;
-    assert_eq!(shop.order_status(100041), Some(5), "{:?}", shop.history(100041));
+    assert_eq!(
+        shop.order_status(100041),
+        Some(5),
+        "{:?}",
+        shop.history(100041)
+    );
     let outcome: String = d
         .reader()
         .query_row(
@@ -464,9 +469,11 @@ async fn an_operator_validation_after_an_amount_mismatch_reaches_the_shop_as_acc
     assert_eq!(outcome, "accepted");
     let needs: Option<String> = d
         .reader()
-        .query_row("SELECT needs_operator FROM outbox WHERE id = ?1", [row], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT needs_operator FROM outbox WHERE id = ?1",
+            [row],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(needs, None);
     d.stop().await;

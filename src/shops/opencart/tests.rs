@@ -578,7 +578,10 @@ fn a_comment_only_update_keeps_the_status_the_merchant_set() {
     u.previous_outcome = Some(Outcome::Review);
     u.notify = false;
     u.comment = "Analyst note: waiting for the buyer".into();
-    assert!(rules(&st, None).needs_order(&u), "3.0 reads the order first");
+    assert!(
+        rules(&st, None).needs_order(&u),
+        "3.0 reads the order first"
+    );
     // The merchant moved the order to Complete (5) in the admin meanwhile.
     let shown = OrderInfo {
         status_id: 5,
