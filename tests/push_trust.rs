@@ -478,3 +478,65 @@ async fn an_operator_validation_after_an_amount_mismatch_reaches_the_shop_as_acc
     assert_eq!(needs, None);
     d.stop().await;
 }
+
+/// A shop that refused the update outright (a wrong key: nothing was
+/// applied) leaves nothing unknown: once the operator fixed the key and
+/// retried, the customer is notified as usual. Only an attempt whose
+/// result is unknown (a timeout, a dropped connection, a 5xx) makes a
+/// re-send go without notification; before the fix any earlier attempt
+/// did, and on OpenCart 4 the customer was never told.
+#[tokio::test]
+async fn a_retry_after_a_definite_refusal_still_notifies_the_customer() {
+    let shop = fake_opencart::start(Version::OpenCart41, OC_KEY).await;
+    shop.add_order(100041, 1);
+    shop.add_order(100050, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let shop_cfg = |key: &str| {
+        config(
+            &with_shop(
+                &opencart(&shop, "opencart4.1", key, "notify = [\"accepted\"]"),
+                "1s",
+            ),
+            dir.path(),
+        )
+    };
+    let wrong = shop_cfg("wrong-key");
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(wrong.clone()));
+    let d = Daemon::start_with(
+        wrong,
+        ipnsync::RunOptions {
+            reload: Some(rx),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
+    assert_eq!(status, 200);
+    eventually("the refused update to go dead", || {
+        outbox_state(&d, 1) == "dead"
+    })
+    .await;
+    assert!(shop.history(100041).is_empty(), "nothing was applied");
+
+    tx.send(Arc::new(shop_cfg(OC_KEY))).unwrap();
+    // Let the dispatcher take the reload before the row is due again.
+    let (status, _) = d.post_form("/ipn/lyra", paid("100050", "b1", "2990")).await;
+    assert_eq!(status, 200);
+    let mut conn = rusqlite::Connection::open(&d.db).unwrap();
+    eventually("the next push with the new key", || {
+        d.count("SELECT COUNT(*) FROM outbox WHERE id = 2 AND state = 'delivered'") == 1
+    })
+    .await;
+    assert_eq!(ipnsync::store::inspect::retry(&mut conn, None).unwrap(), 1);
+    eventually("the retried row to be delivered", || {
+        outbox_state(&d, 1) == "delivered"
+    })
+    .await;
+    let history = shop.history(100041);
+    assert_eq!(
+        history.iter().filter(|r| r.notify).count(),
+        1,
+        "the customer is told once: {history:?}"
+    );
+    d.stop().await;
+}

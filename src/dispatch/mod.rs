@@ -44,6 +44,9 @@ struct InFlight {
     /// Rows whose last result could not be recorded, and when they may go
     /// again.
     held_back: HashMap<i64, Instant>,
+    /// Rows pushed by this process whose result could not be recorded: the
+    /// shop may have applied them, and no attempt row says so.
+    unrecorded: HashSet<i64>,
 }
 
 impl InFlight {
@@ -59,6 +62,7 @@ impl InFlight {
 
     fn hold_back(&mut self, id: i64, until: Instant) {
         self.held_back.insert(id, until);
+        self.unrecorded.insert(id);
     }
 
     fn release(&mut self, order: &(String, String), id: i64) {
@@ -209,6 +213,13 @@ impl Dispatcher {
                     continue;
                 }
                 claimed += 1;
+                let mut row = row;
+                let unrecorded = work
+                    .lock()
+                    .expect("in-flight state")
+                    .unrecorded
+                    .contains(&row.id);
+                row.earlier_result_unknown |= unrecorded;
                 let done = {
                     let work = work.clone();
                     let wake = self.wake.clone();
@@ -216,7 +227,9 @@ impl Dispatcher {
                     move |recorded: bool| {
                         let mut w = work.lock().expect("in-flight state");
                         w.release(&key, id);
-                        if !recorded {
+                        if recorded {
+                            w.unrecorded.remove(&id);
+                        } else {
                             w.hold_back(id, Instant::now() + RECORD_FAILURE_BACKOFF);
                         }
                         drop(w);
@@ -321,10 +334,12 @@ fn build_update(shop: &Shop, row: &DueRow) -> ShopUpdate {
         // back in review, and the order could never be accepted.
         amount: amount.filter(|_| !row.by_operator),
         customer_text,
-        // Any earlier attempt may have reached the shop: a timeout or a
-        // dropped connection says nothing about what the shop did, and a
-        // crash after the shop's answer leaves no trace at all.
-        earlier_attempt_unknown: row.total_attempts > 0,
+        // An earlier attempt may have reached the shop: a timeout, a
+        // dropped connection or a 5xx says nothing about what the shop did
+        // (nor does a result this process could not record). A refusal
+        // (wrong key, unknown order) applied nothing: after the operator's
+        // fix and `retry`, the customer is notified as usual.
+        earlier_attempt_unknown: row.earlier_result_unknown,
     }
 }
 
@@ -477,6 +492,7 @@ mod tests {
             currency: "978".into(),
             comment_only,
             by_operator: false,
+            earlier_result_unknown: true,
         }
     }
 
@@ -504,7 +520,16 @@ customer_text = { accepted = "Paid {amount} {currency} for {order}." }
             u.amount.as_ref().map(|m| m.display()).as_deref(),
             Some("29.90 EUR")
         );
-        assert!(u.earlier_attempt_unknown, "two attempts before this one");
+        assert!(
+            u.earlier_attempt_unknown,
+            "an attempt with an unknown result"
+        );
+        let mut refused = row(Outcome::Accepted, Some(Outcome::Review), false);
+        refused.earlier_result_unknown = false;
+        assert!(
+            !build_update(shop, &refused).earlier_attempt_unknown,
+            "attempts the shop refused outright leave nothing unknown"
+        );
         assert!(!u.is_comment_only());
 
         // An analyst's note: the order's status, nobody told, no amount.

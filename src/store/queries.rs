@@ -35,6 +35,12 @@ pub struct DueRow {
     /// notification: the operator has checked the payment, so the amount
     /// check does not second-guess it.
     pub by_operator: bool,
+    /// An earlier attempt's result is unknown: it failed in a way that
+    /// says nothing about what the shop did (a timeout, a dropped
+    /// connection, a 5xx: recorded as `retry`, or as `dead` once the
+    /// retries ran out). An attempt the shop refused outright (a wrong key,
+    /// an unknown order: dead at once) applied nothing.
+    pub earlier_result_unknown: bool,
 }
 
 fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
@@ -66,7 +72,10 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 e.provider, e.transaction_id, e.status,
                 o.attempts, json_extract(e.notification, '$.amount_minor'),
                 COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only,
-                EXISTS (SELECT 1 FROM review_actions r WHERE r.outbox_id = o.id)
+                EXISTS (SELECT 1 FROM review_actions r WHERE r.outbox_id = o.id),
+                EXISTS (SELECT 1 FROM push_attempts a WHERE a.outbox_id = o.id
+                          AND (a.result = 'retry'
+                               OR (a.result = 'dead' AND a.detail LIKE 'retries exhausted%')))
          FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.state = 'pending'
            AND (o.next_attempt_at <= ?1
@@ -101,6 +110,7 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 currency: r.get(13)?,
                 comment_only: r.get(14)?,
                 by_operator: r.get(15)?,
+                earlier_result_unknown: r.get(16)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
