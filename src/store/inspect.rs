@@ -626,7 +626,13 @@ fn upsert_order(
         &e.transaction_id,
         e.id,
         now,
-    )
+    )?;
+    // As intake does: a replayed PRODUCTION notification that moves the
+    // order marks it PRODUCTION, so no TEST notification moves it after.
+    if let Some(mode) = e.notification.mode() {
+        super::orders::remember_mode(conn, &e.shop, &e.order_ref, mode)?;
+    }
+    Ok(())
 }
 
 fn queue_update(
@@ -881,6 +887,33 @@ mod tests {
         assert_eq!(again.order_change, None);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 2);
         assert_eq!(replay(&mut conn, 999, true, false).unwrap(), None);
+    }
+
+    #[test]
+    fn a_replayed_production_notification_marks_the_order_production() {
+        let (_dir, path) = db();
+        let mut conn = open_operator(&path).unwrap();
+        let mut n = notification("9", "AUTHORISED", Some("s"), 1);
+        if let Facts::Lyra(f) = &mut n.notification.facts {
+            f.ctx_mode = "PRODUCTION".into();
+        }
+        let paid = intake(&conn, &n).unwrap();
+        // Left by older rules: pending, and no mode remembered.
+        conn.execute(
+            "UPDATE orders SET outcome = 'pending', mode = NULL WHERE order_ref = '9'",
+            [],
+        )
+        .unwrap();
+        let r = replay(&mut conn, paid.event_id, false, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.order_change, Some(Outcome::Accepted));
+        let mode: Option<String> = conn
+            .query_row("SELECT mode FROM orders WHERE order_ref = '9'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(mode.as_deref(), Some("PRODUCTION"));
     }
 
     #[test]
