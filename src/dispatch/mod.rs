@@ -448,6 +448,8 @@ fn classify(
                     }
                 }
                 None => {
+                    // `queries::due_rows` reads this prefix: such a row's
+                    // last result is unknown (see `earlier_result_unknown`).
                     let error = format!("retries exhausted after {attempt} attempts: {reason}");
                     error!(outbox = row.id, shop = %shop, order = %order, attempt, "shop update dead: {}", one_line(&error));
                     PushReport::Dead {
