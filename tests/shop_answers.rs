@@ -113,6 +113,7 @@ fn update(kind: ShopKind) -> ShopUpdate {
         amount: None,
         customer_text: String::new(),
         earlier_attempt_unknown: false,
+        by_operator: false,
     }
 }
 

@@ -59,6 +59,7 @@ fn update(outbox_id: i64, outcome: Outcome, previous: Option<Outcome>) -> ShopUp
         amount: None,
         customer_text: String::new(),
         earlier_attempt_unknown: false,
+        by_operator: false,
     }
 }
 

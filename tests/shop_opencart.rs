@@ -61,6 +61,7 @@ fn update(outbox_id: i64, order: u64, status: u32, comment: &str, notify: bool) 
         amount: None,
         customer_text: format!("Your payment for order {order} has been received."),
         earlier_attempt_unknown: false,
+        by_operator: false,
     }
 }
 

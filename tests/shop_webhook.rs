@@ -52,6 +52,7 @@ fn update() -> ShopUpdate {
         amount: None,
         customer_text: String::new(),
         earlier_attempt_unknown: false,
+        by_operator: false,
     }
 }
 

@@ -329,10 +329,7 @@ fn build_update(shop: &Shop, row: &DueRow) -> ShopUpdate {
         provider: row.provider.clone(),
         transaction_id: row.transaction_id.clone(),
         provider_status: row.status.clone(),
-        // An operator's validation of an order the amount check put in
-        // review is the answer to that check: checking again would put it
-        // back in review, and the order could never be accepted.
-        amount: amount.filter(|_| !row.by_operator),
+        amount,
         customer_text,
         // An earlier attempt may have reached the shop: a timeout, a
         // dropped connection or a 5xx says nothing about what the shop did
@@ -340,6 +337,10 @@ fn build_update(shop: &Shop, row: &DueRow) -> ShopUpdate {
         // (wrong key, unknown order) applied nothing: after the operator's
         // fix and `retry`, the customer is notified as usual.
         earlier_attempt_unknown: row.earlier_result_unknown,
+        // An operator's validation of an order the amount check put in
+        // review is the answer to that check: checking again would put it
+        // back in review, and the order could never be accepted.
+        by_operator: row.by_operator,
     }
 }
 
@@ -532,6 +533,14 @@ customer_text = { accepted = "Paid {amount} {currency} for {order}." }
             !build_update(shop, &refused).earlier_attempt_unknown,
             "attempts the shop refused outright leave nothing unknown"
         );
+        // An operator's validation: no amount check, but the amount is
+        // still there (a webhook receiver gets it).
+        let mut validated = row(Outcome::Accepted, Some(Outcome::Review), false);
+        validated.by_operator = true;
+        let v = build_update(shop, &validated);
+        assert!(v.by_operator && v.amount.is_some());
+        assert_eq!(v.amount_to_check(), None);
+        assert!(u.amount_to_check().is_some());
         assert!(!u.is_comment_only());
 
         // An analyst's note: the order's status, nobody told, no amount.

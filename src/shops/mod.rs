@@ -41,8 +41,7 @@ pub struct ShopUpdate {
     pub provider_status: String,
     /// What the notification says was paid, when it carried an amount in a
     /// known currency: the amount check compares it with the order's total
-    /// before a push that marks the order paid. `None` for an update an
-    /// operator's review action queued (the operator checked the payment).
+    /// before a push that marks the order paid (unless `by_operator`).
     pub amount: Option<Money>,
     /// The short text a customer may see (the history entry that notifies
     /// them): no rule names, transaction ids, card masks or markers. The
@@ -52,6 +51,11 @@ pub struct ShopUpdate {
     /// timed out or the connection dropped after the request was sent):
     /// look at the order before sending again, where the shop can tell.
     pub earlier_attempt_unknown: bool,
+    /// Queued by an operator's review action (validate / deny), not by a
+    /// notification: the operator has checked the payment, so the amount
+    /// check does not run (it would put a validated order back in review,
+    /// forever).
+    pub by_operator: bool,
 }
 
 impl ShopUpdate {
@@ -70,6 +74,14 @@ impl ShopUpdate {
     /// before such a push, when the notification carried an amount.
     pub fn marks_paid(&self) -> bool {
         self.outcome == Outcome::Accepted && !self.is_comment_only()
+    }
+
+    /// Whether the amount check runs before this push: it marks the order
+    /// paid, carries an amount, and no operator already decided.
+    pub fn amount_to_check(&self) -> Option<&Money> {
+        self.amount
+            .as_ref()
+            .filter(|_| self.marks_paid() && !self.by_operator)
     }
 }
 

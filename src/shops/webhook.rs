@@ -230,6 +230,7 @@ mod tests {
             amount: crate::domain::money::Money::new(4990, "978"),
             customer_text: "Thanks".into(),
             earlier_attempt_unknown: false,
+            by_operator: false,
         };
         let id = message_id(update.outbox_id);
         let json = serde_json::to_string(&payload(&id, &update)).expect("serialises");

@@ -83,7 +83,7 @@ impl Rules<'_> {
     }
 
     fn checks_amount(&self, update: &ShopUpdate) -> bool {
-        update.marks_paid() && update.amount.is_some() && self.tolerance.is_some()
+        update.amount_to_check().is_some() && self.tolerance.is_some()
     }
 
     fn status_id(&self, outcome: Outcome) -> Option<u32> {
@@ -140,7 +140,7 @@ pub(super) fn plan(
     let mut notes = Vec::new();
     let mut amount_problem = None;
     if rules.checks_amount(update) {
-        match (order, &update.amount) {
+        match (order, update.amount_to_check()) {
             (Some(order), Some(paid)) => {
                 let tolerance = rules.tolerance.unwrap_or(0);
                 match check_amount(paid, &order.total, &order.currency, tolerance) {

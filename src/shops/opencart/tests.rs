@@ -210,6 +210,7 @@ fn update(status: ShopStatus, order_ref: &str) -> ShopUpdate {
         amount: None,
         customer_text: String::new(),
         earlier_attempt_unknown: false,
+        by_operator: false,
     }
 }
 

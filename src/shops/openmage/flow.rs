@@ -85,7 +85,8 @@ pub(crate) async fn push<A: OrderApi>(
     let mut configured = update.status.to_string();
     let mut amount_problem = None;
     if outcome == Outcome::Accepted {
-        if let (Some(paid), Some(tolerance)) = (&update.amount, settings.amount_tolerance) {
+        if let (Some(paid), Some(tolerance)) = (update.amount_to_check(), settings.amount_tolerance)
+        {
             match check_amount(paid, &order.grand_total, &order.currency, tolerance) {
                 AmountCheck::Matches => {}
                 AmountCheck::Mismatch(why) | AmountCheck::Unreadable(why) => {
