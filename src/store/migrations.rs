@@ -249,11 +249,10 @@ fn apply_from(conn: &Connection, current: i64) -> Result<(), StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
-        let broken: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM pragma_foreign_key_check",
-            [],
-            |r| r.get(0),
-        )?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
         if broken > 0 {
             return Err(StoreError::Corrupt(format!(
                 "migration {} would leave {broken} broken references",

@@ -728,15 +728,16 @@ pub(crate) fn compact_event_key(key: &str) -> CompactKey<'_> {
     let raw = key.as_bytes();
     if raw.len() >= 32 {
         let mut out = [0u8; 16];
-        let decoded = raw[..32].chunks_exact(2).zip(out.iter_mut()).all(|(pair, o)| {
-            match (nibble(pair[0]), nibble(pair[1])) {
+        let decoded = raw[..32]
+            .chunks_exact(2)
+            .zip(out.iter_mut())
+            .all(|(pair, o)| match (nibble(pair[0]), nibble(pair[1])) {
                 (Some(hi), Some(lo)) => {
                     *o = hi << 4 | lo;
                     true
                 }
                 _ => false,
-            }
-        });
+            });
         if decoded {
             return CompactKey::Digest(out);
         }

@@ -412,10 +412,15 @@ fn migration_8_converts_keys_and_old_events_still_deduplicate() {
         2
     );
     let legacy: Vec<u8> = conn
-        .query_row("SELECT event_key FROM events WHERE id = 9", [], |r| r.get(0))
+        .query_row("SELECT event_key FROM events WHERE id = 9", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(legacy, b"legacy");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM pragma_foreign_key_check"),
+        0
+    );
 
     let again = intake(&conn, &n).unwrap();
     assert!(again.duplicate, "the resend of a pre-migration event");
