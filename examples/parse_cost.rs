@@ -33,5 +33,7 @@ fn main() {
         keys += std::hint::black_box(notification.event_key()).len();
     }
     let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("{n} IPNs parsed, verified and normalised: {per:.2} µs each (wall clock), {keys} key bytes");
+    println!(
+        "{n} IPNs parsed, verified and normalised: {per:.2} µs each (wall clock), {keys} key bytes"
+    );
 }

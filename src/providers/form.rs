@@ -161,14 +161,16 @@ pub fn parse(body: &[u8]) -> Result<Form, FormError> {
     let mut form = Form {
         // Decoding never lengthens the text.
         text: String::with_capacity(body.len()),
-        fields: Vec::with_capacity(body.iter().filter(|&&b| b == b'&').count() + 1),
+        // A real IPN field is ≈ 28 bytes: no extra pass to count them.
+        fields: Vec::with_capacity(body.len() / 16 + 1),
         by_name: Vec::new(),
     };
     if body.is_empty() {
         return Ok(form);
     }
-    // Decoded bytes go to `text` directly; each component is checked for
-    // UTF-8 as it is appended, so `text` is always valid.
+    // Decoded bytes go to `text` directly; UTF-8 is checked once over the
+    // whole text, then at every field boundary (a character split between
+    // a name and its value is valid once glued together, and refused).
     let mut text = std::mem::take(&mut form.text).into_bytes();
     for (index, pair) in body.split(|&b| b == b'&').enumerate() {
         if pair.is_empty() {
@@ -189,8 +191,16 @@ pub fn parse(body: &[u8]) -> Result<Form, FormError> {
         let value = decode_component(raw_value, index, &mut text)?;
         form.fields.push(Field { name, value });
     }
-    // Valid: every component was checked as it was appended.
-    form.text = String::from_utf8(text).map_err(|_| FormError::InvalidUtf8(0))?;
+    form.text = match String::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => return Err(first_invalid(body, e.utf8_error().valid_up_to(), &form)),
+    };
+    if let Some(at) = form.fields.iter().position(|f| {
+        !form.text.is_char_boundary(f.name.1 as usize)
+            || !form.text.is_char_boundary(f.value.1 as usize)
+    }) {
+        return Err(FormError::InvalidUtf8(pair_index(body, at)));
+    }
     form.index();
     reject_duplicates(&form)?;
     Ok(form)
@@ -203,6 +213,28 @@ fn reject_duplicates(form: &Form) -> Result<(), FormError> {
         Some(i) => Err(FormError::DuplicateField(form.sorted_name(i).to_owned())),
         None => Ok(()),
     }
+}
+
+/// The error for invalid UTF-8 at byte `at` of the decoded text: the
+/// field (by its position among the body's `&`-separated parts, empty
+/// parts counted) whose name or value holds it.
+fn first_invalid(body: &[u8], at: usize, form: &Form) -> FormError {
+    let field = form
+        .fields
+        .iter()
+        .position(|f| (at as u32) < f.value.1)
+        .unwrap_or(form.fields.len().saturating_sub(1));
+    FormError::InvalidUtf8(pair_index(body, field))
+}
+
+/// The position among the body's `&`-separated parts (empty ones counted,
+/// as the errors always did) of the `field`-th non-empty one.
+fn pair_index(body: &[u8], field: usize) -> usize {
+    body.split(|&b| b == b'&')
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .nth(field)
+        .map_or(0, |(i, _)| i)
 }
 
 /// Appends the decoded `raw` to `out`; returns its span.
@@ -234,9 +266,6 @@ fn decode_component(raw: &[u8], index: usize, out: &mut Vec<u8>) -> Result<(u32,
                 }
             }
         }
-    }
-    if std::str::from_utf8(&out[start..]).is_err() {
-        return Err(FormError::InvalidUtf8(index));
     }
     Ok((start as u32, out.len() as u32))
 }
@@ -314,6 +343,12 @@ mod tests {
         assert_eq!(form.get("a"), None);
         // A split multi-byte character is refused, not glued to its neighbour.
         assert_eq!(parse(b"a=%C3&b=%A9"), Err(FormError::InvalidUtf8(0)));
+        assert_eq!(parse(b"%C3=%A9"), Err(FormError::InvalidUtf8(0)));
+        assert_eq!(
+            parse(b"x=1&&n=%C3%A9&a%C3=%A9"),
+            Err(FormError::InvalidUtf8(3))
+        );
+        assert_eq!(parse(b"x=1&a=%FF%FF&b=2"), Err(FormError::InvalidUtf8(1)));
     }
 
     #[test]
