@@ -250,7 +250,10 @@ fn presign(n: usize) -> Vec<Vec<u8>> {
                 .map(|(k, v)| {
                     let v = match k {
                         "vads_order_id" => order_ref(i),
-                        "vads_trans_uuid" => format!("{i:032x}"),
+                        // Tagged: never the uuid of a prefilled notification
+                        // (`examples/prefill` numbers them 1, 2, …), or the
+                        // run would measure duplicates.
+                        "vads_trans_uuid" => format!("{:032x}", (0x10u128 << 120) | i as u128),
                         "vads_trans_id" => format!("{:06}", i % 900_000),
                         "vads_amount" | "vads_effective_amount" => format!("{}", 100 + i % 50_000),
                         _ => v.to_owned(),
