@@ -7,8 +7,10 @@
 //! parsed and normalised by the real provider code and committed by the real
 //! writer (same schema, same indexes, same group commit), so the database is
 //! what a daemon that took N notifications would hold. Signing is skipped
-//! (nothing verifies a prefilled body); order references start at 1 so they
-//! never collide with the load generator's (5 000 000 + i).
+//! (nothing verifies a prefilled body). Order references and transaction
+//! uuids count from START (default 1); the load generator's uuids carry a
+//! high tag, so its notifications are never duplicates of prefilled ones.
+//! Several runs with different STARTs add to one database.
 //!
 //! `cargo run --release --example prefill -- PATH N [START]`
 //!
