@@ -11,6 +11,12 @@
 //! The daemon under test runs as a child process (`target/release/ipnsync`)
 //! with a temporary database, so its memory can be read from /proc; the
 //! baseline runs as a child process of this example (`--baseline-server`).
+//!
+//! `--db PATH` runs the daemon on an existing database instead (e.g. one
+//! filled by `examples/prefill` to 1M notifications; copy it first, the run
+//! adds to it), and `--bin PATH` runs another build of the daemon (an older
+//! one, for a before/after in the same run). `--no-baseline` skips the
+//! baseline.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +37,9 @@ struct Args {
     rate: Option<f64>,
     /// Fire at an already-running server instead (no baseline, no checks).
     target: Option<SocketAddr>,
+    db: Option<std::path::PathBuf>,
+    bin: Option<std::path::PathBuf>,
+    baseline: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +48,9 @@ fn parse_args() -> Result<Args, String> {
         c: 64,
         rate: None,
         target: None,
+        db: None,
+        bin: None,
+        baseline: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +60,9 @@ fn parse_args() -> Result<Args, String> {
             "-c" => a.c = value()?.parse().map_err(|_| "bad -c")?,
             "--rate" => a.rate = Some(value()?.parse().map_err(|_| "bad --rate")?),
             "--target" => a.target = Some(value()?.parse().map_err(|_| "bad --target")?),
+            "--db" => a.db = Some(value()?.into()),
+            "--bin" => a.bin = Some(value()?.into()),
+            "--no-baseline" => a.baseline = false,
             "--baseline-server" => {
                 baseline_server(value()?.parse().map_err(|_| "bad address")?);
                 std::process::exit(0);
@@ -86,20 +101,20 @@ async fn run(args: Args) {
     }
 
     // Baseline first: same generator, same bodies, a server that does nothing.
-    let port = free_port();
-    let mut baseline = Command::new(std::env::current_exe().unwrap())
-        .args(["--baseline-server", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_listening(addr).await;
-    let base = fire(addr, "/ipn/lyra", &bodies, &args, baseline.id()).await;
-    base.print("baseline (hyper, read body, 200)");
-    kill(&mut baseline);
+    let base = if args.baseline {
+        Some(baseline(&bodies, &args).await)
+    } else {
+        None
+    };
 
-    // ipnsync with a fresh database.
+    // ipnsync with a fresh (or the given, prefilled) database.
     let dir = tempfile::tempdir().unwrap();
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("load.db"));
+    let events_before = count_events(&db);
+    let db_bytes_before = db_bytes(&db);
     let port = free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -116,11 +131,13 @@ path = "/ipn/lyra"
 mode = "TEST"
 test_key = "1122334455667788"
 "#,
-            dir.path().join("load.db").display()
+            db.display()
         ),
     )
     .unwrap();
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ipnsync");
+    let bin = args.bin.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ipnsync")
+    });
     let mut daemon = Command::new(&bin)
         .args(["serve", "--config"])
         .arg(&config)
@@ -139,21 +156,34 @@ test_key = "1122334455667788"
         idle_rss as f64 / 1024.0,
         result.peak_rss_kib as f64 / 1024.0
     );
-    println!(
-        "  ratio ipnsync / baseline throughput: {:.2}",
-        result.throughput() / base.throughput()
-    );
+    if let Some(base) = &base {
+        println!(
+            "  ratio ipnsync / baseline throughput: {:.2}",
+            result.throughput() / base.throughput()
+        );
+    }
     sigterm(daemon.id());
     let _ = daemon.wait();
 
     // Every acknowledged notification is in the database, and nothing else.
-    let conn = rusqlite::Connection::open(dir.path().join("load.db")).unwrap();
-    let events: usize = conn
-        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
-    let mut stmt = conn.prepare("SELECT order_ref FROM events").unwrap();
+    let events = count_events(&db) - events_before;
+    let added = db_bytes(&db).saturating_sub(db_bytes_before);
+    println!(
+        "  database: {} events before the run, {} after, {:.0} bytes per notification overall, {:.0} per notification of this run",
+        events_before,
+        events_before + events,
+        db_bytes(&db) as f64 / (events_before + events).max(1) as f64,
+        added as f64 / events.max(1) as f64
+    );
+    // Only this run's orders (the prefill's are 1, 2, …; these 5 000 000 + i).
+    let mut stmt = conn
+        .prepare("SELECT order_ref FROM events WHERE id > ?1")
+        .unwrap();
     let stored: std::collections::HashSet<String> = stmt
-        .query_map([], |r| r.get(0))
+        .query_map([events_before as i64], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -167,6 +197,38 @@ test_key = "1122334455667788"
         result.acknowledged.len(),
         if missing == 0 && events == result.acknowledged.len() { "OK" } else { "MISMATCH" }
     );
+}
+
+async fn baseline(bodies: &[Vec<u8>], args: &Args) -> Outcome {
+    let port = free_port();
+    let mut baseline = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr).await;
+    let base = fire(addr, "/ipn/lyra", bodies, args, baseline.id()).await;
+    base.print("baseline (hyper, read body, 200)");
+    kill(&mut baseline);
+    base
+}
+
+/// Events stored (their highest id: ids only grow), 0 without a database.
+fn count_events(db: &std::path::Path) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as usize)
+    .unwrap_or(0)
+}
+
+fn db_bytes(db: &std::path::Path) -> u64 {
+    std::fs::metadata(db).map(|m| m.len()).unwrap_or(0)
 }
 
 fn order_ref(i: usize) -> String {
@@ -188,7 +250,10 @@ fn presign(n: usize) -> Vec<Vec<u8>> {
                 .map(|(k, v)| {
                     let v = match k {
                         "vads_order_id" => order_ref(i),
-                        "vads_trans_uuid" => format!("{i:032x}"),
+                        // Tagged: never the uuid of a prefilled notification
+                        // (`examples/prefill` numbers them 1, 2, …), or the
+                        // run would measure duplicates.
+                        "vads_trans_uuid" => format!("{:032x}", (0x10u128 << 120) | i as u128),
                         "vads_trans_id" => format!("{:06}", i % 900_000),
                         "vads_amount" | "vads_effective_amount" => format!("{}", 100 + i % 50_000),
                         _ => v.to_owned(),

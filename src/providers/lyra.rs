@@ -120,31 +120,35 @@ pub struct FormVerifier<'a> {
 /// The string the form signature is computed over:
 /// every `vads_*` value, sorted byte-wise by name, `+`-joined, then `+KEY`.
 pub fn form_signing_string(form: &Form, key: &str) -> String {
-    let mut vads: Vec<(&str, &str)> = form
-        .iter()
-        .filter(|(n, _)| n.starts_with("vads_"))
-        .collect();
-    // `str` ordering is byte-wise, exactly the platform's (PHP ksort) order.
-    vads.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out =
-        String::with_capacity(vads.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + key.len());
-    for (_, value) in vads {
-        out.push_str(value);
-        out.push('+');
-    }
-    out.push_str(key);
+    let mut out = String::with_capacity(form.len() * 16 + key.len());
+    signing_parts(form, key, |part| out.push_str(part));
     out
+}
+
+/// Feeds the signing string to `sink` piece by piece: the signature hashes
+/// it as it goes instead of building it. The form keeps its fields sorted
+/// by name; `str` ordering is byte-wise, exactly the platform's (PHP
+/// ksort) order.
+fn signing_parts(form: &Form, key: &str, mut sink: impl FnMut(&str)) {
+    for (_, value) in form.iter_by_name().filter(|(n, _)| n.starts_with("vads_")) {
+        sink(value);
+        sink("+");
+    }
+    sink(key);
 }
 
 /// Computes the form signature as the platform does.
 pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
-    let message = form_signing_string(form, key);
     match algo {
-        SignAlgo::Sha1 => hex::encode(Sha1::digest(message.as_bytes())),
+        SignAlgo::Sha1 => {
+            let mut h = Sha1::new();
+            signing_parts(form, key, |p| h.update(p.as_bytes()));
+            hex::encode(h.finalize())
+        }
         SignAlgo::HmacSha256 => {
             let mut mac =
                 HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
-            mac.update(message.as_bytes());
+            signing_parts(form, key, |p| mac.update(p.as_bytes()));
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
         }
     }

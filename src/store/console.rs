@@ -31,9 +31,15 @@ pub fn counters(conn: &Connection) -> Result<Counters, StoreError> {
         [],
         |r| r.get(0),
     )?;
-    let last_notification = conn.query_row("SELECT MAX(received_at) FROM deliveries", [], |r| {
-        r.get::<_, Option<i64>>(0)
-    })?;
+    // The newest delivery by rowid: one b-tree step, where MAX(received_at)
+    // (no index) read every delivery, a cost that grew with history.
+    let last_notification = conn
+        .query_row(
+            "SELECT received_at FROM deliveries ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?;
     Ok(Counters {
         review,
         pending,

@@ -167,7 +167,57 @@ CREATE TABLE bodies (
 ALTER TABLE deliveries ADD COLUMN body_id INTEGER REFERENCES bodies (id);
 CREATE INDEX deliveries_by_body ON deliveries (body_id) WHERE body_id IS NOT NULL;
 "#,
+    // 8: compact event keys (issues 18/20). The dedupe key was the 64-char
+    // hex SHA-256 of the event as TEXT, in the row and again in the UNIQUE
+    // index: 2 × 64 bytes per notification, and long random keys for every
+    // index compare. It is now the first 16 bytes of that digest as a BLOB
+    // (`writer::compact_event_key`; 128 bits, and only signed
+    // notifications reach it). SQLite cannot change a column's type or a
+    // UNIQUE constraint in place, so the table is rebuilt (the documented
+    // procedure; `apply` turns foreign keys off around a migration and
+    // checks them before it commits). Keys that are not hex (none are
+    // written by the daemon) keep their bytes, as the writer does.
+    r#"
+CREATE TABLE events_v8 (
+    id             INTEGER PRIMARY KEY,
+    source         TEXT    NOT NULL,
+    event_key      BLOB    NOT NULL,   -- first 16 bytes of the event's SHA-256
+    provider       TEXT    NOT NULL,
+    shop           TEXT    NOT NULL,   -- '' when the source has no shop
+    order_ref      TEXT    NOT NULL,
+    transaction_id TEXT    NOT NULL,
+    status         TEXT    NOT NULL,
+    origin         TEXT    NOT NULL,   -- vads_url_check_src / kr-src
+    notification   TEXT    NOT NULL,   -- JSON of domain::Notification
+    assessed       TEXT    NOT NULL,   -- outcome of the fields alone
+    verdict        TEXT    NOT NULL CHECK (verdict IN ('applied', 'ignored')),
+    outcome        TEXT,               -- the order's new outcome when applied
+    reason         TEXT,               -- why ignored, or a note on an unusual move
+    comment        TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    replayed_at    INTEGER,            -- set when an operator re-decided it
+    UNIQUE (source, event_key)
+);
+INSERT INTO events_v8
+SELECT id, source,
+       CASE WHEN length(event_key) >= 32 AND unhex(substr(event_key, 1, 32)) IS NOT NULL
+            THEN unhex(substr(event_key, 1, 32))
+            ELSE CAST(event_key AS BLOB) END,
+       provider, shop, order_ref, transaction_id, status, origin, notification, assessed,
+       verdict, outcome, reason, comment, created_at, replayed_at
+  FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_v8 RENAME TO events;
+CREATE INDEX events_by_order ON events (shop, order_ref, id);
+"#,
 ];
+
+/// The first `n` migrations (tests build databases as older binaries left
+/// them).
+#[cfg(test)]
+pub(crate) fn first(n: usize) -> &'static [&'static str] {
+    &MIGRATIONS[..n]
+}
 
 /// The schema version this binary writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -180,9 +230,35 @@ pub fn apply(conn: &Connection) -> Result<(), StoreError> {
             known: LATEST,
         });
     }
+    if current == LATEST {
+        return Ok(());
+    }
+    // A migration may rebuild a table that others refer to (SQLite's
+    // procedure for changing a table: create, copy, drop, rename), which
+    // foreign key enforcement would refuse half-way. Enforcement is off
+    // while migrating (it cannot change inside a transaction), and each
+    // migration proves before committing that every reference still holds.
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = apply_from(conn, current);
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    result
+}
+
+fn apply_from(conn: &Connection, current: i64) -> Result<(), StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Corrupt(format!(
+                "migration {} would leave {broken} broken references",
+                index + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }

@@ -564,8 +564,9 @@ fn intake_with_body(
     shared_body: Option<&[u8; 32]>,
 ) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
+    let key = compact_event_key(&n.event_key);
     let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
-            params![n.source, n.event_key],
+            params![n.source, key.as_bytes()],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -627,7 +628,7 @@ fn intake_with_body(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?.execute(
         params![
             n.source,
-            n.event_key,
+            key.as_bytes(),
             n.notification.provider.as_str(),
             shop,
             n.order_ref,
@@ -693,6 +694,55 @@ fn intake_with_body(
         outbox_id,
         batch_size: 0,
     })
+}
+
+/// The stored form of an event key (migration 8): the first 16 bytes of
+/// the hex SHA-256 `domain` computes, as a BLOB, instead of 64 hex
+/// characters (half the row's key bytes, a quarter of the index's). 128 bits
+/// keep accidental collisions out of reach (≈ 2⁻⁶⁴ at 4 billion events),
+/// and only signed notifications reach the key. A key that is not hex (the
+/// daemon writes none) is kept byte for byte, as migration 8 does.
+pub(crate) enum CompactKey<'a> {
+    Digest([u8; 16]),
+    Verbatim(&'a [u8]),
+}
+
+impl CompactKey<'_> {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            CompactKey::Digest(d) => d,
+            CompactKey::Verbatim(b) => b,
+        }
+    }
+}
+
+pub(crate) fn compact_event_key(key: &str) -> CompactKey<'_> {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let raw = key.as_bytes();
+    if raw.len() >= 32 {
+        let mut out = [0u8; 16];
+        let decoded = raw[..32]
+            .chunks_exact(2)
+            .zip(out.iter_mut())
+            .all(|(pair, o)| match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => {
+                    *o = hi << 4 | lo;
+                    true
+                }
+                _ => false,
+            });
+        if decoded {
+            return CompactKey::Digest(out);
+        }
+    }
+    CompactKey::Verbatim(raw)
 }
 
 fn insert_delivery(

@@ -287,10 +287,12 @@ impl fmt::Display for ShapeError {
 }
 
 fn format_of(name: &str) -> Option<Format> {
+    // FIELDS is sorted and unique (`fields_are_sorted_and_unique`): a
+    // binary search, not a scan per field of the form.
     FIELDS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, f)| *f)
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .ok()
+        .map(|i| FIELDS[i].1)
         .or_else(|| {
             FREE_TEXT_FAMILIES
                 .iter()

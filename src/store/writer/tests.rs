@@ -324,3 +324,114 @@ fn a_retry_is_not_postponed_by_a_clock_set_back() {
     assert!(due(now + 60_000).is_empty(), "waits for its new delay");
     assert_eq!(due(now + 300_000), [id]);
 }
+
+#[test]
+fn event_keys_are_stored_as_16_bytes() {
+    let (_dir, conn) = conn();
+    let n = new("1", "u1", "AUTHORISED", Some("shop"));
+    intake(&conn, &n).unwrap();
+    let (key, kind): (Vec<u8>, String) = conn
+        .query_row("SELECT event_key, typeof(event_key) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, "blob");
+    assert_eq!(key.len(), 16);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(n.event_key.starts_with(&hex), "the digest's first half");
+}
+
+#[test]
+fn compact_keys_decode_hex_and_keep_anything_else() {
+    let digest = "00ff10ab".repeat(8);
+    assert_eq!(
+        compact_event_key(&digest).as_bytes(),
+        [0x00, 0xff, 0x10, 0xab].repeat(4)
+    );
+    assert_eq!(
+        compact_event_key(&digest.to_uppercase()).as_bytes(),
+        [0x00, 0xff, 0x10, 0xab].repeat(4)
+    );
+    assert_eq!(compact_event_key("k1").as_bytes(), b"k1");
+    let not_hex = format!("{}zz", "0".repeat(30));
+    assert_eq!(compact_event_key(&not_hex).as_bytes(), not_hex.as_bytes());
+}
+
+/// A database written before migration 8 (hex TEXT keys, deliveries, an
+/// order and an outbox row referring to its events) opens, keeps every
+/// row and reference, and still recognises a resent notification.
+#[test]
+fn migration_8_converts_keys_and_old_events_still_deduplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let n = new("1", "u1", "AUTHORISED", Some("shop"));
+    let other = new("2", "u2", "REFUSED", None);
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&crate::store::migrations::first(7).join(";\n"))
+            .unwrap();
+        old.pragma_update(None, "user_version", 7).unwrap();
+        old.execute(
+            "INSERT INTO events (id, source, event_key, provider, shop, order_ref, transaction_id,
+                                 status, origin, notification, assessed, verdict, outcome, comment, created_at)
+             VALUES (7, 'lyra', ?1, 'lyra_form', 'shop', '1', 'u1', 'AUTHORISED', 'PAY', ?2,
+                     'accepted', 'applied', 'accepted', 'c', 1),
+                    (8, 'lyra', ?3, 'lyra_form', '', '2', 'u2', 'REFUSED', 'PAY', ?4,
+                     'rejected', 'applied', 'rejected', 'c', 2),
+                    (9, 'lyra', 'legacy', 'lyra_form', '', '3', 'u3', 'REFUSED', 'PAY', '{}',
+                     'rejected', 'ignored', NULL, 'c', 3)",
+            params![
+                n.event_key,
+                serde_json::to_string(&n.notification).unwrap(),
+                other.event_key,
+                serde_json::to_string(&other.notification).unwrap()
+            ],
+        )
+        .unwrap();
+        old.execute_batch(
+            "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body)
+                  VALUES (7, 1, 'p', 0, '{}', x'01'), (8, 2, 'p', 0, '{}', x'02');
+             INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
+                  VALUES ('shop', '1', 'accepted', 'u1', 7, 1);
+             INSERT INTO outbox (shop, order_ref, event_id, outcome, comment, state, next_attempt_at, created_at)
+                  VALUES ('shop', '1', 7, 'accepted', 'c', 'pending', 1, 1);",
+        )
+        .unwrap();
+    }
+    let conn = crate::store::open_writer(&path).unwrap();
+    let fk: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk, "enforcement is back on after migrating");
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM events"), 3);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE typeof(event_key) = 'blob' AND length(event_key) = 16"
+        ),
+        2
+    );
+    let legacy: Vec<u8> = conn
+        .query_row("SELECT event_key FROM events WHERE id = 9", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(legacy, b"legacy");
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM pragma_foreign_key_check"),
+        0
+    );
+
+    let again = intake(&conn, &n).unwrap();
+    assert!(again.duplicate, "the resend of a pre-migration event");
+    assert_eq!(again.event_id, 7);
+    assert!(intake(&conn, &other).unwrap().duplicate);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 1);
+    // References into the rebuilt table are still enforced.
+    assert!(conn
+        .execute(
+            "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers) VALUES (999, 1, 'p', 0, '{}')",
+            [],
+        )
+        .is_err());
+}
