@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
@@ -141,6 +142,13 @@ pub async fn run_with(
         );
         tokio::spawn(d.run(tasks_stopped.clone(), grace))
     };
+    // Held notifications wait for their gateway's answer (`confirm`).
+    let confirmer = tokio::spawn(confirm::run(
+        config_rx.clone(),
+        config.database.clone(),
+        writer.clone(),
+        tasks_stopped.clone(),
+    ));
     let admin_task = admin_listener.map(|l| {
         let admin = Arc::new(Admin {
             writer: writer.clone(),
@@ -202,6 +210,12 @@ pub async fn run_with(
         Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),
         Err(e) => tracing::error!(error = %e, "dispatcher panicked"),
         Ok(Ok(())) => {}
+    }
+    // A gateway call in flight is abandoned after the grace period: its
+    // row stays waiting and is asked again on the next start.
+    let confirmer_abort = confirmer.abort_handle();
+    if tokio::time::timeout(grace, confirmer).await.is_err() {
+        confirmer_abort.abort();
     }
     if let Some(t) = admin_task {
         let _ = t.await;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod confirm;
 mod console;
 mod customer_text;
 mod duration;
@@ -26,6 +27,7 @@ mod shops;
 mod source_auth;
 mod sources;
 
+pub use confirm::{Confirm, MpgsApi};
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use customer_text::CustomerTexts;
 pub use duration::{format_duration, parse_duration};

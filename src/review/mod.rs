@@ -29,6 +29,8 @@ pub mod cybersource;
 pub mod expiry;
 pub mod http;
 pub mod lyra;
+pub mod lyra_read;
+pub mod mpgs_read;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -167,6 +167,29 @@ CREATE TABLE bodies (
 ALTER TABLE deliveries ADD COLUMN body_id INTEGER REFERENCES bodies (id);
 CREATE INDEX deliveries_by_body ON deliveries (body_id) WHERE body_id IS NOT NULL;
 "#,
+    // confirmations (issue 15): a notification the source's `confirm`
+    // holds is recorded as an ignored event waiting for the gateway; the
+    // confirmer fetches the gateway's state (retried with backoff, survives
+    // restarts) and records the decision as a new event (`result_event_id`).
+    r#"
+CREATE TABLE confirmations (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER NOT NULL UNIQUE REFERENCES events (id),
+    source          TEXT    NOT NULL,
+    shop            TEXT    NOT NULL,
+    order_ref       TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('waiting', 'done')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    result          TEXT    CHECK (result IN ('confirmed', 'disagreed', 'unconfirmed')),
+    gateway_state   TEXT,
+    result_event_id INTEGER REFERENCES events (id),
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX confirmations_due ON confirmations (next_attempt_at) WHERE state = 'waiting';
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,217 @@
+//! Source settings for confirmation: asking the gateway's own API whether a
+//! notification tells the truth before the order moves (`confirm`), and the
+//! Mastercard Gateway read API it needs (Retrieve Order, mpgs.md §4).
+//!
+//! Lyra reads through the review API's credentials (`api_url`,
+//! `rest_password`: REST V4 `Transaction/Get`); Mastercard Gateway has no
+//! review API, so its read API has its own keys here.
+
+use std::time::Duration;
+
+use super::{invalid, parse_duration, resolve_secret, ConfigError, RawSource, Secret};
+use super::{ReviewApi, SecretEnv, SecretOrigin, SourceKind};
+
+/// The Mastercard modules wait 30 s or more; a confirmation is retried
+/// anyway, so a shorter default keeps a slow gateway from holding jobs.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The API version of the reference sample (mpgs.md §3).
+const DEFAULT_MPGS_VERSION: &str = "78";
+
+/// Which notifications wait for the gateway's answer before they move an
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Confirm {
+    /// Applied as they come (signature checks only).
+    #[default]
+    Off,
+    /// Those that would make the order `accepted`: the forgery worth making.
+    Success,
+    /// Every notification that would move the order.
+    All,
+}
+
+impl Confirm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confirm::Off => "off",
+            Confirm::Success => "success",
+            Confirm::All => "all",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Confirm> {
+        [Confirm::Off, Confirm::Success, Confirm::All]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// Mastercard Gateway REST, read-only (Retrieve Order).
+#[derive(Debug, Clone)]
+pub struct MpgsApi {
+    /// Scheme and host, without a trailing `/` (e.g.
+    /// `https://test-gateway.mastercard.com`): per deployment or bank.
+    pub gateway_url: String,
+    /// The REST API version in the path (`/api/rest/version/<v>/`).
+    pub version: String,
+    /// `merchant.<merchant_id>` is the Basic user.
+    pub merchant_id: String,
+    pub password: Secret,
+    pub password_origin: SecretOrigin,
+    pub timeout: Duration,
+}
+
+impl MpgsApi {
+    /// One line for `check-config`, without the secret.
+    pub fn summary(&self) -> String {
+        format!(
+            "Mastercard Gateway {} API v{} as merchant.{} (password: {}), timeout {}",
+            self.gateway_url,
+            self.version,
+            self.merchant_id,
+            self.password_origin,
+            super::format_duration(self.timeout)
+        )
+    }
+}
+
+/// The MPGS read API, `None` when none of its keys is given.
+pub(super) fn resolve_mpgs_api(
+    key_prefix: &str,
+    kind: SourceKind,
+    raw: &RawSource,
+    env: &SecretEnv,
+) -> Result<Option<MpgsApi>, ConfigError> {
+    let password = resolve_secret(
+        &format!("{key_prefix}.api_password"),
+        raw.api_password.clone(),
+        raw.api_password_file.clone(),
+        raw.api_password_credential.clone(),
+        env,
+    )?;
+    let given = raw.gateway_url.is_some() || raw.api_version.is_some() || password.is_some();
+    if kind != SourceKind::Mpgs {
+        if given {
+            let name = if raw.gateway_url.is_some() {
+                "gateway_url"
+            } else if raw.api_version.is_some() {
+                "api_version"
+            } else {
+                "api_password"
+            };
+            return Err(invalid(
+                format!("{key_prefix}.{name}"),
+                format!("does not apply to kind {}", kind.as_str()),
+            ));
+        }
+        return Ok(None);
+    }
+    if !given {
+        return Ok(None);
+    }
+    let needs = "the Mastercard Gateway API needs gateway_url, merchant_id and api_password (or api_password_file / api_password_credential)";
+    let url = raw
+        .gateway_url
+        .as_deref()
+        .ok_or_else(|| invalid(format!("{key_prefix}.gateway_url"), needs))?
+        .trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| {
+            invalid(
+                format!("{key_prefix}.gateway_url"),
+                "must start with https:// (or http:// for a test)",
+            )
+        })?;
+    if rest.trim_end_matches('/').is_empty() || rest.contains(['?', '#', '@']) {
+        return Err(invalid(
+            format!("{key_prefix}.gateway_url"),
+            "must be a base URL like https://test-gateway.mastercard.com, without credentials, query or fragment",
+        ));
+    }
+    let merchant_id = raw
+        .merchant_id
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .ok_or_else(|| invalid(format!("{key_prefix}.merchant_id"), needs))?;
+    let (password, password_origin) =
+        password.ok_or_else(|| invalid(format!("{key_prefix}.api_password"), needs))?;
+    let version = raw
+        .api_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_MPGS_VERSION.to_owned());
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            format!("{key_prefix}.api_version"),
+            "must be the API version number, e.g. \"78\"",
+        ));
+    }
+    let timeout = match &raw.api_timeout {
+        Some(s) => {
+            parse_duration(s).map_err(|p| invalid(format!("{key_prefix}.api_timeout"), p))?
+        }
+        None => DEFAULT_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(invalid(
+            format!("{key_prefix}.api_timeout"),
+            "must be more than 0",
+        ));
+    }
+    Ok(Some(MpgsApi {
+        gateway_url: url.trim_end_matches('/').to_owned(),
+        version,
+        merchant_id,
+        password,
+        password_origin,
+        timeout,
+    }))
+}
+
+/// The source's `confirm`: given, or the default (`success` for a
+/// Mastercard Gateway source with its API, whose webhooks carry only a
+/// static secret; `off` otherwise). A confirmation the source cannot make
+/// is an error, not a silent `off`.
+pub(super) fn resolve_confirm(
+    key_prefix: &str,
+    kind: SourceKind,
+    raw: &RawSource,
+    review_api: Option<&ReviewApi>,
+    mpgs_api: Option<&MpgsApi>,
+) -> Result<Confirm, ConfigError> {
+    let key = format!("{key_prefix}.confirm");
+    let can = match kind {
+        SourceKind::LyraForm | SourceKind::LyraRest => {
+            matches!(review_api, Some(ReviewApi::Lyra(_)))
+        }
+        SourceKind::Mpgs => mpgs_api.is_some(),
+        SourceKind::Cybersource | SourceKind::CybersourceCmos => false,
+    };
+    let Some(given) = &raw.confirm else {
+        return Ok(if kind == SourceKind::Mpgs && can {
+            Confirm::Success
+        } else {
+            Confirm::Off
+        });
+    };
+    let confirm = Confirm::parse(given).ok_or_else(|| {
+        invalid(
+            &key,
+            format!("unknown value {given:?} (expected \"off\", \"success\" or \"all\")"),
+        )
+    })?;
+    if confirm != Confirm::Off && !can {
+        let why = match kind {
+            SourceKind::LyraForm | SourceKind::LyraRest => {
+                "needs the Lyra REST API (api_url and rest_password): confirmation reads Transaction/Get"
+            }
+            SourceKind::Mpgs => {
+                "needs the Mastercard Gateway API (gateway_url, merchant_id, api_password): confirmation reads Retrieve Order"
+            }
+            _ => "is not supported for this kind yet (lyra-form, lyra-rest and mpgs can confirm)",
+        };
+        return Err(invalid(&key, why));
+    }
+    Ok(confirm)
+}

@@ -1,0 +1,344 @@
+//! Confirmations (issue 15): the SQL of holding a notification until the
+//! gateway vouches for it, and of recording what the gateway said.
+//!
+//! - [`must_wait`] and [`hold`] run inside the intake transaction: the
+//!   held event is stored `ignored` with reason [`WAITING`] and a
+//!   `confirmations` row, committed with it; the answer to the platform
+//!   does not wait for the gateway.
+//! - The confirmer reads due rows ([`due`], read-only connection), asks the
+//!   gateway outside any transaction, and hands the answer to the writer
+//!   ([`ConfirmReport`] → [`record`]), which decides from the fetched state
+//!   through the same state machine, orders and outbox as intake, and
+//!   records the decision as a new event (origin `confirmation`), so `show`
+//!   has both: "waiting for confirmation", then the result.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_ms, StoreError};
+use crate::config::Confirm;
+use crate::confirm::gateway::Lookup;
+use crate::domain::{self, Decision, Notification, OrderSnapshot, Outcome, Verdict};
+use crate::ops::metrics::{CONFIRMATIONS, CONFIRMATION_LAG};
+
+/// The reason of a held event.
+pub const WAITING: &str = "waiting for confirmation by the gateway";
+/// The origin of the event a confirmation records.
+pub const ORIGIN: &str = "confirmation";
+
+/// Whether `decision` must wait for the gateway under `confirm`: it would
+/// move the order (to `accepted` only, for `success`).
+pub fn must_wait(confirm: Confirm, decision: &Decision) -> bool {
+    match (confirm, &decision.verdict) {
+        (Confirm::Off, _) | (_, Verdict::Ignore { .. }) => false,
+        (Confirm::Success, Verdict::Apply { outcome, .. }) => *outcome == Outcome::Accepted,
+        (Confirm::All, Verdict::Apply { .. }) => true,
+    }
+}
+
+/// Queues the confirmation of the held event `event_id`, due now.
+pub(crate) fn hold(
+    conn: &Connection,
+    event_id: i64,
+    source: &str,
+    shop: &str,
+    order_ref: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5)",
+    )?
+    .execute(params![event_id, source, shop, order_ref, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// One confirmation to make.
+#[derive(Debug, Clone)]
+pub struct DueConfirmation {
+    pub id: i64,
+    pub event_id: i64,
+    pub source: String,
+    pub order_ref: String,
+    pub attempts: u32,
+    pub created_at: i64,
+    /// The stored notification (the gateway is asked about it).
+    pub notification: Notification,
+}
+
+/// Waiting confirmations due at `now`, oldest first.
+pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueConfirmation>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.event_id, c.source, c.order_ref, c.attempts, c.created_at, e.notification
+         FROM confirmations c JOIN events e ON e.id = c.event_id
+         WHERE c.state = 'waiting' AND c.next_attempt_at <= ?1
+         ORDER BY c.next_attempt_at, c.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, u32>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, event_id, source, order_ref, attempts, created_at, json) = row?;
+        let notification = serde_json::from_str(&json).map_err(|e| {
+            StoreError::Corrupt(format!("event {event_id}: stored notification: {e}"))
+        })?;
+        out.push(DueConfirmation {
+            id,
+            event_id,
+            source,
+            order_ref,
+            attempts,
+            created_at,
+            notification,
+        });
+    }
+    Ok(out)
+}
+
+/// When the next waiting confirmation is due, if any.
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM confirmations WHERE state = 'waiting'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// How many confirmations wait.
+pub fn waiting_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM confirmations WHERE state = 'waiting'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// What the confirmer found, for the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmReport {
+    /// No usable answer: try again at `next_attempt_at`.
+    Retry {
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    },
+    /// The gateway answered about the transaction.
+    Settled {
+        id: i64,
+        /// `Lyra`, `Mastercard Gateway`: for the comment.
+        gateway: String,
+        lookup: Lookup,
+    },
+}
+
+/// What [`record`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// `confirmed`, `disagreed`, `unconfirmed`, or `None` (a retry, or a
+    /// confirmation already settled).
+    pub result: Option<&'static str>,
+    pub event_id: Option<i64>,
+    pub outbox_id: Option<i64>,
+}
+
+/// Records a confirmer's report (in the writer's transaction).
+pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Recorded, StoreError> {
+    let now = now_ms();
+    let (id, gateway, lookup) = match report {
+        ConfirmReport::Retry {
+            id,
+            next_attempt_at,
+            error,
+        } => {
+            conn.prepare_cached(
+                "UPDATE confirmations SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE id = ?1 AND state = 'waiting'",
+            )?
+            .execute(params![id, next_attempt_at, error])?;
+            return Ok(Recorded::default());
+        }
+        ConfirmReport::Settled {
+            id,
+            gateway,
+            lookup,
+        } => (*id, gateway, lookup),
+    };
+    let job = conn
+        .prepare_cached(
+            "SELECT c.event_id, c.source, c.shop, c.order_ref, c.created_at, e.notification, e.assessed, e.status
+             FROM confirmations c JOIN events e ON e.id = c.event_id
+             WHERE c.id = ?1 AND c.state = 'waiting'",
+        )?
+        .query_row(params![id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })
+        .optional()?;
+    // Settled already (a second confirmer, an operator): nothing to do.
+    let Some((held_id, source, shop, order_ref, created_at, stored_json, assessed, status)) = job
+    else {
+        return Ok(Recorded::default());
+    };
+    let stored: Notification = serde_json::from_str(&stored_json)
+        .map_err(|e| StoreError::Corrupt(format!("event {held_id}: stored notification: {e}")))?;
+    let notified = Outcome::parse(&assessed)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {assessed:?}")))?;
+    let snapshot = snapshot(conn, &shop, &order_ref)?;
+    let (result, notification, decision, gateway_state) = match lookup {
+        Lookup::Unconfirmed(why) => {
+            tracing::warn!(
+                source = %source, order = %crate::ops::logging::one_line(&order_ref), event = held_id, reason = %crate::ops::logging::one_line(why),
+                "notification not confirmed by the gateway: not applied"
+            );
+            let comment = format!(
+                "{gateway} does not confirm this notification ({status}): not applied. {why}"
+            );
+            let decision = Decision {
+                assessed: notified,
+                verdict: Verdict::Ignore {
+                    reason: format!("not confirmed by {gateway}: {why}"),
+                },
+                comment,
+                warnings: Vec::new(),
+            };
+            ("unconfirmed", stored, decision, why.clone())
+        }
+        Lookup::Found {
+            notification,
+            summary,
+        } => {
+            let mut decision = domain::decide(&snapshot, notification);
+            if decision.assessed == notified {
+                decision
+                    .comment
+                    .push_str(&format!("\nConfirmed with {gateway}: {summary}."));
+                ("confirmed", notification.clone(), decision, summary.clone())
+            } else {
+                // The message and the gateway disagree: a person decides,
+                // with both states in front of them.
+                tracing::warn!(
+                    source = %source, order = %crate::ops::logging::one_line(&order_ref), event = held_id,
+                    notified = notified.as_str(), gateway_says = decision.assessed.as_str(), state = %summary,
+                    "the notification and the gateway disagree: order held for review"
+                );
+                let verdict = domain::transition(&snapshot, notification, Outcome::Review);
+                let comment = format!(
+                    "Held for review: the notification said {status} ({}), but {summary} ({}).",
+                    notified.as_str(),
+                    decision.assessed.as_str()
+                );
+                decision.verdict = verdict;
+                decision.comment = comment;
+                decision.assessed = Outcome::Review;
+                ("disagreed", notification.clone(), decision, summary.clone())
+            }
+        }
+    };
+    let (verdict, outcome, reason) = match &decision.verdict {
+        Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
+        Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
+    };
+    let json = serde_json::to_string(&notification)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        source,
+        format!("{ORIGIN}:{held_id}"),
+        notification.provider.as_str(),
+        shop,
+        order_ref,
+        notification.transaction_id,
+        notification.status(),
+        ORIGIN,
+        json,
+        decision.assessed.as_str(),
+        verdict,
+        outcome.map(Outcome::as_str),
+        reason,
+        decision.comment,
+        now,
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    let mut outbox_id = None;
+    if let Some(new_outcome) = outcome {
+        super::orders::upsert_order(
+            conn,
+            &shop,
+            &order_ref,
+            new_outcome,
+            &notification.transaction_id,
+            event_id,
+            now,
+        )?;
+        if let Some(mode) = notification.mode() {
+            super::orders::remember_mode(conn, &shop, &order_ref, mode)?;
+        }
+        if !shop.is_empty() {
+            outbox_id = Some(super::orders::queue_update(
+                conn,
+                &shop,
+                &order_ref,
+                event_id,
+                snapshot.outcome,
+                new_outcome,
+                &decision.comment,
+                now,
+            )?);
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE confirmations SET state = 'done', result = ?2, gateway_state = ?3,
+             result_event_id = ?4, finished_at = ?5, last_error = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![id, result, gateway_state, event_id, now])?;
+    metrics::counter!(CONFIRMATIONS, "source" => source.clone(), "result" => result).increment(1);
+    metrics::histogram!(CONFIRMATION_LAG).record((now - created_at).max(0) as f64 / 1000.0);
+    Ok(Recorded {
+        result: Some(result),
+        event_id: Some(event_id),
+        outbox_id,
+    })
+}
+
+fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnapshot, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
+        )?
+        .query_row(params![shop, order_ref], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((outcome, transaction_id, mode)) = row else {
+        return Ok(OrderSnapshot::default());
+    };
+    Ok(OrderSnapshot {
+        outcome: Some(
+            Outcome::parse(&outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        ),
+        transaction_id: Some(transaction_id),
+        mode,
+    })
+}
