@@ -47,6 +47,8 @@ pub enum Mode {
     Hang,
     /// Waits this long, then answers as [`Mode::Success`].
     Slow(Duration),
+    /// 503 Service Unavailable, an HTML page (the gateway is down).
+    Down,
 }
 
 /// The statuses `Transaction/Validate` accepts.
@@ -62,6 +64,8 @@ struct State {
     calls: Vec<Call>,
     /// uuid → `detailedStatus`.
     transactions: HashMap<String, String>,
+    /// uuid → `orderDetails.orderId`, when a test names the order.
+    orders: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -81,6 +85,7 @@ impl FakeLyraApi {
                 mode: Mode::Success,
                 calls: Vec::new(),
                 transactions: HashMap::new(),
+                orders: HashMap::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -105,6 +110,14 @@ impl FakeLyraApi {
         self.lock()
             .transactions
             .insert(uuid.to_owned(), status.to_owned());
+    }
+
+    /// Makes the gateway know transaction `uuid` of order `order_id`:
+    /// `Transaction/Get` then answers `orderDetails.orderId`.
+    pub fn set_order_transaction(&self, uuid: &str, order_id: &str, status: &str) {
+        let mut s = self.lock();
+        s.transactions.insert(uuid.to_owned(), status.to_owned());
+        s.orders.insert(uuid.to_owned(), order_id.to_owned());
     }
 
     /// The transaction's `detailedStatus` now, if known.
@@ -178,11 +191,18 @@ impl FakeLyraApi {
             })
             .to_string()
         };
+        let order_id = body["uuid"]
+            .as_str()
+            .and_then(|u| self.lock().orders.get(u).cloned());
         let transaction = |detailed: &str| {
-            json!({
+            let mut t = json!({
                 "uuid": body["uuid"], "detailedStatus": detailed,
                 "operationType": "DEBIT", "_type": "V4/PaymentTransaction"
-            })
+            });
+            if let Some(order_id) = &order_id {
+                t["orderDetails"] = json!({ "orderId": order_id, "_type": "V4/OrderDetails" });
+            }
+            t
         };
         let error = |code: &str, message: String| {
             envelope(
@@ -202,6 +222,10 @@ impl FakeLyraApi {
             other => other,
         };
         match mode {
+            Mode::Down => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html><body>Service Unavailable</body></html>".into(),
+            ),
             Mode::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 reply(StatusCode::OK, String::new())
