@@ -149,6 +149,13 @@ pub async fn run_with(
         writer.clone(),
         tasks_stopped.clone(),
     ));
+    // Orders that never heard back (`[reconcile]`; idle without it).
+    let reconciler = tokio::spawn(confirm::reconcile::run(
+        config_rx.clone(),
+        config.database.clone(),
+        writer.clone(),
+        tasks_stopped.clone(),
+    ));
     let admin_task = admin_listener.map(|l| {
         let admin = Arc::new(Admin {
             writer: writer.clone(),
@@ -213,9 +220,11 @@ pub async fn run_with(
     }
     // A gateway call in flight is abandoned after the grace period: its
     // row stays waiting and is asked again on the next start.
-    let confirmer_abort = confirmer.abort_handle();
-    if tokio::time::timeout(grace, confirmer).await.is_err() {
-        confirmer_abort.abort();
+    for task in [confirmer, reconciler] {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(grace, task).await.is_err() {
+            abort.abort();
+        }
     }
     if let Some(t) = admin_task {
         let _ = t.await;

@@ -215,3 +215,57 @@ pub(super) fn resolve_confirm(
     }
     Ok(confirm)
 }
+
+/// `[reconcile]`: the background task that asks the gateways about orders
+/// still `pending` or `review` (absent = off; `ipnsync reconcile` works
+/// either way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// How often the task runs.
+    pub interval: Duration,
+    /// An order is asked about once it has not moved for this long: its
+    /// notification had time to arrive (Lyra retries for about an hour).
+    pub min_age: Duration,
+    /// …and no longer once it has not moved for this long.
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReconcile {
+    interval: Option<String>,
+    min_age: Option<String>,
+    max_age: Option<String>,
+}
+
+pub(super) fn resolve_reconcile(
+    raw: Option<RawReconcile>,
+) -> Result<Option<ReconcileConfig>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let duration = |name: &str, v: &Option<String>, default: Duration| match v {
+        Some(s) => {
+            let d = parse_duration(s).map_err(|p| invalid(format!("reconcile.{name}"), p))?;
+            if d.is_zero() {
+                return Err(invalid(format!("reconcile.{name}"), "must be more than 0"));
+            }
+            Ok(d)
+        }
+        None => Ok(default),
+    };
+    let interval = duration("interval", &raw.interval, Duration::from_secs(15 * 60))?;
+    let min_age = duration("min_age", &raw.min_age, Duration::from_secs(2 * 3600))?;
+    let max_age = duration("max_age", &raw.max_age, Duration::from_secs(30 * 86400))?;
+    if max_age <= min_age {
+        return Err(invalid(
+            "reconcile.max_age",
+            "must be more than reconcile.min_age",
+        ));
+    }
+    Ok(Some(ReconcileConfig {
+        interval,
+        min_age,
+        max_age,
+    }))
+}

@@ -27,7 +27,7 @@ mod shops;
 mod source_auth;
 mod sources;
 
-pub use confirm::{Confirm, MpgsApi};
+pub use confirm::{Confirm, MpgsApi, ReconcileConfig};
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use customer_text::CustomerTexts;
 pub use duration::{format_duration, parse_duration};
@@ -97,6 +97,8 @@ struct RawConfig {
     dispatch: RawDispatch,
     /// The operator console; absent = off.
     console: Option<console::RawConsole>,
+    /// Reconciliation with the gateways; absent = off.
+    reconcile: Option<confirm::RawReconcile>,
     #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
@@ -136,6 +138,8 @@ pub struct Config {
     /// clients, and the shutdown drain period.
     pub http: crate::http::Limits,
     pub dispatch: DispatchConfig,
+    /// The reconciliation task (`[reconcile]`); `None` = off.
+    pub reconcile: Option<ReconcileConfig>,
     pub sources: Vec<SourceConfig>,
     pub shops: Vec<ShopConfig>,
     /// Each shop's customer texts, by shop name. Kept beside `shops`
@@ -468,7 +472,9 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         warnings.push("no [[sources]]: the daemon will refuse every notification".into());
     }
     warnings.extend(sources::mode_mixing_warnings(&sources));
+    let reconcile = confirm::resolve_reconcile(raw.reconcile)?;
     Ok(Config {
+        reconcile,
         listen,
         database: raw.database,
         body_limit: raw.body_limit,

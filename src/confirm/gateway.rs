@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
-use crate::config::{Confirm, LyraApi, MpgsApi, ReviewApi, SourceConfig, SourceSettings};
-use crate::domain::Notification;
+use crate::config::{
+    Confirm, LyraApi, MpgsApi, ReviewApi, SourceConfig, SourceKind, SourceSettings,
+};
+use crate::domain::{Notification, Provider};
 use crate::providers::mpgs::OrderRefField;
 use crate::review::{lyra_read, mpgs_read, GatewayError};
 
@@ -73,6 +75,31 @@ impl Gateway {
         match self {
             Gateway::Lyra(a) => a.timeout,
             Gateway::Mpgs(a, _) => a.timeout,
+        }
+    }
+
+    /// Asks the gateway about order `platform_order` (the platform's
+    /// reference, prefix included): the transaction `stored` names when it
+    /// is given (MPGS), else the order's last payment (Lyra `Order/Get`
+    /// always: a second attempt may have replaced the notified one).
+    pub async fn fetch_order(
+        &self,
+        source: &SourceConfig,
+        platform_order: &str,
+        stored: Option<&Notification>,
+    ) -> Result<Lookup, GatewayError> {
+        match self {
+            Gateway::Lyra(api) => {
+                let provider = match source.kind {
+                    SourceKind::LyraRest => Provider::LyraRest,
+                    _ => Provider::LyraForm,
+                };
+                lyra_read::fetch_order(api, platform_order, stored, (provider, source.mode)).await
+            }
+            Gateway::Mpgs(api, field) => match stored.filter(|s| s.mpgs().is_some()) {
+                Some(s) => mpgs_read::fetch(api, *field, s).await,
+                None => mpgs_read::fetch_order(api, *field, platform_order).await,
+            },
         }
     }
 

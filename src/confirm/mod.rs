@@ -11,6 +11,7 @@
 //! has no "dead" state that is safer than asking again.
 
 pub mod gateway;
+pub mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -17,6 +17,7 @@ pub const PUSHES_NEED_OPERATOR: &str = "ipnsync_pushes_needing_operator_total";
 pub const GATEWAY_CANCELS: &str = "ipnsync_gateway_cancels_total";
 pub const CONFIRMATIONS: &str = "ipnsync_confirmations_total";
 pub const CONFIRMATION_LAG: &str = "ipnsync_confirmation_lag_seconds";
+pub const RECONCILIATIONS: &str = "ipnsync_reconciliations_total";
 pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
 pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
 pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
@@ -91,6 +92,10 @@ fn describe() {
     describe_counter!(
         CONFIRMATIONS,
         "Gateway confirmations, by source and result (confirmed, disagreed: held for review, unconfirmed: the gateway does not vouch for it, retry)."
+    );
+    describe_counter!(
+        RECONCILIATIONS,
+        "Orders asked about by reconciliation, by source and result (moved, unchanged, unknown: the gateway does not know it, error)."
     );
     describe_histogram!(
         CONFIRMATION_LAG,

@@ -66,6 +66,47 @@ pub fn interpret(
             "not a Mastercard Gateway notification: cannot confirm it with Retrieve Order".into(),
         ));
     };
+    let merchant = (!facts.merchant.is_empty()).then_some(facts.merchant.as_str());
+    let lookup = interpret_order(
+        &Wanted {
+            order_id: &facts.order_id,
+            transaction_id: Some(&facts.transaction_id),
+            merchant,
+            notification_id: &facts.notification_id,
+        },
+        order_ref,
+        http_status,
+        body,
+    )?;
+    if let Lookup::Found { notification, .. } = &lookup {
+        if notification.order_ref != stored.order_ref {
+            return Ok(Lookup::Unconfirmed(format!(
+                "Mastercard Gateway Retrieve Order: transaction {} belongs to order {}, not to order {}",
+                facts.transaction_id, notification.order_ref, stored.order_ref
+            )));
+        }
+    }
+    Ok(lookup)
+}
+
+/// What to read in a Retrieve Order answer.
+pub struct Wanted<'a> {
+    pub order_id: &'a str,
+    /// The transaction; `None` = the order's last one (reconciliation of an
+    /// order no notification named).
+    pub transaction_id: Option<&'a str>,
+    /// Checked against the answer's `merchant` when given.
+    pub merchant: Option<&'a str>,
+    pub notification_id: &'a str,
+}
+
+/// Reads a Retrieve Order answer.
+pub fn interpret_order(
+    w: &Wanted<'_>,
+    order_ref: OrderRefField,
+    http_status: u16,
+    body: &str,
+) -> Result<Lookup, GatewayError> {
     let parsed: Option<Object> = serde_json::from_str(body).ok();
     let error_of = |o: &Object| {
         o.get("error")
@@ -94,7 +135,7 @@ pub fn interpret(
                 .unwrap_or_else(|| snippet(body));
             return Ok(Lookup::Unconfirmed(format!(
                 "Mastercard Gateway Retrieve Order does not know order {}: {why}",
-                facts.order_id
+                w.order_id
             )));
         }
         _ => {
@@ -114,26 +155,38 @@ pub fn interpret(
         .get("transaction")
         .and_then(|t| serde_json::from_str(t.get()).ok())
         .unwrap_or_default();
-    let wanted = &facts.transaction_id;
-    let Some(entry) = transactions.into_iter().find(|t| {
+    let id_of = |t: &Object| {
         t.get("transaction")
             .and_then(|x| serde_json::from_str::<Object>(x.get()).ok())
             .and_then(|x| text(&x, "id"))
-            .as_deref()
-            == Some(wanted.as_str())
-    }) else {
+    };
+    let wanted = match w.transaction_id {
+        Some(id) => id.to_owned(),
+        None => match transactions.last().and_then(id_of) {
+            Some(id) => id,
+            None => {
+                return Ok(Lookup::Unconfirmed(format!(
+                    "Mastercard Gateway Retrieve Order: order {} has no transaction",
+                    w.order_id
+                )))
+            }
+        },
+    };
+    let Some(entry) = transactions
+        .into_iter()
+        .find(|t| id_of(t).as_deref() == Some(wanted.as_str()))
+    else {
         return Ok(Lookup::Unconfirmed(format!(
             "Mastercard Gateway Retrieve Order: order {} has no transaction {wanted}",
-            facts.order_id
+            w.order_id
         )));
     };
     let document = transaction_document(&order, entry)
         .map_err(|e| GatewayError::Refused(format!("cannot rebuild the transaction: {e}")))?;
-    let merchant = (!facts.merchant.is_empty()).then_some(facts.merchant.as_str());
     let fetched = crate::providers::mpgs::notification(
         document.as_bytes(),
-        Some(&facts.notification_id),
-        merchant,
+        Some(w.notification_id),
+        w.merchant,
         order_ref,
     )
     .map_err(|e| {
@@ -141,16 +194,10 @@ pub fn interpret(
             "Retrieve Order's transaction {wanted} cannot be read: {e}"
         ))
     })?;
-    if fetched.order_ref != stored.order_ref {
-        return Ok(Lookup::Unconfirmed(format!(
-            "Mastercard Gateway Retrieve Order: transaction {wanted} belongs to order {}, not to order {}",
-            fetched.order_ref, stored.order_ref
-        )));
-    }
     let f = fetched.mpgs().expect("an MPGS notification");
     let mut summary = format!(
         "Mastercard Gateway: order {} is {}, transaction {} {} {} ({})",
-        facts.order_id,
+        w.order_id,
         if f.order_status.is_empty() {
             "?"
         } else {
@@ -216,6 +263,27 @@ pub async fn fetch(
     stored: &Notification,
 ) -> Result<Lookup, GatewayError> {
     let order_id = stored.mpgs().map(|f| f.order_id.as_str()).unwrap_or("");
+    let (status, body) = get_order(api, order_id).await?;
+    interpret(stored, order_ref, status, &body)
+}
+
+/// Asks the gateway about order `order_id` (its last transaction).
+pub async fn fetch_order(
+    api: &MpgsApi,
+    order_ref: OrderRefField,
+    order_id: &str,
+) -> Result<Lookup, GatewayError> {
+    let (status, body) = get_order(api, order_id).await?;
+    let wanted = Wanted {
+        order_id,
+        transaction_id: None,
+        merchant: Some(&api.merchant_id),
+        notification_id: "",
+    };
+    interpret_order(&wanted, order_ref, status, &body)
+}
+
+async fn get_order(api: &MpgsApi, order_id: &str) -> Result<(u16, String), GatewayError> {
     let response = http_client(api.timeout)
         .get(order_url(api, order_id))
         .basic_auth(
@@ -226,8 +294,7 @@ pub async fn fetch(
         .await
         .map_err(transport_error)?;
     let status = response.status().as_u16();
-    let body = read_answer(response).await?;
-    interpret(stored, order_ref, status, &body)
+    Ok((status, read_answer(response).await?))
 }
 
 #[cfg(test)]

@@ -18,12 +18,14 @@ use super::{now_ms, StoreError};
 use crate::config::Confirm;
 use crate::confirm::gateway::Lookup;
 use crate::domain::{self, Decision, Notification, OrderSnapshot, Outcome, Verdict};
-use crate::ops::metrics::{CONFIRMATIONS, CONFIRMATION_LAG};
+use crate::ops::metrics::{CONFIRMATIONS, CONFIRMATION_LAG, RECONCILIATIONS};
 
 /// The reason of a held event.
 pub const WAITING: &str = "waiting for confirmation by the gateway";
 /// The origin of the event a confirmation records.
 pub const ORIGIN: &str = "confirmation";
+/// The origin (and result) of an event reconciliation records.
+pub const RECONCILED: &str = "reconciliation";
 
 /// Whether `decision` must wait for the gateway under `confirm`: it would
 /// move the order (to `accepted` only, for `success`).
@@ -133,14 +135,31 @@ pub enum ConfirmReport {
         gateway: String,
         lookup: Lookup,
     },
+    /// Reconciliation: the gateway's current state of an order.
+    Reconciled(Reconciliation),
+}
+
+/// The gateway's current state of one order, found by reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub source: String,
+    pub shop: String,
+    pub order_ref: String,
+    pub gateway: String,
+    /// The gateway's state as a notification.
+    pub notification: Notification,
+    pub summary: String,
 }
 
 /// What [`record`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Recorded {
-    /// `confirmed`, `disagreed`, `unconfirmed`, or `None` (a retry, or a
-    /// confirmation already settled).
+    /// `confirmed`, `disagreed`, `unconfirmed`, `reconciliation` (the
+    /// order moved), or `None` (a retry, a confirmation already settled, an
+    /// order the gateway's state does not move).
     pub result: Option<&'static str>,
+    /// The order's outcome before and after, when it moved.
+    pub moved: Option<(Option<Outcome>, Outcome)>,
     pub event_id: Option<i64>,
     pub outbox_id: Option<i64>,
 }
@@ -166,6 +185,7 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
             gateway,
             lookup,
         } => (*id, gateway, lookup),
+        ConfirmReport::Reconciled(r) => return reconcile(conn, r, now),
     };
     let job = conn
         .prepare_cached(
@@ -312,9 +332,171 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
     metrics::histogram!(CONFIRMATION_LAG).record((now - created_at).max(0) as f64 / 1000.0);
     Ok(Recorded {
         result: Some(result),
+        moved: outcome.map(|o| (snapshot.outcome, o)),
         event_id: Some(event_id),
         outbox_id,
     })
+}
+
+/// What the gateway's state would do to the order now: the decision, when
+/// it moves the order to another outcome; `None` leaves it alone.
+pub fn reconcile_decision(
+    conn: &Connection,
+    r: &Reconciliation,
+) -> Result<Option<(OrderSnapshot, Decision)>, StoreError> {
+    let snapshot = snapshot(conn, &r.shop, &r.order_ref)?;
+    let decision = domain::decide(&snapshot, &r.notification);
+    match decision.applied_outcome() {
+        Some(o) if Some(o) != snapshot.outcome => Ok(Some((snapshot, decision))),
+        _ => Ok(None),
+    }
+}
+
+/// Records a reconciliation that moves the order, as an event of origin
+/// `reconciliation` (same state machine, orders and outbox as intake); an
+/// order the gateway's state does not move gets nothing.
+pub(crate) fn reconcile(
+    conn: &Connection,
+    r: &Reconciliation,
+    now: i64,
+) -> Result<Recorded, StoreError> {
+    let Some((snapshot, mut decision)) = reconcile_decision(conn, r)? else {
+        return Ok(Recorded::default());
+    };
+    let event_key = format!("{RECONCILED}:{}", r.notification.event_key());
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT id FROM events WHERE source = ?1 AND event_key = ?2")?
+        .query_row(params![r.source, event_key], |row| row.get(0))
+        .optional()?;
+    let (Some(outcome), None) = (decision.applied_outcome(), seen) else {
+        return Ok(Recorded::default());
+    };
+    decision.comment.push_str(&format!(
+        "\nFound by reconciliation with {}: {}.",
+        r.gateway, r.summary
+    ));
+    let note = match &decision.verdict {
+        Verdict::Apply { note, .. } => note.clone(),
+        Verdict::Ignore { .. } => None,
+    };
+    let json = serde_json::to_string(&r.notification)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'applied', ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        r.source,
+        event_key,
+        r.notification.provider.as_str(),
+        r.shop,
+        r.order_ref,
+        r.notification.transaction_id,
+        r.notification.status(),
+        RECONCILED,
+        json,
+        decision.assessed.as_str(),
+        outcome.as_str(),
+        note,
+        decision.comment,
+        now,
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    super::orders::upsert_order(
+        conn,
+        &r.shop,
+        &r.order_ref,
+        outcome,
+        &r.notification.transaction_id,
+        event_id,
+        now,
+    )?;
+    if let Some(mode) = r.notification.mode() {
+        super::orders::remember_mode(conn, &r.shop, &r.order_ref, mode)?;
+    }
+    let outbox_id = if r.shop.is_empty() {
+        None
+    } else {
+        Some(super::orders::queue_update(
+            conn,
+            &r.shop,
+            &r.order_ref,
+            event_id,
+            snapshot.outcome,
+            outcome,
+            &decision.comment,
+            now,
+        )?)
+    };
+    tracing::info!(
+        source = %r.source, shop = %r.shop, order = %crate::ops::logging::one_line(&r.order_ref),
+        from = snapshot.outcome.map_or("new", Outcome::as_str), to = outcome.as_str(), state = %r.summary,
+        "reconciliation moved the order"
+    );
+    metrics::counter!(RECONCILIATIONS, "source" => r.source.clone(), "result" => "moved")
+        .increment(1);
+    Ok(Recorded {
+        result: Some(RECONCILED),
+        moved: Some((snapshot.outcome, outcome)),
+        event_id: Some(event_id),
+        outbox_id,
+    })
+}
+
+/// One order reconciliation looks at.
+#[derive(Debug, Clone)]
+pub struct ReconcileTarget {
+    pub shop: String,
+    pub order_ref: String,
+    pub outcome: Option<Outcome>,
+    /// The source of the event that set the order's outcome.
+    pub source: String,
+    /// That event's notification.
+    pub stored: Option<Notification>,
+}
+
+/// Orders still `pending` or `review` that have not moved for `min_age`
+/// but did within `max_age` (ms), without a confirmation waiting; with
+/// `order`, that order in any state and age.
+pub fn reconcile_targets(
+    conn: &Connection,
+    now: i64,
+    min_age: i64,
+    max_age: i64,
+    order: Option<&str>,
+) -> Result<Vec<ReconcileTarget>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.shop, o.order_ref, o.outcome, e.source, e.notification
+         FROM orders o JOIN events e ON e.id = o.event_id
+         WHERE CASE WHEN ?4 IS NOT NULL THEN o.order_ref = ?4
+                    ELSE o.outcome IN ('pending', 'review')
+                         AND o.updated_at <= ?1 - ?2 AND o.updated_at >= ?1 - ?3 END
+           AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.state = 'waiting'
+                           AND c.shop = o.shop AND c.order_ref = o.order_ref)
+         ORDER BY o.updated_at, o.shop, o.order_ref",
+    )?;
+    let rows = stmt.query_map(params![now, min_age, max_age, order], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (shop, order_ref, outcome, source, json) = row?;
+        out.push(ReconcileTarget {
+            shop,
+            order_ref,
+            outcome: Outcome::parse(&outcome),
+            source,
+            stored: serde_json::from_str(&json).ok(),
+        });
+    }
+    Ok(out)
 }
 
 fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnapshot, StoreError> {
@@ -341,4 +523,13 @@ fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnaps
         transaction_id: Some(transaction_id),
         mode,
     })
+}
+
+/// Records one reconciliation from an operator command, in its own short
+/// `BEGIN IMMEDIATE` transaction (safe while the daemon runs).
+pub fn reconcile_now(conn: &mut Connection, r: &Reconciliation) -> Result<Recorded, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let recorded = reconcile(&tx, r, now_ms())?;
+    tx.commit()?;
+    Ok(recorded)
 }

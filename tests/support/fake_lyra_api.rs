@@ -66,6 +66,9 @@ struct State {
     transactions: HashMap<String, String>,
     /// uuid → `orderDetails.orderId`, when a test names the order.
     orders: HashMap<String, String>,
+    /// `(order id, uuid)` in the order the tests created them, for
+    /// `Order/Get`.
+    order_list: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -86,6 +89,7 @@ impl FakeLyraApi {
                 calls: Vec::new(),
                 transactions: HashMap::new(),
                 orders: HashMap::new(),
+                order_list: Vec::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -117,7 +121,12 @@ impl FakeLyraApi {
     pub fn set_order_transaction(&self, uuid: &str, order_id: &str, status: &str) {
         let mut s = self.lock();
         s.transactions.insert(uuid.to_owned(), status.to_owned());
-        s.orders.insert(uuid.to_owned(), order_id.to_owned());
+        if s.orders
+            .insert(uuid.to_owned(), order_id.to_owned())
+            .is_none()
+        {
+            s.order_list.push((order_id.to_owned(), uuid.to_owned()));
+        }
     }
 
     /// The transaction's `detailedStatus` now, if known.
@@ -177,7 +186,7 @@ impl FakeLyraApi {
         }
         if !matches!(
             service.as_str(),
-            "Transaction/Validate" | "Transaction/Get" | "Transaction/CancelOrRefund"
+            "Transaction/Validate" | "Transaction/Get" | "Transaction/CancelOrRefund" | "Order/Get"
         ) {
             return reply(StatusCode::NOT_FOUND, "no such web service".into());
         }
@@ -221,6 +230,38 @@ impl FakeLyraApi {
             }
             other => other,
         };
+        if service == "Order/Get" && matches!(mode, Mode::Success) {
+            // The order's transactions, oldest first (`answer.transactions`).
+            let order_id = body["orderId"].as_str().unwrap_or("").to_owned();
+            let s = self.lock();
+            let transactions: Vec<Value> = s
+                .order_list
+                .iter()
+                .filter(|(o, _)| *o == order_id)
+                .map(|(o, uuid)| {
+                    json!({
+                        "uuid": uuid, "detailedStatus": s.transactions.get(uuid),
+                        "operationType": "DEBIT", "amount": 2990, "currency": "EUR",
+                        "orderDetails": { "orderId": o, "_type": "V4/OrderDetails" },
+                        "_type": "V4/PaymentTransaction"
+                    })
+                })
+                .collect();
+            drop(s);
+            if transactions.is_empty() {
+                return reply(
+                    StatusCode::OK,
+                    error("PSP_010", format!("order {order_id:?} not found")),
+                );
+            }
+            return reply(
+                StatusCode::OK,
+                envelope(
+                    "SUCCESS",
+                    json!({ "orderId": order_id, "transactions": transactions, "_type": "V4/OrderTransactions" }),
+                ),
+            );
+        }
         match mode {
             Mode::Down => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
