@@ -269,3 +269,116 @@ pub(super) fn resolve_reconcile(
         max_age,
     }))
 }
+
+/// One `check-config` line: what the source can confirm and reconcile, and
+/// which credentials it misses for that.
+pub(super) fn capability(source: &super::SourceConfig, reconcile_on: bool) -> String {
+    let can_read = match source.kind {
+        SourceKind::LyraForm | SourceKind::LyraRest => {
+            matches!(source.review_api, Some(ReviewApi::Lyra(_)))
+        }
+        SourceKind::Mpgs => source.mpgs_api.is_some(),
+        SourceKind::Cybersource | SourceKind::CybersourceCmos => false,
+    };
+    if !can_read {
+        let missing = match source.kind {
+            SourceKind::LyraForm | SourceKind::LyraRest => {
+                "needs api_url and rest_password (Lyra REST V4)"
+            }
+            SourceKind::Mpgs => "needs gateway_url, merchant_id and api_password (Retrieve Order)",
+            _ => "not supported for this kind yet",
+        };
+        return format!("confirm: off, reconcile: no ({missing})");
+    }
+    format!(
+        "confirm: {}, reconcile: {}",
+        source.confirm.as_str(),
+        if reconcile_on {
+            "yes"
+        } else {
+            "on demand (`ipnsync reconcile`; no [reconcile])"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, SecretEnv};
+    use super::*;
+
+    fn parse(source: &str, extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{extra}\n[[sources]]\n{source}\n"),
+            &SecretEnv::default(),
+        )
+    }
+
+    const MPGS: &str = r#"name = "m"
+kind = "mpgs"
+path = "/m"
+secret = "mpgs-secret-0123456789abcdef0123"
+merchant_id = "TESTMERCHANT01""#;
+    const LYRA: &str = r#"name = "l"
+kind = "lyra-form"
+path = "/l"
+site_id = "12345678"
+mode = "TEST"
+test_key = "1122334455667788""#;
+
+    #[test]
+    fn mpgs_confirms_successes_by_default_once_its_api_is_configured() {
+        let c = parse(MPGS, "").unwrap();
+        assert_eq!(c.sources[0].confirm, Confirm::Off);
+        assert!(c.sources[0].mpgs_api.is_none());
+        let with_api = format!(
+            "{MPGS}\ngateway_url = \"https://test-gateway.mastercard.com/\"\napi_password = \"s3cr3t-api-pw\""
+        );
+        let c = parse(&with_api, "").unwrap();
+        assert_eq!(c.sources[0].confirm, Confirm::Success);
+        let api = c.sources[0].mpgs_api.as_ref().unwrap();
+        assert_eq!(api.gateway_url, "https://test-gateway.mastercard.com");
+        assert_eq!(api.version, "78");
+        assert!(!api.summary().contains("s3cr3t"), "{}", api.summary());
+        let off = format!("{with_api}\nconfirm = \"off\"");
+        assert_eq!(parse(&off, "").unwrap().sources[0].confirm, Confirm::Off);
+    }
+
+    #[test]
+    fn a_confirmation_the_source_cannot_make_is_an_error() {
+        let e = parse(&format!("{LYRA}\nconfirm = \"success\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources[0].confirm") && e.contains("api_url"),
+            "{e}"
+        );
+        let e = parse(&format!("{MPGS}\nconfirm = \"all\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gateway_url"), "{e}");
+        let e = parse(&format!("{MPGS}\nconfirm = \"sometimes\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown value"), "{e}");
+        let e = parse(&format!("{MPGS}\ngateway_url = \"https://g\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sources[0].api_password"), "{e}");
+        let e = parse(&format!("{LYRA}\napi_password = \"x\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not apply to kind lyra-form"), "{e}");
+    }
+
+    #[test]
+    fn reconcile_is_off_unless_configured_and_checks_its_ages() {
+        assert!(parse(LYRA, "").unwrap().reconcile.is_none());
+        let r = parse(LYRA, "[reconcile]\n").unwrap().reconcile.unwrap();
+        assert_eq!(r.interval, Duration::from_secs(900));
+        assert_eq!(r.min_age, Duration::from_secs(7200));
+        let e = parse(LYRA, "[reconcile]\nmin_age = \"2d\"\nmax_age = \"1d\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reconcile.max_age"), "{e}");
+    }
+}

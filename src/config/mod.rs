@@ -314,7 +314,28 @@ impl Config {
                     "      cancel at the gateway: on (a risk-rejected authorisation is cancelled automatically)"
                 );
             }
+            if let Some(api) = &s.mpgs_api {
+                let _ = writeln!(out, "      gateway API: {}", api.summary());
+            }
+            let _ = writeln!(
+                out,
+                "      {}",
+                confirm::capability(s, self.reconcile.is_some())
+            );
         }
+        let _ = writeln!(
+            out,
+            "reconcile   {}",
+            match &self.reconcile {
+                Some(r) => format!(
+                    "every {}, orders pending or in review for {} to {}",
+                    format_duration(r.interval),
+                    format_duration(r.min_age),
+                    format_duration(r.max_age)
+                ),
+                None => "off (no [reconcile]; `ipnsync reconcile` works on demand)".to_owned(),
+            }
+        );
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
             let _ = writeln!(

@@ -625,6 +625,16 @@ pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeRec
     intake_with_body(conn, n, None, Confirm::Off)
 }
 
+/// [`intake`] for a source whose `confirm` is `confirm`.
+#[cfg(test)]
+pub(crate) fn intake_confirmed(
+    conn: &Connection,
+    n: &NewNotification,
+    confirm: Confirm,
+) -> Result<IntakeReceipt, StoreError> {
+    intake_with_body(conn, n, None, confirm)
+}
+
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
 /// SHA-256) when given, once however many deliveries refer to it.
 fn intake_with_body(
