@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::{config, fixture, resign, set, Daemon};
+use support::fake_cybersource_api::FakeCybersourceApi;
 use support::fake_lyra_api::FakeLyraApi;
 use support::fake_mpgs_api::FakeMpgsApi;
 use support::fake_webhook::FakeWebhook;
@@ -17,6 +18,11 @@ use support::fake_webhook::FakeWebhook;
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SITE_ID: &str = "12345678";
 const REST_PASSWORD: &str = "testpassword_R3stApiPassw0rd";
+const CYBS_KEY: &str = "aXBuc3luYy10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
+const CYBS_KEY_ID: &str = "ipnsync-test-2025";
+const CYBS_MERCHANT: &str = "ipnsync_demo";
+const CYBS_API_KEY_ID: &str = "08c94330-0000-4000-8000-ipnsynctest01";
+const CYBS_API_SECRET: &str = "aXBuc3luYy10ZXN0LXNoYXJlZC1zZWNyZXQtMzJieXQ=";
 const MPGS_SECRET: &str = "mpgs-secret-0123456789abcdef0123";
 const MPGS_MERCHANT: &str = "TESTMERCHANT01";
 const MPGS_PASSWORD: &str = "mpgs-api-password-0123456789abcd";
@@ -29,6 +35,7 @@ struct Setup {
     shop: FakeWebhook,
     lyra: FakeLyraApi,
     mpgs: FakeMpgsApi,
+    cybs: FakeCybersourceApi,
     config_path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -38,6 +45,7 @@ fn toml(
     shop: &FakeWebhook,
     lyra: &FakeLyraApi,
     mpgs: &FakeMpgsApi,
+    cybs: &FakeCybersourceApi,
     reconcile: &str,
 ) -> String {
     format!(
@@ -79,11 +87,25 @@ merchant_id = "{MPGS_MERCHANT}"
 gateway_url = "{mpgs_url}"
 api_password = "{MPGS_PASSWORD}"
 api_timeout = "1s"
+
+[[sources]]
+name = "cybs"
+kind = "cybersource"
+path = "/ipn/cybersource"
+shop = "hook"
+timestamp_tolerance = "off"
+keys = [{{ id = "{CYBS_KEY_ID}", secret = "{CYBS_KEY}" }}]
+api_host = "{cybs_host}"
+merchant_id = "{CYBS_MERCHANT}"
+api_key_id = "{CYBS_API_KEY_ID}"
+api_shared_secret = "{CYBS_API_SECRET}"
+api_timeout = "1s"
 "#,
         db = dir.join("ipnsync.db").display(),
         shop_url = shop.url(),
         lyra_url = lyra.api_url(),
         mpgs_url = mpgs.gateway_url(),
+        cybs_host = cybs.api_host(),
     )
 }
 
@@ -92,7 +114,8 @@ async fn start(reconcile: &str) -> Setup {
     let shop = FakeWebhook::start(WHSEC).await;
     let lyra = FakeLyraApi::start(SITE_ID, REST_PASSWORD).await;
     let mpgs = FakeMpgsApi::start(MPGS_MERCHANT, MPGS_PASSWORD).await;
-    let text = toml(dir.path(), &shop, &lyra, &mpgs, reconcile);
+    let cybs = FakeCybersourceApi::start(CYBS_MERCHANT, CYBS_API_KEY_ID, CYBS_API_SECRET).await;
+    let text = toml(dir.path(), &shop, &lyra, &mpgs, &cybs, reconcile);
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, &text).unwrap();
     let daemon = Daemon::start(config(&text, dir.path())).await;
@@ -105,6 +128,7 @@ async fn start(reconcile: &str) -> Setup {
         shop,
         lyra,
         mpgs,
+        cybs,
         config_path,
         _dir: dir,
     }
@@ -297,4 +321,87 @@ async fn the_reconcile_command_asks_about_an_order_ipnsync_never_heard_of() {
     assert_eq!(nothing.stdout, "no orders to reconcile\n");
     s.daemon.stop().await;
     assert_eq!(s.shop.received().len(), 1);
+}
+
+/// A signed Decision Manager "review" webhook for `order` (case `id`).
+async fn post_cybs_review(d: &Daemon, order: &str, id: &str) {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let body = serde_json::json!({
+        "webhookId": format!("wh-{order}"),
+        "productId": "fraudManagementEssentials",
+        "organizationId": CYBS_MERCHANT,
+        "eventType": "risk.profile.decision.review",
+        "eventDate": "2025-03-11T10:01:00Z",
+        "requestType": "NEW",
+        "payload": {"data": {"id": id, "referenceNumber": order,
+            "status": "AUTHORIZED_PENDING_REVIEW",
+            "errorInformation": {"reason": "DECISION_PROFILE_REVIEW"}}}
+    })
+    .to_string();
+    let t = "1741773600000";
+    let key = STANDARD.decode(CYBS_KEY).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let sig = STANDARD.encode(mac.finalize().into_bytes());
+    let resp = d
+        .client
+        .post(d.url("/ipn/cybersource"))
+        .header("content-type", "application/json")
+        .header(
+            "v-c-signature",
+            format!("t={t};keyId={CYBS_KEY_ID};sig={sig}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_cybersource_analyst_decision_found_only_in_the_conversion_report_reaches_the_shop() {
+    let s = start(EAGER).await;
+    const ID: &str = "7420157839246543904951";
+    post_cybs_review(&s.daemon, "100000888", ID).await;
+    assert_eq!(outcomes(&shop_updates(&s.shop, 1).await), ["review"]);
+
+    // The analyst accepts the case; no webhook is subscribed for it. The
+    // report also lists an order of the merchant account ipnsync never
+    // saw: left alone.
+    s.cybs.set_conversions(vec![
+        serde_json::json!({"merchantReferenceNumber": "100000888", "conversionTime": "2026-11-24T10:00:00Z",
+            "requestId": ID, "originalDecision": "REVIEW", "newDecision": "ACCEPT",
+            "reviewer": "alice", "reviewerComments": "Buyer called", "queue": "Review", "profile": "Default"}),
+        serde_json::json!({"merchantReferenceNumber": "555", "requestId": "7420157839246543900000",
+            "originalDecision": "REVIEW", "newDecision": "REJECT", "reviewer": "bob"}),
+    ]);
+    let updates = shop_updates(&s.shop, 2).await;
+    assert_eq!(outcomes(&updates), ["review", "accepted"]);
+    let comment = updates[1]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(
+            "Found by reconciliation with Cybersource: Conversion Detail Report: request 7420157839246543904951 REVIEW → ACCEPT by alice."
+        ),
+        "{comment}"
+    );
+    let calls = s.cybs.report_calls();
+    assert!(calls.iter().all(|(_, verified)| *verified), "{calls:?}");
+    assert!(
+        calls[0].0.contains("organizationId=ipnsync_demo"),
+        "{calls:?}"
+    );
+    // Later passes read the same report again: nothing new.
+    let seen = calls.len();
+    while s.cybs.report_calls().len() < seen + 2 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        s.daemon.count("SELECT COUNT(*) FROM orders"),
+        1,
+        "no order is created from the report"
+    );
+    s.daemon.stop().await;
+    assert_eq!(s.shop.received().len(), 2);
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{emit, json_document, load_config, shop_label, CliError};
-use crate::confirm::reconcile::{look_up, Finding};
+use crate::confirm::reconcile::{look_up, report_findings, Finding};
 use crate::domain::Outcome;
 use crate::store::confirm::{self as store_confirm, ReconcileTarget};
 use crate::store::{inspect, now_ms};
@@ -79,10 +79,39 @@ pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReconcileArgs) -> Re
         .enable_all()
         .build()
         .map_err(CliError::Output)?;
+    let mut findings: Vec<(ReconcileTarget, Finding, bool)> = targets
+        .into_iter()
+        .map(|t| {
+            let f = runtime.block_on(look_up(&config, &t));
+            (t, f, false)
+        })
+        .collect();
+    // Cybersource: the analyst decisions of the Conversion Detail Report.
+    if args.source.is_none() {
+        let report = runtime.block_on(report_findings(&config, now_ms(), args.order.as_deref()));
+        for f in report {
+            let target = match &f {
+                Finding::State(s) => ReconcileTarget {
+                    shop: s.shop.clone(),
+                    order_ref: s.order_ref.clone(),
+                    outcome: None,
+                    source: s.source.clone(),
+                    stored: None,
+                },
+                _ => ReconcileTarget {
+                    shop: String::new(),
+                    order_ref: "(report)".into(),
+                    outcome: None,
+                    source: String::new(),
+                    stored: None,
+                },
+            };
+            findings.push((target, f, true));
+        }
+    }
     let mut rows = Vec::new();
     let mut failed = 0;
-    for target in &targets {
-        let finding = runtime.block_on(look_up(&config, target));
+    for (target, finding, from_report) in findings {
         let (result, detail, moved, outbox) = match finding {
             Finding::State(state) => {
                 let change = if args.dry_run {
@@ -109,6 +138,11 @@ pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReconcileArgs) -> Re
                 ("error", e, None, None)
             }
         };
+        // A report decision about an order ipnsync does not know, or
+        // already has: not worth a line.
+        if from_report && result == "unchanged" {
+            continue;
+        }
         rows.push((target, result, detail, moved, outbox));
     }
     emit(&if args.json {

@@ -280,6 +280,17 @@ pub(super) fn capability(source: &super::SourceConfig, reconcile_on: bool) -> St
         SourceKind::Mpgs => source.mpgs_api.is_some(),
         SourceKind::Cybersource | SourceKind::CybersourceCmos => false,
     };
+    if source.kind == SourceKind::Cybersource {
+        return match (&source.review_api, reconcile_on) {
+            (Some(ReviewApi::Cybersource(_)), true) => {
+                "confirm: off (not supported for this kind yet), reconcile: yes (Conversion Detail Report)".to_owned()
+            }
+            (Some(ReviewApi::Cybersource(_)), false) => {
+                "confirm: off (not supported for this kind yet), reconcile: on demand (Conversion Detail Report; no [reconcile])".to_owned()
+            }
+            _ => "confirm: off, reconcile: no (needs api_host, merchant_id, api_key_id and api_shared_secret)".to_owned(),
+        };
+    }
     if !can_read {
         let missing = match source.kind {
             SourceKind::LyraForm | SourceKind::LyraRest => {

@@ -19,9 +19,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::gateway::{Gateway, Lookup};
-use crate::config::Config;
+use crate::config::{Config, ReviewApi};
 use crate::ops::logging::one_line;
 use crate::ops::metrics::RECONCILIATIONS;
+use crate::review::cybersource_read;
 use crate::store::confirm::{reconcile_targets, ConfirmReport, ReconcileTarget, Reconciliation};
 use crate::store::writer::WriterHandle;
 use crate::store::{self, now_ms};
@@ -66,6 +67,7 @@ pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
             gateway: gateway.name().to_owned(),
             notification,
             summary,
+            known_only: false,
         }),
         Ok(Lookup::Unconfirmed(why)) => Finding::Unknown(why),
         Err(e) => Finding::Error(format!("{} {}: {e}", gateway.name(), gateway.call())),
@@ -80,6 +82,71 @@ pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
             .increment(1);
     }
     finding
+}
+
+/// How far back the Conversion Detail Report is read on each pass (the
+/// official OpenCart cron reads the last day); decisions seen before are
+/// recognised by their event key.
+pub const REPORT_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// The analyst decisions of the Conversion Detail Report of every
+/// Cybersource source with its REST API, over the last day, as findings
+/// about the orders ipnsync knows; `order` keeps that order only.
+pub async fn report_findings(config: &Config, now: i64, order: Option<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for source in &config.sources {
+        let Some(ReviewApi::Cybersource(api)) = &source.review_api else {
+            continue;
+        };
+        match cybersource_read::conversions(api, now - REPORT_WINDOW_MS, now).await {
+            Ok(decisions) => {
+                for n in decisions {
+                    let order_ref = n
+                        .order_ref
+                        .strip_prefix(source.order_prefix.as_str())
+                        .unwrap_or(&n.order_ref)
+                        .to_owned();
+                    if order.is_some_and(|o| o != order_ref) {
+                        continue;
+                    }
+                    let f = n.cybersource().cloned().unwrap_or_default();
+                    let summary = format!(
+                        "Conversion Detail Report: request {} {} → {}{}",
+                        f.request_id,
+                        if f.original_decision.is_empty() {
+                            "?"
+                        } else {
+                            &f.original_decision
+                        },
+                        f.new_decision,
+                        if f.reviewer.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" by {}", f.reviewer)
+                        }
+                    );
+                    out.push(Finding::State(Reconciliation {
+                        source: source.name.clone(),
+                        shop: source.shop.clone().unwrap_or_default(),
+                        order_ref,
+                        gateway: "Cybersource".into(),
+                        notification: n,
+                        summary,
+                        known_only: true,
+                    }));
+                }
+            }
+            Err(e) => {
+                metrics::counter!(RECONCILIATIONS, "source" => source.name.clone(), "result" => "error")
+                    .increment(1);
+                out.push(Finding::Error(format!(
+                    "source {}: Cybersource conversion detail report: {e}",
+                    source.name
+                )));
+            }
+        }
+    }
+    out
 }
 
 /// The daemon's reconciliation task: every `[reconcile] interval`, until
@@ -160,6 +227,21 @@ async fn pass(
                 source = %target.source, order = %one_line(&target.order_ref), error = %one_line(&e),
                 "reconciliation: no answer from the gateway; asked again next time"
             ),
+        }
+    }
+    for finding in report_findings(config, now_ms(), None).await {
+        match finding {
+            Finding::State(state) => {
+                if let Err(e) = writer
+                    .record_confirmation(ConfirmReport::Reconciled(state))
+                    .await
+                {
+                    tracing::warn!(error = %e, "reconciliation: report decision not recorded");
+                }
+            }
+            Finding::Error(e) | Finding::Unknown(e) => {
+                tracing::warn!(error = %one_line(&e), "reconciliation: the report was not read; asked again next time")
+            }
         }
     }
 }

@@ -26,6 +26,7 @@
 //! already accepted/canceled", so the shop is told once.
 
 pub mod cybersource;
+pub mod cybersource_read;
 pub mod expiry;
 pub mod http;
 pub mod lyra;

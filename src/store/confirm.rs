@@ -149,6 +149,9 @@ pub struct Reconciliation {
     /// The gateway's state as a notification.
     pub notification: Notification,
     pub summary: String,
+    /// Only for an order ipnsync already knows (a report lists every order
+    /// of the merchant account, some perhaps of another shop or system).
+    pub known_only: bool,
 }
 
 /// What [`record`] did.
@@ -345,6 +348,9 @@ pub fn reconcile_decision(
     r: &Reconciliation,
 ) -> Result<Option<(OrderSnapshot, Decision)>, StoreError> {
     let snapshot = snapshot(conn, &r.shop, &r.order_ref)?;
+    if r.known_only && snapshot.outcome.is_none() {
+        return Ok(None);
+    }
     let decision = domain::decide(&snapshot, &r.notification);
     match decision.applied_outcome() {
         Some(o) if Some(o) != snapshot.outcome => Ok(Some((snapshot, decision))),
@@ -692,7 +698,13 @@ mod tests {
             gateway: "Lyra".into(),
             notification: notification("AUTHORISED"),
             summary: "Lyra: order 1, transaction u1 is AUTHORISED".into(),
+            known_only: false,
         };
+        let unknown = Reconciliation {
+            known_only: true,
+            ..r.clone()
+        };
+        assert_eq!(reconcile(&conn, &unknown, 1).unwrap(), Recorded::default());
         let first = reconcile(&conn, &r, 1).unwrap();
         assert_eq!(first.moved, Some((None, Outcome::Accepted)));
         assert_eq!(reconcile(&conn, &r, 2).unwrap(), Recorded::default());
