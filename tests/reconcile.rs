@@ -281,6 +281,7 @@ async fn the_reconcile_command_asks_about_an_order_ipnsync_never_heard_of() {
         unknown.code, 1,
         "an unknown order needs its source: {unknown:?}"
     );
+    assert!(unknown.stderr.contains("--source"), "{}", unknown.stderr);
 
     let dry = cli(
         &s,

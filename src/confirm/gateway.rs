@@ -19,7 +19,7 @@ pub enum Lookup {
     /// The gateway knows it: the notification rebuilt from the gateway's
     /// state (what the decision is made from), and that state in words.
     Found {
-        notification: Notification,
+        notification: Box<Notification>,
         summary: String,
     },
     /// The gateway does not vouch for it (unknown transaction, another

@@ -31,7 +31,7 @@ use crate::store::{self, now_ms};
 #[derive(Debug, Clone)]
 pub enum Finding {
     /// Its current state, to decide from.
-    State(Reconciliation),
+    State(Box<Reconciliation>),
     /// The gateway does not know the order (or its transaction).
     Unknown(String),
     /// No answer, or no read API for the order's source.
@@ -60,15 +60,15 @@ pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
         Ok(Lookup::Found {
             notification,
             summary,
-        }) => Finding::State(Reconciliation {
+        }) => Finding::State(Box::new(Reconciliation {
             source: source.name.clone(),
             shop: target.shop.clone(),
             order_ref: target.order_ref.clone(),
             gateway: gateway.name().to_owned(),
-            notification,
+            notification: *notification,
             summary,
             known_only: false,
-        }),
+        })),
         Ok(Lookup::Unconfirmed(why)) => Finding::Unknown(why),
         Err(e) => Finding::Error(format!("{} {}: {e}", gateway.name(), gateway.call())),
     };
@@ -125,7 +125,7 @@ pub async fn report_findings(config: &Config, now: i64, order: Option<&str>) -> 
                             format!(" by {}", f.reviewer)
                         }
                     );
-                    out.push(Finding::State(Reconciliation {
+                    out.push(Finding::State(Box::new(Reconciliation {
                         source: source.name.clone(),
                         shop: source.shop.clone().unwrap_or_default(),
                         order_ref,
@@ -133,7 +133,7 @@ pub async fn report_findings(config: &Config, now: i64, order: Option<&str>) -> 
                         notification: n,
                         summary,
                         known_only: true,
-                    }));
+                    })));
                 }
             }
             Err(e) => {

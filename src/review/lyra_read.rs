@@ -82,7 +82,7 @@ pub fn interpret(
         )
     };
     Ok(Lookup::Found {
-        notification: fetched,
+        notification: Box::new(fetched),
         summary,
     })
 }
@@ -156,7 +156,7 @@ pub fn interpret_order(
         f.operation_type = "DEBIT".to_owned();
     }
     Ok(Lookup::Found {
-        notification: n,
+        notification: Box::new(n),
         summary: format!("Lyra: order {order_id}, transaction {uuid} is {status}"),
     })
 }

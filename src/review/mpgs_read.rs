@@ -219,7 +219,7 @@ pub fn interpret_order(
         ));
     }
     Ok(Lookup::Found {
-        notification: fetched,
+        notification: Box::new(fetched),
         summary,
     })
 }

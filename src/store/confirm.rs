@@ -136,7 +136,7 @@ pub enum ConfirmReport {
         lookup: Lookup,
     },
     /// Reconciliation: the gateway's current state of an order.
-    Reconciled(Reconciliation),
+    Reconciled(Box<Reconciliation>),
 }
 
 /// The gateway's current state of one order, found by reconciliation.
@@ -247,7 +247,12 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
                 decision
                     .comment
                     .push_str(&format!("\nConfirmed with {gateway}: {summary}."));
-                ("confirmed", notification.clone(), decision, summary.clone())
+                (
+                    "confirmed",
+                    (**notification).clone(),
+                    decision,
+                    summary.clone(),
+                )
             } else {
                 // The message and the gateway disagree: a person decides,
                 // with both states in front of them.
@@ -265,7 +270,12 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
                 decision.verdict = verdict;
                 decision.comment = comment;
                 decision.assessed = Outcome::Review;
-                ("disagreed", notification.clone(), decision, summary.clone())
+                (
+                    "disagreed",
+                    (**notification).clone(),
+                    decision,
+                    summary.clone(),
+                )
             }
         }
     };
@@ -593,7 +603,7 @@ mod tests {
             id: 1,
             gateway: "Lyra".into(),
             lookup: Lookup::Found {
-                notification: notification(status),
+                notification: Box::new(notification(status)),
                 summary: format!("Lyra: transaction u1 is {status}"),
             },
         }

@@ -119,7 +119,7 @@ enum Command {
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
     /// A gateway's answer to a held notification (`store::confirm`).
     Confirm(
-        ConfirmReport,
+        Box<ConfirmReport>,
         oneshot::Sender<Result<Recorded, SubmitError>>,
     ),
     /// Writes the health row; answers once it and everything queued before
@@ -243,7 +243,7 @@ impl WriterHandle {
         self.queued.fetch_add(1, Ordering::Relaxed);
         if self
             .tx
-            .send(Message::Command(Command::Confirm(report, reply)))
+            .send(Message::Command(Command::Confirm(Box::new(report), reply)))
             .await
             .is_err()
         {
