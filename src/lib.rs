@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
@@ -141,6 +142,20 @@ pub async fn run_with(
         );
         tokio::spawn(d.run(tasks_stopped.clone(), grace))
     };
+    // Held notifications wait for their gateway's answer (`confirm`).
+    let confirmer = tokio::spawn(confirm::run(
+        config_rx.clone(),
+        config.database.clone(),
+        writer.clone(),
+        tasks_stopped.clone(),
+    ));
+    // Orders that never heard back (`[reconcile]`; idle without it).
+    let reconciler = tokio::spawn(confirm::reconcile::run(
+        config_rx.clone(),
+        config.database.clone(),
+        writer.clone(),
+        tasks_stopped.clone(),
+    ));
     let admin_task = admin_listener.map(|l| {
         let admin = Arc::new(Admin {
             writer: writer.clone(),
@@ -202,6 +217,14 @@ pub async fn run_with(
         Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),
         Err(e) => tracing::error!(error = %e, "dispatcher panicked"),
         Ok(Ok(())) => {}
+    }
+    // A gateway call in flight is abandoned after the grace period: its
+    // row stays waiting and is asked again on the next start.
+    for task in [confirmer, reconciler] {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(grace, task).await.is_err() {
+            abort.abort();
+        }
     }
     if let Some(t) = admin_task {
         let _ = t.await;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ipnsync::cli::{self, actions, inspect, review, sign, CliError};
+use ipnsync::cli::{self, actions, inspect, reconcile, review, sign, CliError};
 use ipnsync::config::Config;
 use ipnsync::ops::logging::{self, LogFormat};
 
@@ -82,6 +82,10 @@ enum Command {
     /// gateway and in the shop.
     #[command(after_help = EXIT_CODES)]
     Review(review::ReviewArgs),
+    /// Ask the gateways about orders still pending or in review (or one
+    /// order) and record what moves them, with the shop update.
+    #[command(after_help = EXIT_CODES)]
+    Reconcile(reconcile::ReconcileArgs),
     /// Sign a Lyra form notification and print it.
     #[command(after_help = EXIT_CODES)]
     Sign(sign::SignArgs),
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => database().and_then(|p| actions::replay(&p, args)),
         Command::Prune(args) => database().and_then(|p| actions::prune(&p, args)),
         Command::Review(args) => review::run(config, db, args),
+        Command::Reconcile(args) => reconcile::run(config, db, args),
         Command::Sign(args) => without_db(db).and_then(|()| sign::sign(config, args)),
         Command::Send(args) => without_db(db).and_then(|()| sign::send(config, args)),
         Command::HashPassword => return without_db(db).map_or_else(fail, |()| hash_password()),

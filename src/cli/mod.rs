@@ -13,6 +13,7 @@
 
 pub mod actions;
 pub mod inspect;
+pub mod reconcile;
 pub mod review;
 pub mod sign;
 pub mod table;

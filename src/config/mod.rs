@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod confirm;
 mod console;
 mod customer_text;
 mod duration;
@@ -26,6 +27,7 @@ mod shops;
 mod source_auth;
 mod sources;
 
+pub use confirm::{Confirm, MpgsApi, ReconcileConfig};
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use customer_text::CustomerTexts;
 pub use duration::{format_duration, parse_duration};
@@ -95,6 +97,8 @@ struct RawConfig {
     dispatch: RawDispatch,
     /// The operator console; absent = off.
     console: Option<console::RawConsole>,
+    /// Reconciliation with the gateways; absent = off.
+    reconcile: Option<confirm::RawReconcile>,
     #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
@@ -134,6 +138,8 @@ pub struct Config {
     /// clients, and the shutdown drain period.
     pub http: crate::http::Limits,
     pub dispatch: DispatchConfig,
+    /// The reconciliation task (`[reconcile]`); `None` = off.
+    pub reconcile: Option<ReconcileConfig>,
     pub sources: Vec<SourceConfig>,
     pub shops: Vec<ShopConfig>,
     /// Each shop's customer texts, by shop name. Kept beside `shops`
@@ -308,7 +314,28 @@ impl Config {
                     "      cancel at the gateway: on (a risk-rejected authorisation is cancelled automatically)"
                 );
             }
+            if let Some(api) = &s.mpgs_api {
+                let _ = writeln!(out, "      gateway API: {}", api.summary());
+            }
+            let _ = writeln!(
+                out,
+                "      {}",
+                confirm::capability(s, self.reconcile.is_some())
+            );
         }
+        let _ = writeln!(
+            out,
+            "reconcile   {}",
+            match &self.reconcile {
+                Some(r) => format!(
+                    "every {}, orders pending or in review for {} to {}",
+                    format_duration(r.interval),
+                    format_duration(r.min_age),
+                    format_duration(r.max_age)
+                ),
+                None => "off (no [reconcile]; `ipnsync reconcile` works on demand)".to_owned(),
+            }
+        );
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
             let _ = writeln!(
@@ -466,7 +493,9 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         warnings.push("no [[sources]]: the daemon will refuse every notification".into());
     }
     warnings.extend(sources::mode_mixing_warnings(&sources));
+    let reconcile = confirm::resolve_reconcile(raw.reconcile)?;
     Ok(Config {
+        reconcile,
         listen,
         database: raw.database,
         body_limit: raw.body_limit,

@@ -126,7 +126,8 @@ pub(super) fn reject_foreign_fields(
         (
             "api_timeout",
             raw.api_timeout.is_some(),
-            &[LyraForm, LyraRest, Cybersource],
+            // mpgs: its read API (`config/confirm.rs`)
+            &[LyraForm, LyraRest, Cybersource, Mpgs],
         ),
     ];
     for (name, given, kinds) in fields {

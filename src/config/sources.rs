@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::confirm::{self, Confirm, MpgsApi};
 use super::source_auth::{resolve_cmos, resolve_cybersource, resolve_lyra, resolve_mpgs};
 use super::{
     invalid, review, ConfigError, ReviewApi, Secret, SecretBytes, SecretEnv, SecretOrigin,
@@ -73,6 +74,14 @@ pub(super) struct RawSource {
     // lyra-form, lyra-rest: cancel a risk-rejected live authorisation at the
     // gateway automatically (default: on when the review API is configured)
     pub(super) cancel_at_gateway: Option<bool>,
+    // confirmation (see `config/confirm.rs`): lyra-form, lyra-rest, mpgs
+    pub(super) confirm: Option<String>,
+    // the Mastercard Gateway read API: mpgs
+    pub(super) gateway_url: Option<String>,
+    pub(super) api_version: Option<String>,
+    pub(super) api_password: Option<String>,
+    pub(super) api_password_file: Option<PathBuf>,
+    pub(super) api_password_credential: Option<String>,
 }
 
 /// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
@@ -218,6 +227,12 @@ pub struct SourceConfig {
     /// there whose risk verdict rejected the order (Lyra, through the
     /// review API). On by default when the review API is configured.
     pub cancel_at_gateway: bool,
+    /// Which notifications wait for the gateway's confirmation before they
+    /// move an order (`confirm`).
+    pub confirm: Confirm,
+    /// Mastercard Gateway Retrieve Order (`gateway_url`, `api_password`);
+    /// `None` = not configured.
+    pub mpgs_api: Option<MpgsApi>,
 }
 
 impl SourceConfig {
@@ -227,6 +242,9 @@ impl SourceConfig {
         let mut origins = self.verification_secret_origins();
         if let Some(api) = &self.review_api {
             origins.push(api.secret_origin());
+        }
+        if let Some(api) = &self.mpgs_api {
+            origins.push(("api_password".to_owned(), &api.password_origin));
         }
         origins
     }
@@ -303,9 +321,19 @@ pub(super) fn resolve_source(
         Some(on) => on,
         None => has_lyra_api,
     };
+    let mpgs_api = confirm::resolve_mpgs_api(&key_prefix, kind, &raw, env)?;
+    let confirm = confirm::resolve_confirm(
+        &key_prefix,
+        kind,
+        &raw,
+        review_api.as_ref(),
+        mpgs_api.as_ref(),
+    )?;
     Ok(SourceConfig {
         review_api,
         cancel_at_gateway,
+        confirm,
+        mpgs_api,
         name: raw.name.unwrap_or_else(|| format!("source{i}")),
         kind,
         path: raw.path,

@@ -169,6 +169,8 @@ async fn handle_source(
     };
 
     let received_at = now_ms();
+    // Held until the gateway confirms, per the source's `confirm`.
+    let confirm = source.confirm;
     let news: Vec<NewNotification> = notifications
         .into_iter()
         .map(|notification| NewNotification {
@@ -192,7 +194,7 @@ async fn handle_source(
     let mut receipts = Vec::with_capacity(news.len());
     for (result, view) in state
         .writer
-        .submit_many(news)
+        .submit_many_confirmed(news, confirm)
         .await
         .into_iter()
         .zip(&log_views)

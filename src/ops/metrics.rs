@@ -15,6 +15,9 @@ pub const UNAVAILABLE: &str = "ipnsync_unavailable_total";
 pub const PUSHES: &str = "ipnsync_pushes_total";
 pub const PUSHES_NEED_OPERATOR: &str = "ipnsync_pushes_needing_operator_total";
 pub const GATEWAY_CANCELS: &str = "ipnsync_gateway_cancels_total";
+pub const CONFIRMATIONS: &str = "ipnsync_confirmations_total";
+pub const CONFIRMATION_LAG: &str = "ipnsync_confirmation_lag_seconds";
+pub const RECONCILIATIONS: &str = "ipnsync_reconciliations_total";
 pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
 pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
 pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
@@ -85,6 +88,19 @@ fn describe() {
     describe_counter!(
         GATEWAY_CANCELS,
         "Risk-rejected orders whose transaction was still alive at the gateway, by source and result: to_do (no automatic cancel: listed in `review list`), cancelled, failed (listed too)."
+    );
+    describe_counter!(
+        CONFIRMATIONS,
+        "Gateway confirmations, by source and result (confirmed, disagreed: held for review, unconfirmed: the gateway does not vouch for it, retry)."
+    );
+    describe_counter!(
+        RECONCILIATIONS,
+        "Orders asked about by reconciliation, by source and result (moved, unchanged, unknown: the gateway does not know it, error)."
+    );
+    describe_histogram!(
+        CONFIRMATION_LAG,
+        Unit::Seconds,
+        "Time from a held notification to its settled confirmation."
     );
     describe_histogram!(
         REQUEST_SECONDS,

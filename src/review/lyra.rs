@@ -157,7 +157,7 @@ fn text(answer: &Value, name: &str) -> String {
 }
 
 /// The `answer` of a `SUCCESS` envelope, otherwise why not.
-fn answer(http_status: u16, body: &str) -> Result<Value, GatewayError> {
+pub(super) fn answer(http_status: u16, body: &str) -> Result<Value, GatewayError> {
     let Ok(mut envelope) = serde_json::from_str::<Value>(body) else {
         let text = format!("HTTP {http_status}: {}", snippet(body));
         return Err(match http_status {

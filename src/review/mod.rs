@@ -26,9 +26,12 @@
 //! already accepted/canceled", so the shop is told once.
 
 pub mod cybersource;
+pub mod cybersource_read;
 pub mod expiry;
 pub mod http;
 pub mod lyra;
+pub mod lyra_read;
+pub mod mpgs_read;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -210,6 +210,29 @@ DROP TABLE events;
 ALTER TABLE events_v8 RENAME TO events;
 CREATE INDEX events_by_order ON events (shop, order_ref, id);
 "#,
+    // 9: confirmations (issue 15): a notification the source's `confirm`
+    // holds is recorded as an ignored event waiting for the gateway; the
+    // confirmer fetches the gateway's state (retried with backoff, survives
+    // restarts) and records the decision as a new event (`result_event_id`).
+    r#"
+CREATE TABLE confirmations (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER NOT NULL UNIQUE REFERENCES events (id),
+    source          TEXT    NOT NULL,
+    shop            TEXT    NOT NULL,
+    order_ref       TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('waiting', 'done')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    result          TEXT    CHECK (result IN ('confirmed', 'disagreed', 'unconfirmed')),
+    gateway_state   TEXT,
+    result_event_id INTEGER REFERENCES events (id),
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX confirmations_due ON confirmations (next_attempt_at) WHERE state = 'waiting';
+"#,
 ];
 
 /// The first `n` migrations (tests build databases as older binaries left

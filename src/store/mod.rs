@@ -14,6 +14,7 @@
 //! a notification is acknowledged only after its commit is on disk.
 
 pub mod checkpoint;
+pub mod confirm;
 pub mod console;
 pub mod files;
 pub mod inspect;

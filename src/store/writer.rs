@@ -20,8 +20,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::confirm::{ConfirmReport, Recorded};
 use super::files::FileWatch;
 use super::{now_ms, StoreError};
+use crate::config::Confirm;
 use crate::domain::{self, Notification, OrderSnapshot, Outcome, Verdict};
 
 /// A verified notification on its way to disk.
@@ -104,6 +106,9 @@ struct Queued {
     /// once in `bodies` and referred to by each delivery, instead of once
     /// per notification.
     shared_body: Option<[u8; 32]>,
+    /// The source's `confirm`: whether the decision waits for the gateway
+    /// (`store::confirm`).
+    confirm: Confirm,
 }
 
 enum Command {
@@ -112,6 +117,11 @@ enum Command {
         oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
     ),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
+    /// A gateway's answer to a held notification (`store::confirm`).
+    Confirm(
+        Box<ConfirmReport>,
+        oneshot::Sender<Result<Recorded, SubmitError>>,
+    ),
     /// Writes the health row; answers once it and everything queued before
     /// it is durable (readiness probe).
     Probe(oneshot::Sender<Result<(), SubmitError>>),
@@ -141,6 +151,7 @@ impl WriterHandle {
             Box::new(Queued {
                 n,
                 shared_body: None,
+                confirm: Confirm::Off,
             }),
             reply,
         ))?;
@@ -157,6 +168,17 @@ impl WriterHandle {
         &self,
         notifications: Vec<NewNotification>,
     ) -> Vec<Result<IntakeReceipt, SubmitError>> {
+        self.submit_many_confirmed(notifications, Confirm::Off)
+            .await
+    }
+
+    /// [`submit_many`](Self::submit_many) for a source whose `confirm`
+    /// may hold the decisions until the gateway vouches for them.
+    pub async fn submit_many_confirmed(
+        &self,
+        notifications: Vec<NewNotification>,
+        confirm: Confirm,
+    ) -> Vec<Result<IntakeReceipt, SubmitError>> {
         let mut failed: Option<SubmitError> = None;
         // Hashed here, on the request's task, not on the writer thread.
         let mut digests = BodyDigests::default();
@@ -169,7 +191,12 @@ impl WriterHandle {
                 }
                 let (reply, rx) = oneshot::channel();
                 let shared_body = shared.then(|| digests.of(&n.body));
-                self.send(Command::Intake(Box::new(Queued { n, shared_body }), reply))
+                let queued = Queued {
+                    n,
+                    shared_body,
+                    confirm,
+                };
+                self.send(Command::Intake(Box::new(queued), reply))
                     .map(|()| rx)
                     .inspect_err(|e| failed = Some(e.clone()))
             })
@@ -206,6 +233,27 @@ impl WriterHandle {
 
     /// Makes a real write and waits until it, and everything queued before
     /// it, is committed: proves the database is writable (readiness).
+    /// Records a confirmer's report and waits until it is committed. Like
+    /// push results, never refused for want of room.
+    pub async fn record_confirmation(
+        &self,
+        report: ConfirmReport,
+    ) -> Result<Recorded, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self
+            .tx
+            .send(Message::Command(Command::Confirm(Box::new(report), reply)))
+            .await
+            .is_err()
+        {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(SubmitError::ShuttingDown);
+        }
+        rx.await
+            .map_err(|_| SubmitError::Storage("writer stopped".into()))?
+    }
+
     pub async fn probe(&self) -> Result<(), SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Probe(reply))?;
@@ -294,6 +342,10 @@ enum Reply {
         oneshot::Sender<Result<(), SubmitError>>,
         Result<(), SubmitError>,
     ),
+    Confirm(
+        oneshot::Sender<Result<Recorded, SubmitError>>,
+        Result<Recorded, SubmitError>,
+    ),
 }
 
 impl Reply {
@@ -301,6 +353,7 @@ impl Reply {
         match self {
             Reply::Intake(tx, Ok(_)) => Reply::Intake(tx, Err(err.clone())),
             Reply::Unit(tx, Ok(())) => Reply::Unit(tx, Err(err.clone())),
+            Reply::Confirm(tx, Ok(_)) => Reply::Confirm(tx, Err(err.clone())),
             other => other,
         }
     }
@@ -388,6 +441,9 @@ fn run(
                 Reply::Unit(tx, result) => {
                     let _ = tx.send(result);
                 }
+                Reply::Confirm(tx, result) => {
+                    let _ = tx.send(result);
+                }
             }
         }
     }
@@ -400,6 +456,7 @@ fn run(
 enum Done {
     Intake(IntakeReceipt),
     Unit,
+    Confirm(Recorded),
 }
 
 /// Why a transaction did not commit.
@@ -413,10 +470,11 @@ enum TxError {
 fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
     match cmd {
         Command::Intake(q, _) => {
-            intake_with_body(conn, &q.n, q.shared_body.as_ref()).map(Done::Intake)
+            intake_with_body(conn, &q.n, q.shared_body.as_ref(), q.confirm).map(Done::Intake)
         }
         Command::Push(report, _) => record_push(conn, report).map(|()| Done::Unit),
         Command::Probe(_) => write_probe(conn).map(|()| Done::Unit),
+        Command::Confirm(report, _) => super::confirm::record(conn, report).map(Done::Confirm),
     }
 }
 
@@ -488,7 +546,7 @@ fn answer(pairs: impl Iterator<Item = (Command, Result<Done, SubmitError>)>) -> 
             Command::Intake(_, tx) => {
                 let result = result.map(|done| match done {
                     Done::Intake(receipt) => receipt,
-                    Done::Unit => unreachable!("intake yields a receipt"),
+                    Done::Unit | Done::Confirm(_) => unreachable!("intake yields a receipt"),
                 });
                 if let Ok(r) = &result {
                     outbox_work |= r.outbox_id.is_some();
@@ -501,6 +559,16 @@ fn answer(pairs: impl Iterator<Item = (Command, Result<Done, SubmitError>)>) -> 
                 Reply::Unit(tx, result.map(|_| ()))
             }
             Command::Probe(tx) => Reply::Unit(tx, result.map(|_| ())),
+            Command::Confirm(_, tx) => {
+                let result = result.map(|done| match done {
+                    Done::Confirm(recorded) => recorded,
+                    _ => unreachable!("a confirmation yields a record"),
+                });
+                if let Ok(r) = &result {
+                    outbox_work |= r.outbox_id.is_some();
+                }
+                Reply::Confirm(tx, result)
+            }
         })
         .collect();
     (replies, outbox_work)
@@ -519,6 +587,7 @@ fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
     match cmd {
         Command::Intake(_, tx) => Reply::Intake(tx, Err(err.clone())),
         Command::Push(_, tx) | Command::Probe(tx) => Reply::Unit(tx, Err(err.clone())),
+        Command::Confirm(_, tx) => Reply::Confirm(tx, Err(err.clone())),
     }
 }
 
@@ -553,7 +622,17 @@ impl BodyDigests {
 /// goes through [`intake_with_body`]; tests of other modules call this.)
 #[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None)
+    intake_with_body(conn, n, None, Confirm::Off)
+}
+
+/// [`intake`] for a source whose `confirm` is `confirm`.
+#[cfg(test)]
+pub(crate) fn intake_confirmed(
+    conn: &Connection,
+    n: &NewNotification,
+    confirm: Confirm,
+) -> Result<IntakeReceipt, StoreError> {
+    intake_with_body(conn, n, None, confirm)
 }
 
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
@@ -562,6 +641,7 @@ fn intake_with_body(
     conn: &Connection,
     n: &NewNotification,
     shared_body: Option<&[u8; 32]>,
+    confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
     let key = compact_event_key(&n.event_key);
@@ -616,7 +696,13 @@ fn intake_with_body(
         .unwrap_or_default();
 
     let decision = domain::decide(&snapshot, &n.notification);
+    // Confirmation (issue 15): a decision the source's `confirm` holds is
+    // stored as ignored, "waiting for confirmation", with a confirmation
+    // job in this same transaction; the confirmer decides it later from
+    // the gateway's state (`store::confirm::record`).
+    let hold = super::confirm::must_wait(confirm, &decision);
     let (verdict, outcome, reason) = match &decision.verdict {
+        _ if hold => ("ignored", None, Some(super::confirm::WAITING.to_owned())),
         Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
         Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
     };
@@ -646,6 +732,9 @@ fn intake_with_body(
     )?;
     let event_id = conn.last_insert_rowid();
     insert_delivery(conn, event_id, n, false, shared_body)?;
+    if hold {
+        super::confirm::hold(conn, event_id, &n.source, shop, &n.order_ref, now)?;
+    }
 
     let mut outbox_id = None;
     // An analyst's note changes no order, but belongs in the shop's

@@ -3,6 +3,13 @@
 //! on its own: the `Digest` of the body, the signature rebuilt from the
 //! header list it names, the merchant id. It records every call and can
 //! accept, refuse, or never answer.
+//!
+//! It also serves the Conversion Detail Report
+//! (`GET /reporting/v3/conversion-details?startTime=…&endTime=…`, signed
+//! without `Digest`, the request target with its query): the
+//! `conversionDetails[]` a test sets with
+//! [`FakeCybersourceApi::set_conversions`], or 404 when there are none, as
+//! the real API answers an empty window.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -54,6 +61,9 @@ struct State {
     secret: Vec<u8>,
     mode: Mode,
     calls: Vec<Call>,
+    conversions: Vec<Value>,
+    /// Report calls: the query and whether the signature checked out.
+    report_calls: Vec<(String, bool)>,
 }
 
 #[derive(Clone)]
@@ -74,6 +84,8 @@ impl FakeCybersourceApi {
                 secret: STANDARD.decode(secret_b64).expect("base64 secret"),
                 mode: Mode::Accept,
                 calls: Vec::new(),
+                conversions: Vec::new(),
+                report_calls: Vec::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -105,8 +117,46 @@ impl FakeCybersourceApi {
         .await;
     }
 
+    /// The report's `conversionDetails[]`.
+    pub fn set_conversions(&self, conversions: Vec<Value>) {
+        self.lock().conversions = conversions;
+    }
+
+    /// Report calls so far: (query, signature verified).
+    pub fn report_calls(&self) -> Vec<(String, bool)> {
+        self.lock().report_calls.clone()
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
+        if path == "/reporting/v3/conversion-details" {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let mut s = self.lock();
+            let verified = check(&s, req.headers(), "get", &target, b"").is_ok();
+            s.report_calls.push((query, verified));
+            if !verified {
+                return reply(
+                    401,
+                    json!({"response": {"rmsg": "Authentication Failed"}}).to_string(),
+                );
+            }
+            if let Mode::Fail { status, body } = &s.mode {
+                return reply(*status, body.clone());
+            }
+            if s.conversions.is_empty() {
+                return reply(404, json!({"message": "No conversions found"}).to_string());
+            }
+            return reply(
+                200,
+                json!({"organizationId": s.merchant_id, "conversionDetails": s.conversions})
+                    .to_string(),
+            );
+        }
         let Some(id) = path
             .strip_prefix("/risk/v1/decisions/")
             .and_then(|rest| rest.strip_suffix("/actions"))
@@ -194,10 +244,16 @@ fn check(
             .map(str::to_owned)
             .ok_or_else(|| format!("no {name} header"))
     };
-    let expected_digest = format!("SHA-256={}", STANDARD.encode(Sha256::digest(body)));
-    if get("digest")? != expected_digest {
-        return Err("digest does not match the body".into());
-    }
+    // A GET has no body, hence no digest.
+    let expected_list = if method == "get" {
+        "host date (request-target) v-c-merchant-id"
+    } else {
+        let expected_digest = format!("SHA-256={}", STANDARD.encode(Sha256::digest(body)));
+        if get("digest")? != expected_digest {
+            return Err("digest does not match the body".into());
+        }
+        "host date (request-target) digest v-c-merchant-id"
+    };
     if get("v-c-merchant-id")? != s.merchant_id {
         return Err("wrong merchant id".into());
     }
@@ -222,7 +278,7 @@ fn check(
         return Err("algorithm is not HmacSHA256".into());
     }
     let names = param("headers")?;
-    if names != "host date (request-target) digest v-c-merchant-id" {
+    if names != expected_list {
         return Err(format!("unexpected header list {names:?}"));
     }
     let lines: Vec<String> = names

@@ -47,6 +47,8 @@ pub enum Mode {
     Hang,
     /// Waits this long, then answers as [`Mode::Success`].
     Slow(Duration),
+    /// 503 Service Unavailable, an HTML page (the gateway is down).
+    Down,
 }
 
 /// The statuses `Transaction/Validate` accepts.
@@ -62,6 +64,11 @@ struct State {
     calls: Vec<Call>,
     /// uuid → `detailedStatus`.
     transactions: HashMap<String, String>,
+    /// uuid → `orderDetails.orderId`, when a test names the order.
+    orders: HashMap<String, String>,
+    /// `(order id, uuid)` in the order the tests created them, for
+    /// `Order/Get`.
+    order_list: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -81,6 +88,8 @@ impl FakeLyraApi {
                 mode: Mode::Success,
                 calls: Vec::new(),
                 transactions: HashMap::new(),
+                orders: HashMap::new(),
+                order_list: Vec::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -105,6 +114,19 @@ impl FakeLyraApi {
         self.lock()
             .transactions
             .insert(uuid.to_owned(), status.to_owned());
+    }
+
+    /// Makes the gateway know transaction `uuid` of order `order_id`:
+    /// `Transaction/Get` then answers `orderDetails.orderId`.
+    pub fn set_order_transaction(&self, uuid: &str, order_id: &str, status: &str) {
+        let mut s = self.lock();
+        s.transactions.insert(uuid.to_owned(), status.to_owned());
+        if s.orders
+            .insert(uuid.to_owned(), order_id.to_owned())
+            .is_none()
+        {
+            s.order_list.push((order_id.to_owned(), uuid.to_owned()));
+        }
     }
 
     /// The transaction's `detailedStatus` now, if known.
@@ -164,7 +186,7 @@ impl FakeLyraApi {
         }
         if !matches!(
             service.as_str(),
-            "Transaction/Validate" | "Transaction/Get" | "Transaction/CancelOrRefund"
+            "Transaction/Validate" | "Transaction/Get" | "Transaction/CancelOrRefund" | "Order/Get"
         ) {
             return reply(StatusCode::NOT_FOUND, "no such web service".into());
         }
@@ -178,11 +200,18 @@ impl FakeLyraApi {
             })
             .to_string()
         };
+        let order_id = body["uuid"]
+            .as_str()
+            .and_then(|u| self.lock().orders.get(u).cloned());
         let transaction = |detailed: &str| {
-            json!({
+            let mut t = json!({
                 "uuid": body["uuid"], "detailedStatus": detailed,
                 "operationType": "DEBIT", "_type": "V4/PaymentTransaction"
-            })
+            });
+            if let Some(order_id) = &order_id {
+                t["orderDetails"] = json!({ "orderId": order_id, "_type": "V4/OrderDetails" });
+            }
+            t
         };
         let error = |code: &str, message: String| {
             envelope(
@@ -201,7 +230,43 @@ impl FakeLyraApi {
             }
             other => other,
         };
+        if service == "Order/Get" && matches!(mode, Mode::Success) {
+            // The order's transactions, oldest first (`answer.transactions`).
+            let order_id = body["orderId"].as_str().unwrap_or("").to_owned();
+            let s = self.lock();
+            let transactions: Vec<Value> = s
+                .order_list
+                .iter()
+                .filter(|(o, _)| *o == order_id)
+                .map(|(o, uuid)| {
+                    json!({
+                        "uuid": uuid, "detailedStatus": s.transactions.get(uuid),
+                        "operationType": "DEBIT", "amount": 2990, "currency": "EUR",
+                        "orderDetails": { "orderId": o, "_type": "V4/OrderDetails" },
+                        "_type": "V4/PaymentTransaction"
+                    })
+                })
+                .collect();
+            drop(s);
+            if transactions.is_empty() {
+                return reply(
+                    StatusCode::OK,
+                    error("PSP_010", format!("order {order_id:?} not found")),
+                );
+            }
+            return reply(
+                StatusCode::OK,
+                envelope(
+                    "SUCCESS",
+                    json!({ "orderId": order_id, "transactions": transactions, "_type": "V4/OrderTransactions" }),
+                ),
+            );
+        }
         match mode {
+            Mode::Down => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html><body>Service Unavailable</body></html>".into(),
+            ),
             Mode::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 reply(StatusCode::OK, String::new())

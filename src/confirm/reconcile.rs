@@ -1,0 +1,247 @@
+//! Reconciliation: asking the gateways about orders that never heard back.
+//!
+//! An order still `pending` or `review` some time after its last move
+//! (`[reconcile] min_age`, up to `max_age`) may have missed its
+//! notification (the daemon was down longer than the platform retries, a
+//! firewall dropped it) or have been decided elsewhere (an analyst in
+//! Merchant Administration, a back-office validation without an IPN). The
+//! gateway's current state is fetched and, when it moves the order, recorded
+//! as an event of origin `reconciliation` through the same state machine and
+//! outbox as a notification; an unchanged order gets nothing.
+//!
+//! Used by the daemon's background task ([`run`], through the writer) and
+//! by `ipnsync reconcile` (its own short transaction).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::gateway::{Gateway, Lookup};
+use crate::config::{Config, ReviewApi};
+use crate::ops::logging::one_line;
+use crate::ops::metrics::RECONCILIATIONS;
+use crate::review::cybersource_read;
+use crate::store::confirm::{reconcile_targets, ConfirmReport, ReconcileTarget, Reconciliation};
+use crate::store::writer::WriterHandle;
+use crate::store::{self, now_ms};
+
+/// What the gateway said about one order.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    /// Its current state, to decide from.
+    State(Box<Reconciliation>),
+    /// The gateway does not know the order (or its transaction).
+    Unknown(String),
+    /// No answer, or no read API for the order's source.
+    Error(String),
+}
+
+/// Asks the gateway of `target`'s source about it.
+pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
+    let Some(source) = config.sources.iter().find(|s| s.name == target.source) else {
+        return Finding::Error(format!("no source named {:?} any more", target.source));
+    };
+    let Some(gateway) = Gateway::of(source) else {
+        return Finding::Error(format!(
+            "source {} has no gateway API configured (see check-config)",
+            source.name
+        ));
+    };
+    let platform_order = match &target.stored {
+        Some(n) => n.order_ref.clone(),
+        None => format!("{}{}", source.order_prefix, target.order_ref),
+    };
+    let finding = match gateway
+        .fetch_order(source, &platform_order, target.stored.as_ref())
+        .await
+    {
+        Ok(Lookup::Found {
+            notification,
+            summary,
+        }) => Finding::State(Box::new(Reconciliation {
+            source: source.name.clone(),
+            shop: target.shop.clone(),
+            order_ref: target.order_ref.clone(),
+            gateway: gateway.name().to_owned(),
+            notification: *notification,
+            summary,
+            known_only: false,
+        })),
+        Ok(Lookup::Unconfirmed(why)) => Finding::Unknown(why),
+        Err(e) => Finding::Error(format!("{} {}: {e}", gateway.name(), gateway.call())),
+    };
+    let result = match &finding {
+        Finding::State(_) => None,
+        Finding::Unknown(_) => Some("unknown"),
+        Finding::Error(_) => Some("error"),
+    };
+    if let Some(result) = result {
+        metrics::counter!(RECONCILIATIONS, "source" => source.name.clone(), "result" => result)
+            .increment(1);
+    }
+    finding
+}
+
+/// How far back the Conversion Detail Report is read on each pass (the
+/// official OpenCart cron reads the last day); decisions seen before are
+/// recognised by their event key.
+pub const REPORT_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// The analyst decisions of the Conversion Detail Report of every
+/// Cybersource source with its REST API, over the last day, as findings
+/// about the orders ipnsync knows; `order` keeps that order only.
+pub async fn report_findings(config: &Config, now: i64, order: Option<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for source in &config.sources {
+        let Some(ReviewApi::Cybersource(api)) = &source.review_api else {
+            continue;
+        };
+        match cybersource_read::conversions(api, now - REPORT_WINDOW_MS, now).await {
+            Ok(decisions) => {
+                for n in decisions {
+                    let order_ref = n
+                        .order_ref
+                        .strip_prefix(source.order_prefix.as_str())
+                        .unwrap_or(&n.order_ref)
+                        .to_owned();
+                    if order.is_some_and(|o| o != order_ref) {
+                        continue;
+                    }
+                    let f = n.cybersource().cloned().unwrap_or_default();
+                    let summary = format!(
+                        "Conversion Detail Report: request {} {} → {}{}",
+                        f.request_id,
+                        if f.original_decision.is_empty() {
+                            "?"
+                        } else {
+                            &f.original_decision
+                        },
+                        f.new_decision,
+                        if f.reviewer.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" by {}", f.reviewer)
+                        }
+                    );
+                    out.push(Finding::State(Box::new(Reconciliation {
+                        source: source.name.clone(),
+                        shop: source.shop.clone().unwrap_or_default(),
+                        order_ref,
+                        gateway: "Cybersource".into(),
+                        notification: n,
+                        summary,
+                        known_only: true,
+                    })));
+                }
+            }
+            Err(e) => {
+                metrics::counter!(RECONCILIATIONS, "source" => source.name.clone(), "result" => "error")
+                    .increment(1);
+                out.push(Finding::Error(format!(
+                    "source {}: Cybersource conversion detail report: {e}",
+                    source.name
+                )));
+            }
+        }
+    }
+    out
+}
+
+/// The daemon's reconciliation task: every `[reconcile] interval`, until
+/// `stop` turns true. Without `[reconcile]` it only watches for a reload
+/// that adds it.
+pub async fn run(
+    config: watch::Receiver<Arc<Config>>,
+    db: PathBuf,
+    writer: WriterHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let current = config.borrow().clone();
+        let wait = match &current.reconcile {
+            None => Duration::from_secs(60),
+            Some(r) => {
+                pass(&current, &db, &writer, r, &stop).await;
+                r.interval
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn pass(
+    config: &Config,
+    db: &std::path::Path,
+    writer: &WriterHandle,
+    r: &crate::config::ReconcileConfig,
+    stop: &watch::Receiver<bool>,
+) {
+    let (min_age, max_age) = (r.min_age.as_millis() as i64, r.max_age.as_millis() as i64);
+    let db = db.to_owned();
+    let targets = tokio::task::spawn_blocking(move || {
+        let conn = store::open_reader(&db)?;
+        reconcile_targets(&conn, now_ms(), min_age, max_age, None)
+    })
+    .await;
+    let targets = match targets {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "reconciliation: cannot read the orders");
+            return;
+        }
+        Err(_) => return,
+    };
+    for target in targets {
+        if *stop.borrow() {
+            return;
+        }
+        match look_up(config, &target).await {
+            Finding::State(state) => {
+                let result = writer
+                    .record_confirmation(ConfirmReport::Reconciled(state))
+                    .await;
+                match result {
+                    Ok(r) if r.moved.is_none() => {
+                        metrics::counter!(RECONCILIATIONS, "source" => target.source.clone(), "result" => "unchanged")
+                            .increment(1);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, order = %one_line(&target.order_ref), "reconciliation: not recorded")
+                    }
+                }
+            }
+            Finding::Unknown(why) => tracing::warn!(
+                source = %target.source, order = %one_line(&target.order_ref), reason = %one_line(&why),
+                "reconciliation: the gateway does not know the order; left as it is"
+            ),
+            Finding::Error(e) => tracing::warn!(
+                source = %target.source, order = %one_line(&target.order_ref), error = %one_line(&e),
+                "reconciliation: no answer from the gateway; asked again next time"
+            ),
+        }
+    }
+    for finding in report_findings(config, now_ms(), None).await {
+        match finding {
+            Finding::State(state) => {
+                if let Err(e) = writer
+                    .record_confirmation(ConfirmReport::Reconciled(state))
+                    .await
+                {
+                    tracing::warn!(error = %e, "reconciliation: report decision not recorded");
+                }
+            }
+            Finding::Error(e) | Finding::Unknown(e) => {
+                tracing::warn!(error = %one_line(&e), "reconciliation: the report was not read; asked again next time")
+            }
+        }
+    }
+}

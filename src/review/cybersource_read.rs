@@ -1,0 +1,216 @@
+//! Cybersource REST, read side: the Conversion Detail Report
+//! (`GET /reporting/v3/conversion-details?startTime=…&endTime=…`,
+//! cybersource.md §6), where an analyst's case decision shows up even when
+//! no webhook is configured (the official plugins poll it).
+//!
+//! A GET is signed like the case actions ([`super::cybersource`]) without a
+//! body, hence without `Digest`: `headers="host date (request-target)
+//! v-c-merchant-id"`, the request target being `get <path>?<query>`.
+//!
+//! Each `conversionDetails[]` entry with a `newDecision` becomes a
+//! notification shaped like one CMOS `<Update>` (the same fields: order
+//! reference, request id, original and new decision, reviewer and
+//! comments), so rules cs2/cs3 decide it as they decide CMOS.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{http_client, read_answer, snippet, transport_error, GatewayError};
+use crate::config::CybersourceApi;
+use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
+use crate::domain::{Facts, Notification, Provider};
+
+/// The headers a GET's signature covers, in signing order.
+pub const SIGNED_HEADERS: &str = "host date (request-target) v-c-merchant-id";
+/// The report's path.
+pub const PATH: &str = "/reporting/v3/conversion-details";
+
+/// The `Signature` header of a GET of `target` (path and query).
+pub fn sign_get(
+    api_key_id: &str,
+    secret: &[u8],
+    merchant_id: &str,
+    host: &str,
+    date: &str,
+    target: &str,
+) -> String {
+    let text = format!(
+        "host: {host}\ndate: {date}\n(request-target): get {target}\nv-c-merchant-id: {merchant_id}"
+    );
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(text.as_bytes());
+    let signature = STANDARD.encode(mac.finalize().into_bytes());
+    format!(
+        "keyid=\"{api_key_id}\", algorithm=\"HmacSHA256\", headers=\"{SIGNED_HEADERS}\", signature=\"{signature}\""
+    )
+}
+
+/// Unix ms as the report's `yyyy-MM-ddTHH:mm:ssZ`.
+pub fn report_time(ms: i64) -> String {
+    format!("{}Z", crate::cli::table::utc(ms).replace(' ', "T"))
+}
+
+/// The path and query of the report over `[start, end)` (ms).
+pub fn target(merchant_id: &str, start: i64, end: i64) -> String {
+    let query = serde_urlencoded::to_string([
+        ("startTime", report_time(start)),
+        ("endTime", report_time(end)),
+        ("organizationId", merchant_id.to_owned()),
+    ])
+    .expect("strings encode");
+    format!("{PATH}?{query}")
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Report {
+    conversion_details: Vec<Conversion>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Conversion {
+    merchant_reference_number: String,
+    request_id: String,
+    original_decision: String,
+    new_decision: String,
+    reviewer: String,
+    reviewer_comments: String,
+}
+
+/// Reads the report: one notification per decision, in the report's order.
+pub fn interpret(
+    organization_id: &str,
+    http_status: u16,
+    body: &str,
+) -> Result<Vec<Notification>, GatewayError> {
+    match http_status {
+        200 => {}
+        // No conversion in the window.
+        404 => return Ok(Vec::new()),
+        401 | 403 => {
+            return Err(GatewayError::Refused(format!(
+                "HTTP {http_status}: authentication refused (check merchant_id, api_key_id and api_shared_secret)"
+            )))
+        }
+        500.. => {
+            return Err(GatewayError::Unreachable(format!(
+                "HTTP {http_status}: {}",
+                snippet(body)
+            )))
+        }
+        _ => {
+            return Err(GatewayError::Refused(format!(
+                "HTTP {http_status}: {}",
+                snippet(body)
+            )))
+        }
+    }
+    let report: Report = serde_json::from_str(body).map_err(|e| {
+        GatewayError::Refused(format!(
+            "not a conversion detail report ({e}): {}",
+            snippet(body)
+        ))
+    })?;
+    Ok(report
+        .conversion_details
+        .into_iter()
+        .filter(|c| !c.new_decision.trim().is_empty() && !c.merchant_reference_number.is_empty())
+        .map(|c| Notification {
+            provider: Provider::Cybersource,
+            order_ref: c.merchant_reference_number.clone(),
+            transaction_id: if c.request_id.is_empty() {
+                c.merchant_reference_number.clone()
+            } else {
+                c.request_id.clone()
+            },
+            transaction_number: c.request_id.clone(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                channel: CybersourceChannel::Cmos,
+                new_decision: c.new_decision.trim().to_ascii_uppercase(),
+                original_decision: c.original_decision,
+                reviewer: c.reviewer,
+                reviewer_comments: c.reviewer_comments,
+                organization_id: organization_id.to_owned(),
+                request_id: c.request_id,
+                ..Default::default()
+            }),
+        })
+        .collect())
+}
+
+/// Fetches the report over `[start, end)` (ms).
+pub async fn conversions(
+    api: &CybersourceApi,
+    start: i64,
+    end: i64,
+) -> Result<Vec<Notification>, GatewayError> {
+    let target = target(&api.merchant_id, start, end);
+    let url = reqwest::Url::parse(&format!("{}{target}", api.api_host))
+        .map_err(|e| GatewayError::Refused(format!("api_host does not make a URL: {e}")))?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return Err(GatewayError::Refused("api_host has no host".into())),
+    };
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let signature = sign_get(
+        &api.key_id,
+        api.shared_secret.expose(),
+        &api.merchant_id,
+        &host,
+        &date,
+        &target,
+    );
+    let response = http_client(api.timeout)
+        .get(url)
+        .header("host", &host)
+        .header("date", &date)
+        .header("v-c-merchant-id", &api.merchant_id)
+        .header("signature", signature)
+        .header("accept", "application/hal+json;charset=utf-8")
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = response.status().as_u16();
+    let body = read_answer(response).await?;
+    interpret(&api.merchant_id, status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_is_asked_for_a_window_and_read_as_cmos_updates() {
+        assert_eq!(
+            target("ipnsync_demo", 0, 86_400_000),
+            "/reporting/v3/conversion-details?startTime=1970-01-01T00%3A00%3A00Z&endTime=1970-01-02T00%3A00%3A00Z&organizationId=ipnsync_demo"
+        );
+        let body = r#"{"conversionDetails": [
+            {"merchantReferenceNumber": "42", "conversionTime": "2026-11-24T10:00:00Z",
+             "requestId": "7420157839246543904951", "originalDecision": "REVIEW",
+             "newDecision": "ACCEPT", "reviewer": "alice", "reviewerComments": "ok", "queue": "q", "profile": "p"},
+            {"merchantReferenceNumber": "43", "requestId": "1", "originalDecision": "REVIEW", "newDecision": ""}
+        ]}"#;
+        let got = interpret("ipnsync_demo", 200, body).unwrap();
+        assert_eq!(got.len(), 1, "an entry without a decision is no decision");
+        assert_eq!(got[0].order_ref, "42");
+        assert_eq!(got[0].status(), "ACCEPT");
+        assert_eq!(
+            crate::domain::assess(&got[0]).outcome,
+            crate::domain::Outcome::Accepted
+        );
+        assert!(interpret("x", 404, "").unwrap().is_empty());
+        assert!(interpret("x", 401, "").is_err());
+        assert!(matches!(
+            interpret("x", 502, ""),
+            Err(GatewayError::Unreachable(_))
+        ));
+    }
+}

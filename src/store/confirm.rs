@@ -1,0 +1,730 @@
+//! Confirmations (issue 15): the SQL of holding a notification until the
+//! gateway vouches for it, and of recording what the gateway said.
+//!
+//! - [`must_wait`] and [`hold`] run inside the intake transaction: the
+//!   held event is stored `ignored` with reason [`WAITING`] and a
+//!   `confirmations` row, committed with it; the answer to the platform
+//!   does not wait for the gateway.
+//! - The confirmer reads due rows ([`due`], read-only connection), asks the
+//!   gateway outside any transaction, and hands the answer to the writer
+//!   ([`ConfirmReport`] → [`record`]), which decides from the fetched state
+//!   through the same state machine, orders and outbox as intake, and
+//!   records the decision as a new event (origin `confirmation`), so `show`
+//!   has both: "waiting for confirmation", then the result.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_ms, StoreError};
+use crate::config::Confirm;
+use crate::confirm::gateway::Lookup;
+use crate::domain::{self, Decision, Notification, OrderSnapshot, Outcome, Verdict};
+use crate::ops::metrics::{CONFIRMATIONS, CONFIRMATION_LAG, RECONCILIATIONS};
+
+/// The reason of a held event.
+pub const WAITING: &str = "waiting for confirmation by the gateway";
+/// The origin of the event a confirmation records.
+pub const ORIGIN: &str = "confirmation";
+/// The origin (and result) of an event reconciliation records.
+pub const RECONCILED: &str = "reconciliation";
+
+/// Whether `decision` must wait for the gateway under `confirm`: it would
+/// move the order (to `accepted` only, for `success`).
+pub fn must_wait(confirm: Confirm, decision: &Decision) -> bool {
+    match (confirm, &decision.verdict) {
+        (Confirm::Off, _) | (_, Verdict::Ignore { .. }) => false,
+        (Confirm::Success, Verdict::Apply { outcome, .. }) => *outcome == Outcome::Accepted,
+        (Confirm::All, Verdict::Apply { .. }) => true,
+    }
+}
+
+/// Queues the confirmation of the held event `event_id`, due now.
+pub(crate) fn hold(
+    conn: &Connection,
+    event_id: i64,
+    source: &str,
+    shop: &str,
+    order_ref: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5)",
+    )?
+    .execute(params![event_id, source, shop, order_ref, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// One confirmation to make.
+#[derive(Debug, Clone)]
+pub struct DueConfirmation {
+    pub id: i64,
+    pub event_id: i64,
+    pub source: String,
+    pub order_ref: String,
+    pub attempts: u32,
+    pub created_at: i64,
+    /// The stored notification (the gateway is asked about it).
+    pub notification: Notification,
+}
+
+/// Waiting confirmations due at `now`, oldest first.
+pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueConfirmation>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.event_id, c.source, c.order_ref, c.attempts, c.created_at, e.notification
+         FROM confirmations c JOIN events e ON e.id = c.event_id
+         WHERE c.state = 'waiting' AND c.next_attempt_at <= ?1
+         ORDER BY c.next_attempt_at, c.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, u32>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, event_id, source, order_ref, attempts, created_at, json) = row?;
+        let notification = serde_json::from_str(&json).map_err(|e| {
+            StoreError::Corrupt(format!("event {event_id}: stored notification: {e}"))
+        })?;
+        out.push(DueConfirmation {
+            id,
+            event_id,
+            source,
+            order_ref,
+            attempts,
+            created_at,
+            notification,
+        });
+    }
+    Ok(out)
+}
+
+/// When the next waiting confirmation is due, if any.
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM confirmations WHERE state = 'waiting'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// How many confirmations wait.
+pub fn waiting_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM confirmations WHERE state = 'waiting'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// What the confirmer found, for the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmReport {
+    /// No usable answer: try again at `next_attempt_at`.
+    Retry {
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    },
+    /// The gateway answered about the transaction.
+    Settled {
+        id: i64,
+        /// `Lyra`, `Mastercard Gateway`: for the comment.
+        gateway: String,
+        lookup: Lookup,
+    },
+    /// Reconciliation: the gateway's current state of an order.
+    Reconciled(Box<Reconciliation>),
+}
+
+/// The gateway's current state of one order, found by reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub source: String,
+    pub shop: String,
+    pub order_ref: String,
+    pub gateway: String,
+    /// The gateway's state as a notification.
+    pub notification: Notification,
+    pub summary: String,
+    /// Only for an order ipnsync already knows (a report lists every order
+    /// of the merchant account, some perhaps of another shop or system).
+    pub known_only: bool,
+}
+
+/// What [`record`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// `confirmed`, `disagreed`, `unconfirmed`, `reconciliation` (the
+    /// order moved), or `None` (a retry, a confirmation already settled, an
+    /// order the gateway's state does not move).
+    pub result: Option<&'static str>,
+    /// The order's outcome before and after, when it moved.
+    pub moved: Option<(Option<Outcome>, Outcome)>,
+    pub event_id: Option<i64>,
+    pub outbox_id: Option<i64>,
+}
+
+/// Records a confirmer's report (in the writer's transaction).
+pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Recorded, StoreError> {
+    let now = now_ms();
+    let (id, gateway, lookup) = match report {
+        ConfirmReport::Retry {
+            id,
+            next_attempt_at,
+            error,
+        } => {
+            conn.prepare_cached(
+                "UPDATE confirmations SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE id = ?1 AND state = 'waiting'",
+            )?
+            .execute(params![id, next_attempt_at, error])?;
+            return Ok(Recorded::default());
+        }
+        ConfirmReport::Settled {
+            id,
+            gateway,
+            lookup,
+        } => (*id, gateway, lookup),
+        ConfirmReport::Reconciled(r) => return reconcile(conn, r, now),
+    };
+    let job = conn
+        .prepare_cached(
+            "SELECT c.event_id, c.source, c.shop, c.order_ref, c.created_at, e.notification, e.assessed, e.status
+             FROM confirmations c JOIN events e ON e.id = c.event_id
+             WHERE c.id = ?1 AND c.state = 'waiting'",
+        )?
+        .query_row(params![id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })
+        .optional()?;
+    // Settled already (a second confirmer, an operator): nothing to do.
+    let Some((held_id, source, shop, order_ref, created_at, stored_json, assessed, status)) = job
+    else {
+        return Ok(Recorded::default());
+    };
+    let stored: Notification = serde_json::from_str(&stored_json)
+        .map_err(|e| StoreError::Corrupt(format!("event {held_id}: stored notification: {e}")))?;
+    let notified = Outcome::parse(&assessed)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {assessed:?}")))?;
+    let snapshot = snapshot(conn, &shop, &order_ref)?;
+    let (result, notification, decision, gateway_state) = match lookup {
+        Lookup::Unconfirmed(why) => {
+            tracing::warn!(
+                source = %source, order = %crate::ops::logging::one_line(&order_ref), event = held_id, reason = %crate::ops::logging::one_line(why),
+                "notification not confirmed by the gateway: not applied"
+            );
+            let comment = format!(
+                "{gateway} does not confirm this notification ({status}): not applied. {why}"
+            );
+            let decision = Decision {
+                assessed: notified,
+                verdict: Verdict::Ignore {
+                    reason: format!("not confirmed by {gateway}: {why}"),
+                },
+                comment,
+                warnings: Vec::new(),
+            };
+            ("unconfirmed", stored, decision, why.clone())
+        }
+        Lookup::Found {
+            notification,
+            summary,
+        } => {
+            let mut decision = domain::decide(&snapshot, notification);
+            if decision.assessed == notified {
+                decision
+                    .comment
+                    .push_str(&format!("\nConfirmed with {gateway}: {summary}."));
+                (
+                    "confirmed",
+                    (**notification).clone(),
+                    decision,
+                    summary.clone(),
+                )
+            } else {
+                // The message and the gateway disagree: a person decides,
+                // with both states in front of them.
+                tracing::warn!(
+                    source = %source, order = %crate::ops::logging::one_line(&order_ref), event = held_id,
+                    notified = notified.as_str(), gateway_says = decision.assessed.as_str(), state = %summary,
+                    "the notification and the gateway disagree: order held for review"
+                );
+                let verdict = domain::transition(&snapshot, notification, Outcome::Review);
+                let comment = format!(
+                    "Held for review: the notification said {status} ({}), but {summary} ({}).",
+                    notified.as_str(),
+                    decision.assessed.as_str()
+                );
+                decision.verdict = verdict;
+                decision.comment = comment;
+                decision.assessed = Outcome::Review;
+                (
+                    "disagreed",
+                    (**notification).clone(),
+                    decision,
+                    summary.clone(),
+                )
+            }
+        }
+    };
+    let (verdict, outcome, reason) = match &decision.verdict {
+        Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
+        Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
+    };
+    let json = serde_json::to_string(&notification)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        source,
+        format!("{ORIGIN}:{held_id}"),
+        notification.provider.as_str(),
+        shop,
+        order_ref,
+        notification.transaction_id,
+        notification.status(),
+        ORIGIN,
+        json,
+        decision.assessed.as_str(),
+        verdict,
+        outcome.map(Outcome::as_str),
+        reason,
+        decision.comment,
+        now,
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    let mut outbox_id = None;
+    if let Some(new_outcome) = outcome {
+        super::orders::upsert_order(
+            conn,
+            &shop,
+            &order_ref,
+            new_outcome,
+            &notification.transaction_id,
+            event_id,
+            now,
+        )?;
+        if let Some(mode) = notification.mode() {
+            super::orders::remember_mode(conn, &shop, &order_ref, mode)?;
+        }
+        if !shop.is_empty() {
+            outbox_id = Some(super::orders::queue_update(
+                conn,
+                &shop,
+                &order_ref,
+                event_id,
+                snapshot.outcome,
+                new_outcome,
+                &decision.comment,
+                now,
+            )?);
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE confirmations SET state = 'done', result = ?2, gateway_state = ?3,
+             result_event_id = ?4, finished_at = ?5, last_error = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![id, result, gateway_state, event_id, now])?;
+    metrics::counter!(CONFIRMATIONS, "source" => source.clone(), "result" => result).increment(1);
+    metrics::histogram!(CONFIRMATION_LAG).record((now - created_at).max(0) as f64 / 1000.0);
+    Ok(Recorded {
+        result: Some(result),
+        moved: outcome.map(|o| (snapshot.outcome, o)),
+        event_id: Some(event_id),
+        outbox_id,
+    })
+}
+
+/// What the gateway's state would do to the order now: the decision, when
+/// it moves the order to another outcome; `None` leaves it alone.
+pub fn reconcile_decision(
+    conn: &Connection,
+    r: &Reconciliation,
+) -> Result<Option<(OrderSnapshot, Decision)>, StoreError> {
+    let snapshot = snapshot(conn, &r.shop, &r.order_ref)?;
+    if r.known_only && snapshot.outcome.is_none() {
+        return Ok(None);
+    }
+    let decision = domain::decide(&snapshot, &r.notification);
+    match decision.applied_outcome() {
+        Some(o) if Some(o) != snapshot.outcome => Ok(Some((snapshot, decision))),
+        _ => Ok(None),
+    }
+}
+
+/// Records a reconciliation that moves the order, as an event of origin
+/// `reconciliation` (same state machine, orders and outbox as intake); an
+/// order the gateway's state does not move gets nothing.
+pub(crate) fn reconcile(
+    conn: &Connection,
+    r: &Reconciliation,
+    now: i64,
+) -> Result<Recorded, StoreError> {
+    let Some((snapshot, mut decision)) = reconcile_decision(conn, r)? else {
+        return Ok(Recorded::default());
+    };
+    let event_key = format!("{RECONCILED}:{}", r.notification.event_key());
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT id FROM events WHERE source = ?1 AND event_key = ?2")?
+        .query_row(params![r.source, event_key], |row| row.get(0))
+        .optional()?;
+    let (Some(outcome), None) = (decision.applied_outcome(), seen) else {
+        return Ok(Recorded::default());
+    };
+    decision.comment.push_str(&format!(
+        "\nFound by reconciliation with {}: {}.",
+        r.gateway, r.summary
+    ));
+    let note = match &decision.verdict {
+        Verdict::Apply { note, .. } => note.clone(),
+        Verdict::Ignore { .. } => None,
+    };
+    let json = serde_json::to_string(&r.notification)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'applied', ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        r.source,
+        event_key,
+        r.notification.provider.as_str(),
+        r.shop,
+        r.order_ref,
+        r.notification.transaction_id,
+        r.notification.status(),
+        RECONCILED,
+        json,
+        decision.assessed.as_str(),
+        outcome.as_str(),
+        note,
+        decision.comment,
+        now,
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    super::orders::upsert_order(
+        conn,
+        &r.shop,
+        &r.order_ref,
+        outcome,
+        &r.notification.transaction_id,
+        event_id,
+        now,
+    )?;
+    if let Some(mode) = r.notification.mode() {
+        super::orders::remember_mode(conn, &r.shop, &r.order_ref, mode)?;
+    }
+    let outbox_id = if r.shop.is_empty() {
+        None
+    } else {
+        Some(super::orders::queue_update(
+            conn,
+            &r.shop,
+            &r.order_ref,
+            event_id,
+            snapshot.outcome,
+            outcome,
+            &decision.comment,
+            now,
+        )?)
+    };
+    tracing::info!(
+        source = %r.source, shop = %r.shop, order = %crate::ops::logging::one_line(&r.order_ref),
+        from = snapshot.outcome.map_or("new", Outcome::as_str), to = outcome.as_str(), state = %r.summary,
+        "reconciliation moved the order"
+    );
+    metrics::counter!(RECONCILIATIONS, "source" => r.source.clone(), "result" => "moved")
+        .increment(1);
+    Ok(Recorded {
+        result: Some(RECONCILED),
+        moved: Some((snapshot.outcome, outcome)),
+        event_id: Some(event_id),
+        outbox_id,
+    })
+}
+
+/// One order reconciliation looks at.
+#[derive(Debug, Clone)]
+pub struct ReconcileTarget {
+    pub shop: String,
+    pub order_ref: String,
+    pub outcome: Option<Outcome>,
+    /// The source of the event that set the order's outcome.
+    pub source: String,
+    /// That event's notification.
+    pub stored: Option<Notification>,
+}
+
+/// Orders still `pending` or `review` that have not moved for `min_age`
+/// but did within `max_age` (ms), without a confirmation waiting; with
+/// `order`, that order in any state and age.
+pub fn reconcile_targets(
+    conn: &Connection,
+    now: i64,
+    min_age: i64,
+    max_age: i64,
+    order: Option<&str>,
+) -> Result<Vec<ReconcileTarget>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.shop, o.order_ref, o.outcome, e.source, e.notification
+         FROM orders o JOIN events e ON e.id = o.event_id
+         WHERE CASE WHEN ?4 IS NOT NULL THEN o.order_ref = ?4
+                    ELSE o.outcome IN ('pending', 'review')
+                         AND o.updated_at <= ?1 - ?2 AND o.updated_at >= ?1 - ?3 END
+           AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.state = 'waiting'
+                           AND c.shop = o.shop AND c.order_ref = o.order_ref)
+         ORDER BY o.updated_at, o.shop, o.order_ref",
+    )?;
+    let rows = stmt.query_map(params![now, min_age, max_age, order], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (shop, order_ref, outcome, source, json) = row?;
+        out.push(ReconcileTarget {
+            shop,
+            order_ref,
+            outcome: Outcome::parse(&outcome),
+            source,
+            stored: serde_json::from_str(&json).ok(),
+        });
+    }
+    Ok(out)
+}
+
+fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnapshot, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
+        )?
+        .query_row(params![shop, order_ref], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((outcome, transaction_id, mode)) = row else {
+        return Ok(OrderSnapshot::default());
+    };
+    Ok(OrderSnapshot {
+        outcome: Some(
+            Outcome::parse(&outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        ),
+        transaction_id: Some(transaction_id),
+        mode,
+    })
+}
+
+/// Records one reconciliation from an operator command, in its own short
+/// `BEGIN IMMEDIATE` transaction (safe while the daemon runs).
+pub fn reconcile_now(conn: &mut Connection, r: &Reconciliation) -> Result<Recorded, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let recorded = reconcile(&tx, r, now_ms())?;
+    tx.commit()?;
+    Ok(recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Facts, LyraFacts, Provider};
+    use crate::store::writer::{intake_confirmed, NewNotification};
+
+    fn notification(status: &str) -> Notification {
+        Notification {
+            provider: Provider::LyraForm,
+            order_ref: "1".into(),
+            transaction_id: "u1".into(),
+            transaction_number: "000001".into(),
+            amount_minor: Some(1000),
+            currency: "978".into(),
+            facts: Facts::Lyra(LyraFacts {
+                trans_status: status.into(),
+                operation_type: "DEBIT".into(),
+                url_check_src: "PAY".into(),
+                ..LyraFacts::default()
+            }),
+        }
+    }
+
+    fn new(status: &str) -> NewNotification {
+        let n = notification(status);
+        NewNotification {
+            source: "lyra".into(),
+            shop: Some("shop".into()),
+            order_ref: "1".into(),
+            event_key: n.event_key(),
+            notification: n,
+            received_at: 1,
+            peer: "127.0.0.1:1".into(),
+            headers: "{}".into(),
+            body: bytes::Bytes::from_static(b"raw"),
+        }
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    fn setup() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open_writer(&dir.path().join("c.db")).unwrap();
+        (dir, conn)
+    }
+
+    fn settled(status: &str) -> ConfirmReport {
+        ConfirmReport::Settled {
+            id: 1,
+            gateway: "Lyra".into(),
+            lookup: Lookup::Found {
+                notification: Box::new(notification(status)),
+                summary: format!("Lyra: transaction u1 is {status}"),
+            },
+        }
+    }
+
+    #[test]
+    fn what_waits_for_the_gateway() {
+        let (_dir, conn) = setup();
+        let cases = [
+            ("AUTHORISED", Confirm::Off, false),
+            ("AUTHORISED", Confirm::Success, true),
+            ("AUTHORISED", Confirm::All, true),
+            ("REFUSED", Confirm::Success, false),
+            ("REFUSED", Confirm::All, true),
+        ];
+        for (status, confirm, held) in cases {
+            let d = domain::decide(&OrderSnapshot::default(), &notification(status));
+            assert_eq!(must_wait(confirm, &d), held, "{status} {confirm:?}");
+        }
+        // A held notification moves nothing and queues nothing.
+        let r = intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
+        assert_eq!((r.applied, r.outbox_id), (None, None));
+        assert_eq!(r.reason.as_deref(), Some(WAITING));
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders"), 0);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM confirmations"), 1);
+    }
+
+    #[test]
+    fn a_confirmation_applies_once_from_the_gateway_state() {
+        let (_dir, conn) = setup();
+        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
+        let retry = ConfirmReport::Retry {
+            id: 1,
+            next_attempt_at: 5,
+            error: "HTTP 503".into(),
+        };
+        assert_eq!(record(&conn, &retry).unwrap(), Recorded::default());
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT attempts FROM confirmations WHERE state = 'waiting'"
+            ),
+            1
+        );
+        let r = record(&conn, &settled("CAPTURED")).unwrap();
+        assert_eq!(r.result, Some("confirmed"));
+        assert_eq!(r.moved, Some((None, Outcome::Accepted)));
+        assert!(r.outbox_id.is_some());
+        // A second answer for the same job changes nothing.
+        assert_eq!(
+            record(&conn, &settled("CAPTURED")).unwrap(),
+            Recorded::default()
+        );
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 1);
+        let status: String = conn
+            .query_row(
+                "SELECT status FROM events WHERE origin = 'confirmation'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(status, "CAPTURED", "decided from the gateway's state");
+    }
+
+    #[test]
+    fn disagreement_holds_for_review_and_unconfirmed_changes_nothing() {
+        let (_dir, conn) = setup();
+        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
+        let r = record(&conn, &settled("REFUSED")).unwrap();
+        assert_eq!(r.result, Some("disagreed"));
+        assert_eq!(r.moved, Some((None, Outcome::Review)));
+        let comment: String = conn
+            .query_row("SELECT comment FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            comment,
+            "Held for review: the notification said AUTHORISED (accepted), but Lyra: transaction u1 is REFUSED (failed)."
+        );
+
+        let (_dir, conn) = setup();
+        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
+        let unknown = ConfirmReport::Settled {
+            id: 1,
+            gateway: "Lyra".into(),
+            lookup: Lookup::Unconfirmed("no such transaction".into()),
+        };
+        let r = record(&conn, &unknown).unwrap();
+        assert_eq!(
+            (r.result, r.moved, r.outbox_id),
+            (Some("unconfirmed"), None, None)
+        );
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders"), 0);
+    }
+
+    #[test]
+    fn reconciliation_records_only_what_moves_the_order() {
+        let (_dir, conn) = setup();
+        let r = Reconciliation {
+            source: "lyra".into(),
+            shop: "shop".into(),
+            order_ref: "1".into(),
+            gateway: "Lyra".into(),
+            notification: notification("AUTHORISED"),
+            summary: "Lyra: order 1, transaction u1 is AUTHORISED".into(),
+            known_only: false,
+        };
+        let unknown = Reconciliation {
+            known_only: true,
+            ..r.clone()
+        };
+        assert_eq!(reconcile(&conn, &unknown, 1).unwrap(), Recorded::default());
+        let first = reconcile(&conn, &r, 1).unwrap();
+        assert_eq!(first.moved, Some((None, Outcome::Accepted)));
+        assert_eq!(reconcile(&conn, &r, 2).unwrap(), Recorded::default());
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 1);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM events WHERE origin = 'reconciliation'"
+            ),
+            1
+        );
+    }
+}
