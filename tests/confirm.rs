@@ -1,6 +1,6 @@
 //! Confirmation end to end (issue 15): the real daemon, a fake webhook
 //! shop, and fake gateway APIs (Lyra REST V4 `Transaction/Get`, Mastercard
-//! Gateway Retrieve Order). A notification the source's `confirm` holds is
+//! Gateway Retrieve Order, Cybersource transaction details). A notification the source's `confirm` holds is
 //! acknowledged at once, but moves the order only once the gateway's own
 //! state agrees; the decision is made from that state.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::{config, fixture, Daemon};
+use support::fake_cybersource_api::FakeCybersourceApi;
 use support::fake_lyra_api::{self, FakeLyraApi};
 use support::fake_mpgs_api::{self, FakeMpgsApi};
 use support::fake_webhook::FakeWebhook;
@@ -24,17 +25,29 @@ const MPGS_PASSWORD: &str = "mpgs-api-password-0123456789abcd";
 /// `vads_trans_uuid` and `vads_order_id` of `lyra-form/authorised.txt`.
 const UUID: &str = "9b0c5a1f2e3d4c5b6a79881726354abc";
 const ORDER: &str = "100041";
+const CYBS_KEY: &str = "aXBuc3luYy10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
+const CYBS_KEY_ID: &str = "ipnsync-test-2025";
+const CYBS_MERCHANT: &str = "ipnsync_demo";
+const CYBS_API_KEY_ID: &str = "08c94330-0000-4000-8000-ipnsynctest01";
+const CYBS_API_SECRET: &str = "aXBuc3luYy10ZXN0LXNoYXJlZC1zZWNyZXQtMzJieXQ=";
 
 struct Setup {
     daemon: Daemon,
     shop: FakeWebhook,
     lyra: FakeLyraApi,
     mpgs: FakeMpgsApi,
+    cybs: FakeCybersourceApi,
     text: String,
     dir: tempfile::TempDir,
 }
 
-fn toml(dir: &Path, shop: &FakeWebhook, lyra: &FakeLyraApi, mpgs: &FakeMpgsApi) -> String {
+fn toml(
+    dir: &Path,
+    shop: &FakeWebhook,
+    lyra: &FakeLyraApi,
+    mpgs: &FakeMpgsApi,
+    cybs: &FakeCybersourceApi,
+) -> String {
     format!(
         r#"
 database = "{db}"
@@ -75,11 +88,27 @@ merchant_id = "{MPGS_MERCHANT}"
 gateway_url = "{mpgs_url}"
 api_password = "{MPGS_PASSWORD}"
 api_timeout = "1s"
+
+# confirm is not given: "unsigned" is the default for a Cybersource source
+# with its REST API (only what rule cs8 would leave in review).
+[[sources]]
+name = "cybs"
+kind = "cybersource"
+path = "/ipn/cybersource"
+shop = "hook"
+timestamp_tolerance = "off"
+keys = [{{ id = "{CYBS_KEY_ID}", secret = "{CYBS_KEY}" }}]
+api_host = "{cybs_host}"
+merchant_id = "{CYBS_MERCHANT}"
+api_key_id = "{CYBS_API_KEY_ID}"
+api_shared_secret = "{CYBS_API_SECRET}"
+api_timeout = "1s"
 "#,
         db = dir.join("ipnsync.db").display(),
         shop_url = shop.url(),
         lyra_url = lyra.api_url(),
         mpgs_url = mpgs.gateway_url(),
+        cybs_host = cybs.api_host(),
     )
 }
 
@@ -88,13 +117,15 @@ async fn start() -> Setup {
     let shop = FakeWebhook::start(WHSEC).await;
     let lyra = FakeLyraApi::start(SITE_ID, REST_PASSWORD).await;
     let mpgs = FakeMpgsApi::start(MPGS_MERCHANT, MPGS_PASSWORD).await;
-    let text = toml(dir.path(), &shop, &lyra, &mpgs);
+    let cybs = FakeCybersourceApi::start(CYBS_MERCHANT, CYBS_API_KEY_ID, CYBS_API_SECRET).await;
+    let text = toml(dir.path(), &shop, &lyra, &mpgs, &cybs);
     let daemon = Daemon::start(config(&text, dir.path())).await;
     Setup {
         daemon,
         shop,
         lyra,
         mpgs,
+        cybs,
         text,
         dir,
     }
@@ -268,6 +299,7 @@ async fn the_gateway_being_down_delays_the_order_but_loses_nothing_even_across_a
         shop,
         lyra,
         mpgs: _mpgs,
+        cybs: _cybs,
         text,
         dir,
     } = s;
@@ -449,6 +481,151 @@ async fn an_mpgs_order_the_gateway_does_not_know_is_not_applied() {
         "{events:?}"
     );
     assert_eq!(order_outcome(&s.daemon, "100000300"), None);
+    assert!(s.shop.received().is_empty());
+    s.daemon.stop().await;
+}
+
+// ------------------------------------------------------------- Cybersource
+
+const CYBS_ORDER: &str = "100077";
+const CYBS_REQUEST: &str = "7420157839246543904951";
+
+/// A Decision Manager `eventType` webhook for `CYBS_ORDER` whose signature
+/// covers only the `payload` member (the official plugins' reading), and
+/// whose payload carries no payment status: rule cs8.
+async fn post_cybs_payload_signed(d: &Daemon, event_type: &str) {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let payload = format!(
+        r#"{{"data":{{"id":"{CYBS_REQUEST}","referenceNumber":"{CYBS_ORDER}","notes":[{{"addedBy":"alice","comment":"ok","date":"2025-03-11T10:00:00Z"}}]}}}}"#
+    );
+    let body = format!(
+        r#"{{"webhookId":"wh-1","productId":"decisionManager","organizationId":"{CYBS_MERCHANT}","eventType":"{event_type}","eventDate":"2025-03-11T10:01:00Z","transactionTraceId":"tt-1","requestType":"NEW","payload":{payload}}}"#
+    );
+    let t = "1741773600000";
+    let key = STANDARD.decode(CYBS_KEY).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{t}.{payload}").as_bytes());
+    let sig = STANDARD.encode(mac.finalize().into_bytes());
+    let resp = d
+        .client
+        .post(d.url("/ipn/cybersource"))
+        .header("content-type", "application/json")
+        .header(
+            "v-c-signature",
+            format!("t={t};keyId={CYBS_KEY_ID};sig={sig}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the answer never waits");
+}
+
+/// Transaction details of `CYBS_REQUEST` with this payment status.
+fn cybs_details(status: &str) -> Value {
+    serde_json::json!({
+        "id": CYBS_REQUEST,
+        "submitTimeUTC": "2025-03-11T09:58:00Z",
+        "clientReferenceInformation": {"code": CYBS_ORDER},
+        "applicationInformation": {"status": status, "reasonCode": "100"},
+        "riskInformation": {"profile": {"name": "default", "decision": "REVIEW"}}
+    })
+}
+
+#[tokio::test]
+async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_details() {
+    let s = start().await;
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED"));
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    // Accepted once Cybersource's own state agrees, not sent to review.
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(&format!(
+            "Confirmed with Cybersource: transaction {CYBS_REQUEST} AUTHORIZED, profile decision REVIEW."
+        )),
+        "{comment}"
+    );
+    assert_eq!(
+        s.cybs.transaction_calls(),
+        [(CYBS_REQUEST.to_owned(), true)],
+        "one signed GET /tss/v2/transactions/{{id}}"
+    );
+    let events = events(&s.daemon, CYBS_ORDER);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        (events[0].1.as_str(), events[0].3.as_str()),
+        ("ignored", "waiting for confirmation by the gateway")
+    );
+    assert_eq!(
+        (events[1].0.as_str(), events[1].2.as_deref()),
+        ("confirmation", Some("accepted"))
+    );
+    assert_eq!(
+        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
+        Some("accepted")
+    );
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_accept_cybersource_says_rejected_is_held_for_review_never_accepted() {
+    let s = start().await;
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED_RISK_DECLINED"));
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "review", "never accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.starts_with("Held for review: the notification said")
+            && comment.contains(&format!(
+                "(accepted), but transaction {CYBS_REQUEST} AUTHORIZED_RISK_DECLINED, profile decision REVIEW (rejected)."
+            )),
+        "{comment}"
+    );
+    let result: String = s
+        .daemon
+        .reader()
+        .query_row("SELECT result FROM confirmations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(result, "disagreed");
+    assert_eq!(
+        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
+        Some("review")
+    );
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_reject_cybersource_confirms_is_rejected() {
+    let s = start().await;
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED_RISK_DECLINED"));
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.reject").await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "rejected");
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_accept_for_a_transaction_cybersource_does_not_know_is_not_applied() {
+    let s = start().await;
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    wait_count(&s.daemon, SETTLED, 1).await;
+    let events = events(&s.daemon, CYBS_ORDER);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[1].3.contains(&format!(
+            "not confirmed by Cybersource: Cybersource knows no transaction {CYBS_REQUEST}"
+        )),
+        "{events:?}"
+    );
+    assert_eq!(order_outcome(&s.daemon, CYBS_ORDER), None);
     assert!(s.shop.received().is_empty());
     s.daemon.stop().await;
 }

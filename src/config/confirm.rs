@@ -28,6 +28,12 @@ pub enum Confirm {
     Success,
     /// Every notification that would move the order.
     All,
+    /// Only what the signature leaves unauthenticated: a Cybersource
+    /// webhook whose event type is outside the signature and whose signed
+    /// payload carries no status (rule cs8), confirmed through transaction
+    /// details instead of waiting in review. The default of a Cybersource
+    /// source with its REST API. (`success` and `all` also do this.)
+    Unsigned,
 }
 
 impl Confirm {
@@ -36,13 +42,19 @@ impl Confirm {
             Confirm::Off => "off",
             Confirm::Success => "success",
             Confirm::All => "all",
+            Confirm::Unsigned => "unsigned",
         }
     }
 
     fn parse(s: &str) -> Option<Confirm> {
-        [Confirm::Off, Confirm::Success, Confirm::All]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            Confirm::Off,
+            Confirm::Success,
+            Confirm::All,
+            Confirm::Unsigned,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 
@@ -186,19 +198,24 @@ pub(super) fn resolve_confirm(
             matches!(review_api, Some(ReviewApi::Lyra(_)))
         }
         SourceKind::Mpgs => mpgs_api.is_some(),
-        SourceKind::Cybersource | SourceKind::CybersourceCmos => false,
+        // Webhooks: transaction details, with the review API's credentials.
+        SourceKind::Cybersource => matches!(review_api, Some(ReviewApi::Cybersource(_))),
+        SourceKind::CybersourceCmos => false,
     };
     let Some(given) = &raw.confirm else {
-        return Ok(if kind == SourceKind::Mpgs && can {
-            Confirm::Success
-        } else {
-            Confirm::Off
+        return Ok(match kind {
+            SourceKind::Mpgs if can => Confirm::Success,
+            // Only the webhooks rule cs8 would otherwise leave in review.
+            SourceKind::Cybersource if can => Confirm::Unsigned,
+            _ => Confirm::Off,
         });
     };
     let confirm = Confirm::parse(given).ok_or_else(|| {
         invalid(
             &key,
-            format!("unknown value {given:?} (expected \"off\", \"success\" or \"all\")"),
+            format!(
+                "unknown value {given:?} (expected \"off\", \"success\", \"all\" or \"unsigned\")"
+            ),
         )
     })?;
     if confirm != Confirm::Off && !can {
@@ -209,7 +226,10 @@ pub(super) fn resolve_confirm(
             SourceKind::Mpgs => {
                 "needs the Mastercard Gateway API (gateway_url, merchant_id, api_password): confirmation reads Retrieve Order"
             }
-            _ => "is not supported for this kind yet (lyra-form, lyra-rest and mpgs can confirm)",
+            SourceKind::Cybersource => {
+                "needs the Cybersource REST API (api_host, merchant_id, api_key_id, api_shared_secret): confirmation reads transaction details"
+            }
+            _ => "is not supported for this kind yet (lyra-form, lyra-rest, mpgs and cybersource can confirm)",
         };
         return Err(invalid(&key, why));
     }
@@ -283,10 +303,10 @@ pub(super) fn capability(source: &super::SourceConfig, reconcile_on: bool) -> St
     if source.kind == SourceKind::Cybersource {
         return match (&source.review_api, reconcile_on) {
             (Some(ReviewApi::Cybersource(_)), true) => {
-                "confirm: off (not supported for this kind yet), reconcile: yes (Conversion Detail Report)".to_owned()
+                format!("confirm: {} (transaction details), reconcile: yes (Conversion Detail Report)", source.confirm.as_str())
             }
             (Some(ReviewApi::Cybersource(_)), false) => {
-                "confirm: off (not supported for this kind yet), reconcile: on demand (Conversion Detail Report; no [reconcile])".to_owned()
+                format!("confirm: {} (transaction details), reconcile: on demand (Conversion Detail Report; no [reconcile])", source.confirm.as_str())
             }
             _ => "confirm: off, reconcile: no (needs api_host, merchant_id, api_key_id and api_shared_secret)".to_owned(),
         };

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use crate::config::{
-    Confirm, LyraApi, MpgsApi, ReviewApi, SourceConfig, SourceKind, SourceSettings,
+    Confirm, CybersourceApi, LyraApi, MpgsApi, ReviewApi, SourceConfig, SourceKind, SourceSettings,
 };
 use crate::domain::{Notification, Provider};
 use crate::providers::mpgs::OrderRefField;
-use crate::review::{lyra_read, mpgs_read, GatewayError};
+use crate::review::{cybersource_read, lyra_read, mpgs_read, GatewayError};
 
 /// What the gateway says about the transaction a notification names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,10 @@ pub enum Gateway {
     Lyra(LyraApi),
     /// Retrieve Order, with the source's order reference field.
     Mpgs(MpgsApi, OrderRefField),
+    /// Transaction details, with the review API's credentials: confirms
+    /// webhooks only (reconciliation reads the Conversion Detail Report,
+    /// `reconcile::report_findings`, so [`Gateway::of`] leaves it out).
+    Cybersource(CybersourceApi),
 }
 
 impl Gateway {
@@ -48,10 +52,21 @@ impl Gateway {
         }
     }
 
+    /// The read API that confirms `source`'s notifications: [`Gateway::of`],
+    /// or transaction details for a Cybersource webhook source.
+    pub fn confirmer(source: &SourceConfig) -> Option<Gateway> {
+        Gateway::of(source).or_else(|| match (&source.review_api, source.kind) {
+            (Some(ReviewApi::Cybersource(api)), SourceKind::Cybersource) => {
+                Some(Gateway::Cybersource(api.clone()))
+            }
+            _ => None,
+        })
+    }
+
     /// The read API of `source` when its `confirm` is on.
     pub fn confirming(source: &SourceConfig) -> Option<Gateway> {
         (source.confirm != Confirm::Off)
-            .then(|| Gateway::of(source))
+            .then(|| Gateway::confirmer(source))
             .flatten()
     }
 
@@ -60,6 +75,7 @@ impl Gateway {
         match self {
             Gateway::Lyra(_) => "Lyra",
             Gateway::Mpgs(..) => "Mastercard Gateway",
+            Gateway::Cybersource(_) => "Cybersource",
         }
     }
 
@@ -68,6 +84,7 @@ impl Gateway {
         match self {
             Gateway::Lyra(_) => "Transaction/Get",
             Gateway::Mpgs(..) => "Retrieve Order",
+            Gateway::Cybersource(_) => "transaction details",
         }
     }
 
@@ -75,6 +92,7 @@ impl Gateway {
         match self {
             Gateway::Lyra(a) => a.timeout,
             Gateway::Mpgs(a, _) => a.timeout,
+            Gateway::Cybersource(a) => a.timeout,
         }
     }
 
@@ -100,6 +118,14 @@ impl Gateway {
                 Some(s) => mpgs_read::fetch(api, *field, s).await,
                 None => mpgs_read::fetch_order(api, *field, platform_order).await,
             },
+            // By the transaction a notification names only: an order
+            // without one is found through the Conversion Detail Report.
+            Gateway::Cybersource(api) => match stored {
+                Some(s) => cybersource_read::fetch_transaction(api, s).await,
+                None => Err(GatewayError::Refused(format!(
+                    "Cybersource transaction details need a transaction id; order {platform_order} has none"
+                ))),
+            },
         }
     }
 
@@ -108,6 +134,7 @@ impl Gateway {
         match self {
             Gateway::Lyra(api) => lyra_read::fetch(api, stored).await,
             Gateway::Mpgs(api, field) => mpgs_read::fetch(api, *field, stored).await,
+            Gateway::Cybersource(api) => cybersource_read::fetch_transaction(api, stored).await,
         }
     }
 }

@@ -107,7 +107,7 @@ async fn confirm_one(config: &Config, row: &DueConfirmation) -> ConfirmReport {
         .sources
         .iter()
         .find(|s| s.name == row.source)
-        .and_then(Gateway::of);
+        .and_then(Gateway::confirmer);
     let Some(gateway) = gateway else {
         // The source lost its API (or was removed) since: wait for an
         // operator to configure it again rather than guess.

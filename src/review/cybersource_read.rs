@@ -11,6 +11,13 @@
 //! notification shaped like one CMOS `<Update>` (the same fields: order
 //! reference, request id, original and new decision, reviewer and
 //! comments), so rules cs2/cs3 decide it as they decide CMOS.
+//!
+//! Transaction details (`GET /tss/v2/transactions/{id}`, signed the same
+//! way) confirm a webhook whose event type the signature did not cover
+//! (rule cs8): the transaction's payment status
+//! (`applicationInformation.status`, else the Decision Manager profile
+//! decision `riskInformation.profile.decision`) decides, through the same
+//! rules as a signed status.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -20,6 +27,7 @@ use sha2::Sha256;
 
 use super::{http_client, read_answer, snippet, transport_error, GatewayError};
 use crate::config::CybersourceApi;
+use crate::confirm::gateway::Lookup;
 use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
 use crate::domain::{Facts, Notification, Provider};
 
@@ -144,6 +152,159 @@ pub fn interpret(
         .collect())
 }
 
+/// The path of transaction details.
+pub const TRANSACTION_PATH: &str = "/tss/v2/transactions/";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Transaction {
+    id: String,
+    client_reference_information: ClientReference,
+    application_information: ApplicationInformation,
+    risk_information: RiskInformation,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ClientReference {
+    code: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ApplicationInformation {
+    status: String,
+    reason: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RiskInformation {
+    profile: RiskProfile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RiskProfile {
+    decision: String,
+}
+
+/// Reads transaction details about the transaction `stored` names.
+pub fn interpret_transaction(
+    stored: &Notification,
+    http_status: u16,
+    body: &str,
+) -> Result<Lookup, GatewayError> {
+    match http_status {
+        200 => {}
+        404 => {
+            return Ok(Lookup::Unconfirmed(format!(
+                "Cybersource knows no transaction {}",
+                stored.transaction_id
+            )))
+        }
+        401 | 403 => {
+            return Err(GatewayError::Refused(format!(
+                "HTTP {http_status}: authentication refused (check merchant_id, api_key_id and api_shared_secret)"
+            )))
+        }
+        500.. => {
+            return Err(GatewayError::Unreachable(format!(
+                "HTTP {http_status}: {}",
+                snippet(body)
+            )))
+        }
+        _ => {
+            return Err(GatewayError::Refused(format!(
+                "HTTP {http_status}: {}",
+                snippet(body)
+            )))
+        }
+    }
+    let t: Transaction = serde_json::from_str(body).map_err(|e| {
+        GatewayError::Refused(format!("not transaction details ({e}): {}", snippet(body)))
+    })?;
+    let code = &t.client_reference_information.code;
+    // A genuine transaction of another order proves nothing about this one.
+    if !code.is_empty() && *code != stored.order_ref {
+        return Ok(Lookup::Unconfirmed(format!(
+            "Cybersource transaction {} belongs to order {code}, not {}",
+            stored.transaction_id, stored.order_ref
+        )));
+    }
+    let app = &t.application_information;
+    let (status, reason) = if app.status.is_empty() {
+        // Only the profile's decision: its payment-status equivalent.
+        let status = match t
+            .risk_information
+            .profile
+            .decision
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "ACCEPT" => "ACCEPTED",
+            "REJECT" => "REJECTED",
+            "REVIEW" => "PENDING_REVIEW",
+            _ => "",
+        };
+        (status.to_owned(), String::new())
+    } else {
+        (app.status.to_ascii_uppercase(), app.reason.clone())
+    };
+    let id = if t.id.is_empty() {
+        &stored.transaction_id
+    } else {
+        &t.id
+    };
+    let summary = format!(
+        "transaction {id} {}{}",
+        if status.is_empty() {
+            "without status"
+        } else {
+            &status
+        },
+        if t.risk_information.profile.decision.is_empty() {
+            String::new()
+        } else {
+            format!(", profile decision {}", t.risk_information.profile.decision)
+        }
+    );
+    Ok(
+        match crate::domain::outcome::cybersource::from_gateway_state(stored, &status, &reason) {
+            Some(n) => Lookup::Found {
+                notification: Box::new(n),
+                summary,
+            },
+            None => Lookup::Unconfirmed(format!("{summary}: the state decides nothing")),
+        },
+    )
+}
+
+/// Fetches transaction details of the transaction `stored` names (its
+/// request id).
+pub async fn fetch_transaction(
+    api: &CybersourceApi,
+    stored: &Notification,
+) -> Result<Lookup, GatewayError> {
+    let id = match &stored.facts {
+        Facts::Cybersource(f) if !f.request_id.is_empty() => f.request_id.clone(),
+        _ => stored.transaction_id.clone(),
+    };
+    // Request ids are digits: anything else would change the path.
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Ok(Lookup::Unconfirmed(format!(
+            "no transaction id to ask Cybersource about ({id:?})"
+        )));
+    }
+    let target = format!("{TRANSACTION_PATH}{id}");
+    let (status, body) = signed_get(api, &target).await?;
+    interpret_transaction(stored, status, &body)
+}
+
 /// Fetches the report over `[start, end)` (ms).
 pub async fn conversions(
     api: &CybersourceApi,
@@ -151,6 +312,12 @@ pub async fn conversions(
     end: i64,
 ) -> Result<Vec<Notification>, GatewayError> {
     let target = target(&api.merchant_id, start, end);
+    let (status, body) = signed_get(api, &target).await?;
+    interpret(&api.merchant_id, status, &body)
+}
+
+/// A signed GET of `target` (path and query): the HTTP status and body.
+async fn signed_get(api: &CybersourceApi, target: &str) -> Result<(u16, String), GatewayError> {
     let url = reqwest::Url::parse(&format!("{}{target}", api.api_host))
         .map_err(|e| GatewayError::Refused(format!("api_host does not make a URL: {e}")))?;
     let host = match (url.host_str(), url.port()) {
@@ -165,7 +332,7 @@ pub async fn conversions(
         &api.merchant_id,
         &host,
         &date,
-        &target,
+        target,
     );
     let response = http_client(api.timeout)
         .get(url)
@@ -179,7 +346,7 @@ pub async fn conversions(
         .map_err(transport_error)?;
     let status = response.status().as_u16();
     let body = read_answer(response).await?;
-    interpret(&api.merchant_id, status, &body)
+    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub const RECONCILED: &str = "reconciliation";
 /// move the order (to `accepted` only, for `success`).
 pub fn must_wait(confirm: Confirm, decision: &Decision) -> bool {
     match (confirm, &decision.verdict) {
-        (Confirm::Off, _) | (_, Verdict::Ignore { .. }) => false,
+        (Confirm::Off | Confirm::Unsigned, _) | (_, Verdict::Ignore { .. }) => false,
         (Confirm::Success, Verdict::Apply { outcome, .. }) => *outcome == Outcome::Accepted,
         (Confirm::All, Verdict::Apply { .. }) => true,
     }

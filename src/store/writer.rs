@@ -695,12 +695,20 @@ fn intake_with_body(
         .transpose()?
         .unwrap_or_default();
 
-    let decision = domain::decide(&snapshot, &n.notification);
+    // A Cybersource event type outside the signature (rule cs8) would send
+    // the order to review; with confirmation on, its claim is held for the
+    // gateway instead: the held event records what it claimed, so that the
+    // gateway's answer can agree or disagree with it.
+    let claim = (confirm != Confirm::Off)
+        .then(|| domain::outcome::cybersource::unsigned_claim(&n.notification))
+        .flatten();
+    let decision = domain::decide(&snapshot, claim.as_ref().unwrap_or(&n.notification));
     // Confirmation (issue 15): a decision the source's `confirm` holds is
     // stored as ignored, "waiting for confirmation", with a confirmation
     // job in this same transaction; the confirmer decides it later from
     // the gateway's state (`store::confirm::record`).
-    let hold = super::confirm::must_wait(confirm, &decision);
+    let hold = (claim.is_some() && matches!(decision.verdict, Verdict::Apply { .. }))
+        || super::confirm::must_wait(confirm, &decision);
     let (verdict, outcome, reason) = match &decision.verdict {
         _ if hold => ("ignored", None, Some(super::confirm::WAITING.to_owned())),
         Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),

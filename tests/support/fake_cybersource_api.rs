@@ -10,6 +10,10 @@
 //! `conversionDetails[]` a test sets with
 //! [`FakeCybersourceApi::set_conversions`], or 404 when there are none, as
 //! the real API answers an empty window.
+//!
+//! And transaction details (`GET /tss/v2/transactions/{id}`, signed like
+//! the report): the body a test sets with
+//! [`FakeCybersourceApi::set_transaction`], or 404 for an unknown id.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -64,6 +68,10 @@ struct State {
     conversions: Vec<Value>,
     /// Report calls: the query and whether the signature checked out.
     report_calls: Vec<(String, bool)>,
+    /// Transaction details by id.
+    transactions: std::collections::HashMap<String, Value>,
+    /// Transaction details calls: the id and whether the signature checked out.
+    transaction_calls: Vec<(String, bool)>,
 }
 
 #[derive(Clone)]
@@ -86,6 +94,8 @@ impl FakeCybersourceApi {
                 calls: Vec::new(),
                 conversions: Vec::new(),
                 report_calls: Vec::new(),
+                transactions: Default::default(),
+                transaction_calls: Vec::new(),
             })),
         };
         tokio::spawn(fake.clone().serve(listener));
@@ -127,8 +137,41 @@ impl FakeCybersourceApi {
         self.lock().report_calls.clone()
     }
 
+    /// The transaction details `GET /tss/v2/transactions/{id}` answers.
+    pub fn set_transaction(&self, id: &str, details: Value) {
+        self.lock().transactions.insert(id.to_owned(), details);
+    }
+
+    /// Transaction details calls so far: (id, signature verified).
+    pub fn transaction_calls(&self) -> Vec<(String, bool)> {
+        self.lock().transaction_calls.clone()
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
+        if let Some(id) = path.strip_prefix("/tss/v2/transactions/") {
+            let mut s = self.lock();
+            let verified = req.method() == hyper::Method::GET
+                && check(&s, req.headers(), "get", &path, b"").is_ok();
+            s.transaction_calls.push((id.to_owned(), verified));
+            if !verified {
+                return reply(
+                    401,
+                    json!({"response": {"rmsg": "Authentication Failed"}}).to_string(),
+                );
+            }
+            if let Mode::Fail { status, body } = &s.mode {
+                return reply(*status, body.clone());
+            }
+            return match s.transactions.get(id) {
+                Some(details) => reply(200, details.to_string()),
+                None => reply(
+                    404,
+                    json!({"status": "NOT_FOUND", "message": "The requested resource does not exist"})
+                        .to_string(),
+                ),
+            };
+        }
         if path == "/reporting/v3/conversion-details" {
             let target = req
                 .uri()

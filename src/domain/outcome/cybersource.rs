@@ -12,6 +12,7 @@
 
 use super::{Judgement, Outcome};
 use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
+use crate::domain::{Facts, Notification};
 
 /// What a webhook event or a CMOS update reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,76 @@ pub const SIGNED_PAYLOAD_ONLY: &str = "payload";
 /// change it within the replay window.
 pub fn event_type_unsigned(f: &CybersourceFacts) -> bool {
     f.channel == CybersourceChannel::Webhook && f.signed == SIGNED_PAYLOAD_ONLY
+}
+
+/// [`CybersourceFacts::signed`] of a notification taken at its event
+/// type's word until the gateway confirms it ([`unsigned_claim`]), and of
+/// one rebuilt from transaction details ([`from_gateway_state`]). Never
+/// stored as a webhook's own `signed`.
+pub const SIGNED_CLAIM: &str = "claim";
+pub const FROM_GATEWAY: &str = "gateway";
+
+/// Confirmation of cs8 (issue 15): when only the payload was signed, the
+/// event type claims an outcome other than review, and the signed payload
+/// carries no status that could agree, the notification as if its event
+/// type were authenticated: what the order becomes if the gateway confirms
+/// it. `None` otherwise (cs8 does not apply, or a signed status speaks and
+/// cs8 decides as always).
+pub fn unsigned_claim(n: &Notification) -> Option<Notification> {
+    let Facts::Cybersource(f) = &n.facts else {
+        return None;
+    };
+    if !event_type_unsigned(f) || status_verdict(&f.payment_status, &f.reason).is_some() {
+        return None;
+    }
+    let mut claimed = f.clone();
+    claimed.signed = SIGNED_CLAIM.to_owned();
+    match judge(&claimed).effect {
+        Some(o) if o != Outcome::Review => Some(Notification {
+            facts: Facts::Cybersource(claimed),
+            ..n.clone()
+        }),
+        _ => None,
+    }
+}
+
+/// The gateway's state of the transaction `stored` names (its payment
+/// status and reason, from transaction details) as a notification the
+/// same rules decide: the event type is the one of `stored`'s family
+/// (Decision Manager or card processing) that says what the status says,
+/// so the outcome comes from the gateway, never from the unsigned event
+/// type. `None` when the status says nothing (unknown, `PENDING`).
+pub fn from_gateway_state(
+    stored: &Notification,
+    status: &str,
+    reason: &str,
+) -> Option<Notification> {
+    let Facts::Cybersource(f) = &stored.facts else {
+        return None;
+    };
+    let card = DmSignal::of(f).is_some_and(DmSignal::is_card_processing);
+    let event_type = match (status_verdict(status, reason)?, card) {
+        (Outcome::Accepted, true) => "payments.payments.accept",
+        (Outcome::Accepted, false) => "risk.casemanagement.decision.accept",
+        (Outcome::Rejected, false) => "risk.casemanagement.decision.reject",
+        (Outcome::Rejected | Outcome::Failed, _) => "payments.payments.reject",
+        (Outcome::Review, true) => "payments.payments.review",
+        (Outcome::Review, false) => "risk.profile.decision.review",
+        (Outcome::Canceled, _) => "payments.reversals.accept",
+        _ => return None,
+    };
+    let facts = CybersourceFacts {
+        channel: CybersourceChannel::Webhook,
+        event_type: event_type.to_owned(),
+        payment_status: status.to_owned(),
+        reason: reason.to_owned(),
+        signed: FROM_GATEWAY.to_owned(),
+        ..f.clone()
+    };
+    Some(Notification {
+        facts: Facts::Cybersource(facts),
+        ..stored.clone()
+    })
 }
 
 /// What the payment status (and reason) alone say, `None` when the payload
