@@ -380,4 +380,61 @@ mod tests {
             Err(GatewayError::Unreachable(_))
         ));
     }
+
+    #[test]
+    fn transaction_details_decide_from_the_payment_status_of_the_order() {
+        let stored = crate::domain::outcome::test_support::dm_payload_signed(
+            "risk.casemanagement.decision.accept",
+            "",
+            "",
+        );
+        let details = |status: &str, code: &str| {
+            format!(
+                r#"{{"id": "req-1", "clientReferenceInformation": {{"code": "{code}"}},
+                    "applicationInformation": {{"status": "{status}"}},
+                    "riskInformation": {{"profile": {{"decision": "REVIEW"}}}}}}"#
+            )
+        };
+        let outcome = |l: Lookup| match l {
+            Lookup::Found { notification, .. } => {
+                Some(crate::domain::assess(&notification).outcome)
+            }
+            Lookup::Unconfirmed(_) => None,
+        };
+        let got = interpret_transaction(&stored, 200, &details("AUTHORIZED", "100000123")).unwrap();
+        assert_eq!(outcome(got), Some(crate::domain::Outcome::Accepted));
+        let got = interpret_transaction(
+            &stored,
+            200,
+            &details("AUTHORIZED_RISK_DECLINED", "100000123"),
+        )
+        .unwrap();
+        assert_eq!(outcome(got), Some(crate::domain::Outcome::Rejected));
+        // Only the profile's decision: REVIEW.
+        let got = interpret_transaction(
+            &stored,
+            200,
+            r#"{"id": "req-1", "riskInformation": {"profile": {"decision": "REVIEW"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(outcome(got), Some(crate::domain::Outcome::Review));
+        // Another order's transaction, an unknown one: not confirmed.
+        let got = interpret_transaction(&stored, 200, &details("AUTHORIZED", "999")).unwrap();
+        assert!(
+            matches!(&got, Lookup::Unconfirmed(why) if why.contains("belongs to order 999")),
+            "{got:?}"
+        );
+        assert!(matches!(
+            interpret_transaction(&stored, 404, "").unwrap(),
+            Lookup::Unconfirmed(_)
+        ));
+        assert!(matches!(
+            interpret_transaction(&stored, 503, ""),
+            Err(GatewayError::Unreachable(_))
+        ));
+        assert!(matches!(
+            interpret_transaction(&stored, 401, ""),
+            Err(GatewayError::Refused(_))
+        ));
+    }
 }

@@ -507,3 +507,50 @@ fn a_tampered_event_type_does_not_move_a_held_order() {
         None
     );
 }
+
+/// cs8 with confirmation: which unsigned event types are held for the
+/// gateway (their claim), and which stay with cs8 as before.
+#[test]
+fn an_unsigned_event_type_without_a_signed_status_is_a_claim_to_confirm() {
+    let claimed = |n: &Notification| unsigned_claim(n).map(|c| assess(&c).outcome);
+    for (event, status, want) in [
+        ("risk.casemanagement.decision.accept", "", Some(Accepted)),
+        ("risk.casemanagement.decision.reject", "", Some(Rejected)),
+        ("payments.payments.accept", "", Some(Accepted)),
+        ("payments.payments.accept", "PENDING", Some(Accepted)),
+        // A claimed review is what cs8 does anyway: nothing to confirm.
+        ("risk.profile.decision.review", "", None),
+        // A signed status speaks: cs8 decides as before.
+        ("risk.casemanagement.decision.accept", "AUTHORIZED", None),
+        ("risk.casemanagement.decision.accept", "DECLINED", None),
+        ("risk.casemanagement.addnote", "", None),
+    ] {
+        let n = dm_payload_signed(event, status, "");
+        assert_eq!(claimed(&n), want, "{event} {status}");
+    }
+    // Signed over the whole body: not a claim, the rules decide.
+    assert_eq!(
+        unsigned_claim(&dm_webhook("risk.casemanagement.decision.accept")),
+        None
+    );
+}
+
+#[test]
+fn the_gateway_state_decides_never_the_unsigned_event_type() {
+    let case_accept = dm_payload_signed("risk.casemanagement.decision.accept", "", "");
+    let card_accept = dm_payload_signed("payments.payments.accept", "", "");
+    for (stored, status, reason, want) in [
+        (&case_accept, "AUTHORIZED", "", Some(Accepted)),
+        (&case_accept, "AUTHORIZED_RISK_DECLINED", "", Some(Rejected)),
+        (&case_accept, "PENDING_REVIEW", "", Some(Review)),
+        (&case_accept, "REVERSED", "", Some(Canceled)),
+        (&case_accept, "PENDING", "", None),
+        (&case_accept, "SOMETHING_NEW", "", None),
+        (&card_accept, "AUTHORIZED", "", Some(Accepted)),
+        (&card_accept, "DECLINED", "", Some(Rejected)),
+        (&card_accept, "AUTHORIZED_PENDING_REVIEW", "", Some(Review)),
+    ] {
+        let got = from_gateway_state(stored, status, reason).map(|n| assess(&n).outcome);
+        assert_eq!(got, want, "{status}");
+    }
+}
