@@ -374,6 +374,32 @@ test_key = "1122334455667788""#;
         assert_eq!(parse(&off, "").unwrap().sources[0].confirm, Confirm::Off);
     }
 
+    const CYBS: &str = r#"name = "c"
+kind = "cybersource"
+path = "/c"
+keys = [{ id = "k", secret = "c2VjcmV0" }]"#;
+    const CYBS_API: &str = r#"
+api_host = "https://apitest.cybersource.com"
+merchant_id = "mymid"
+api_key_id = "08c94330-f618-42a3-b09d-e1e43be5efda"
+api_shared_secret = "c2hhcmVkLXNlY3JldA==""#;
+
+    #[test]
+    fn cybersource_confirms_unsigned_event_types_by_default_once_its_api_is_configured() {
+        assert_eq!(parse(CYBS, "").unwrap().sources[0].confirm, Confirm::Off);
+        let with_api = format!("{CYBS}{CYBS_API}");
+        let c = parse(&with_api, "").unwrap();
+        assert_eq!(c.sources[0].confirm, Confirm::Unsigned);
+        for given in ["off", "success", "all", "unsigned"] {
+            let c = parse(&format!("{with_api}\nconfirm = \"{given}\""), "").unwrap();
+            assert_eq!(c.sources[0].confirm.as_str(), given);
+        }
+        let e = parse(&format!("{CYBS}\nconfirm = \"unsigned\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api_shared_secret"), "{e}");
+    }
+
     #[test]
     fn a_confirmation_the_source_cannot_make_is_an_error() {
         let e = parse(&format!("{LYRA}\nconfirm = \"success\""), "")
