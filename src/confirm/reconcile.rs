@@ -11,7 +11,15 @@
 //!
 //! Used by the daemon's background task ([`run`], through the writer) and
 //! by `ipnsync reconcile` (its own short transaction).
+//!
+//! The background task backs off per order ([`Backoff`]): an order the
+//! gateway left as it was is asked again after one `interval`, then two,
+//! four… (at most a day apart), until it moves or passes `max_age`. A long
+//! review (an MPGS or Cybersource analyst may take days) so costs a few
+//! calls a day, not one per pass. The schedule lives in memory: after a
+//! restart every eligible order is asked once more, then backs off again.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +157,43 @@ pub async fn report_findings(config: &Config, now: i64, order: Option<&str>) -> 
     out
 }
 
+/// Longest wait between two questions about the same order.
+const MAX_BACKOFF_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// When the background task may next ask the gateway about each order:
+/// `(due, delay)` by `(shop, order_ref)`. An order not in the map is due.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    next: HashMap<(String, String), (i64, i64)>,
+}
+
+impl Backoff {
+    fn is_due(&self, key: &(String, String), now: i64) -> bool {
+        self.next.get(key).map_or(true, |(due, _)| now >= *due)
+    }
+
+    /// The gateway was asked and the order did not move (or no answer):
+    /// wait `base` the first time, then twice as long as the last time.
+    fn asked(&mut self, key: (String, String), now: i64, base: i64) {
+        let delay = match self.next.get(&key) {
+            None => base,
+            Some((_, last)) => last.saturating_mul(2),
+        }
+        .clamp(1, MAX_BACKOFF_MS.max(base));
+        self.next.insert(key, (now.saturating_add(delay), delay));
+    }
+
+    /// Orders that moved, or are no longer eligible, start afresh if they
+    /// ever come back.
+    fn forget(&mut self, key: &(String, String)) {
+        self.next.remove(key);
+    }
+
+    fn keep_only(&mut self, eligible: &HashSet<(String, String)>) {
+        self.next.retain(|k, _| eligible.contains(k));
+    }
+}
+
 /// The daemon's reconciliation task: every `[reconcile] interval`, until
 /// `stop` turns true. Without `[reconcile]` it only watches for a reload
 /// that adds it.
@@ -158,12 +203,13 @@ pub async fn run(
     writer: WriterHandle,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = Backoff::default();
     loop {
         let current = config.borrow().clone();
         let wait = match &current.reconcile {
             None => Duration::from_secs(60),
             Some(r) => {
-                pass(&current, &db, &writer, r, &stop).await;
+                pass(&current, &db, &writer, r, &stop, &mut backoff).await;
                 r.interval
             }
         };
@@ -183,7 +229,9 @@ async fn pass(
     writer: &WriterHandle,
     r: &crate::config::ReconcileConfig,
     stop: &watch::Receiver<bool>,
+    backoff: &mut Backoff,
 ) {
+    let base = (r.interval.as_millis() as i64).max(1);
     let (min_age, max_age) = (r.min_age.as_millis() as i64, r.max_age.as_millis() as i64);
     let db = db.to_owned();
     let targets = tokio::task::spawn_blocking(move || {
@@ -199,11 +247,22 @@ async fn pass(
         }
         Err(_) => return,
     };
+    let eligible: HashSet<(String, String)> = targets
+        .iter()
+        .map(|t| (t.shop.clone(), t.order_ref.clone()))
+        .collect();
+    backoff.keep_only(&eligible);
     for target in targets {
         if *stop.borrow() {
             return;
         }
-        match look_up(config, &target).await {
+        let key = (target.shop.clone(), target.order_ref.clone());
+        if !backoff.is_due(&key, now_ms()) {
+            continue;
+        }
+        let finding = look_up(config, &target).await;
+        backoff.asked(key.clone(), now_ms(), base);
+        match finding {
             Finding::State(state) => {
                 let result = writer
                     .record_confirmation(ConfirmReport::Reconciled(state))
@@ -213,7 +272,7 @@ async fn pass(
                         metrics::counter!(RECONCILIATIONS, "source" => target.source.clone(), "result" => "unchanged")
                             .increment(1);
                     }
-                    Ok(_) => {}
+                    Ok(_) => backoff.forget(&key),
                     Err(e) => {
                         tracing::warn!(error = %e, order = %one_line(&target.order_ref), "reconciliation: not recorded")
                     }
@@ -243,5 +302,48 @@ async fn pass(
                 tracing::warn!(error = %one_line(&e), "reconciliation: the report was not read; asked again next time")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(order: &str) -> (String, String) {
+        ("shop".to_owned(), order.to_owned())
+    }
+
+    #[test]
+    fn an_unchanged_order_is_asked_again_after_doubling_waits_up_to_a_day() {
+        let mut b = Backoff::default();
+        let k = key("1");
+        assert!(b.is_due(&k, 0), "never asked: due");
+        b.asked(k.clone(), 0, 1_000);
+        assert!(!b.is_due(&k, 999));
+        assert!(b.is_due(&k, 1_000));
+        b.asked(k.clone(), 1_000, 1_000);
+        assert!(!b.is_due(&k, 2_999), "second wait is twice the first");
+        assert!(b.is_due(&k, 3_000));
+        for _ in 0..40 {
+            b.asked(k.clone(), 0, 1_000);
+        }
+        assert!(!b.is_due(&k, MAX_BACKOFF_MS - 1));
+        assert!(b.is_due(&k, MAX_BACKOFF_MS), "capped at a day");
+    }
+
+    #[test]
+    fn orders_that_moved_or_left_the_list_start_afresh() {
+        let mut b = Backoff::default();
+        b.asked(key("1"), 0, 1_000);
+        b.asked(key("2"), 0, 1_000);
+        b.forget(&key("1"));
+        assert!(b.is_due(&key("1"), 1));
+        b.keep_only(&HashSet::from([key("1")]));
+        assert!(b.is_due(&key("2"), 1), "no longer eligible: forgotten");
+        b.asked(key("2"), 1, 1_000);
+        assert!(
+            !b.is_due(&key("2"), 2),
+            "back in the list: first wait again"
+        );
     }
 }
