@@ -180,9 +180,16 @@ impl WriterHandle {
         confirm: Confirm,
     ) -> Vec<Result<IntakeReceipt, SubmitError>> {
         let mut failed: Option<SubmitError> = None;
-        // Hashed here, on the request's task, not on the writer thread.
-        let mut digests = BodyDigests::default();
-        let shared = notifications.len() > 1;
+        // The notifications of one request (a CMOS document's updates)
+        // share its body: stored once, under its SHA-256, hashed here on
+        // the request's task rather than on the writer thread.
+        let shared_body: Option<[u8; 32]> = (notifications.len() > 1).then(|| {
+            use sha2::{Digest, Sha256};
+            debug_assert!(notifications
+                .iter()
+                .all(|n| n.body == notifications[0].body));
+            Sha256::digest(&notifications[0].body).into()
+        });
         let queued: Vec<_> = notifications
             .into_iter()
             .map(|n| {
@@ -190,7 +197,6 @@ impl WriterHandle {
                     return Err(e.clone());
                 }
                 let (reply, rx) = oneshot::channel();
-                let shared_body = shared.then(|| digests.of(&n.body));
                 let queued = Queued {
                     n,
                     shared_body,
@@ -593,28 +599,6 @@ fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
 
 fn fail_all(batch: Vec<Command>, err: &SubmitError) -> Vec<Reply> {
     batch.into_iter().map(|c| fail_one(c, err)).collect()
-}
-
-/// SHA-256 of request bodies, computed once per distinct body: the
-/// notifications of one request share one `Bytes`.
-#[derive(Default)]
-struct BodyDigests {
-    last: Option<(Bytes, [u8; 32])>,
-}
-
-impl BodyDigests {
-    fn of(&mut self, body: &Bytes) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        match &self.last {
-            // The same allocation, kept alive by `last`: the same bytes.
-            Some((b, d)) if b.as_ptr() == body.as_ptr() && b.len() == body.len() => *d,
-            _ => {
-                let d: [u8; 32] = Sha256::digest(body).into();
-                self.last = Some((body.clone(), d));
-                d
-            }
-        }
-    }
 }
 
 /// Records one notification: deduplicate, decide, update the order, queue
