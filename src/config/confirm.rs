@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use super::{invalid, parse_duration, resolve_secret, ConfigError, RawSource, Secret};
+use super::secrets::RawSecret;
+use super::{invalid, parse_duration, ConfigError, Secret};
 use super::{ReviewApi, SecretEnv, SecretOrigin, SourceKind};
 
 /// The Mastercard modules wait 30 s or more; a confirmation is retried
@@ -87,44 +88,33 @@ impl MpgsApi {
     }
 }
 
-/// The MPGS read API, `None` when none of its keys is given.
+/// An mpgs source's read-API keys, as its table gives them.
+pub(super) struct MpgsApiKeys<'a> {
+    pub(super) gateway_url: Option<&'a str>,
+    pub(super) api_version: Option<&'a str>,
+    pub(super) password: RawSecret<'a>,
+    pub(super) merchant_id: Option<&'a str>,
+    pub(super) api_timeout: Option<&'a str>,
+}
+
+/// The MPGS read API, `None` when none of its keys is given (or the kind
+/// has none: `keys` is `None`).
 pub(super) fn resolve_mpgs_api(
     key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
+    keys: Option<MpgsApiKeys<'_>>,
     env: &SecretEnv,
 ) -> Result<Option<MpgsApi>, ConfigError> {
-    let password = resolve_secret(
-        &format!("{key_prefix}.api_password"),
-        raw.api_password.clone(),
-        raw.api_password_file.clone(),
-        raw.api_password_credential.clone(),
-        env,
-    )?;
-    let given = raw.gateway_url.is_some() || raw.api_version.is_some() || password.is_some();
-    if kind != SourceKind::Mpgs {
-        if given {
-            let name = if raw.gateway_url.is_some() {
-                "gateway_url"
-            } else if raw.api_version.is_some() {
-                "api_version"
-            } else {
-                "api_password"
-            };
-            return Err(invalid(
-                format!("{key_prefix}.{name}"),
-                format!("does not apply to kind {}", kind.as_str()),
-            ));
-        }
+    let Some(raw) = keys else {
         return Ok(None);
-    }
+    };
+    let password = raw.password.resolve(key_prefix, env)?;
+    let given = raw.gateway_url.is_some() || raw.api_version.is_some() || password.is_some();
     if !given {
         return Ok(None);
     }
     let needs = "the Mastercard Gateway API needs gateway_url, merchant_id and api_password (or api_password_file / api_password_credential)";
     let url = raw
         .gateway_url
-        .as_deref()
         .ok_or_else(|| invalid(format!("{key_prefix}.gateway_url"), needs))?
         .trim();
     let rest = url
@@ -144,22 +134,22 @@ pub(super) fn resolve_mpgs_api(
     }
     let merchant_id = raw
         .merchant_id
-        .clone()
         .filter(|m| !m.trim().is_empty())
+        .map(str::to_owned)
         .ok_or_else(|| invalid(format!("{key_prefix}.merchant_id"), needs))?;
     let (password, password_origin) =
         password.ok_or_else(|| invalid(format!("{key_prefix}.api_password"), needs))?;
     let version = raw
         .api_version
-        .clone()
-        .unwrap_or_else(|| DEFAULT_MPGS_VERSION.to_owned());
+        .unwrap_or(DEFAULT_MPGS_VERSION)
+        .to_owned();
     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             format!("{key_prefix}.api_version"),
             "must be the API version number, e.g. \"78\"",
         ));
     }
-    let timeout = match &raw.api_timeout {
+    let timeout = match raw.api_timeout {
         Some(s) => {
             parse_duration(s).map_err(|p| invalid(format!("{key_prefix}.api_timeout"), p))?
         }
@@ -188,7 +178,7 @@ pub(super) fn resolve_mpgs_api(
 pub(super) fn resolve_confirm(
     key_prefix: &str,
     kind: SourceKind,
-    raw: &RawSource,
+    given: Option<&str>,
     review_api: Option<&ReviewApi>,
     mpgs_api: Option<&MpgsApi>,
 ) -> Result<Confirm, ConfigError> {
@@ -202,7 +192,7 @@ pub(super) fn resolve_confirm(
         SourceKind::Cybersource => matches!(review_api, Some(ReviewApi::Cybersource(_))),
         SourceKind::CybersourceCmos => false,
     };
-    let Some(given) = &raw.confirm else {
+    let Some(given) = given else {
         return Ok(match kind {
             SourceKind::Mpgs if can => Confirm::Success,
             // Only the webhooks rule cs8 would otherwise leave in review.

@@ -33,20 +33,21 @@ pub use customer_text::CustomerTexts;
 pub use duration::{format_duration, parse_duration};
 pub use magento::{OrderRules, STATES as ORDER_STATES};
 pub use review::{CybersourceApi, LyraApi, ReviewApi};
-pub use runtime::{DispatchConfig, WriterConfig};
+pub use runtime::{
+    default_per_peer, DispatchConfig, Limits, WriterConfig, DEFAULT_MAX_CONNECTIONS_PER_PEER,
+};
 pub use secrets::{Secret, SecretBytes, SecretEnv, SecretOrigin};
 pub use shops::{default_statuses, ShopConfig, ShopKind, ShopStatus};
-pub use sources::{
-    BodyFormat, CmosSettings, CybersourceKey, CybersourceSettings, MpgsSettings, SourceConfig,
-    SourceKind, SourceSettings,
+pub use source_auth::{
+    CmosSettings, CybersourceKey, CybersourceSettings, MpgsSettings, SourceSettings,
 };
+pub use sources::{SourceConfig, SourceKind};
 
 use runtime::{
     resolve_admin_token, resolve_dispatch, resolve_http, RawAdmin, RawDispatch, RawHttp, RawWriter,
 };
 use secrets::resolve_secret;
 use shops::{resolve_shop, RawShop};
-use source_auth::ResolvedAuth;
 use sources::{resolve_source, RawSource};
 
 /// The configuration `ipnsync serve` runs on when no `--config` is given: a
@@ -136,7 +137,7 @@ pub struct Config {
     pub writer: WriterConfig,
     /// Protection of the notification listener against slow or abusive
     /// clients, and the shutdown drain period.
-    pub http: crate::http::Limits,
+    pub http: Limits,
     pub dispatch: DispatchConfig,
     /// The reconciliation task (`[reconcile]`); `None` = off.
     pub reconcile: Option<ReconcileConfig>,
@@ -167,7 +168,12 @@ impl Config {
     }
 
     pub fn parse(text: &str, env: &SecretEnv) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        // A source table serde refuses gets the clearer message that names
+        // its key (`sources[0].keys: does not apply to kind mpgs`) when
+        // there is one.
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            sources::explain_error(text).unwrap_or_else(|| ConfigError::Toml(e.to_string()))
+        })?;
         resolve(raw, env)
     }
 

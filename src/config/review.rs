@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use super::{
-    invalid, parse_duration, resolve_secret, ConfigError, RawSource, ResolvedAuth, Secret,
-    SecretBytes, SecretEnv, SecretOrigin, SourceKind,
-};
+use super::secrets::RawSecret;
+use super::source_auth::ResolvedAuth;
+use super::{invalid, parse_duration, ConfigError, Secret, SecretBytes, SecretEnv, SecretOrigin};
 
 /// The Lyra plugins wait 45 s; an operator waiting at a terminal or an
 /// HTTP client behind a proxy is better served by a shorter default.
@@ -95,61 +94,42 @@ impl ReviewApi {
     }
 }
 
-/// Review keys given to a kind that has no review API are errors, not
-/// silently ignored (as for the notification keys).
-pub(super) fn reject_foreign_fields(
-    key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
-) -> Result<(), ConfigError> {
-    use SourceKind::*;
-    let lyra: &[SourceKind] = &[LyraForm, LyraRest];
-    let fields: [(&str, bool, &[SourceKind]); 6] = [
-        ("api_url", raw.api_url.is_some(), lyra),
-        ("cancel_at_gateway", raw.cancel_at_gateway.is_some(), lyra),
-        (
-            "rest_password",
-            raw.rest_password.is_some()
-                || raw.rest_password_file.is_some()
-                || raw.rest_password_credential.is_some(),
-            lyra,
-        ),
-        ("api_host", raw.api_host.is_some(), &[Cybersource]),
-        (
-            "api_key_id",
-            raw.api_key_id.is_some()
-                || raw.api_shared_secret.is_some()
-                || raw.api_shared_secret_file.is_some()
-                || raw.api_shared_secret_credential.is_some(),
-            &[Cybersource],
-        ),
-        (
-            "api_timeout",
-            raw.api_timeout.is_some(),
-            // mpgs: its read API (`config/confirm.rs`)
-            &[LyraForm, LyraRest, Cybersource, Mpgs],
-        ),
-    ];
-    for (name, given, kinds) in fields {
-        if given && !kinds.contains(&kind) {
-            return Err(invalid(
-                format!("{key_prefix}.{name}"),
-                format!("does not apply to kind {}", kind.as_str()),
-            ));
-        }
-    }
-    Ok(())
+/// A source's review-API keys, as its kind's table gives them (a kind
+/// without a review API has no such keys: its table refuses them).
+pub(super) enum ReviewKeys<'a> {
+    /// No review API; `api_timeout` is still checked when the kind has
+    /// one for another API (mpgs).
+    None { api_timeout: Option<&'a str> },
+    Lyra {
+        /// A lyra-rest source (its IPN password is the REST password).
+        rest: bool,
+        api_url: Option<&'a str>,
+        password: RawSecret<'a>,
+        site_id: Option<&'a str>,
+        api_timeout: Option<&'a str>,
+    },
+    Cybersource {
+        api_host: Option<&'a str>,
+        api_key_id: Option<&'a str>,
+        secret: RawSecret<'a>,
+        merchant_id: Option<&'a str>,
+        api_timeout: Option<&'a str>,
+    },
 }
 
 /// The source's review API, `None` when none of its keys is given.
 pub(super) fn resolve(
     key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
+    keys: ReviewKeys<'_>,
     auth: &ResolvedAuth,
     env: &SecretEnv,
 ) -> Result<Option<ReviewApi>, ConfigError> {
-    let timeout = match &raw.api_timeout {
+    let api_timeout = match &keys {
+        ReviewKeys::None { api_timeout }
+        | ReviewKeys::Lyra { api_timeout, .. }
+        | ReviewKeys::Cybersource { api_timeout, .. } => *api_timeout,
+    };
+    let timeout = match api_timeout {
         Some(s) => {
             parse_duration(s).map_err(|p| invalid(format!("{key_prefix}.api_timeout"), p))?
         }
@@ -161,31 +141,62 @@ pub(super) fn resolve(
             "must be more than 0",
         ));
     }
-    match kind {
-        SourceKind::LyraForm | SourceKind::LyraRest => {
-            resolve_lyra(key_prefix, kind, raw, auth, env, timeout)
-        }
-        SourceKind::Cybersource => resolve_cybersource(key_prefix, raw, env, timeout),
-        SourceKind::CybersourceCmos | SourceKind::Mpgs => Ok(None),
+    match keys {
+        ReviewKeys::Lyra {
+            rest,
+            api_url,
+            password,
+            site_id,
+            ..
+        } => resolve_lyra(
+            key_prefix,
+            LyraKeys {
+                rest,
+                api_url,
+                password,
+                site_id,
+            },
+            auth,
+            env,
+            timeout,
+        ),
+        ReviewKeys::Cybersource {
+            api_host,
+            api_key_id,
+            secret,
+            merchant_id,
+            ..
+        } => resolve_cybersource(
+            key_prefix,
+            CybersourceKeys {
+                api_host,
+                api_key_id,
+                secret,
+                merchant_id,
+            },
+            env,
+            timeout,
+        ),
+        ReviewKeys::None { .. } => Ok(None),
     }
+}
+
+struct LyraKeys<'a> {
+    rest: bool,
+    api_url: Option<&'a str>,
+    password: RawSecret<'a>,
+    site_id: Option<&'a str>,
 }
 
 fn resolve_lyra(
     key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
+    keys: LyraKeys<'_>,
     auth: &ResolvedAuth,
     env: &SecretEnv,
     timeout: Duration,
 ) -> Result<Option<ReviewApi>, ConfigError> {
-    let password = resolve_secret(
-        &format!("{key_prefix}.rest_password"),
-        raw.rest_password.clone(),
-        raw.rest_password_file.clone(),
-        raw.rest_password_credential.clone(),
-        env,
-    )?;
-    let Some(api_url) = &raw.api_url else {
+    let password = keys.password.resolve(key_prefix, env)?;
+    let Some(api_url) = keys.api_url else {
         if password.is_some() {
             return Err(invalid(
                 format!("{key_prefix}.api_url"),
@@ -200,7 +211,7 @@ fn resolve_lyra(
     } else {
         format!("{api_url}/")
     };
-    let shop_id = raw.site_id.clone().ok_or_else(|| {
+    let shop_id = keys.site_id.map(str::to_owned).ok_or_else(|| {
         invalid(
             format!("{key_prefix}.site_id"),
             "api_url needs site_id: it is the shop id of the REST API's Basic authentication",
@@ -208,10 +219,10 @@ fn resolve_lyra(
     })?;
     // A REST source's IPN password (kr-hash) is the REST API password of
     // its mode, so it serves for both unless another one is given.
-    let (password, password_origin) = match (password, kind) {
+    let (password, password_origin) = match (password, keys.rest) {
         (Some(p), _) => p,
-        (None, SourceKind::LyraRest) => (auth.key.clone(), auth.key_origin.clone()),
-        (None, _) => {
+        (None, true) => (auth.key.clone(), auth.key_origin.clone()),
+        (None, false) => {
             return Err(invalid(
                 format!("{key_prefix}.rest_password"),
                 "api_url needs rest_password, rest_password_file or rest_password_credential (the REST API password of the source's mode)",
@@ -227,36 +238,39 @@ fn resolve_lyra(
     })))
 }
 
+struct CybersourceKeys<'a> {
+    api_host: Option<&'a str>,
+    api_key_id: Option<&'a str>,
+    secret: RawSecret<'a>,
+    merchant_id: Option<&'a str>,
+}
+
 fn resolve_cybersource(
     key_prefix: &str,
-    raw: &RawSource,
+    keys: CybersourceKeys<'_>,
     env: &SecretEnv,
     timeout: Duration,
 ) -> Result<Option<ReviewApi>, ConfigError> {
-    let secret = resolve_secret(
-        &format!("{key_prefix}.api_shared_secret"),
-        raw.api_shared_secret.clone(),
-        raw.api_shared_secret_file.clone(),
-        raw.api_shared_secret_credential.clone(),
-        env,
-    )?;
-    if raw.api_host.is_none() && raw.api_key_id.is_none() && secret.is_none() {
+    let secret = keys.secret.resolve(key_prefix, env)?;
+    if keys.api_host.is_none() && keys.api_key_id.is_none() && secret.is_none() {
         return Ok(None);
     }
-    let required = |name: &str, v: &Option<String>| {
-        v.clone().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-            invalid(
-                format!("{key_prefix}.{name}"),
-                "review actions need api_host, merchant_id, api_key_id and api_shared_secret",
-            )
-        })
+    let required = |name: &str, v: Option<&str>| {
+        v.filter(|v| !v.trim().is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                invalid(
+                    format!("{key_prefix}.{name}"),
+                    "review actions need api_host, merchant_id, api_key_id and api_shared_secret",
+                )
+            })
     };
     let api_host = base_url(
         &format!("{key_prefix}.api_host"),
-        &required("api_host", &raw.api_host)?,
+        &required("api_host", keys.api_host)?,
     )?;
-    let merchant_id = required("merchant_id", &raw.merchant_id)?;
-    let key_id = required("api_key_id", &raw.api_key_id)?;
+    let merchant_id = required("merchant_id", keys.merchant_id)?;
+    let key_id = required("api_key_id", keys.api_key_id)?;
     let (text, secret_origin) = secret.ok_or_else(|| {
         invalid(
             format!("{key_prefix}.api_shared_secret"),

@@ -46,6 +46,46 @@ pub(super) struct RawDispatch {
     pub(super) poll_interval: Option<String>,
 }
 
+/// Limits that protect the listener from slow or abusive clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time allowed to send the request headers.
+    pub header_read_timeout: Duration,
+    /// Time allowed to send the body once headers are in.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Connections served at once from one peer address; more from it are
+    /// closed at accept, so one address cannot take every slot. Behind a
+    /// reverse proxy the peer is the proxy: raise it to `max_connections`.
+    pub max_connections_per_peer: usize,
+    /// Time in-flight requests get to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Default per-peer cap: a quarter of the global limit (256 of 1024). More
+/// than a platform's sender holds at once even in a burst (each
+/// notification is one short request), and one abusive address still leaves
+/// three quarters of the slots to everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
+
+/// The per-peer cap when none is configured: a quarter of `max_connections`.
+pub fn default_per_peer(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
+}
+
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// Notifications that may wait for the writer before intake answers 503.
@@ -64,8 +104,8 @@ pub struct DispatchConfig {
     pub poll_interval: Duration,
 }
 
-pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigError> {
-    let defaults = crate::http::Limits::default();
+pub(super) fn resolve_http(raw: RawHttp) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
     let duration = |key: &str, value: Option<String>, default: Duration| match value {
         Some(v) => parse_duration(&v).map_err(|p| invalid(format!("http.{key}"), p)),
         None => Ok(default),
@@ -76,7 +116,7 @@ pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigEr
     }
     // One address may not hold every slot; by default it gets a quarter.
     let max_connections_per_peer = match raw.max_connections_per_peer {
-        None => crate::http::default_per_peer(max_connections),
+        None => default_per_peer(max_connections),
         Some(0) => {
             return Err(invalid(
                 "http.max_connections_per_peer",
@@ -91,7 +131,7 @@ pub(super) fn resolve_http(raw: RawHttp) -> Result<crate::http::Limits, ConfigEr
         }
         Some(n) => n,
     };
-    Ok(crate::http::Limits {
+    Ok(Limits {
         max_connections,
         max_connections_per_peer,
         header_read_timeout: duration(
@@ -168,7 +208,7 @@ mod tests {
     fn http(
         max: Option<usize>,
         per_peer: Option<usize>,
-    ) -> Result<crate::http::Limits, ConfigError> {
+    ) -> Result<Limits, ConfigError> {
         resolve_http(RawHttp {
             max_connections: max,
             max_connections_per_peer: per_peer,

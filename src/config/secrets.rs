@@ -144,3 +144,92 @@ pub(super) fn resolve_secret(
     }
     Ok(None)
 }
+
+/// One secret of a config table, as given: `X = "value"`, `X_file = "…"`
+/// or `X_credential = "…"` (at most one of them). Every source secret is
+/// read through [`RawSecret::resolve`], so the rules (one of three, trimmed,
+/// never empty, relative files against the config's directory) and the
+/// error keys (`sources[0].X_file`) are the same for all of them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawSecret<'a> {
+    /// `X`, the key the other two are named after.
+    pub(super) name: &'static str,
+    pub(super) inline: &'a Option<String>,
+    pub(super) file: &'a Option<PathBuf>,
+    pub(super) credential: &'a Option<String>,
+}
+
+impl RawSecret<'_> {
+    /// The secret under `{key_prefix}.{name}`; `None` when none of its keys
+    /// is given.
+    pub(super) fn resolve(
+        &self,
+        key_prefix: &str,
+        env: &SecretEnv,
+    ) -> Result<Option<(Secret, SecretOrigin)>, ConfigError> {
+        resolve_secret(
+            &format!("{key_prefix}.{}", self.name),
+            self.inline.clone(),
+            self.file.clone(),
+            self.credential.clone(),
+            env,
+        )
+    }
+
+    /// The secret, which must be given; `missing` says what to give.
+    pub(super) fn require(
+        &self,
+        key_prefix: &str,
+        env: &SecretEnv,
+        missing: impl FnOnce() -> String,
+    ) -> Result<(Secret, SecretOrigin), ConfigError> {
+        self.resolve(key_prefix, env)?
+            .ok_or_else(|| invalid(format!("{key_prefix}.{}", self.name), missing()))
+    }
+}
+
+/// Declares a `[[sources]]` table struct: the keys every kind has, the
+/// kind's own keys, and its secrets, each as the three keys `X`, `X_file`,
+/// `X_credential`, read back as one [`RawSecret`] by the method `X()`.
+/// `deny_unknown_fields`: a key the kind does not take is an error.
+macro_rules! source_table {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty, )*
+        }
+        secrets { $( $secret:ident, $file:ident, $credential:ident; )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            pub(super) name: Option<String>,
+            pub(super) path: String,
+            pub(super) shop: Option<String>,
+            pub(super) order_prefix: Option<String>,
+            // confirmation (see `config/confirm.rs`)
+            pub(super) confirm: Option<String>,
+            $( $(#[$fmeta])* pub(super) $field: $ty, )*
+            $(
+                pub(super) $secret: Option<String>,
+                pub(super) $file: Option<std::path::PathBuf>,
+                pub(super) $credential: Option<String>,
+            )*
+        }
+
+        impl $name {
+            $(
+                pub(super) fn $secret(&self) -> super::secrets::RawSecret<'_> {
+                    super::secrets::RawSecret {
+                        name: stringify!($secret),
+                        inline: &self.$secret,
+                        file: &self.$file,
+                        credential: &self.$credential,
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(super) use source_table;

@@ -1,19 +1,173 @@
-//! The kind-specific part of a `[[sources]]` entry: what a Lyra,
-//! Cybersource, Cybersource CMOS or MPGS source verifies notifications with.
+//! The kind-specific part of a `[[sources]]` entry: each kind's table (the
+//! keys it takes, `deny_unknown_fields`) and what a Lyra, Cybersource,
+//! Cybersource CMOS or MPGS source verifies notifications with.
+//!
+//! Below `sources.rs`, which wires a whole source together: nothing here
+//! knows about it.
 
 use std::time::Duration;
 
 use base64::Engine;
+use serde::Deserialize;
 
-use super::sources::RawSource;
-use super::{
-    invalid, parse_duration, resolve_secret, CmosSettings, ConfigError, CybersourceKey,
-    CybersourceSettings, MpgsSettings, Secret, SecretBytes, SecretEnv, SecretOrigin, SourceKind,
-    SourceSettings,
-};
+use super::secrets::source_table;
+use super::{invalid, parse_duration, ConfigError, Secret, SecretBytes, SecretEnv, SecretOrigin};
 use crate::providers::cidr::Cidr;
 use crate::providers::lyra::{Mode, SignAlgo};
 use crate::providers::mpgs::OrderRefField;
+
+source_table! {
+    /// `kind = "lyra-form"`.
+    RawLyraForm {
+        site_id: Option<String>,
+        mode: Option<String>,
+        algorithm: Option<String>,
+        // review actions (see `config/review.rs`)
+        api_url: Option<String>,
+        api_timeout: Option<String>,
+        // cancel a risk-rejected live authorisation at the gateway
+        // automatically (default: on when the review API is configured)
+        cancel_at_gateway: Option<bool>,
+    }
+    secrets {
+        test_key, test_key_file, test_key_credential;
+        production_key, production_key_file, production_key_credential;
+        rest_password, rest_password_file, rest_password_credential;
+    }
+}
+
+source_table! {
+    /// `kind = "lyra-rest"`.
+    RawLyraRest {
+        site_id: Option<String>,
+        mode: Option<String>,
+        // review actions (see `config/review.rs`)
+        api_url: Option<String>,
+        api_timeout: Option<String>,
+        cancel_at_gateway: Option<bool>,
+    }
+    secrets {
+        test_password, test_password_file, test_password_credential;
+        production_password, production_password_file, production_password_credential;
+        rest_password, rest_password_file, rest_password_credential;
+    }
+}
+
+source_table! {
+    /// `kind = "cybersource"`: REST webhooks.
+    RawCybersource {
+        keys: Option<Vec<RawSigningKey>>,
+        timestamp_tolerance: Option<String>,
+        organization_id: Option<String>,
+        // review actions (see `config/review.rs`)
+        merchant_id: Option<String>,
+        api_host: Option<String>,
+        api_key_id: Option<String>,
+        api_timeout: Option<String>,
+    }
+    secrets {
+        api_shared_secret, api_shared_secret_file, api_shared_secret_credential;
+    }
+}
+
+source_table! {
+    /// `kind = "cybersource-cmos"`.
+    RawCmos {
+        allow_from: Option<Vec<String>>,
+        merchant_id: Option<String>,
+    }
+    secrets {
+        token, token_file, token_credential;
+    }
+}
+
+source_table! {
+    /// `kind = "mpgs"`.
+    RawMpgs {
+        merchant_id: Option<String>,
+        order_ref: Option<String>,
+        // the Mastercard Gateway read API (see `config/confirm.rs`)
+        gateway_url: Option<String>,
+        api_version: Option<String>,
+        api_timeout: Option<String>,
+    }
+    secrets {
+        secret, secret_file, secret_credential;
+        previous_secret, previous_secret_file, previous_secret_credential;
+        api_password, api_password_file, api_password_credential;
+    }
+}
+
+/// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigningKey {
+    pub(super) id: String,
+    pub(super) secret: Option<String>,
+    pub(super) secret_file: Option<std::path::PathBuf>,
+    pub(super) secret_credential: Option<String>,
+}
+
+impl RawSigningKey {
+    fn secret(&self) -> super::secrets::RawSecret<'_> {
+        super::secrets::RawSecret {
+            name: "secret",
+            inline: &self.secret,
+            file: &self.secret_file,
+            credential: &self.secret_credential,
+        }
+    }
+}
+
+/// What a source verifies with, beyond the fields every kind has.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// Lyra sources use `mode`, `algorithm`, `site_id` and `key`.
+    Lyra,
+    Cybersource(CybersourceSettings),
+    CybersourceCmos(CmosSettings),
+    Mpgs(MpgsSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct CybersourceSettings {
+    /// Every valid signing key (two during a yearly rotation).
+    pub keys: Vec<CybersourceKey>,
+    /// Largest accepted distance between `t` and the daemon's clock;
+    /// `None` = no replay check (`timestamp_tolerance = "off"`).
+    pub timestamp_tolerance: Option<Duration>,
+    /// When set, the body's `organizationId` must equal it (else 403).
+    pub organization_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CybersourceKey {
+    /// The `keyId` the webhook's signature header names.
+    pub id: String,
+    /// The key, base64-decoded.
+    pub key: SecretBytes,
+    pub origin: SecretOrigin,
+}
+
+#[derive(Debug, Clone)]
+pub struct CmosSettings {
+    /// Must equal the request's `token` query parameter.
+    pub token: Secret,
+    pub token_origin: SecretOrigin,
+    /// Peers allowed to post; empty = any.
+    pub allow_from: Vec<Cidr>,
+    /// When set, the document's `MerchantID` must equal it (else 403).
+    pub merchant_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MpgsSettings {
+    /// The current secret, then the previous one during a rotation.
+    pub secrets: Vec<(Secret, SecretOrigin)>,
+    /// When set, the body's `merchant` must equal it (else 403).
+    pub merchant_id: Option<String>,
+    pub order_ref: OrderRefField,
+}
 
 /// The kind-specific part of a resolved source.
 pub(super) struct ResolvedAuth {
@@ -24,13 +178,17 @@ pub(super) struct ResolvedAuth {
     pub(super) settings: SourceSettings,
 }
 
+/// A Lyra source's mode, algorithm and key: a form source's key or a REST
+/// source's password, of the configured mode. `algorithm` is `None` for
+/// lyra-rest (kr-hash is always HMAC-SHA-256).
 pub(super) fn resolve_lyra(
     key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
+    mode: Option<&str>,
+    algorithm: Option<&str>,
+    (test, production): (super::secrets::RawSecret<'_>, super::secrets::RawSecret<'_>),
     env: &SecretEnv,
 ) -> Result<ResolvedAuth, ConfigError> {
-    let mode = match raw.mode.as_deref() {
+    let mode = match mode {
         Some("TEST") => Mode::Test,
         Some("PRODUCTION") => Mode::Production,
         Some(other) => {
@@ -46,7 +204,7 @@ pub(super) fn resolve_lyra(
             ))
         }
     };
-    let algorithm = match raw.algorithm.as_deref() {
+    let algorithm = match algorithm {
         None | Some("HMAC-SHA-256") | Some("SHA-256") => SignAlgo::HmacSha256,
         Some("SHA-1") => SignAlgo::Sha1,
         Some(other) => {
@@ -56,46 +214,15 @@ pub(super) fn resolve_lyra(
             ))
         }
     };
-    let (secret_name, inline, file, credential) = match (kind, mode) {
-        (SourceKind::LyraForm, Mode::Test) => (
-            "test_key",
-            &raw.test_key,
-            &raw.test_key_file,
-            &raw.test_key_credential,
-        ),
-        (SourceKind::LyraForm, Mode::Production) => (
-            "production_key",
-            &raw.production_key,
-            &raw.production_key_file,
-            &raw.production_key_credential,
-        ),
-        (_, Mode::Test) => (
-            "test_password",
-            &raw.test_password,
-            &raw.test_password_file,
-            &raw.test_password_credential,
-        ),
-        (_, Mode::Production) => (
-            "production_password",
-            &raw.production_password,
-            &raw.production_password_file,
-            &raw.production_password_credential,
-        ),
+    let secret = match mode {
+        Mode::Test => test,
+        Mode::Production => production,
     };
-    let (key, key_origin) = resolve_secret(
-        &format!("{key_prefix}.{secret_name}"),
-        inline.clone(),
-        file.clone(),
-        credential.clone(),
-        env,
-    )?
-    .ok_or_else(|| {
-        invalid(
-            format!("{key_prefix}.{secret_name}"),
-            format!(
-                "mode {} needs {secret_name}, {secret_name}_file or {secret_name}_credential",
-                mode.as_str()
-            ),
+    let (key, key_origin) = secret.require(key_prefix, env, || {
+        let name = secret.name;
+        format!(
+            "mode {} needs {name}, {name}_file or {name}_credential",
+            mode.as_str()
         )
     })?;
     Ok(ResolvedAuth {
@@ -109,7 +236,7 @@ pub(super) fn resolve_lyra(
 
 pub(super) fn resolve_cybersource(
     key_prefix: &str,
-    raw: &RawSource,
+    raw: &RawCybersource,
     env: &SecretEnv,
 ) -> Result<ResolvedAuth, ConfigError> {
     let raw_keys = raw.keys.as_deref().unwrap_or_default();
@@ -133,18 +260,8 @@ pub(super) fn resolve_cybersource(
                 format!("{:?} is used twice", k.id),
             ));
         }
-        let (text, origin) = resolve_secret(
-            &format!("{name}.secret"),
-            k.secret.clone(),
-            k.secret_file.clone(),
-            k.secret_credential.clone(),
-            env,
-        )?
-        .ok_or_else(|| {
-            invalid(
-                format!("{name}.secret"),
-                "needs secret, secret_file or secret_credential",
-            )
+        let (text, origin) = k.secret().require(&name, env, || {
+            "needs secret, secret_file or secret_credential".to_owned()
         })?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.expose())
@@ -190,21 +307,12 @@ pub(super) fn resolve_cybersource(
 
 pub(super) fn resolve_cmos(
     key_prefix: &str,
-    raw: &RawSource,
+    raw: &RawCmos,
     env: &SecretEnv,
 ) -> Result<ResolvedAuth, ConfigError> {
-    let (token, token_origin) = resolve_secret(
-        &format!("{key_prefix}.token"),
-        raw.token.clone(),
-        raw.token_file.clone(),
-        raw.token_credential.clone(),
-        env,
-    )?
-    .ok_or_else(|| {
-        invalid(
-            format!("{key_prefix}.token"),
-            "cybersource-cmos is not signed and needs token, token_file or token_credential",
-        )
+    let (token, token_origin) = raw.token().require(key_prefix, env, || {
+        "cybersource-cmos is not signed and needs token, token_file or token_credential"
+            .to_owned()
     })?;
     if token.expose().len() < 16 {
         return Err(invalid(
@@ -235,29 +343,13 @@ pub(super) fn resolve_cmos(
 
 pub(super) fn resolve_mpgs(
     key_prefix: &str,
-    raw: &RawSource,
+    raw: &RawMpgs,
     env: &SecretEnv,
 ) -> Result<ResolvedAuth, ConfigError> {
-    let current = resolve_secret(
-        &format!("{key_prefix}.secret"),
-        raw.secret.clone(),
-        raw.secret_file.clone(),
-        raw.secret_credential.clone(),
-        env,
-    )?
-    .ok_or_else(|| {
-        invalid(
-            format!("{key_prefix}.secret"),
-            "mpgs needs secret, secret_file or secret_credential (the Notification Secret from Merchant Administration)",
-        )
+    let current = raw.secret().require(key_prefix, env, || {
+        "mpgs needs secret, secret_file or secret_credential (the Notification Secret from Merchant Administration)".to_owned()
     })?;
-    let previous = resolve_secret(
-        &format!("{key_prefix}.previous_secret"),
-        raw.previous_secret.clone(),
-        raw.previous_secret_file.clone(),
-        raw.previous_secret_credential.clone(),
-        env,
-    )?;
+    let previous = raw.previous_secret().resolve(key_prefix, env)?;
     let order_ref = match raw.order_ref.as_deref() {
         None | Some("order.id") => OrderRefField::OrderId,
         Some("order.reference") => OrderRefField::OrderReference,

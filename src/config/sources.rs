@@ -1,97 +1,80 @@
-//! `[[sources]]`: the notification endpoints, their kinds and what each
-//! kind verifies with.
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! `[[sources]]`: the notification endpoints and their kinds. One table
+//! per kind (`RawSource`, tagged by `kind`, each variant
+//! `deny_unknown_fields`: a key another kind takes is refused by
+//! construction); `source_auth.rs` holds each kind's table and
+//! verification settings, `review.rs` and `confirm.rs` the gateway APIs.
+//! `SourceConfig::provider` is where a kind is registered with intake.
 
 use serde::Deserialize;
 
-use super::confirm::{self, Confirm, MpgsApi};
-use super::source_auth::{resolve_cmos, resolve_cybersource, resolve_lyra, resolve_mpgs};
-use super::{
-    invalid, review, ConfigError, ReviewApi, Secret, SecretBytes, SecretEnv, SecretOrigin,
-    ShopConfig,
+use super::confirm::{self, Confirm, MpgsApi, MpgsApiKeys};
+use super::review::{self, ReviewKeys};
+use super::source_auth::{
+    resolve_cmos, resolve_cybersource, resolve_lyra, resolve_mpgs, RawCmos, RawCybersource,
+    RawLyraForm, RawLyraRest, RawMpgs, ResolvedAuth, SourceSettings,
 };
-use crate::providers::cidr::Cidr;
-use crate::providers::lyra::{Mode, SignAlgo};
-use crate::providers::mpgs::OrderRefField;
+use super::{invalid, ConfigError, ReviewApi, Secret, SecretEnv, SecretOrigin, ShopConfig};
+use crate::providers::cybersource::cmos::source::CmosSource;
+use crate::providers::cybersource::cmos::CmosVerifier;
+use crate::providers::cybersource::source::WebhookSource;
+use crate::providers::cybersource::SigningKey;
+use crate::providers::lyra::source::{FormSource, RestSource};
+use crate::providers::lyra::{FormVerifier, Mode, SignAlgo};
+use crate::providers::mpgs::source::MpgsSource;
+use crate::providers::Source;
 
+/// One `[[sources]]` table, by `kind`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSource {
-    pub(super) name: Option<String>,
-    pub(super) kind: String,
-    pub(super) path: String,
-    pub(super) shop: Option<String>,
-    pub(super) site_id: Option<String>,
-    pub(super) mode: Option<String>,
-    pub(super) algorithm: Option<String>,
-    pub(super) order_prefix: Option<String>,
-    pub(super) test_key: Option<String>,
-    pub(super) test_key_file: Option<PathBuf>,
-    pub(super) test_key_credential: Option<String>,
-    pub(super) production_key: Option<String>,
-    pub(super) production_key_file: Option<PathBuf>,
-    pub(super) production_key_credential: Option<String>,
-    pub(super) test_password: Option<String>,
-    pub(super) test_password_file: Option<PathBuf>,
-    pub(super) test_password_credential: Option<String>,
-    pub(super) production_password: Option<String>,
-    pub(super) production_password_file: Option<PathBuf>,
-    pub(super) production_password_credential: Option<String>,
-    // cybersource
-    pub(super) keys: Option<Vec<RawSigningKey>>,
-    pub(super) timestamp_tolerance: Option<String>,
-    pub(super) organization_id: Option<String>,
-    // cybersource-cmos
-    pub(super) token: Option<String>,
-    pub(super) token_file: Option<PathBuf>,
-    pub(super) token_credential: Option<String>,
-    pub(super) allow_from: Option<Vec<String>>,
-    // cybersource-cmos, mpgs
-    pub(super) merchant_id: Option<String>,
-    // mpgs
-    pub(super) secret: Option<String>,
-    pub(super) secret_file: Option<PathBuf>,
-    pub(super) secret_credential: Option<String>,
-    pub(super) previous_secret: Option<String>,
-    pub(super) previous_secret_file: Option<PathBuf>,
-    pub(super) previous_secret_credential: Option<String>,
-    pub(super) order_ref: Option<String>,
-    // review actions (see `config/review.rs`): lyra-form, lyra-rest
-    pub(super) api_url: Option<String>,
-    pub(super) rest_password: Option<String>,
-    pub(super) rest_password_file: Option<PathBuf>,
-    pub(super) rest_password_credential: Option<String>,
-    // review actions: cybersource
-    pub(super) api_host: Option<String>,
-    pub(super) api_key_id: Option<String>,
-    pub(super) api_shared_secret: Option<String>,
-    pub(super) api_shared_secret_file: Option<PathBuf>,
-    pub(super) api_shared_secret_credential: Option<String>,
-    // review actions: all of the above
-    pub(super) api_timeout: Option<String>,
-    // lyra-form, lyra-rest: cancel a risk-rejected live authorisation at the
-    // gateway automatically (default: on when the review API is configured)
-    pub(super) cancel_at_gateway: Option<bool>,
-    // confirmation (see `config/confirm.rs`): lyra-form, lyra-rest, mpgs
-    pub(super) confirm: Option<String>,
-    // the Mastercard Gateway read API: mpgs
-    pub(super) gateway_url: Option<String>,
-    pub(super) api_version: Option<String>,
-    pub(super) api_password: Option<String>,
-    pub(super) api_password_file: Option<PathBuf>,
-    pub(super) api_password_credential: Option<String>,
+#[serde(tag = "kind")]
+pub(super) enum RawSource {
+    #[serde(rename = "lyra-form")]
+    LyraForm(RawLyraForm),
+    #[serde(rename = "lyra-rest")]
+    LyraRest(RawLyraRest),
+    #[serde(rename = "cybersource")]
+    Cybersource(RawCybersource),
+    #[serde(rename = "cybersource-cmos")]
+    CybersourceCmos(RawCmos),
+    #[serde(rename = "mpgs")]
+    Mpgs(RawMpgs),
 }
 
-/// One Cybersource signing key: `{ id = "keyId", secret_credential = "…" }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSigningKey {
-    pub(super) id: String,
-    pub(super) secret: Option<String>,
-    pub(super) secret_file: Option<PathBuf>,
-    pub(super) secret_credential: Option<String>,
+/// `$body` with `$r` bound to the kind's table, whatever the kind (for the
+/// keys every kind has).
+macro_rules! each_kind {
+    ($raw:expr, $r:ident => $body:expr) => {
+        match $raw {
+            RawSource::LyraForm($r) => $body,
+            RawSource::LyraRest($r) => $body,
+            RawSource::Cybersource($r) => $body,
+            RawSource::CybersourceCmos($r) => $body,
+            RawSource::Mpgs($r) => $body,
+        }
+    };
+}
+
+impl RawSource {
+    fn kind(&self) -> SourceKind {
+        match self {
+            RawSource::LyraForm(_) => SourceKind::LyraForm,
+            RawSource::LyraRest(_) => SourceKind::LyraRest,
+            RawSource::Cybersource(_) => SourceKind::Cybersource,
+            RawSource::CybersourceCmos(_) => SourceKind::CybersourceCmos,
+            RawSource::Mpgs(_) => SourceKind::Mpgs,
+        }
+    }
+
+    /// The keys each kind's table takes, for the error that names a key
+    /// given to the wrong kind (read from the tables' own declarations).
+    fn fields(kind: SourceKind) -> &'static [&'static str] {
+        match kind {
+            SourceKind::LyraForm => fields::of::<RawLyraForm>(),
+            SourceKind::LyraRest => fields::of::<RawLyraRest>(),
+            SourceKind::Cybersource => fields::of::<RawCybersource>(),
+            SourceKind::CybersourceCmos => fields::of::<RawCmos>(),
+            SourceKind::Mpgs => fields::of::<RawMpgs>(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +87,6 @@ pub enum SourceKind {
     CybersourceCmos,
     /// Mastercard Gateway (MPGS) webhooks.
     Mpgs,
-}
-
-/// The body a source kind receives, for the `Content-Type` check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `application/json`.
-    Json,
 }
 
 impl SourceKind {
@@ -137,65 +111,6 @@ impl SourceKind {
     pub fn parse(s: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
-
-    pub fn body_format(self) -> BodyFormat {
-        match self {
-            SourceKind::LyraForm | SourceKind::LyraRest | SourceKind::CybersourceCmos => {
-                BodyFormat::Form
-            }
-            SourceKind::Cybersource | SourceKind::Mpgs => BodyFormat::Json,
-        }
-    }
-}
-
-/// What a source verifies with, beyond the fields every kind has.
-#[derive(Debug, Clone)]
-pub enum SourceSettings {
-    /// Lyra sources use `mode`, `algorithm`, `site_id` and `key`.
-    Lyra,
-    Cybersource(CybersourceSettings),
-    CybersourceCmos(CmosSettings),
-    Mpgs(MpgsSettings),
-}
-
-#[derive(Debug, Clone)]
-pub struct CybersourceSettings {
-    /// Every valid signing key (two during a yearly rotation).
-    pub keys: Vec<CybersourceKey>,
-    /// Largest accepted distance between `t` and the daemon's clock;
-    /// `None` = no replay check (`timestamp_tolerance = "off"`).
-    pub timestamp_tolerance: Option<Duration>,
-    /// When set, the body's `organizationId` must equal it (else 403).
-    pub organization_id: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CybersourceKey {
-    /// The `keyId` the webhook's signature header names.
-    pub id: String,
-    /// The key, base64-decoded.
-    pub key: SecretBytes,
-    pub origin: SecretOrigin,
-}
-
-#[derive(Debug, Clone)]
-pub struct CmosSettings {
-    /// Must equal the request's `token` query parameter.
-    pub token: Secret,
-    pub token_origin: SecretOrigin,
-    /// Peers allowed to post; empty = any.
-    pub allow_from: Vec<Cidr>,
-    /// When set, the document's `MerchantID` must equal it (else 403).
-    pub merchant_id: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct MpgsSettings {
-    /// The current secret, then the previous one during a rotation.
-    pub secrets: Vec<(Secret, SecretOrigin)>,
-    /// When set, the body's `merchant` must equal it (else 403).
-    pub merchant_id: Option<String>,
-    pub order_ref: OrderRefField,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +183,54 @@ impl SourceConfig {
     }
 }
 
+impl SourceConfig {
+    /// The provider that verifies this source's requests: the one place a
+    /// kind is registered with intake (`http/intake.rs` only calls the
+    /// [`Source`] it gets). Borrows the source's settings; cheap, so built
+    /// per request rather than kept beside the configuration.
+    pub fn provider(&self) -> Box<dyn Source + Send + Sync + '_> {
+        match (&self.settings, self.kind) {
+            (SourceSettings::Lyra, SourceKind::LyraForm) => Box::new(FormSource {
+                verifier: FormVerifier {
+                    mode: self.mode,
+                    algo: self.algorithm,
+                    key: self.key.expose(),
+                    site_id: self.site_id.as_deref(),
+                },
+            }),
+            (SourceSettings::Lyra, _) => Box::new(RestSource {
+                password: self.key.expose(),
+                mode: self.mode,
+                site_id: self.site_id.as_deref(),
+            }),
+            (SourceSettings::Cybersource(c), _) => Box::new(WebhookSource {
+                keys: c
+                    .keys
+                    .iter()
+                    .map(|k| SigningKey {
+                        id: &k.id,
+                        key: k.key.expose(),
+                    })
+                    .collect(),
+                tolerance_secs: c.timestamp_tolerance.map(|d| d.as_secs()),
+                organization_id: c.organization_id.as_deref(),
+            }),
+            (SourceSettings::CybersourceCmos(c), _) => Box::new(CmosSource {
+                verifier: CmosVerifier {
+                    token: c.token.expose(),
+                    allow_from: &c.allow_from,
+                },
+                merchant_id: c.merchant_id.as_deref(),
+            }),
+            (SourceSettings::Mpgs(m), _) => Box::new(MpgsSource {
+                secrets: m.secrets.iter().map(|(s, _)| s.expose()).collect(),
+                merchant_id: m.merchant_id.as_deref(),
+                order_ref: m.order_ref,
+            }),
+        }
+    }
+}
+
 pub(super) fn resolve_source(
     i: usize,
     raw: RawSource,
@@ -275,27 +238,18 @@ pub(super) fn resolve_source(
     shops: &[ShopConfig],
 ) -> Result<SourceConfig, ConfigError> {
     let key_prefix = format!("sources[{i}]");
-    let kind = SourceKind::parse(&raw.kind).ok_or_else(|| {
-        invalid(
-            format!("{key_prefix}.kind"),
-            format!(
-                "unknown kind {:?} (expected \"lyra-form\", \"lyra-rest\", \"cybersource\", \"cybersource-cmos\" or \"mpgs\")",
-                raw.kind
-            ),
-        )
-    })?;
-    if !raw.path.starts_with('/') {
+    let kind = raw.kind();
+    let path = each_kind!(&raw, r => &r.path);
+    if !path.starts_with('/') {
         return Err(invalid(format!("{key_prefix}.path"), "must start with /"));
     }
-    if raw.path.contains('?') {
+    if path.contains('?') {
         return Err(invalid(
             format!("{key_prefix}.path"),
             "must not contain a query (a cybersource-cmos token goes in token_credential)",
         ));
     }
-    reject_foreign_fields(&key_prefix, kind, &raw)?;
-    review::reject_foreign_fields(&key_prefix, kind, &raw)?;
-    if let Some(shop) = &raw.shop {
+    if let Some(shop) = each_kind!(&raw, r => &r.shop) {
         if !shops.iter().any(|s| &s.name == shop) {
             return Err(invalid(
                 format!("{key_prefix}.shop"),
@@ -303,15 +257,95 @@ pub(super) fn resolve_source(
             ));
         }
     }
-    let resolved = match kind {
-        SourceKind::LyraForm | SourceKind::LyraRest => resolve_lyra(&key_prefix, kind, &raw, env)?,
-        SourceKind::Cybersource => resolve_cybersource(&key_prefix, &raw, env)?,
-        SourceKind::CybersourceCmos => resolve_cmos(&key_prefix, &raw, env)?,
-        SourceKind::Mpgs => resolve_mpgs(&key_prefix, &raw, env)?,
+    let prefix = key_prefix.as_str();
+    // The kind's own keys: what it verifies with, then the gateway APIs it
+    // may have (review actions, the Mastercard read API).
+    let (resolved, site_id, review_keys, mpgs_keys, cancel_at_gateway): (
+        ResolvedAuth,
+        Option<&String>,
+        ReviewKeys<'_>,
+        Option<MpgsApiKeys<'_>>,
+        Option<bool>,
+    ) = match &raw {
+        RawSource::LyraForm(r) => (
+            resolve_lyra(
+                prefix,
+                r.mode.as_deref(),
+                r.algorithm.as_deref(),
+                (r.test_key(), r.production_key()),
+                env,
+            )?,
+            r.site_id.as_ref(),
+            ReviewKeys::Lyra {
+                rest: false,
+                api_url: r.api_url.as_deref(),
+                password: r.rest_password(),
+                site_id: r.site_id.as_deref(),
+                api_timeout: r.api_timeout.as_deref(),
+            },
+            None,
+            r.cancel_at_gateway,
+        ),
+        RawSource::LyraRest(r) => (
+            resolve_lyra(
+                prefix,
+                r.mode.as_deref(),
+                None,
+                (r.test_password(), r.production_password()),
+                env,
+            )?,
+            r.site_id.as_ref(),
+            ReviewKeys::Lyra {
+                rest: true,
+                api_url: r.api_url.as_deref(),
+                password: r.rest_password(),
+                site_id: r.site_id.as_deref(),
+                api_timeout: r.api_timeout.as_deref(),
+            },
+            None,
+            r.cancel_at_gateway,
+        ),
+        RawSource::Cybersource(r) => (
+            resolve_cybersource(prefix, r, env)?,
+            None,
+            ReviewKeys::Cybersource {
+                api_host: r.api_host.as_deref(),
+                api_key_id: r.api_key_id.as_deref(),
+                secret: r.api_shared_secret(),
+                merchant_id: r.merchant_id.as_deref(),
+                api_timeout: r.api_timeout.as_deref(),
+            },
+            None,
+            None,
+        ),
+        RawSource::CybersourceCmos(r) => (
+            resolve_cmos(prefix, r, env)?,
+            None,
+            ReviewKeys::None { api_timeout: None },
+            None,
+            None,
+        ),
+        RawSource::Mpgs(r) => (
+            resolve_mpgs(prefix, r, env)?,
+            None,
+            // Its API timeout is the read API's (`confirm.rs`), checked
+            // here too as before.
+            ReviewKeys::None {
+                api_timeout: r.api_timeout.as_deref(),
+            },
+            Some(MpgsApiKeys {
+                gateway_url: r.gateway_url.as_deref(),
+                api_version: r.api_version.as_deref(),
+                password: r.api_password(),
+                merchant_id: r.merchant_id.as_deref(),
+                api_timeout: r.api_timeout.as_deref(),
+            }),
+            None,
+        ),
     };
-    let review_api = review::resolve(&key_prefix, kind, &raw, &resolved, env)?;
+    let review_api = review::resolve(prefix, review_keys, &resolved, env)?;
     let has_lyra_api = matches!(review_api, Some(ReviewApi::Lyra(_)));
-    let cancel_at_gateway = match raw.cancel_at_gateway {
+    let cancel_at_gateway = match cancel_at_gateway {
         Some(true) if !has_lyra_api => {
             return Err(invalid(
                 format!("{key_prefix}.cancel_at_gateway"),
@@ -321,140 +355,117 @@ pub(super) fn resolve_source(
         Some(on) => on,
         None => has_lyra_api,
     };
-    let mpgs_api = confirm::resolve_mpgs_api(&key_prefix, kind, &raw, env)?;
+    let mpgs_api = confirm::resolve_mpgs_api(prefix, mpgs_keys, env)?;
     let confirm = confirm::resolve_confirm(
-        &key_prefix,
+        prefix,
         kind,
-        &raw,
+        each_kind!(&raw, r => r.confirm.as_deref()),
         review_api.as_ref(),
         mpgs_api.as_ref(),
     )?;
+    let site_id = site_id.cloned();
+    let (name, path, shop, order_prefix) = each_kind!(raw, r => (r.name, r.path, r.shop, r.order_prefix));
     Ok(SourceConfig {
         review_api,
         cancel_at_gateway,
         confirm,
         mpgs_api,
-        name: raw.name.unwrap_or_else(|| format!("source{i}")),
+        name: name.unwrap_or_else(|| format!("source{i}")),
         kind,
-        path: raw.path,
-        shop: raw.shop,
-        site_id: raw.site_id,
+        path,
+        shop,
+        site_id,
         mode: resolved.mode,
         algorithm: resolved.algorithm,
-        order_prefix: raw.order_prefix.unwrap_or_default(),
+        order_prefix: order_prefix.unwrap_or_default(),
         key: resolved.key,
         key_origin: resolved.key_origin,
         settings: resolved.settings,
     })
 }
 
-/// Every source key that only some kinds take, with those kinds: a key
-/// given to another kind is an error rather than silently ignored.
-fn reject_foreign_fields(
-    key_prefix: &str,
-    kind: SourceKind,
-    raw: &RawSource,
-) -> Result<(), ConfigError> {
-    use SourceKind::*;
-    let lyra: &[SourceKind] = &[LyraForm, LyraRest];
-    let fields: [(&str, bool, &[SourceKind]); 26] = [
-        ("site_id", raw.site_id.is_some(), lyra),
-        ("mode", raw.mode.is_some(), lyra),
-        ("algorithm", raw.algorithm.is_some(), &[LyraForm]),
-        ("test_key", raw.test_key.is_some(), &[LyraForm]),
-        ("test_key_file", raw.test_key_file.is_some(), &[LyraForm]),
-        (
-            "test_key_credential",
-            raw.test_key_credential.is_some(),
-            &[LyraForm],
-        ),
-        ("production_key", raw.production_key.is_some(), &[LyraForm]),
-        (
-            "production_key_file",
-            raw.production_key_file.is_some(),
-            &[LyraForm],
-        ),
-        (
-            "production_key_credential",
-            raw.production_key_credential.is_some(),
-            &[LyraForm],
-        ),
-        ("test_password", raw.test_password.is_some(), &[LyraRest]),
-        (
-            "test_password_file",
-            raw.test_password_file.is_some(),
-            &[LyraRest],
-        ),
-        (
-            "test_password_credential",
-            raw.test_password_credential.is_some(),
-            &[LyraRest],
-        ),
-        (
-            "production_password",
-            raw.production_password.is_some(),
-            &[LyraRest],
-        ),
-        (
-            "production_password_file",
-            raw.production_password_file.is_some(),
-            &[LyraRest],
-        ),
-        (
-            "production_password_credential",
-            raw.production_password_credential.is_some(),
-            &[LyraRest],
-        ),
-        ("keys", raw.keys.is_some(), &[Cybersource]),
-        (
-            "timestamp_tolerance",
-            raw.timestamp_tolerance.is_some(),
-            &[Cybersource],
-        ),
-        (
-            "organization_id",
-            raw.organization_id.is_some(),
-            &[Cybersource],
-        ),
-        ("token", raw.token.is_some(), &[CybersourceCmos]),
-        ("token_file", raw.token_file.is_some(), &[CybersourceCmos]),
-        (
-            "token_credential",
-            raw.token_credential.is_some(),
-            &[CybersourceCmos],
-        ),
-        ("allow_from", raw.allow_from.is_some(), &[CybersourceCmos]),
-        (
-            "merchant_id",
-            raw.merchant_id.is_some(),
-            &[Cybersource, CybersourceCmos, Mpgs],
-        ),
-        (
-            "secret",
-            raw.secret.is_some() || raw.secret_file.is_some() || raw.secret_credential.is_some(),
-            &[Mpgs],
-        ),
-        (
-            "previous_secret",
-            raw.previous_secret.is_some()
-                || raw.previous_secret_file.is_some()
-                || raw.previous_secret_credential.is_some(),
-            &[Mpgs],
-        ),
-        ("order_ref", raw.order_ref.is_some(), &[Mpgs]),
-    ];
-    for (name, given, kinds) in fields {
-        if given && !kinds.contains(&kind) {
+/// The clearer message for a `[[sources]]` table serde refused, when there
+/// is one: an unknown `kind`, or a key that belongs to another kind
+/// (`sources[1].keys: does not apply to kind mpgs`). `None` leaves serde's
+/// own message (with its line and column) to the caller.
+pub(super) fn explain_error(text: &str) -> Option<ConfigError> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let sources = table.get("sources")?.as_array()?;
+    for (i, source) in sources.iter().enumerate() {
+        let Some(source) = source.as_table() else {
+            continue;
+        };
+        let Some(kind) = source.get("kind").and_then(|k| k.as_str()) else {
+            continue;
+        };
+        let Some(kind) = SourceKind::parse(kind) else {
+            return Some(invalid(
+                format!("sources[{i}].kind"),
+                format!(
+                    "unknown kind {kind:?} (expected \"lyra-form\", \"lyra-rest\", \"cybersource\", \"cybersource-cmos\" or \"mpgs\")"
+                ),
+            ));
+        };
+        let own = RawSource::fields(kind);
+        let foreign = source.keys().find(|key| {
+            key.as_str() != "kind"
+                && !own.contains(&key.as_str())
+                && SourceKind::ALL
+                    .into_iter()
+                    .any(|other| RawSource::fields(other).contains(&key.as_str()))
+        });
+        if let Some(key) = foreign {
             // The historical message for the mistake users make most.
-            let problem = if name == "algorithm" && kind == LyraRest {
+            let problem = if key == "algorithm" && kind == SourceKind::LyraRest {
                 "does not apply to lyra-rest (kr-hash is always HMAC-SHA-256)".to_owned()
             } else {
                 format!("does not apply to kind {}", kind.as_str())
             };
-            return Err(invalid(format!("{key_prefix}.{name}"), problem));
+            return Some(invalid(format!("sources[{i}].{key}"), problem));
         }
     }
-    Ok(())
+    None
+}
+
+/// The field names a table struct declares, read from its `Deserialize`
+/// impl (which hands them to `deserialize_struct`): the one list of which
+/// kind takes which key is the struct itself.
+mod fields {
+    use std::cell::Cell;
+
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    pub(super) fn of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        let seen = Cell::new(&[][..]);
+        let _ = T::deserialize(Probe(&seen));
+        seen.get()
+    }
+
+    struct Probe<'a>(&'a Cell<&'static [&'static str]>);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only a struct's field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(de::Error::custom("field names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
 }
 
 /// `check-config` warnings for a TEST and a PRODUCTION Lyra source that

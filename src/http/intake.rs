@@ -1,7 +1,7 @@
 //! The notification handler: route → content checks → bounded body read →
 //! verify (pure, in `providers`) → commit (writer) → answer.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,16 +13,10 @@ use tracing::{info, warn, Instrument};
 
 use super::answer::{self, Body};
 use super::AppState;
-use crate::config::{BodyFormat, Config, SourceConfig, SourceKind, SourceSettings};
-use crate::domain::Notification;
+use crate::config::{Config, SourceConfig};
 use crate::ops::logging::one_line;
 use crate::ops::metrics as m;
-use crate::providers::cybersource::cmos::{self, CmosError, CmosVerifier};
-use crate::providers::cybersource::{self, CybersourceError, SigningKey, WebhookVerifier};
-use crate::providers::form::{self, FormError};
-use crate::providers::lyra::{self, FormVerifier, LyraError};
-use crate::providers::mpgs::{self, MpgsError};
-use crate::providers::Refusal;
+use crate::providers::{BodyFormat, Headers, Refusal, Rejected, RequestFacts, Source};
 use crate::store::{now_ms, NewNotification, SubmitError};
 
 /// Headers kept with every stored delivery: never authorization headers,
@@ -45,19 +39,10 @@ const KEPT_HEADERS: &[&str] = &[
     "x-notification-attempt",
 ];
 
-/// What a provider may look at besides the body.
-struct RequestFacts<'a> {
-    headers: &'a HeaderMap,
-    /// The raw query string (a `cybersource-cmos` token).
-    query: Option<&'a str>,
-    peer: IpAddr,
-    /// The daemon's clock, Unix seconds: providers do not read clocks.
-    now_unix: u64,
-}
-
-impl RequestFacts<'_> {
+/// Providers read headers through this, without HTTP types.
+impl Headers for HeaderMap {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -96,8 +81,11 @@ async fn handle_source(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    // The provider this source's requests go to (the one registration
+    // point is `SourceConfig::provider`).
+    let provider = source.provider();
     // Cybersource checks its webhook URL with a GET and wants a 200.
-    let health_check = source.kind == SourceKind::Cybersource;
+    let health_check = provider.answers_health_check();
     if health_check && req.method() == Method::GET {
         return answer::healthy();
     }
@@ -105,7 +93,7 @@ async fn handle_source(
         refused(Some(source), peer, "method", req.method().as_str());
         return answer::method_not_allowed(if health_check { "GET, POST" } else { "POST" });
     }
-    let format = source.kind.body_format();
+    let format = provider.body_format();
     if !has_content_type(req.headers(), format) {
         refused(
             Some(source),
@@ -113,7 +101,7 @@ async fn handle_source(
             "content_type",
             content_type(req.headers()),
         );
-        return answer::unsupported_media_type(mime(format));
+        return answer::unsupported_media_type(format.mime());
     }
     let limit = config.body_limit;
     if let Some(len) = declared_length(req.headers()) {
@@ -151,9 +139,9 @@ async fn handle_source(
         }
     };
 
-    let notifications = match verify(source, &facts, &body) {
+    let notifications = match provider.verify(&facts, &body) {
         Ok(n) => n,
-        Err(Refused { kind, detail }) => {
+        Err(Rejected { kind, detail }) => {
             let reason = match kind {
                 Refusal::Unauthenticated => "signature",
                 Refusal::Forbidden => "forbidden",
@@ -187,7 +175,10 @@ async fn handle_source(
         .collect();
     // What the decision log line needs, taken before the notifications move
     // to the writer (rather than cloning them whole).
-    let log_views: Vec<LogView> = news.iter().map(LogView::of).collect();
+    let log_views: Vec<LogView> = news
+        .iter()
+        .map(|n| LogView::of(n, provider.as_ref()))
+        .collect();
     // Every notification of the request is committed before the answer; if
     // any is not, the platform gets a 503 and retries the whole request
     // (the ones already stored are then duplicates without new effect).
@@ -236,121 +227,6 @@ async fn handle_source(
     answer::stored_many(&receipts)
 }
 
-struct Refused {
-    kind: Refusal,
-    detail: String,
-}
-
-/// Every provider error maps to a refusal the same way: its own
-/// classification, its own (secret-free) message.
-macro_rules! refused_from {
-    ($($error:ty),*) => {$(
-        impl From<$error> for Refused {
-            fn from(e: $error) -> Self {
-                Refused {
-                    kind: e.refusal(),
-                    detail: e.to_string(),
-                }
-            }
-        }
-    )*};
-}
-
-refused_from!(LyraError, CybersourceError, CmosError, MpgsError);
-
-impl From<FormError> for Refused {
-    fn from(e: FormError) -> Self {
-        Refused {
-            kind: Refusal::Malformed,
-            detail: e.to_string(),
-        }
-    }
-}
-
-/// Pure verification of the raw body for the source's kind: one
-/// notification, or several for a CMOS document (one per `<Update>`).
-fn verify(
-    source: &SourceConfig,
-    request: &RequestFacts<'_>,
-    body: &[u8],
-) -> Result<Vec<Notification>, Refused> {
-    match (&source.settings, source.kind) {
-        (SourceSettings::Lyra, SourceKind::LyraForm) => {
-            let form = form::parse(body)?;
-            lyra::verify_form(
-                &form,
-                &FormVerifier {
-                    mode: source.mode,
-                    algo: source.algorithm,
-                    key: source.key.expose(),
-                    site_id: source.site_id.as_deref(),
-                },
-            )?;
-            Ok(vec![lyra::form_notification(&form)?])
-        }
-        (SourceSettings::Lyra, _) => {
-            let form = form::parse(body)?;
-            lyra::verify_rest(&form, source.key.expose())?;
-            Ok(vec![lyra::rest_notification(
-                &form,
-                source.mode,
-                source.site_id.as_deref(),
-            )?])
-        }
-        (SourceSettings::Cybersource(c), _) => {
-            let keys: Vec<SigningKey<'_>> = c
-                .keys
-                .iter()
-                .map(|k| SigningKey {
-                    id: &k.id,
-                    key: k.key.expose(),
-                })
-                .collect();
-            let verifier = WebhookVerifier {
-                keys: &keys,
-                tolerance_secs: c.timestamp_tolerance.map(|d| d.as_secs()),
-                organization_id: c.organization_id.as_deref(),
-            };
-            let signed = cybersource::verify_webhook(
-                request.header(cybersource::SIGNATURE_HEADER),
-                body,
-                request.now_unix,
-                &verifier,
-            )?;
-            Ok(vec![cybersource::webhook_notification(
-                body,
-                signed,
-                verifier.organization_id,
-            )?])
-        }
-        (SourceSettings::CybersourceCmos(c), _) => {
-            // The token rides in the query string: checked before the body
-            // is even decoded.
-            let query = form::parse(request.query.unwrap_or("").as_bytes())?;
-            cmos::verify(
-                query.get("token"),
-                request.peer,
-                &CmosVerifier {
-                    token: c.token.expose(),
-                    allow_from: &c.allow_from,
-                },
-            )?;
-            let form = form::parse(body)?;
-            Ok(cmos::notifications(&form, c.merchant_id.as_deref())?)
-        }
-        (SourceSettings::Mpgs(m), _) => {
-            let secrets: Vec<&str> = m.secrets.iter().map(|(s, _)| s.expose()).collect();
-            mpgs::verify(request.header(mpgs::SECRET_HEADER), &secrets)?;
-            Ok(vec![mpgs::notification(
-                body,
-                request.header(mpgs::ID_HEADER),
-                m.merchant_id.as_deref(),
-                m.order_ref,
-            )?])
-        }
-    }
-}
-
 /// The shop's order reference: the platform's, less the configured prefix.
 /// A reference that is nothing but the prefix is kept whole, so that the
 /// shop's reference is empty exactly when the platform sent none (the
@@ -359,46 +235,6 @@ fn strip_prefix<'a>(order_ref: &'a str, prefix: &str) -> &'a str {
     match order_ref.strip_prefix(prefix) {
         Some(rest) if !prefix.is_empty() && !rest.is_empty() => rest,
         _ => order_ref,
-    }
-}
-
-/// The risk findings of a notification, compact, for the log line.
-fn risk_summary(n: &Notification) -> String {
-    use crate::domain::Facts;
-    match &n.facts {
-        Facts::Lyra(f) => {
-            let mut parts = f.risk_assessment.clone();
-            if !f.risk_analysis.is_empty() {
-                parts.push(format!("analysis={}", f.risk_analysis));
-            }
-            for (c, v) in &f.risk_control {
-                if v != "OK" {
-                    parts.push(format!("{c}={v}"));
-                }
-            }
-            parts.join(";")
-        }
-        Facts::Cybersource(f) => [
-            ("event", &f.event_type),
-            ("decision", &f.new_decision),
-            ("status", &f.payment_status),
-            ("reason", &f.reason),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(";"),
-        Facts::Mpgs(f) => [
-            ("type", &f.transaction_type),
-            ("risk", &f.risk_gateway_code),
-            ("review", &f.review_decision),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(";"),
     }
 }
 
@@ -414,13 +250,13 @@ struct LogView {
 }
 
 impl LogView {
-    fn of(n: &NewNotification) -> LogView {
+    fn of(n: &NewNotification, provider: &dyn Source) -> LogView {
         LogView {
             order_ref: n.order_ref.clone(),
             transaction_id: n.notification.transaction_id.clone(),
             status: n.notification.status().to_owned(),
             origin: n.notification.origin().to_owned(),
-            risk: risk_summary(&n.notification),
+            risk: provider.risk_summary(&n.notification),
             live_at_gateway: crate::domain::outcome::live_at_gateway(&n.notification),
         }
     }
@@ -477,19 +313,12 @@ fn refused(source: Option<&SourceConfig>, peer: SocketAddr, reason: &'static str
     );
 }
 
-fn mime(format: BodyFormat) -> &'static str {
-    match format {
-        BodyFormat::Form => "application/x-www-form-urlencoded",
-        BodyFormat::Json => "application/json",
-    }
-}
-
 /// Whether the request's media type (parameters such as `charset` aside)
 /// is the one the source's kind receives.
 fn has_content_type(headers: &HeaderMap, format: BodyFormat) -> bool {
     let ct = content_type(headers);
     let got = ct.split(';').next().unwrap_or("").trim();
-    got.eq_ignore_ascii_case(mime(format))
+    got.eq_ignore_ascii_case(format.mime())
 }
 
 fn content_type(headers: &HeaderMap) -> &str {

@@ -22,45 +22,9 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::store::WriterHandle;
 
-/// Limits that protect the listener from slow or abusive clients.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time allowed to send the request headers.
-    pub header_read_timeout: Duration,
-    /// Time allowed to send the body once headers are in.
-    pub body_read_timeout: Duration,
-    /// Connections served at once; more are closed at accept.
-    pub max_connections: usize,
-    /// Connections served at once from one peer address; more from it are
-    /// closed at accept, so one address cannot take every slot. Behind a
-    /// reverse proxy the peer is the proxy: raise it to `max_connections`.
-    pub max_connections_per_peer: usize,
-    /// Time in-flight requests get to finish at shutdown.
-    pub drain_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(10),
-            max_connections: 1024,
-            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
-            drain_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Default per-peer cap: a quarter of the global limit (256 of 1024). More
-/// than a platform's sender holds at once even in a burst (each
-/// notification is one short request), and one abusive address still leaves
-/// three quarters of the slots to everyone else.
-pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
-
-/// The per-peer cap when none is configured: a quarter of `max_connections`.
-pub fn default_per_peer(max_connections: usize) -> usize {
-    (max_connections / 4).max(1)
-}
+// `Limits` is resolved from `[http]` by `config`, which `http` depends on:
+// it lives there (downhill) and is re-exported here under its old path.
+pub use crate::config::{default_per_peer, Limits, DEFAULT_MAX_CONNECTIONS_PER_PEER};
 
 /// The address a connection counts against: an IPv4 address (an IPv4 peer
 /// on a dual-stack socket counts as the same address as its mapped form),

@@ -439,5 +439,8 @@ fn organization(
     }
 }
 
+/// This provider as intake sees it (`providers::Source`).
+pub mod source;
+
 #[cfg(test)]
 mod tests;

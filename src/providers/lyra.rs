@@ -486,5 +486,8 @@ pub fn rest_notification(
 
 pub mod shape;
 
+/// This provider as intake sees it (`providers::Source`).
+pub mod source;
+
 #[cfg(test)]
 mod tests;

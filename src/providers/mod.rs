@@ -1,12 +1,16 @@
 //! Per-provider verification and parsing. Pure: no I/O, no clock, no config
 //! files. Each provider takes raw bytes plus the source's keys and returns a
-//! verified [`crate::domain::Notification`] or a typed refusal.
+//! verified [`crate::domain::Notification`] or a typed refusal, and plugs
+//! into intake as a [`Source`] (its `source.rs`).
 
 pub mod cidr;
 pub mod cybersource;
 pub mod form;
 pub mod lyra;
 pub mod mpgs;
+pub mod source;
+
+pub use source::{BodyFormat, Headers, Rejected, RequestFacts, Source};
 
 use subtle::ConstantTimeEq;
 

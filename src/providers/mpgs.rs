@@ -313,5 +313,8 @@ pub fn decimal_to_minor(text: &str, currency: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// This provider as intake sees it (`providers::Source`).
+pub mod source;
+
 #[cfg(test)]
 mod tests;

@@ -345,5 +345,8 @@ pub fn notifications(
         .collect()
 }
 
+/// This provider as intake sees it (`providers::Source`).
+pub mod source;
+
 #[cfg(test)]
 mod tests;
