@@ -41,6 +41,7 @@ pub use shops::{default_statuses, ShopConfig, ShopKind, ShopStatus};
 pub use source_auth::{
     CmosSettings, CybersourceKey, CybersourceSettings, MpgsSettings, SourceSettings,
 };
+pub use crate::providers::BodyFormat;
 pub use sources::{SourceConfig, SourceKind};
 
 use runtime::{

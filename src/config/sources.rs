@@ -21,7 +21,7 @@ use crate::providers::cybersource::SigningKey;
 use crate::providers::lyra::source::{FormSource, RestSource};
 use crate::providers::lyra::{FormVerifier, Mode, SignAlgo};
 use crate::providers::mpgs::source::MpgsSource;
-use crate::providers::Source;
+use crate::providers::{BodyFormat, Source};
 
 /// One `[[sources]]` table, by `kind`.
 #[derive(Debug, Deserialize)]
@@ -110,6 +110,17 @@ impl SourceKind {
 
     pub fn parse(s: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The body the kind receives: its provider's.
+    pub fn body_format(self) -> BodyFormat {
+        use crate::providers::{cybersource, lyra, mpgs};
+        match self {
+            SourceKind::LyraForm | SourceKind::LyraRest => lyra::source::BODY_FORMAT,
+            SourceKind::Cybersource => cybersource::source::BODY_FORMAT,
+            SourceKind::CybersourceCmos => cybersource::cmos::source::BODY_FORMAT,
+            SourceKind::Mpgs => mpgs::source::BODY_FORMAT,
+        }
     }
 }
 

@@ -14,6 +14,9 @@ impl From<CybersourceError> for Rejected {
     }
 }
 
+/// What this provider's requests carry (`application/json`).
+pub const BODY_FORMAT: BodyFormat = BodyFormat::Json;
+
 /// A `cybersource` source.
 pub struct WebhookSource<'a> {
     /// Every valid key (two during a yearly rotation).
@@ -26,7 +29,7 @@ pub struct WebhookSource<'a> {
 
 impl Source for WebhookSource<'_> {
     fn body_format(&self) -> BodyFormat {
-        BodyFormat::Json
+        BODY_FORMAT
     }
 
     /// Cybersource checks its webhook URL with a GET and wants a 200.

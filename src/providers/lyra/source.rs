@@ -15,6 +15,9 @@ impl From<LyraError> for Rejected {
     }
 }
 
+/// What this provider's requests carry (`application/x-www-form-urlencoded`).
+pub const BODY_FORMAT: BodyFormat = BodyFormat::Form;
+
 /// A `lyra-form` source: a signed `vads_*` form.
 pub struct FormSource<'a> {
     pub verifier: FormVerifier<'a>,
@@ -22,7 +25,7 @@ pub struct FormSource<'a> {
 
 impl Source for FormSource<'_> {
     fn body_format(&self) -> BodyFormat {
-        BodyFormat::Form
+        BODY_FORMAT
     }
 
     fn verify(&self, _: &RequestFacts<'_>, body: &[u8]) -> Result<Vec<Notification>, Rejected> {
@@ -47,7 +50,7 @@ pub struct RestSource<'a> {
 
 impl Source for RestSource<'_> {
     fn body_format(&self) -> BodyFormat {
-        BodyFormat::Form
+        BODY_FORMAT
     }
 
     fn verify(&self, _: &RequestFacts<'_>, body: &[u8]) -> Result<Vec<Notification>, Rejected> {

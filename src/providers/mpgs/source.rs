@@ -14,6 +14,9 @@ impl From<MpgsError> for Rejected {
     }
 }
 
+/// What this provider's requests carry (`application/json`).
+pub const BODY_FORMAT: BodyFormat = BodyFormat::Json;
+
 /// An `mpgs` source.
 pub struct MpgsSource<'a> {
     /// The current secret, then the previous one during a rotation.
@@ -25,7 +28,7 @@ pub struct MpgsSource<'a> {
 
 impl Source for MpgsSource<'_> {
     fn body_format(&self) -> BodyFormat {
-        BodyFormat::Json
+        BODY_FORMAT
     }
 
     fn verify(

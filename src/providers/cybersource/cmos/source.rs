@@ -15,6 +15,9 @@ impl From<CmosError> for Rejected {
     }
 }
 
+/// What this provider's requests carry (`application/x-www-form-urlencoded`).
+pub const BODY_FORMAT: BodyFormat = BodyFormat::Form;
+
 /// A `cybersource-cmos` source.
 pub struct CmosSource<'a> {
     pub verifier: CmosVerifier<'a>,
@@ -24,7 +27,7 @@ pub struct CmosSource<'a> {
 
 impl Source for CmosSource<'_> {
     fn body_format(&self) -> BodyFormat {
-        BodyFormat::Form
+        BODY_FORMAT
     }
 
     fn verify(
