@@ -139,10 +139,7 @@ pub(super) fn resolve_mpgs_api(
         .ok_or_else(|| invalid(format!("{key_prefix}.merchant_id"), needs))?;
     let (password, password_origin) =
         password.ok_or_else(|| invalid(format!("{key_prefix}.api_password"), needs))?;
-    let version = raw
-        .api_version
-        .unwrap_or(DEFAULT_MPGS_VERSION)
-        .to_owned();
+    let version = raw.api_version.unwrap_or(DEFAULT_MPGS_VERSION).to_owned();
     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             format!("{key_prefix}.api_version"),

@@ -27,6 +27,7 @@ mod shops;
 mod source_auth;
 mod sources;
 
+pub use crate::providers::BodyFormat;
 pub use confirm::{Confirm, MpgsApi, ReconcileConfig};
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use customer_text::CustomerTexts;
@@ -41,7 +42,6 @@ pub use shops::{default_statuses, ShopConfig, ShopKind, ShopStatus};
 pub use source_auth::{
     CmosSettings, CybersourceKey, CybersourceSettings, MpgsSettings, SourceSettings,
 };
-pub use crate::providers::BodyFormat;
 pub use sources::{SourceConfig, SourceKind};
 
 use runtime::{

@@ -205,10 +205,7 @@ pub(super) fn resolve_admin_token(
 mod tests {
     use super::*;
 
-    fn http(
-        max: Option<usize>,
-        per_peer: Option<usize>,
-    ) -> Result<Limits, ConfigError> {
+    fn http(max: Option<usize>, per_peer: Option<usize>) -> Result<Limits, ConfigError> {
         resolve_http(RawHttp {
             max_connections: max,
             max_connections_per_peer: per_peer,

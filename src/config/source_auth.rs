@@ -311,8 +311,7 @@ pub(super) fn resolve_cmos(
     env: &SecretEnv,
 ) -> Result<ResolvedAuth, ConfigError> {
     let (token, token_origin) = raw.token().require(key_prefix, env, || {
-        "cybersource-cmos is not signed and needs token, token_file or token_credential"
-            .to_owned()
+        "cybersource-cmos is not signed and needs token, token_file or token_credential".to_owned()
     })?;
     if token.expose().len() < 16 {
         return Err(invalid(

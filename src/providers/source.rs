@@ -107,3 +107,34 @@ pub(crate) fn pairs(fields: &[(&str, &String)]) -> String {
         .collect::<Vec<_>>()
         .join(";")
 }
+
+/// Requests for the providers' `Source` tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Headers, RequestFacts};
+
+    /// Headers as `(lower-case name, value)` pairs.
+    pub(crate) struct TestHeaders(pub(crate) Vec<(&'static str, String)>);
+
+    impl Headers for TestHeaders {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A request from 192.0.2.1 at `now_unix` 1_700_000_000.
+    pub(crate) fn request<'a>(
+        headers: &'a TestHeaders,
+        query: Option<&'a str>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            headers,
+            query,
+            peer: "192.0.2.1".parse().unwrap(),
+            now_unix: 1_700_000_000,
+        }
+    }
+}

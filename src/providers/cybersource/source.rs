@@ -77,3 +77,51 @@ pub(crate) fn risk_summary(n: &Notification) -> String {
         ("reason", &f.reason),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::outcome::test_support::{cmos_update, dm_with_status};
+    use crate::providers::source::testing::{request, TestHeaders};
+    use crate::providers::Refusal;
+
+    fn source() -> WebhookSource<'static> {
+        WebhookSource {
+            keys: vec![SigningKey {
+                id: "k",
+                key: b"ipnsync-test-key",
+            }],
+            tolerance_secs: Some(900),
+            organization_id: None,
+        }
+    }
+
+    #[test]
+    fn the_webhook_source_wants_a_signature_and_answers_health_checks() {
+        let headers = TestHeaders(vec![]);
+        let err = source()
+            .verify(&request(&headers, None), b"{}")
+            .unwrap_err();
+        assert_eq!(err.kind, Refusal::Unauthenticated, "{err:?}");
+        let headers = TestHeaders(vec![(SIGNATURE_HEADER, "t=1,keyid=other,sig=AA==".into())]);
+        let err = source()
+            .verify(&request(&headers, None), b"{}")
+            .unwrap_err();
+        assert_eq!(err.kind, Refusal::Unauthenticated, "{err:?}");
+        assert!(source().answers_health_check());
+        assert_eq!(source().body_format(), BodyFormat::Json);
+    }
+
+    #[test]
+    fn the_risk_summary_names_event_decision_status_and_reason() {
+        let n = dm_with_status("payments.payments.review", "DECLINED", "AVS_FAILED");
+        assert_eq!(
+            source().risk_summary(&n),
+            "event=payments.payments.review;status=DECLINED;reason=AVS_FAILED"
+        );
+        assert_eq!(
+            source().risk_summary(&cmos_update("REJECT")),
+            "decision=REJECT"
+        );
+    }
+}

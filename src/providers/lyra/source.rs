@@ -85,3 +85,73 @@ fn risk_summary(n: &Notification) -> String {
     }
     parts.join(";")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::outcome::test_support::{mpgs_tx, Ipn};
+    use crate::providers::lyra::{form_signature, SignAlgo};
+    use crate::providers::source::testing::{request, TestHeaders};
+    use crate::providers::Refusal;
+
+    fn signed(fields: &[(&str, &str)], key: &str) -> Vec<u8> {
+        let unsigned = serde_urlencoded::to_string(fields).unwrap();
+        let form = form::parse(unsigned.as_bytes()).unwrap();
+        let signature = form_signature(&form, key, SignAlgo::HmacSha256);
+        let mut all = fields.to_vec();
+        all.push(("signature", &signature));
+        serde_urlencoded::to_string(&all).unwrap().into_bytes()
+    }
+
+    fn source(mode: Mode) -> FormSource<'static> {
+        FormSource {
+            verifier: FormVerifier {
+                mode,
+                algo: SignAlgo::HmacSha256,
+                key: "1122334455667788",
+                site_id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_form_source_verifies_with_its_key_and_mode() {
+        let headers = TestHeaders(vec![]);
+        let body = signed(&[("vads_ctx_mode", "PRODUCTION")], "1122334455667788");
+        let err = source(Mode::Test)
+            .verify(&request(&headers, None), &body)
+            .unwrap_err();
+        assert_eq!(err.kind, Refusal::Forbidden, "{err:?}");
+        let forged = signed(&[("vads_ctx_mode", "TEST")], "another-key");
+        let err = source(Mode::Test)
+            .verify(&request(&headers, None), &forged)
+            .unwrap_err();
+        assert_eq!(err.kind, Refusal::Unauthenticated, "{err:?}");
+        let err = source(Mode::Test)
+            .verify(&request(&headers, None), b"vads_a=%zz")
+            .unwrap_err();
+        assert_eq!(err.kind, Refusal::Malformed, "{err:?}");
+        assert_eq!(source(Mode::Test).body_format(), BodyFormat::Form);
+        assert!(!source(Mode::Test).answers_health_check());
+    }
+
+    #[test]
+    fn the_risk_summary_lists_assessments_analysis_and_controls_not_ok() {
+        let n = Ipn::new("AUTHORISED")
+            .assessment("ENABLE_3DS;MANUAL_VALIDATION")
+            .analysis("FRAUD")
+            .control("CARD_FRAUD=OK;SUSPECT_COUNTRY=WARNING")
+            .build();
+        assert_eq!(
+            source(Mode::Test).risk_summary(&n),
+            "ENABLE_3DS;MANUAL_VALIDATION;analysis=FRAUD;SUSPECT_COUNTRY=WARNING"
+        );
+        assert_eq!(
+            source(Mode::Test).risk_summary(&Ipn::new("AUTHORISED").build()),
+            ""
+        );
+        // Another provider's facts are not this source's to summarise.
+        let other = mpgs_tx("PAYMENT", "SUCCESS", "APPROVED", "REVIEW", "");
+        assert_eq!(source(Mode::Test).risk_summary(&other), "");
+    }
+}

@@ -56,3 +56,52 @@ impl Source for MpgsSource<'_> {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::outcome::test_support::{dm_with_status, mpgs_tx};
+    use crate::providers::source::testing::{request, TestHeaders};
+    use crate::providers::Refusal;
+
+    fn source() -> MpgsSource<'static> {
+        MpgsSource {
+            secrets: vec!["current-secret", "previous-secret"],
+            merchant_id: None,
+            order_ref: OrderRefField::OrderId,
+        }
+    }
+
+    #[test]
+    fn every_configured_secret_is_accepted_and_only_those() {
+        let refusal = |secret: Option<&str>| {
+            let headers = TestHeaders(
+                secret
+                    .map(|s| vec![(SECRET_HEADER, s.to_owned())])
+                    .unwrap_or_default(),
+            );
+            source()
+                .verify(&request(&headers, None), b"[]")
+                .unwrap_err()
+                .kind
+        };
+        assert_eq!(refusal(None), Refusal::Unauthenticated);
+        assert_eq!(refusal(Some("guess")), Refusal::Unauthenticated);
+        // Past the secret check, the body is what is wrong.
+        assert_eq!(refusal(Some("current-secret")), Refusal::Malformed);
+        assert_eq!(refusal(Some("previous-secret")), Refusal::Malformed);
+    }
+
+    #[test]
+    fn the_risk_summary_names_type_risk_and_review() {
+        let n = mpgs_tx("PAYMENT", "SUCCESS", "APPROVED", "REVIEW", "PENDING");
+        assert_eq!(
+            source().risk_summary(&n),
+            "type=PAYMENT;risk=REVIEW;review=PENDING"
+        );
+        let n = mpgs_tx("AUTHORIZATION", "SUCCESS", "APPROVED", "", "");
+        assert_eq!(source().risk_summary(&n), "type=AUTHORIZATION");
+        let other = dm_with_status("payments.payments.review", "DECLINED", "");
+        assert_eq!(source().risk_summary(&other), "");
+    }
+}

@@ -47,3 +47,34 @@ impl Source for CmosSource<'_> {
         crate::providers::cybersource::source::risk_summary(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::source::testing::{request, TestHeaders};
+    use crate::providers::Refusal;
+
+    #[test]
+    fn the_token_in_the_query_and_the_peer_are_checked_before_the_body() {
+        let allowed = ["198.51.100.0/24".parse().unwrap()];
+        let source = CmosSource {
+            verifier: CmosVerifier {
+                token: "0123456789abcdef",
+                allow_from: &allowed,
+            },
+            merchant_id: None,
+        };
+        let headers = TestHeaders(vec![]);
+        let refusal = |query| {
+            source
+                .verify(&request(&headers, query), b"not a CMOS body")
+                .unwrap_err()
+                .kind
+        };
+        assert_eq!(refusal(None), Refusal::Unauthenticated);
+        assert_eq!(refusal(Some("token=wrong")), Refusal::Unauthenticated);
+        // The right token from a peer (192.0.2.1) outside the allow-list.
+        assert_eq!(refusal(Some("token=0123456789abcdef")), Refusal::Forbidden);
+        assert_eq!(source.body_format(), BodyFormat::Form);
+    }
+}
