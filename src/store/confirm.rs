@@ -14,6 +14,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
+use super::sql::notification_from_json;
 use super::{now_ms, StoreError};
 use crate::config::Confirm;
 use crate::confirm::gateway::Lookup;
@@ -89,9 +91,7 @@ pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueConfirmat
     let mut out = Vec::new();
     for row in rows {
         let (id, event_id, source, order_ref, attempts, created_at, json) = row?;
-        let notification = serde_json::from_str(&json).map_err(|e| {
-            StoreError::Corrupt(format!("event {event_id}: stored notification: {e}"))
-        })?;
+        let notification = notification_from_json(&json, &format!("event {event_id}"))?;
         out.push(DueConfirmation {
             id,
             event_id,
@@ -204,21 +204,18 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
+                r.get::<_, Outcome>(6)?,
                 r.get::<_, String>(7)?,
             ))
         })
         .optional()?;
     // Settled already (a second confirmer, an operator): nothing to do.
-    let Some((held_id, source, shop, order_ref, created_at, stored_json, assessed, status)) = job
+    let Some((held_id, source, shop, order_ref, created_at, stored_json, notified, status)) = job
     else {
         return Ok(Recorded::default());
     };
-    let stored: Notification = serde_json::from_str(&stored_json)
-        .map_err(|e| StoreError::Corrupt(format!("event {held_id}: stored notification: {e}")))?;
-    let notified = Outcome::parse(&assessed)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {assessed:?}")))?;
-    let snapshot = snapshot(conn, &shop, &order_ref)?;
+    let stored = notification_from_json(&stored_json, &format!("event {held_id}"))?;
+    let snapshot = apply::order_snapshot(conn, &shop, &order_ref)?;
     let (result, notification, decision, gateway_state) = match lookup {
         Lookup::Unconfirmed(why) => {
             tracing::warn!(
@@ -279,61 +276,39 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
             }
         }
     };
-    let (verdict, outcome, reason) = match &decision.verdict {
-        Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
-        Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
-    };
-    let json = serde_json::to_string(&notification)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
-                             notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        source,
-        format!("{ORIGIN}:{held_id}"),
-        notification.provider.as_str(),
-        shop,
-        order_ref,
-        notification.transaction_id,
-        notification.status(),
-        ORIGIN,
-        json,
-        decision.assessed.as_str(),
-        verdict,
-        outcome.map(Outcome::as_str),
-        reason,
-        decision.comment,
-        now,
-    ])?;
-    let event_id = conn.last_insert_rowid();
-    let mut outbox_id = None;
-    if let Some(new_outcome) = outcome {
-        super::orders::upsert_order(
-            conn,
-            &shop,
-            &order_ref,
-            new_outcome,
-            &notification.transaction_id,
-            event_id,
+    let columns = VerdictColumns::of(&decision.verdict, None);
+    let event_key = format!("{ORIGIN}:{held_id}");
+    let event_id = apply::insert_event(
+        conn,
+        &NewEvent {
+            source: &source,
+            event_key: &event_key,
+            shop: &shop,
+            order_ref: &order_ref,
+            notification: &notification,
+            origin: ORIGIN,
+            decision: &decision,
+            columns: &columns,
             now,
-        )?;
-        if let Some(mode) = notification.mode() {
-            super::orders::remember_mode(conn, &shop, &order_ref, mode)?;
-        }
-        if !shop.is_empty() {
-            outbox_id = Some(super::orders::queue_update(
-                conn,
-                &shop,
-                &order_ref,
-                event_id,
-                snapshot.outcome,
-                new_outcome,
-                &decision.comment,
-                now,
-            )?);
-        }
+        },
+    )?;
+    let outcome = columns.outcome;
+    let mut outbox_id = None;
+    if let Some(to) = outcome {
+        let cause = Cause::Event {
+            event_id,
+            transaction_id: &notification.transaction_id,
+            mode: notification.mode(),
+        };
+        let m = Move {
+            shop: &shop,
+            order_ref: &order_ref,
+            from: snapshot.outcome,
+            to,
+            comment: &decision.comment,
+            now,
+        };
+        outbox_id = apply::move_order(conn, &m, cause)?;
     }
     conn.prepare_cached(
         "UPDATE confirmations SET state = 'done', result = ?2, gateway_state = ?3,
@@ -357,7 +332,7 @@ pub fn reconcile_decision(
     conn: &Connection,
     r: &Reconciliation,
 ) -> Result<Option<(OrderSnapshot, Decision)>, StoreError> {
-    let snapshot = snapshot(conn, &r.shop, &r.order_ref)?;
+    let snapshot = apply::order_snapshot(conn, &r.shop, &r.order_ref)?;
     if r.known_only && snapshot.outcome.is_none() {
         return Ok(None);
     }
@@ -391,60 +366,35 @@ pub(crate) fn reconcile(
         "\nFound by reconciliation with {}: {}.",
         r.gateway, r.summary
     ));
-    let note = match &decision.verdict {
-        Verdict::Apply { note, .. } => note.clone(),
-        Verdict::Ignore { .. } => None,
-    };
-    let json = serde_json::to_string(&r.notification)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
-                             notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'applied', ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        r.source,
-        event_key,
-        r.notification.provider.as_str(),
-        r.shop,
-        r.order_ref,
-        r.notification.transaction_id,
-        r.notification.status(),
-        RECONCILED,
-        json,
-        decision.assessed.as_str(),
-        outcome.as_str(),
-        note,
-        decision.comment,
-        now,
-    ])?;
-    let event_id = conn.last_insert_rowid();
-    super::orders::upsert_order(
+    let columns = VerdictColumns::of(&decision.verdict, None);
+    let event_id = apply::insert_event(
         conn,
-        &r.shop,
-        &r.order_ref,
-        outcome,
-        &r.notification.transaction_id,
-        event_id,
-        now,
-    )?;
-    if let Some(mode) = r.notification.mode() {
-        super::orders::remember_mode(conn, &r.shop, &r.order_ref, mode)?;
-    }
-    let outbox_id = if r.shop.is_empty() {
-        None
-    } else {
-        Some(super::orders::queue_update(
-            conn,
-            &r.shop,
-            &r.order_ref,
-            event_id,
-            snapshot.outcome,
-            outcome,
-            &decision.comment,
+        &NewEvent {
+            source: &r.source,
+            event_key: &event_key,
+            shop: &r.shop,
+            order_ref: &r.order_ref,
+            notification: &r.notification,
+            origin: RECONCILED,
+            decision: &decision,
+            columns: &columns,
             now,
-        )?)
+        },
+    )?;
+    let cause = Cause::Event {
+        event_id,
+        transaction_id: &r.notification.transaction_id,
+        mode: r.notification.mode(),
     };
+    let m = Move {
+        shop: &r.shop,
+        order_ref: &r.order_ref,
+        from: snapshot.outcome,
+        to: outcome,
+        comment: &decision.comment,
+        now,
+    };
+    let outbox_id = apply::move_order(conn, &m, cause)?;
     tracing::info!(
         source = %r.source, shop = %r.shop, order = %crate::ops::logging::one_line(&r.order_ref),
         from = snapshot.outcome.map_or("new", Outcome::as_str), to = outcome.as_str(), state = %r.summary,
@@ -513,32 +463,6 @@ pub fn reconcile_targets(
         });
     }
     Ok(out)
-}
-
-fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnapshot, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
-        )?
-        .query_row(params![shop, order_ref], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .optional()?;
-    let Some((outcome, transaction_id, mode)) = row else {
-        return Ok(OrderSnapshot::default());
-    };
-    Ok(OrderSnapshot {
-        outcome: Some(
-            Outcome::parse(&outcome)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
-        ),
-        transaction_id: Some(transaction_id),
-        mode,
-    })
 }
 
 /// Records one reconciliation from an operator command, in its own short

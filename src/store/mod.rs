@@ -13,15 +13,18 @@
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
 //! a notification is acknowledged only after its commit is on disk.
 
+mod apply;
 pub mod checkpoint;
+pub mod claims;
 pub mod confirm;
-pub mod console;
 pub mod files;
-pub mod inspect;
 pub mod migrations;
-mod orders;
+pub mod operator;
 pub mod queries;
-pub mod review;
+pub mod read;
+mod sql;
+#[cfg(test)]
+mod test_support;
 pub mod writer;
 
 use std::path::Path;
@@ -40,11 +43,18 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[source] rusqlite::Error),
     #[error("database schema version {found} is newer than this binary knows ({known}); refusing to run")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// An unknown enum value read through `FromSql` is [`StoreError::Corrupt`].
+    fn from(e: rusqlite::Error) -> Self {
+        sql::classify(e)
+    }
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {

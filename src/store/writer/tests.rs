@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::operator::retry_dead;
 use crate::domain::{Facts, LyraFacts, Provider};
 
 fn conn() -> (tempfile::TempDir, Connection) {
