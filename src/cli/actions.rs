@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use super::table::Table;
 use super::{emit, json_document, shop_label, CliError};
 use crate::config::parse_duration;
+use crate::store::now_ms;
 use crate::store::operator::{self, Replay};
 use crate::store::read::{self, orders::StoredDecision};
-use crate::store::now_ms;
 
 #[derive(Debug, Clone, Args)]
 pub struct RetryArgs {

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use super::table::{clip, utc, utc_or_dash, Table};
 use super::{emit, json_document, shop_label, CliError};
 use crate::domain::Outcome;
+use crate::store::queries::{self, OutboxRow};
+use crate::store::read::open_read;
 use crate::store::read::orders::{
     self as store_orders, AttemptRecord, DeliveryRecord, EventRecord, OrderFilter, OrderHistory,
     OrderSummary, OutboxRecord,
 };
-use crate::store::read::open_read;
-use crate::store::queries::{self, OutboxRow};
 use crate::store::read::review_queue::ReviewActionRecord;
 
 /// Longest error text a table cell shows; `--json` has the whole text.
@@ -139,8 +139,8 @@ fn orders_table(rows: &[OrderSummary]) -> String {
 pub fn show(db: &Path, args: &ShowArgs) -> Result<(), CliError> {
     let conn = open_read(db)?;
     let shop = resolve_shop(&conn, &args.order, args.shop.as_deref())?;
-    let history =
-        store_orders::order_history(&conn, &shop, &args.order)?.ok_or_else(|| unknown_order(args))?;
+    let history = store_orders::order_history(&conn, &shop, &args.order)?
+        .ok_or_else(|| unknown_order(args))?;
     emit(&if args.json {
         json_document(&history_json(&history))
     } else {

@@ -5,9 +5,9 @@
 //! wraps them, where the terminal table clips.
 
 use crate::domain::{Facts, Notification};
+use crate::store::now_ms;
 use crate::store::read::console::OperatorAction;
 use crate::store::read::orders::OrderHistory;
-use crate::store::now_ms;
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,6 @@ use super::sql::notification_from_json;
 use super::{now_ms, StoreError};
 use crate::domain::{self, Notification, Outcome};
 
-
 /// Opens an existing database for an operator action, with the daemon's
 /// pragmas (WAL, `synchronous=FULL`, busy timeout). Unlike
 /// [`super::open_writer`] it neither creates the file nor migrates it: an
@@ -46,7 +45,6 @@ pub fn open_operator(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
-
 
 /// Puts dead outbox rows back to pending (all of them when `ids` is
 /// `None`) in one short transaction. Returns how many rows changed. The
@@ -83,7 +81,6 @@ pub fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, Store
     };
     Ok(changed)
 }
-
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {

@@ -81,7 +81,6 @@ pub(crate) fn lyra_in_shop(order: &str, uuid: &str, status: &str, at: i64) -> Ne
     }
 }
 
-
 /// A migrated database and an operator connection to it.
 pub(crate) fn operator_db() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();

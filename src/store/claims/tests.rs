@@ -172,4 +172,3 @@ fn a_notification_that_moved_the_order_meanwhile_is_named() {
     assert!(!r.moved && r.outbox_id.is_none());
     assert_eq!(r.moved_by, Some(MovedBy::Notification { event_id }));
 }
-

@@ -170,10 +170,8 @@ pub fn pending_gateway_cancel(
     let Some((outcome, transaction_id, updated_at, json)) = row else {
         return Ok(None);
     };
-    if !matches!(
-        outcome,
-        Outcome::Rejected | Outcome::Canceled
-    ) || !crate::domain::outcome::live_at_gateway(&notification(&json)?)
+    if !matches!(outcome, Outcome::Rejected | Outcome::Canceled)
+        || !crate::domain::outcome::live_at_gateway(&notification(&json)?)
     {
         return Ok(None);
     }

@@ -242,4 +242,3 @@ fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i
         .execute(params![&digest[..], body])?;
     Ok(conn.last_insert_rowid())
 }
-

@@ -80,4 +80,3 @@ fn truncate(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
-
