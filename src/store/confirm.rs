@@ -446,7 +446,9 @@ pub fn reconcile_targets(
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            // An outcome this binary does not know: none, the order is
+            // still looked at.
+            r.get::<_, Outcome>(2).ok(),
             r.get::<_, String>(3)?,
             r.get::<_, String>(4)?,
         ))
@@ -457,7 +459,7 @@ pub fn reconcile_targets(
         out.push(ReconcileTarget {
             shop,
             order_ref,
-            outcome: Outcome::parse(&outcome),
+            outcome,
             source,
             stored: serde_json::from_str(&json).ok(),
         });

@@ -61,7 +61,7 @@ pub fn retry(conn: &mut Connection, ids: Option<&[i64]>) -> Result<usize, StoreE
 /// Puts dead rows back in the queue (operator action). Returns how many
 /// rows changed. The attempt counter is kept, so history stays truthful;
 /// `schedule_base` restarts the retry schedule from its first step.
-pub fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+pub(crate) fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
     let now = now_ms();
     let changed = match ids {
         None => conn

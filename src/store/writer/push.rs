@@ -66,7 +66,7 @@ fn record_applied_outcome(
          WHERE (shop, order_ref, event_id, outcome) =
                (SELECT shop, order_ref, event_id, outcome FROM outbox WHERE id = ?1)",
     )?
-    .execute(params![outbox_id, applied.as_str(), now])?;
+    .execute(params![outbox_id, applied, now])?;
     Ok(())
 }
 
