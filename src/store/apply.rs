@@ -312,3 +312,124 @@ pub(crate) fn queue_comment(
     .execute(params![shop, order_ref, event_id, current, comment, now])?;
     Ok(conn.last_insert_rowid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{db, notification};
+    use crate::store::writer::intake;
+
+    fn order_row(conn: &Connection, order: &str) -> (Outcome, String, i64, Option<String>) {
+        conn.query_row(
+            "SELECT outcome, transaction_id, event_id, mode FROM orders WHERE order_ref = ?1",
+            [order],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    /// The two causes differ on purpose: a notification makes its event
+    /// the order's, an operator's move changes the outcome only, and its
+    /// update hangs off the event that set the outcome being left.
+    #[test]
+    fn an_operator_move_keeps_the_orders_event_and_a_notification_takes_it() {
+        let (_dir, path) = db();
+        let conn = crate::store::operator::open_operator(&path).unwrap();
+        let first = intake(
+            &conn,
+            &notification("7", "AUTHORISED_TO_VALIDATE", Some("s"), 1),
+        )
+        .unwrap();
+        let m = Move {
+            shop: "s",
+            order_ref: "7",
+            from: Some(Outcome::Review),
+            to: Outcome::Accepted,
+            comment: "validated",
+            now: 5,
+        };
+        let cause = Cause::Operator {
+            order_event_id: first.event_id,
+        };
+        let outbox = move_order(&conn, &m, cause)
+            .unwrap()
+            .expect("a shop update");
+        let (outcome, tx, event, _) = order_row(&conn, "7");
+        assert_eq!(
+            (outcome, tx.as_str(), event),
+            (Outcome::Accepted, "uuid-7", first.event_id)
+        );
+        let (hangs_off, previous): (i64, Outcome) = conn
+            .query_row(
+                "SELECT event_id, previous_outcome FROM outbox WHERE id = ?1",
+                [outbox],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((hangs_off, previous), (first.event_id, Outcome::Review));
+
+        let cause = Cause::Event {
+            event_id: first.event_id,
+            transaction_id: "uuid-other",
+            mode: Some("TEST"),
+        };
+        let back = Move {
+            from: Some(Outcome::Accepted),
+            to: Outcome::Review,
+            ..m
+        };
+        move_order(&conn, &back, cause).unwrap();
+        let (outcome, tx, _, mode) = order_row(&conn, "7");
+        assert_eq!(
+            (outcome, tx.as_str(), mode.as_deref()),
+            (Outcome::Review, "uuid-other", Some("TEST"))
+        );
+    }
+
+    #[test]
+    fn a_log_only_order_moves_without_a_shop_update() {
+        let (_dir, path) = db();
+        let conn = crate::store::operator::open_operator(&path).unwrap();
+        let m = Move {
+            shop: "",
+            order_ref: "9",
+            from: None,
+            to: Outcome::Accepted,
+            comment: "paid",
+            now: 1,
+        };
+        let cause = Cause::Event {
+            event_id: 1,
+            transaction_id: "t",
+            mode: None,
+        };
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        assert_eq!(move_order(&conn, &m, cause).unwrap(), None);
+        assert_eq!(
+            order_snapshot(&conn, "", "9").unwrap().outcome,
+            Some(Outcome::Accepted)
+        );
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn verdict_columns_store_a_held_decision_as_ignored() {
+        let apply = Verdict::Apply {
+            outcome: Outcome::Accepted,
+            note: None,
+        };
+        let held = VerdictColumns::of(&apply, Some("waiting"));
+        assert_eq!(
+            (held.verdict, held.outcome, held.reason.as_deref()),
+            ("ignored", None, Some("waiting"))
+        );
+        let applied = VerdictColumns::of(&apply, None);
+        assert_eq!(
+            (applied.verdict, applied.outcome),
+            ("applied", Some(Outcome::Accepted))
+        );
+    }
+}

@@ -244,7 +244,6 @@ pub fn record_shop_only(
     Ok(Ok(recorded))
 }
 
-/// The order's outcome and the event that set it.
 /// The unexpired `in_progress` action on the order, if any.
 fn in_progress(
     tx: &Connection,

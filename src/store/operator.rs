@@ -56,8 +56,6 @@ pub fn retry(conn: &mut Connection, ids: Option<&[i64]>) -> Result<usize, StoreE
     Ok(changed)
 }
 
-/// What re-deciding a stored notification gave (or would give).
-
 /// Puts dead rows back in the queue (operator action). Returns how many
 /// rows changed. The attempt counter is kept, so history stays truthful;
 /// `schedule_base` restarts the retry schedule from its first step.
@@ -82,6 +80,7 @@ pub(crate) fn retry_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize
     Ok(changed)
 }
 
+/// What re-deciding a stored notification gave (or would give).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {
     pub event_id: i64,

@@ -402,6 +402,7 @@ pub fn order_review_actions(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
 fn notification(json: &str) -> Result<Notification, StoreError> {
     notification_from_json(json, "")
 }
