@@ -103,8 +103,8 @@ async fn a_document_with_many_updates_is_stored_once() {
     );
 
     // Retention clears the shared copy once no delivery refers to it.
-    let mut conn = ipnsync::store::inspect::open_operator(&dir.path().join("ipnsync.db")).unwrap();
-    let cleared = ipnsync::store::inspect::prune_bodies(&mut conn, i64::MAX, false).unwrap();
+    let mut conn = ipnsync::store::operator::open_operator(&dir.path().join("ipnsync.db")).unwrap();
+    let cleared = ipnsync::store::operator::prune_bodies(&mut conn, i64::MAX, false).unwrap();
     assert_eq!(cleared, 400);
     let left: i64 = conn
         .query_row("SELECT COUNT(*) FROM bodies", [], |r| r.get(0))

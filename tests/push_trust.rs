@@ -127,7 +127,7 @@ async fn a_reload_applies_a_new_shop_key_and_status_to_the_next_push_and_a_retry
     .await;
 
     let mut conn = rusqlite::Connection::open(&d.db).unwrap();
-    assert_eq!(ipnsync::store::inspect::retry(&mut conn, None).unwrap(), 1);
+    assert_eq!(ipnsync::store::operator::retry(&mut conn, None).unwrap(), 1);
     eventually("the retried row with the new key and status", || {
         shop.order_status(100041) == Some(5)
     })
@@ -527,7 +527,7 @@ async fn a_retry_after_a_definite_refusal_still_notifies_the_customer() {
         d.count("SELECT COUNT(*) FROM outbox WHERE id = 2 AND state = 'delivered'") == 1
     })
     .await;
-    assert_eq!(ipnsync::store::inspect::retry(&mut conn, None).unwrap(), 1);
+    assert_eq!(ipnsync::store::operator::retry(&mut conn, None).unwrap(), 1);
     eventually("the retried row to be delivered", || {
         outbox_state(&d, 1) == "delivered"
     })

@@ -1,7 +1,7 @@
 //! Operator write actions: `retry`, `replay`, `prune`.
 //!
 //! Each opens its own connection (the database must exist) and changes it
-//! in short `BEGIN IMMEDIATE` transactions (see `store::inspect`), so it is
+//! in short `BEGIN IMMEDIATE` transactions (see `store::operator`), so it is
 //! safe while the daemon runs; the daemon's dispatcher notices new pending
 //! outbox rows within its poll interval.
 
@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use super::table::Table;
 use super::{emit, json_document, shop_label, CliError};
 use crate::config::parse_duration;
-use crate::store::inspect::{self, Replay, StoredDecision};
 use crate::store::now_ms;
+use crate::store::operator::{self, Replay};
+use crate::store::read::{self, orders::StoredDecision};
 
 #[derive(Debug, Clone, Args)]
 pub struct RetryArgs {
@@ -62,9 +63,9 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 
 /// `ipnsync retry ID… | --all-dead`.
 pub fn retry(db: &Path, args: &RetryArgs) -> Result<(), CliError> {
-    let mut conn = inspect::open_operator(db)?;
+    let mut conn = operator::open_operator(db)?;
     let ids = (!args.all_dead).then_some(args.ids.as_slice());
-    let changed = inspect::retry(&mut conn, ids)?;
+    let changed = operator::retry(&mut conn, ids)?;
     if changed == 0 {
         return Err(CliError::NothingToDo(if args.all_dead {
             "no dead outbox rows".to_owned()
@@ -82,11 +83,11 @@ pub fn retry(db: &Path, args: &RetryArgs) -> Result<(), CliError> {
 /// `ipnsync replay EVENT_ID`.
 pub fn replay(db: &Path, args: &ReplayArgs) -> Result<(), CliError> {
     let mut conn = if args.dry_run {
-        inspect::open_read(db)?
+        read::open_read(db)?
     } else {
-        inspect::open_operator(db)?
+        operator::open_operator(db)?
     };
-    let r = inspect::replay(&mut conn, args.event_id, args.dry_run, args.force)?
+    let r = operator::replay(&mut conn, args.event_id, args.dry_run, args.force)?
         .ok_or_else(|| CliError::NotFound(format!("event {} is unknown", args.event_id)))?;
     if let Some(why) = &r.refused {
         return Err(CliError::NothingToDo(format!("replay refused: {why}")));
@@ -177,11 +178,11 @@ pub fn prune(db: &Path, args: &PruneArgs) -> Result<(), CliError> {
         .map_err(|_| CliError::Usage("--older-than is too large".to_owned()))?;
     let cutoff = now_ms().saturating_sub(age);
     let mut conn = if args.dry_run {
-        inspect::open_read(db)?
+        read::open_read(db)?
     } else {
-        inspect::open_operator(db)?
+        operator::open_operator(db)?
     };
-    let n = inspect::prune_bodies(&mut conn, cutoff, args.dry_run)?;
+    let n = operator::prune_bodies(&mut conn, cutoff, args.dry_run)?;
     emit(&if args.dry_run {
         format!("{n} delivery body(ies) would be cleared (dry run)\n")
     } else {

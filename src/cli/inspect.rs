@@ -1,7 +1,7 @@
 //! Read-only commands: `orders`, `show ORDER`, `outbox`.
 //!
 //! Each opens the database read-only (it must exist), asks
-//! `store::inspect` / `store::queries`, and renders a table or one JSON
+//! `store::read` / `store::queries`, and renders a table or one JSON
 //! document. Times are Unix milliseconds in JSON, UTC text for humans.
 
 use std::path::Path;
@@ -12,12 +12,13 @@ use serde_json::{json, Value};
 use super::table::{clip, utc, utc_or_dash, Table};
 use super::{emit, json_document, shop_label, CliError};
 use crate::domain::Outcome;
-use crate::store::inspect::{
-    self, AttemptRecord, DeliveryRecord, EventRecord, OrderFilter, OrderHistory, OrderSummary,
-    OutboxRecord,
-};
 use crate::store::queries::{self, OutboxRow};
-use crate::store::review::ReviewActionRecord;
+use crate::store::read::open_read;
+use crate::store::read::orders::{
+    self as store_orders, AttemptRecord, DeliveryRecord, EventRecord, OrderFilter, OrderHistory,
+    OrderSummary, OutboxRecord,
+};
+use crate::store::read::review_queue::ReviewActionRecord;
 
 /// Longest error text a table cell shows; `--json` has the whole text.
 const ERROR_WIDTH: usize = 80;
@@ -78,13 +79,13 @@ pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
 
 /// `ipnsync orders`.
 pub fn orders(db: &Path, args: &OrdersArgs) -> Result<(), CliError> {
-    let conn = inspect::open_read(db)?;
+    let conn = open_read(db)?;
     let filter = OrderFilter {
         outcome: args.outcome.map(Outcome::as_str),
         shop: args.shop.as_deref(),
         limit: args.limit,
     };
-    let rows = inspect::orders(&conn, &filter)?;
+    let rows = store_orders::orders(&conn, &filter)?;
     emit(&if args.json {
         json_document(&Value::Array(rows.iter().map(order_json).collect()))
     } else {
@@ -136,10 +137,10 @@ fn orders_table(rows: &[OrderSummary]) -> String {
 
 /// `ipnsync show ORDER`: the order's whole story, oldest first.
 pub fn show(db: &Path, args: &ShowArgs) -> Result<(), CliError> {
-    let conn = inspect::open_read(db)?;
+    let conn = open_read(db)?;
     let shop = resolve_shop(&conn, &args.order, args.shop.as_deref())?;
-    let history =
-        inspect::order_history(&conn, &shop, &args.order)?.ok_or_else(|| unknown_order(args))?;
+    let history = store_orders::order_history(&conn, &shop, &args.order)?
+        .ok_or_else(|| unknown_order(args))?;
     emit(&if args.json {
         json_document(&history_json(&history))
     } else {
@@ -166,7 +167,7 @@ fn resolve_shop(
     if let Some(shop) = shop {
         return Ok(shop.to_owned());
     }
-    let mut shops = inspect::shops_of_order(conn, order)?;
+    let mut shops = store_orders::shops_of_order(conn, order)?;
     match shops.len() {
         0 => Err(CliError::NotFound(format!("order {order:?} is unknown"))),
         1 => Ok(shops.remove(0)),
@@ -464,7 +465,7 @@ fn history_text(h: &OrderHistory) -> String {
 
 /// `ipnsync outbox`.
 pub fn outbox(db: &Path, args: &OutboxArgs) -> Result<(), CliError> {
-    let conn = inspect::open_read(db)?;
+    let conn = open_read(db)?;
     let state = if args.dead {
         Some("dead")
     } else if args.pending {

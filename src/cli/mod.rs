@@ -9,7 +9,7 @@
 //! `--json` prints one JSON document whose field names are documented in
 //! `docs/CLI.md`.
 //!
-//! None of this touches SQL: everything goes through `store::inspect`.
+//! None of this touches SQL: everything goes through `store::read` and `store::operator`.
 
 pub mod actions;
 pub mod inspect;

@@ -14,7 +14,7 @@ use super::{emit, json_document, load_config, shop_label, CliError};
 use crate::confirm::reconcile::{look_up, report_findings, Finding};
 use crate::domain::Outcome;
 use crate::store::confirm::{self as store_confirm, ReconcileTarget};
-use crate::store::{inspect, now_ms};
+use crate::store::{now_ms, operator};
 
 /// Without `[reconcile]`, the same defaults as its keys.
 const DEFAULT_MIN_AGE_MS: i64 = 2 * 3600 * 1000;
@@ -42,7 +42,7 @@ pub struct ReconcileArgs {
 pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReconcileArgs) -> Result<(), CliError> {
     let config = load_config(config)?;
     let db = db.map_or_else(|| config.database.clone(), Path::to_path_buf);
-    let mut conn = inspect::open_operator(&db)?;
+    let mut conn = operator::open_operator(&db)?;
     let (min_age, max_age) = config
         .reconcile
         .as_ref()

@@ -17,7 +17,7 @@ use crate::domain::comment::format_amount;
 use crate::review::expiry::{authorisation_expires_at, human_duration, time_left};
 use crate::review::{self, Action, ActionReport, ReviewContext, ReviewError, ReviewRequest};
 use crate::store::now_ms;
-use crate::store::review::ReviewItem;
+use crate::store::read::review_queue::ReviewItem;
 
 #[derive(Debug, Clone, Args)]
 pub struct ReviewArgs {
@@ -102,8 +102,8 @@ pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReviewArgs) -> Resul
 // -------------------------------------------------------------------- list
 
 fn list_orders(db: &Path, args: &ListArgs) -> Result<(), CliError> {
-    let conn = crate::store::inspect::open_read(db)?;
-    let items = crate::store::review::review_queue(&conn, args.shop.as_deref())?;
+    let conn = crate::store::read::open_read(db)?;
+    let items = crate::store::read::review_queue::review_queue(&conn, args.shop.as_deref())?;
     let now = now_ms();
     emit(&if args.json {
         json_document(&review::queue_json(&items, now))
@@ -147,7 +147,7 @@ fn queue_table(items: &[ReviewItem], now: i64) -> String {
     );
     if items
         .iter()
-        .any(|i| i.action_needed == crate::store::review::CANCEL_AT_GATEWAY)
+        .any(|i| i.action_needed == crate::store::read::review_queue::CANCEL_AT_GATEWAY)
     {
         out.push_str(
             "\"cancel at the gateway\": the risk verdict rejected the order but the transaction is still alive at the gateway, which captures it unless it is cancelled: run `ipnsync review deny ORDER` (or cancel it in the gateway's back office).\n",

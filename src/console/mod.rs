@@ -11,7 +11,7 @@
 //!   the password), sessions that end after `session_lifetime`.
 //! - Every change goes through the services the CLI and the admin API use:
 //!   `review::act` for validate / deny (the operator's name is the actor),
-//!   and a retry that records who asked (`store::console`).
+//!   and a retry that records who asked (`store::read::console`, `store::operator`).
 //! - A strict Content-Security-Policy: no script at all, styles from one
 //!   file; every action is a plain form.
 
@@ -38,9 +38,11 @@ use tokio::sync::watch;
 use crate::config::{Config, ConsoleConfig};
 use crate::domain::Outcome;
 use crate::review::{self, Action, ReviewContext, ReviewRequest};
-use crate::store::console::{self as store_console, Retried};
-use crate::store::review::IN_REVIEW;
-use crate::store::{inspect, now_ms, StoreError};
+use crate::store::operator::Retried;
+use crate::store::read::console as store_console;
+use crate::store::read::orders as store_orders;
+use crate::store::read::review_queue::IN_REVIEW;
+use crate::store::{now_ms, operator, read, StoreError};
 use auth::{Flash, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use pages::{Frame, Nav, QueueRow};
 
@@ -223,7 +225,7 @@ impl Ctx<'_> {
     ) -> Result<T, StoreError> {
         let db = self.console.db.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inspect::open_read(&db)?;
+            let conn = read::open_read(&db)?;
             f(&conn)
         })
         .await
@@ -446,13 +448,13 @@ async fn order(ctx: &Ctx<'_>, query: &str) -> Result<Response<Body>, StoreError>
         .read(move |conn| {
             let shop = match shop {
                 Some(s) => s,
-                None => match inspect::shops_of_order(conn, &order_ref)?.as_slice() {
+                None => match store_orders::shops_of_order(conn, &order_ref)?.as_slice() {
                     [one] => one.clone(),
                     [] => return Ok(Err(Vec::new())),
                     several => return Ok(Err(several.to_vec())),
                 },
             };
-            let Some(history) = inspect::order_history(conn, &shop, &order_ref)? else {
+            let Some(history) = store_orders::order_history(conn, &shop, &order_ref)? else {
                 return Ok(Err(Vec::new()));
             };
             let operator = store_console::order_operator_actions(conn, &shop, &order_ref)?;
@@ -541,7 +543,7 @@ async fn ambiguous(
 async fn queue_rows(ctx: &Ctx<'_>) -> Result<Vec<QueueRow>, StoreError> {
     let config = ctx.config.clone();
     ctx.read(move |conn| {
-        let items = crate::store::review::review_queue(conn, None)?;
+        let items = crate::store::read::review_queue::review_queue(conn, None)?;
         items
             .into_iter()
             .map(|item| {
@@ -765,8 +767,8 @@ async fn retry(ctx: &Ctx<'_>, form: &Form) -> Response<Body> {
     };
     let (db, operator) = (ctx.console.db.clone(), ctx.operator().to_owned());
     let done = tokio::task::spawn_blocking(move || {
-        let mut conn = inspect::open_operator(&db)?;
-        store_console::retry_dead_update(&mut conn, id, &operator)
+        let mut conn = operator::open_operator(&db)?;
+        operator::retry_dead_update(&mut conn, id, &operator)
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("the retry task failed: {e}")))

@@ -8,9 +8,9 @@ use maud::{html, Markup, DOCTYPE};
 use super::timeline::Entry;
 use crate::cli::table::utc;
 use crate::review::expiry::human_duration;
-use crate::store::console::{Counters, DeadUpdate};
-use crate::store::inspect::{OrderHistory, OrderSummary};
-use crate::store::review::{ReviewItem, CANCEL_AT_GATEWAY};
+use crate::store::read::console::{Counters, DeadUpdate};
+use crate::store::read::orders::{OrderHistory, OrderSummary};
+use crate::store::read::review_queue::{ReviewItem, CANCEL_AT_GATEWAY};
 
 /// What every signed-in page shows in its header.
 pub struct Frame<'a> {

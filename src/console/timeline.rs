@@ -5,9 +5,9 @@
 //! wraps them, where the terminal table clips.
 
 use crate::domain::{Facts, Notification};
-use crate::store::console::OperatorAction;
-use crate::store::inspect::OrderHistory;
 use crate::store::now_ms;
+use crate::store::read::console::OperatorAction;
+use crate::store::read::orders::OrderHistory;
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,8 +194,8 @@ pub fn risk_findings(n: &Notification) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::domain::{LyraFacts, Provider};
-    use crate::store::inspect::{AttemptRecord, EventRecord, OutboxRecord, StoredDecision};
-    use crate::store::review::ReviewActionRecord;
+    use crate::store::read::orders::{AttemptRecord, EventRecord, OutboxRecord, StoredDecision};
+    use crate::store::read::review_queue::ReviewActionRecord;
 
     #[test]
     fn entries_follow_time_then_cause_and_effect() {

@@ -8,7 +8,7 @@
 //! Cybersource and Mastercard Gateway, the validity depends on the acquirer
 //! and the merchant's contract: unknown.
 
-use crate::store::review::ReviewItem;
+use crate::store::read::review_queue::ReviewItem;
 
 /// How long a CB / Visa / Mastercard authorisation held at Lyra lasts.
 pub const CARD_AUTHORISATION_DAYS: i64 = 7;
@@ -64,7 +64,7 @@ mod tests {
             card_brand: brand.into(),
             since: 5 * DAY_MS,
             first_seen_at: DAY_MS,
-            action_needed: crate::store::review::TO_REVIEW,
+            action_needed: crate::store::read::review_queue::TO_REVIEW,
         }
     }
 

@@ -5,7 +5,7 @@
 //! by both the CLI (`ipnsync review`) and the admin API ([`http`]):
 //!
 //! 1. read the order (it must be in `review` or `suspected_fraud`) and the
-//!    transactions to act on (`store::review`);
+//!    transactions to act on (`store::read::review_queue`, `store::claims`);
 //! 2. claim the order in one short transaction: a `review_actions` row in
 //!    state `in_progress`, refused while another action's claim is live, so
 //!    a double click, the CLI racing the API or validate racing deny never
@@ -44,11 +44,14 @@ use crate::domain::comment::format_amount;
 use crate::domain::Outcome;
 use crate::ops::logging::one_line;
 use crate::ops::metrics::GATEWAY_CANCELS;
-use crate::store::review::{
-    self as store_review, ActionInProgress, ClaimResult, GatewayResult, MovedBy, NewReviewAction,
-    OrderMove, RecordedAction, ReviewItem, ReviewTarget, TargetLookup, IN_REVIEW,
+use crate::store::claims::{
+    self, ActionInProgress, ClaimResult, GatewayResult, MovedBy, NewReviewAction, OrderMove,
+    RecordedAction,
 };
-use crate::store::{inspect, now_ms, StoreError};
+use crate::store::read::review_queue::{
+    self as store_review, ReviewItem, ReviewTarget, TargetLookup, IN_REVIEW,
+};
+use crate::store::{now_ms, operator, read, StoreError};
 
 /// Longest operator comment accepted (Lyra's `comment` takes 255).
 pub const MAX_COMMENT_CHARS: usize = 255;
@@ -361,13 +364,13 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
         let text = shop_comment(&request, None, &target, &[], &[], comment.as_deref());
         let (db, from) = (ctx.db.clone(), target.outcome);
         let recorded = blocking(move || {
-            let mut conn = inspect::open_operator(&db)?;
+            let mut conn = operator::open_operator(&db)?;
             let order_move = OrderMove {
                 from,
                 to,
                 comment: &text,
             };
-            store_review::record_shop_only(&mut conn, &record.borrow(), &order_move)
+            claims::record_shop_only(&mut conn, &record.borrow(), &order_move)
         })
         .await?
         .map_err(|refused| claim_refused(&request, refused))?;
@@ -397,8 +400,8 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
     let claimed = {
         let (db, record, from) = (ctx.db.clone(), record.clone(), target.outcome);
         blocking(move || {
-            let mut conn = inspect::open_operator(&db)?;
-            store_review::claim_order(&mut conn, &record.borrow(), from, expires_at)
+            let mut conn = operator::open_operator(&db)?;
+            claims::claim_order(&mut conn, &record.borrow(), from, expires_at)
         })
         .await?
     };
@@ -454,7 +457,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
         let error = error.clone();
         let claimed = claimed.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inspect::open_operator(&db)?;
+            let mut conn = operator::open_operator(&db)?;
             let order_move = OrderMove {
                 from,
                 to,
@@ -464,7 +467,7 @@ pub async fn act(ctx: &ReviewContext, request: ReviewRequest) -> Result<ActionRe
                 gateway_status: status.as_deref(),
                 error: error.as_deref(),
             };
-            store_review::finish_action(
+            claims::finish_action(
                 &mut conn,
                 &record.borrow(),
                 &claimed,
@@ -716,7 +719,7 @@ pub async fn queue(
 ) -> Result<Vec<ReviewItem>, ReviewError> {
     let db = ctx.db.clone();
     blocking(move || {
-        let conn = inspect::open_read(&db)?;
+        let conn = read::open_read(&db)?;
         store_review::review_queue(&conn, shop.as_deref())
     })
     .await
@@ -733,7 +736,7 @@ async fn find_target(
     let (shop, order) = (request.shop.clone(), request.order_ref.clone());
     let deny = request.action == Action::Deny;
     let (lookup, pending) = blocking(move || {
-        let conn = inspect::open_read(&db)?;
+        let conn = read::open_read(&db)?;
         let lookup = store_review::review_target(&conn, shop.as_deref(), &order)?;
         let pending = match &lookup {
             TargetLookup::Found(t) if deny && !IN_REVIEW.contains(&t.outcome) => {

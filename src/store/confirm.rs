@@ -14,6 +14,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
+use super::sql::notification_from_json;
 use super::{now_ms, StoreError};
 use crate::config::Confirm;
 use crate::confirm::gateway::Lookup;
@@ -89,9 +91,7 @@ pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueConfirmat
     let mut out = Vec::new();
     for row in rows {
         let (id, event_id, source, order_ref, attempts, created_at, json) = row?;
-        let notification = serde_json::from_str(&json).map_err(|e| {
-            StoreError::Corrupt(format!("event {event_id}: stored notification: {e}"))
-        })?;
+        let notification = notification_from_json(&json, &format!("event {event_id}"))?;
         out.push(DueConfirmation {
             id,
             event_id,
@@ -204,21 +204,18 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
+                r.get::<_, Outcome>(6)?,
                 r.get::<_, String>(7)?,
             ))
         })
         .optional()?;
     // Settled already (a second confirmer, an operator): nothing to do.
-    let Some((held_id, source, shop, order_ref, created_at, stored_json, assessed, status)) = job
+    let Some((held_id, source, shop, order_ref, created_at, stored_json, notified, status)) = job
     else {
         return Ok(Recorded::default());
     };
-    let stored: Notification = serde_json::from_str(&stored_json)
-        .map_err(|e| StoreError::Corrupt(format!("event {held_id}: stored notification: {e}")))?;
-    let notified = Outcome::parse(&assessed)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {assessed:?}")))?;
-    let snapshot = snapshot(conn, &shop, &order_ref)?;
+    let stored = notification_from_json(&stored_json, &format!("event {held_id}"))?;
+    let snapshot = apply::order_snapshot(conn, &shop, &order_ref)?;
     let (result, notification, decision, gateway_state) = match lookup {
         Lookup::Unconfirmed(why) => {
             tracing::warn!(
@@ -279,61 +276,39 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
             }
         }
     };
-    let (verdict, outcome, reason) = match &decision.verdict {
-        Verdict::Apply { outcome, note } => ("applied", Some(*outcome), note.clone()),
-        Verdict::Ignore { reason } => ("ignored", None, Some(reason.clone())),
-    };
-    let json = serde_json::to_string(&notification)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
-                             notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        source,
-        format!("{ORIGIN}:{held_id}"),
-        notification.provider.as_str(),
-        shop,
-        order_ref,
-        notification.transaction_id,
-        notification.status(),
-        ORIGIN,
-        json,
-        decision.assessed.as_str(),
-        verdict,
-        outcome.map(Outcome::as_str),
-        reason,
-        decision.comment,
-        now,
-    ])?;
-    let event_id = conn.last_insert_rowid();
-    let mut outbox_id = None;
-    if let Some(new_outcome) = outcome {
-        super::orders::upsert_order(
-            conn,
-            &shop,
-            &order_ref,
-            new_outcome,
-            &notification.transaction_id,
-            event_id,
+    let columns = VerdictColumns::of(&decision.verdict, None);
+    let event_key = format!("{ORIGIN}:{held_id}");
+    let event_id = apply::insert_event(
+        conn,
+        &NewEvent {
+            source: &source,
+            event_key: &event_key,
+            shop: &shop,
+            order_ref: &order_ref,
+            notification: &notification,
+            origin: ORIGIN,
+            decision: &decision,
+            columns: &columns,
             now,
-        )?;
-        if let Some(mode) = notification.mode() {
-            super::orders::remember_mode(conn, &shop, &order_ref, mode)?;
-        }
-        if !shop.is_empty() {
-            outbox_id = Some(super::orders::queue_update(
-                conn,
-                &shop,
-                &order_ref,
-                event_id,
-                snapshot.outcome,
-                new_outcome,
-                &decision.comment,
-                now,
-            )?);
-        }
+        },
+    )?;
+    let outcome = columns.outcome;
+    let mut outbox_id = None;
+    if let Some(to) = outcome {
+        let cause = Cause::Event {
+            event_id,
+            transaction_id: &notification.transaction_id,
+            mode: notification.mode(),
+        };
+        let m = Move {
+            shop: &shop,
+            order_ref: &order_ref,
+            from: snapshot.outcome,
+            to,
+            comment: &decision.comment,
+            now,
+        };
+        outbox_id = apply::move_order(conn, &m, cause)?;
     }
     conn.prepare_cached(
         "UPDATE confirmations SET state = 'done', result = ?2, gateway_state = ?3,
@@ -357,7 +332,7 @@ pub fn reconcile_decision(
     conn: &Connection,
     r: &Reconciliation,
 ) -> Result<Option<(OrderSnapshot, Decision)>, StoreError> {
-    let snapshot = snapshot(conn, &r.shop, &r.order_ref)?;
+    let snapshot = apply::order_snapshot(conn, &r.shop, &r.order_ref)?;
     if r.known_only && snapshot.outcome.is_none() {
         return Ok(None);
     }
@@ -391,60 +366,35 @@ pub(crate) fn reconcile(
         "\nFound by reconciliation with {}: {}.",
         r.gateway, r.summary
     ));
-    let note = match &decision.verdict {
-        Verdict::Apply { note, .. } => note.clone(),
-        Verdict::Ignore { .. } => None,
-    };
-    let json = serde_json::to_string(&r.notification)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
-                             notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'applied', ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        r.source,
-        event_key,
-        r.notification.provider.as_str(),
-        r.shop,
-        r.order_ref,
-        r.notification.transaction_id,
-        r.notification.status(),
-        RECONCILED,
-        json,
-        decision.assessed.as_str(),
-        outcome.as_str(),
-        note,
-        decision.comment,
-        now,
-    ])?;
-    let event_id = conn.last_insert_rowid();
-    super::orders::upsert_order(
+    let columns = VerdictColumns::of(&decision.verdict, None);
+    let event_id = apply::insert_event(
         conn,
-        &r.shop,
-        &r.order_ref,
-        outcome,
-        &r.notification.transaction_id,
-        event_id,
-        now,
-    )?;
-    if let Some(mode) = r.notification.mode() {
-        super::orders::remember_mode(conn, &r.shop, &r.order_ref, mode)?;
-    }
-    let outbox_id = if r.shop.is_empty() {
-        None
-    } else {
-        Some(super::orders::queue_update(
-            conn,
-            &r.shop,
-            &r.order_ref,
-            event_id,
-            snapshot.outcome,
-            outcome,
-            &decision.comment,
+        &NewEvent {
+            source: &r.source,
+            event_key: &event_key,
+            shop: &r.shop,
+            order_ref: &r.order_ref,
+            notification: &r.notification,
+            origin: RECONCILED,
+            decision: &decision,
+            columns: &columns,
             now,
-        )?)
+        },
+    )?;
+    let cause = Cause::Event {
+        event_id,
+        transaction_id: &r.notification.transaction_id,
+        mode: r.notification.mode(),
     };
+    let m = Move {
+        shop: &r.shop,
+        order_ref: &r.order_ref,
+        from: snapshot.outcome,
+        to: outcome,
+        comment: &decision.comment,
+        now,
+    };
+    let outbox_id = apply::move_order(conn, &m, cause)?;
     tracing::info!(
         source = %r.source, shop = %r.shop, order = %crate::ops::logging::one_line(&r.order_ref),
         from = snapshot.outcome.map_or("new", Outcome::as_str), to = outcome.as_str(), state = %r.summary,
@@ -496,7 +446,9 @@ pub fn reconcile_targets(
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            // An outcome this binary does not know: none, the order is
+            // still looked at.
+            r.get::<_, Outcome>(2).ok(),
             r.get::<_, String>(3)?,
             r.get::<_, String>(4)?,
         ))
@@ -507,38 +459,12 @@ pub fn reconcile_targets(
         out.push(ReconcileTarget {
             shop,
             order_ref,
-            outcome: Outcome::parse(&outcome),
+            outcome,
             source,
             stored: serde_json::from_str(&json).ok(),
         });
     }
     Ok(out)
-}
-
-fn snapshot(conn: &Connection, shop: &str, order_ref: &str) -> Result<OrderSnapshot, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
-        )?
-        .query_row(params![shop, order_ref], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .optional()?;
-    let Some((outcome, transaction_id, mode)) = row else {
-        return Ok(OrderSnapshot::default());
-    };
-    Ok(OrderSnapshot {
-        outcome: Some(
-            Outcome::parse(&outcome)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
-        ),
-        transaction_id: Some(transaction_id),
-        mode,
-    })
 }
 
 /// Records one reconciliation from an operator command, in its own short
@@ -551,180 +477,4 @@ pub fn reconcile_now(conn: &mut Connection, r: &Reconciliation) -> Result<Record
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Facts, LyraFacts, Provider};
-    use crate::store::writer::{intake_confirmed, NewNotification};
-
-    fn notification(status: &str) -> Notification {
-        Notification {
-            provider: Provider::LyraForm,
-            order_ref: "1".into(),
-            transaction_id: "u1".into(),
-            transaction_number: "000001".into(),
-            amount_minor: Some(1000),
-            currency: "978".into(),
-            facts: Facts::Lyra(LyraFacts {
-                trans_status: status.into(),
-                operation_type: "DEBIT".into(),
-                url_check_src: "PAY".into(),
-                ..LyraFacts::default()
-            }),
-        }
-    }
-
-    fn new(status: &str) -> NewNotification {
-        let n = notification(status);
-        NewNotification {
-            source: "lyra".into(),
-            shop: Some("shop".into()),
-            order_ref: "1".into(),
-            event_key: n.event_key(),
-            notification: n,
-            received_at: 1,
-            peer: "127.0.0.1:1".into(),
-            headers: "{}".into(),
-            body: bytes::Bytes::from_static(b"raw"),
-        }
-    }
-
-    fn count(conn: &Connection, sql: &str) -> i64 {
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
-    }
-
-    fn setup() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open_writer(&dir.path().join("c.db")).unwrap();
-        (dir, conn)
-    }
-
-    fn settled(status: &str) -> ConfirmReport {
-        ConfirmReport::Settled {
-            id: 1,
-            gateway: "Lyra".into(),
-            lookup: Lookup::Found {
-                notification: Box::new(notification(status)),
-                summary: format!("Lyra: transaction u1 is {status}"),
-            },
-        }
-    }
-
-    #[test]
-    fn what_waits_for_the_gateway() {
-        let (_dir, conn) = setup();
-        let cases = [
-            ("AUTHORISED", Confirm::Off, false),
-            ("AUTHORISED", Confirm::Success, true),
-            ("AUTHORISED", Confirm::All, true),
-            ("REFUSED", Confirm::Success, false),
-            ("REFUSED", Confirm::All, true),
-        ];
-        for (status, confirm, held) in cases {
-            let d = domain::decide(&OrderSnapshot::default(), &notification(status));
-            assert_eq!(must_wait(confirm, &d), held, "{status} {confirm:?}");
-        }
-        // A held notification moves nothing and queues nothing.
-        let r = intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
-        assert_eq!((r.applied, r.outbox_id), (None, None));
-        assert_eq!(r.reason.as_deref(), Some(WAITING));
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders"), 0);
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM confirmations"), 1);
-    }
-
-    #[test]
-    fn a_confirmation_applies_once_from_the_gateway_state() {
-        let (_dir, conn) = setup();
-        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
-        let retry = ConfirmReport::Retry {
-            id: 1,
-            next_attempt_at: 5,
-            error: "HTTP 503".into(),
-        };
-        assert_eq!(record(&conn, &retry).unwrap(), Recorded::default());
-        assert_eq!(
-            count(
-                &conn,
-                "SELECT attempts FROM confirmations WHERE state = 'waiting'"
-            ),
-            1
-        );
-        let r = record(&conn, &settled("CAPTURED")).unwrap();
-        assert_eq!(r.result, Some("confirmed"));
-        assert_eq!(r.moved, Some((None, Outcome::Accepted)));
-        assert!(r.outbox_id.is_some());
-        // A second answer for the same job changes nothing.
-        assert_eq!(
-            record(&conn, &settled("CAPTURED")).unwrap(),
-            Recorded::default()
-        );
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 1);
-        let status: String = conn
-            .query_row(
-                "SELECT status FROM events WHERE origin = 'confirmation'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(status, "CAPTURED", "decided from the gateway's state");
-    }
-
-    #[test]
-    fn disagreement_holds_for_review_and_unconfirmed_changes_nothing() {
-        let (_dir, conn) = setup();
-        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
-        let r = record(&conn, &settled("REFUSED")).unwrap();
-        assert_eq!(r.result, Some("disagreed"));
-        assert_eq!(r.moved, Some((None, Outcome::Review)));
-        let comment: String = conn
-            .query_row("SELECT comment FROM outbox", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(
-            comment,
-            "Held for review: the notification said AUTHORISED (accepted), but Lyra: transaction u1 is REFUSED (failed)."
-        );
-
-        let (_dir, conn) = setup();
-        intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
-        let unknown = ConfirmReport::Settled {
-            id: 1,
-            gateway: "Lyra".into(),
-            lookup: Lookup::Unconfirmed("no such transaction".into()),
-        };
-        let r = record(&conn, &unknown).unwrap();
-        assert_eq!(
-            (r.result, r.moved, r.outbox_id),
-            (Some("unconfirmed"), None, None)
-        );
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders"), 0);
-    }
-
-    #[test]
-    fn reconciliation_records_only_what_moves_the_order() {
-        let (_dir, conn) = setup();
-        let r = Reconciliation {
-            source: "lyra".into(),
-            shop: "shop".into(),
-            order_ref: "1".into(),
-            gateway: "Lyra".into(),
-            notification: notification("AUTHORISED"),
-            summary: "Lyra: order 1, transaction u1 is AUTHORISED".into(),
-            known_only: false,
-        };
-        let unknown = Reconciliation {
-            known_only: true,
-            ..r.clone()
-        };
-        assert_eq!(reconcile(&conn, &unknown, 1).unwrap(), Recorded::default());
-        let first = reconcile(&conn, &r, 1).unwrap();
-        assert_eq!(first.moved, Some((None, Outcome::Accepted)));
-        assert_eq!(reconcile(&conn, &r, 2).unwrap(), Recorded::default());
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 1);
-        assert_eq!(
-            count(
-                &conn,
-                "SELECT COUNT(*) FROM events WHERE origin = 'reconciliation'"
-            ),
-            1
-        );
-    }
-}
+mod tests;

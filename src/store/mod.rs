@@ -1,27 +1,74 @@
 //! Durable storage: the only module that speaks SQL.
 //!
+//! # The interface
+//!
+//! The public items of these modules are the only way into the store, and
+//! what a second backend (PostgreSQL, a later issue) implements; every
+//! operation is named after what it does to orders, events and updates,
+//! not after tables:
+//!
+//! | caller | operations |
+//! |---|---|
+//! | intake (`http`) | [`WriterHandle::submit`], [`submit_many_confirmed`](WriterHandle::submit_many_confirmed) → [`IntakeReceipt`] |
+//! | dispatcher | [`queries::due_rows`], [`queries::next_due_at`]; [`WriterHandle::record_push`] |
+//! | confirmer, reconciler | [`confirm::due`], [`confirm::next_due_at`], [`confirm::reconcile_targets`], [`confirm::reconcile_decision`]; [`WriterHandle::record_confirmation`], [`confirm::reconcile_now`] (CLI) |
+//! | review actions | [`read::review_queue`] (queue, target, pending cancel); [`claims::claim_order`] → gateway → [`claims::finish_action`], [`claims::record_shop_only`] |
+//! | CLI, console (reads) | [`read::orders`], [`read::console`], [`queries::outbox_rows`], [`queries::outbox_counts`] |
+//! | CLI, console (writes) | [`operator::retry`], [`operator::retry_dead_update`], [`operator::replay`], [`operator::prune_bodies`] |
+//! | daemon lifecycle | [`open_writer`], [`writer::spawn_watched`], [`checkpoint::spawn`], [`files::FileWatch`], [`read::open_read`], [`operator::open_operator`], [`open_reader`] |
+//!
+//! Why module functions and a writer handle rather than a `Store` trait:
+//! the hot path (intake, push results, confirmations) already crosses the
+//! boundary as messages to [`WriterHandle`], which names no SQL type, so a
+//! second backend implements it by running the same commands in its own
+//! transaction loop. The other operations are short, independent
+//! transactions taking a connection; a trait with one implementation
+//! would fix their signatures (blocking or async, connection or pool)
+//! before the second backend shows what they need. Their callers outside
+//! `store` still name `rusqlite::Connection` only through these functions'
+//! arguments (the console's `read` helper and `cli::inspect::resolve_shop`).
+//!
+//! Inside, every decision path (intake, replay, confirmation,
+//! reconciliation, review actions) applies its decision through `apply`:
+//! one snapshot, one mapping of a verdict to columns, one way to move an
+//! order and queue its shop update. `sql` reads and writes `Outcome` and
+//! stored notifications. A backend is thus: the statements of `apply`,
+//! `sql`, the writer's commands, and the reads.
+//!
+//! # Modules
+//!
 //! - [`files`]: notices when the database file is no longer the one at its
 //!   path (deleted, moved, replaced), so nothing is acknowledged into it.
 //! - [`migrations`]: the schema, embedded in the binary, applied at open.
 //! - [`writer`]: the single writer thread that owns the write connection and
-//!   commits queued work in batches (group commit).
-//! - [`queries`]: read-only queries for the dispatcher and the CLI.
-//! - [`review`]: review actions (orders waiting for a human, what an
-//!   operator's validate / deny recorded).
+//!   commits queued work in batches (group commit): intake, push results,
+//!   confirmations.
+//! - `apply`: applying a decision to an order (shared by every path).
+//! - [`queries`]: the dispatcher's reads (due rows) and outbox counts.
+//! - [`confirm`]: confirmation and reconciliation (held notifications, the
+//!   gateway's answers).
+//! - [`read`]: what operators and the console read (orders, history,
+//!   review queue, console lists).
+//! - [`operator`]: what operators write (retry, replay, prune).
+//! - [`claims`]: review actions' claims on orders and their records.
+//! - [`checkpoint`]: WAL checkpoints on a timer.
 //!
 //! Every connection is opened with explicit pragmas (WAL, `synchronous=FULL`,
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
 //! a notification is acknowledged only after its commit is on disk.
 
+mod apply;
 pub mod checkpoint;
+pub mod claims;
 pub mod confirm;
-pub mod console;
 pub mod files;
-pub mod inspect;
 pub mod migrations;
-mod orders;
+pub mod operator;
 pub mod queries;
-pub mod review;
+pub mod read;
+mod sql;
+#[cfg(test)]
+mod test_support;
 pub mod writer;
 
 use std::path::Path;
@@ -40,11 +87,18 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[source] rusqlite::Error),
     #[error("database schema version {found} is newer than this binary knows ({known}); refusing to run")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// An unknown enum value read through `FromSql` is [`StoreError::Corrupt`].
+    fn from(e: rusqlite::Error) -> Self {
+        sql::classify(e)
+    }
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {

@@ -43,16 +43,6 @@ pub struct DueRow {
     pub earlier_result_unknown: bool,
 }
 
-fn outcome(s: &str) -> Result<Outcome, rusqlite::Error> {
-    Outcome::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("unknown outcome {s:?}").into(),
-        )
-    })
-}
-
 /// Pending rows due at `now`, oldest first, that are the *first* undelivered
 /// row of their order: a later update waits until the earlier one is
 /// delivered (a dead row holds its order until an operator retries it).
@@ -94,12 +84,8 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
                 shop: r.get(1)?,
                 order_ref: r.get(2)?,
                 event_id: r.get(3)?,
-                previous_outcome: r
-                    .get::<_, Option<String>>(4)?
-                    .as_deref()
-                    .map(outcome)
-                    .transpose()?,
-                outcome: outcome(&r.get::<_, String>(5)?)?,
+                previous_outcome: r.get(4)?,
+                outcome: r.get(5)?,
                 comment: r.get(6)?,
                 attempts: r.get(7)?,
                 provider: r.get(8)?,
@@ -164,14 +150,15 @@ pub fn order_outcome(
     shop: &str,
     order_ref: &str,
 ) -> Result<Option<Outcome>, StoreError> {
-    let s: Option<String> = conn
+    // An outcome this binary does not know reads as none here (as before).
+    let s: Option<Option<Outcome>> = conn
         .query_row(
             "SELECT outcome FROM orders WHERE shop = ?1 AND order_ref = ?2",
             params![shop, order_ref],
-            |r| r.get(0),
+            |r| Ok(r.get::<_, Outcome>(0).ok()),
         )
         .optional()?;
-    Ok(s.as_deref().and_then(Outcome::parse))
+    Ok(s.flatten())
 }
 
 /// One outbox row as the operator sees it.

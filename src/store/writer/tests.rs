@@ -1,5 +1,8 @@
 use super::*;
 use crate::domain::{Facts, LyraFacts, Provider};
+use crate::store::now_ms;
+use crate::store::operator::retry_dead;
+use rusqlite::params;
 
 fn conn() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,14 +1,13 @@
-//! What the operator console reads beyond `inspect` and `review`, and its
-//! one write of its own: retrying a dead update with the operator's name.
-//!
-//! Reads use a read-only connection ([`super::inspect::open_read`]); the
-//! retry uses an operator connection and one short `BEGIN IMMEDIATE`
-//! transaction, like the CLI's `retry`.
+//! What the operator console reads beyond [`super::orders`] and
+//! [`super::review_queue`]: header counters, order search, dead updates,
+//! operator actions. (Its one write, a retry that records the operator,
+//! is [`crate::store::operator::retry_dead_update`].)
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::inspect::OrderSummary;
-use super::{now_ms, StoreError};
+use super::super::sql::notification_from_json;
+use super::super::StoreError;
+use super::orders::{order_summary, OrderSummary};
 use crate::domain::Notification;
 
 /// The numbers in the console's header.
@@ -25,7 +24,7 @@ pub struct Counters {
 }
 
 pub fn counters(conn: &Connection) -> Result<Counters, StoreError> {
-    let (pending, _, dead) = super::queries::outbox_counts(conn)?;
+    let (pending, _, dead) = super::super::queries::outbox_counts(conn)?;
     let review = conn.query_row(
         "SELECT COUNT(*) FROM orders WHERE outcome IN ('review', 'suspected_fraud')",
         [],
@@ -103,18 +102,7 @@ pub fn search_orders(
                 q.limit as i64,
                 q.offset as i64
             ],
-            |r| {
-                Ok(OrderSummary {
-                    shop: r.get(0)?,
-                    order_ref: r.get(1)?,
-                    outcome: r.get(2)?,
-                    transaction_id: r.get(3)?,
-                    event_id: r.get(4)?,
-                    updated_at: r.get(5)?,
-                    pending: r.get(6)?,
-                    dead: r.get(7)?,
-                })
-            },
+            order_summary,
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -156,11 +144,7 @@ pub fn current_notification(
             |r| r.get(0),
         )
         .optional()?;
-    json.map(|j| {
-        serde_json::from_str(&j)
-            .map_err(|e| StoreError::Corrupt(format!("stored notification is not readable: {e}")))
-    })
-    .transpose()
+    json.map(|j| notification_from_json(&j, "")).transpose()
 }
 
 /// One shop update that gave up.
@@ -204,43 +188,6 @@ pub fn dead_updates(conn: &Connection, limit: usize) -> Result<Vec<DeadUpdate>, 
     Ok(rows)
 }
 
-/// What [`retry_dead_update`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Retried {
-    /// Back in the queue; the dispatcher sends it on its next poll.
-    Queued { shop: String, order_ref: String },
-    /// No such update, or it is not dead (already retried, delivered).
-    NotDead,
-}
-
-/// Puts one dead update back in the queue and records who did it, in one
-/// short transaction.
-pub fn retry_dead_update(
-    conn: &mut Connection,
-    outbox_id: i64,
-    actor: &str,
-) -> Result<Retried, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let row: Option<(String, String)> = tx
-        .query_row(
-            "SELECT shop, order_ref FROM outbox WHERE id = ?1 AND state = 'dead'",
-            params![outbox_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((shop, order_ref)) = row else {
-        return Ok(Retried::NotDead);
-    };
-    super::writer::retry_dead(&tx, Some(&[outbox_id]))?;
-    tx.execute(
-        "INSERT INTO operator_actions (shop, order_ref, action, actor, outbox_id, created_at)
-         VALUES (?1, ?2, 'retry', ?3, ?4, ?5)",
-        params![shop, order_ref, actor, outbox_id, now_ms()],
-    )?;
-    tx.commit()?;
-    Ok(Retried::Queued { shop, order_ref })
-}
-
 /// One recorded operator action (a retry), for the order's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorAction {
@@ -277,7 +224,7 @@ pub fn order_operator_actions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::inspect::open_operator;
+    use crate::store::operator::{open_operator, retry_dead_update, Retried};
 
     fn db() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,435 @@
+//! Applying a decision to an order: the one place every decision path
+//! (intake, replay, confirmation, reconciliation, review actions) writes
+//! through, so the columns and the rules cannot drift between them.
+//!
+//! A path reads the order ([`order_snapshot`], [`order_now`]), lets
+//! `domain` decide, records the decision on its event ([`insert_event`],
+//! or [`redecide_event`] for a replay), then moves the order and queues
+//! the shop update ([`move_order`]) or, for a note that changes nothing,
+//! queues a comment ([`queue_comment`]). What differs between the paths
+//! on purpose is a named parameter, not a copy:
+//!
+//! - [`Cause`]: a notification moves the order *as an event* (the order
+//!   remembers the event, its transaction and its mode); an operator's
+//!   review action moves only the outcome, and the shop update hangs off
+//!   the event that set the outcome being left.
+//! - `held` in [`VerdictColumns::of`]: a decision waiting for the gateway
+//!   is stored ignored, with the waiting reason, whatever it decided.
+//!
+//! Everything here runs inside the caller's transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+
+use super::sql::notification_json;
+use super::StoreError;
+use crate::domain::{Decision, Notification, OrderSnapshot, Outcome, Verdict};
+
+/// The order as the state machine needs it; the default (no outcome) when
+/// the order has no row yet.
+pub(crate) fn order_snapshot(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<OrderSnapshot, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
+        )?
+        .query_row(params![shop, order_ref], |r| {
+            Ok(OrderSnapshot {
+                outcome: Some(r.get::<_, Outcome>(0)?),
+                transaction_id: Some(r.get(1)?),
+                mode: r.get(2)?,
+            })
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+/// The order's outcome and the event that set it (what a claim compares).
+pub(crate) fn order_now(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<Option<(Outcome, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT outcome, event_id FROM orders WHERE shop = ?1 AND order_ref = ?2")?
+        .query_row(params![shop, order_ref], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// A decision in the events table's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerdictColumns {
+    /// `applied` or `ignored`.
+    pub verdict: &'static str,
+    /// The order's new outcome when applied.
+    pub outcome: Option<Outcome>,
+    /// Why it was ignored, or the note on an unusual move.
+    pub reason: Option<String>,
+}
+
+impl VerdictColumns {
+    /// The columns of `verdict`; `held` (the reason) stores a decision
+    /// that waits for the gateway as ignored, whatever it decided.
+    pub(crate) fn of(verdict: &Verdict, held: Option<&str>) -> VerdictColumns {
+        match verdict {
+            _ if held.is_some() => VerdictColumns {
+                verdict: "ignored",
+                outcome: None,
+                reason: held.map(str::to_owned),
+            },
+            Verdict::Apply { outcome, note } => VerdictColumns {
+                verdict: "applied",
+                outcome: Some(*outcome),
+                reason: note.clone(),
+            },
+            Verdict::Ignore { reason } => VerdictColumns {
+                verdict: "ignored",
+                outcome: None,
+                reason: Some(reason.clone()),
+            },
+        }
+    }
+}
+
+/// A new `events` row: a notification and the decision taken on it.
+pub(crate) struct NewEvent<'a> {
+    pub source: &'a str,
+    /// The deduplication key: a BLOB for intake (the compact key), text
+    /// for the events a confirmation or reconciliation writes.
+    pub event_key: &'a dyn ToSql,
+    pub shop: &'a str,
+    pub order_ref: &'a str,
+    pub notification: &'a Notification,
+    /// `notification.origin()` for intake; `confirmation` or
+    /// `reconciliation` for the events those write.
+    pub origin: &'a str,
+    pub decision: &'a Decision,
+    pub columns: &'a VerdictColumns,
+    pub now: i64,
+}
+
+/// Inserts the event; returns its id.
+pub(crate) fn insert_event(conn: &Connection, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+    let json = notification_json(e.notification)?;
+    conn.prepare_cached(
+        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                             notification, assessed, verdict, outcome, reason, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        e.source,
+        e.event_key,
+        e.notification.provider.as_str(),
+        e.shop,
+        e.order_ref,
+        e.notification.transaction_id,
+        e.notification.status(),
+        e.origin,
+        json,
+        e.decision.assessed,
+        e.columns.verdict,
+        e.columns.outcome,
+        e.columns.reason,
+        e.decision.comment,
+        e.now,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Rewrites a stored event's decision (replay), stamping `replayed_at`.
+pub(crate) fn redecide_event(
+    conn: &Connection,
+    event_id: i64,
+    decision: &Decision,
+    columns: &VerdictColumns,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE events SET assessed = ?2, verdict = ?3, outcome = ?4, reason = ?5, comment = ?6, replayed_at = ?7
+         WHERE id = ?1",
+        params![
+            event_id,
+            decision.assessed,
+            columns.verdict,
+            columns.outcome,
+            columns.reason,
+            decision.comment,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// What moves the order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cause<'a> {
+    /// A notification (intake, replay, confirmation, reconciliation): the
+    /// order's row is created if new and remembers this event, its
+    /// transaction and, when the notification has one, its mode (see
+    /// [`remember_mode`]); the shop update hangs off this event.
+    Event {
+        event_id: i64,
+        transaction_id: &'a str,
+        mode: Option<&'a str>,
+    },
+    /// An operator's review action on an existing order: only the outcome
+    /// moves (the order keeps the event and transaction that set it, which
+    /// the action is about); the shop update hangs off `order_event_id`,
+    /// that event, so the shop sees which payment it is about.
+    Operator { order_event_id: i64 },
+}
+
+/// One move of an order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Move<'a> {
+    /// `""` for a log-only source: the order moves, no shop update.
+    pub shop: &'a str,
+    pub order_ref: &'a str,
+    /// The outcome being left (`None`: a new order).
+    pub from: Option<Outcome>,
+    pub to: Outcome,
+    /// The shop's order-history comment.
+    pub comment: &'a str,
+    pub now: i64,
+}
+
+/// Moves the order to `m.to` and, when it has a shop, queues the shop
+/// update, due now. Returns the outbox row id (also the update's
+/// idempotency key towards the shop).
+pub(crate) fn move_order(
+    conn: &Connection,
+    m: &Move<'_>,
+    cause: Cause<'_>,
+) -> Result<Option<i64>, StoreError> {
+    let hangs_off = match cause {
+        Cause::Event {
+            event_id,
+            transaction_id,
+            mode,
+        } => {
+            upsert_order(conn, m, transaction_id, event_id)?;
+            if let Some(mode) = mode {
+                remember_mode(conn, m.shop, m.order_ref, mode)?;
+            }
+            event_id
+        }
+        Cause::Operator { order_event_id } => {
+            conn.prepare_cached(
+                "UPDATE orders SET outcome = ?3, updated_at = ?4 WHERE shop = ?1 AND order_ref = ?2",
+            )?
+            .execute(params![m.shop, m.order_ref, m.to, m.now])?;
+            order_event_id
+        }
+    };
+    if m.shop.is_empty() {
+        return Ok(None);
+    }
+    queue_update(conn, m, hangs_off).map(Some)
+}
+
+/// Sets the order's outcome and the event and transaction that set it,
+/// creating the order row on its first decision.
+fn upsert_order(
+    conn: &Connection,
+    m: &Move<'_>,
+    transaction_id: &str,
+    event_id: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (shop, order_ref) DO UPDATE SET
+             outcome = excluded.outcome, transaction_id = excluded.transaction_id,
+             event_id = excluded.event_id, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        m.shop,
+        m.order_ref,
+        m.to,
+        transaction_id,
+        event_id,
+        m.now
+    ])?;
+    Ok(())
+}
+
+/// Queues the shop update of `m`, hanging off `event_id`.
+fn queue_update(conn: &Connection, m: &Move<'_>, event_id: i64) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
+                             attempts, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
+    )?
+    .execute(params![
+        m.shop,
+        m.order_ref,
+        event_id,
+        m.from,
+        m.to,
+        m.comment,
+        m.now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Records the mode of a notification that moved the order: the first one
+/// sticks, except that PRODUCTION replaces TEST (a real payment on an order
+/// a test touched first makes it a production order; the reverse never
+/// happens, the state machine ignores TEST on PRODUCTION).
+fn remember_mode(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+    mode: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE orders SET mode = CASE WHEN mode IS NULL OR ?3 = 'PRODUCTION' THEN ?3 ELSE mode END
+         WHERE shop = ?1 AND order_ref = ?2",
+    )?
+    .execute(params![shop, order_ref, mode])?;
+    Ok(())
+}
+
+/// Queues a comment for the order's shop history that changes nothing:
+/// the order keeps `current` (its outcome now), nobody is notified. Used
+/// for the notifications that are comments only (an analyst's note).
+pub(crate) fn queue_comment(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+    event_id: i64,
+    current: Outcome,
+    comment: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
+                             attempts, next_attempt_at, created_at, comment_only)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'pending', 0, ?6, ?6, 1)",
+    )?
+    .execute(params![shop, order_ref, event_id, current, comment, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{db, notification};
+    use crate::store::writer::intake;
+
+    fn order_row(conn: &Connection, order: &str) -> (Outcome, String, i64, Option<String>) {
+        conn.query_row(
+            "SELECT outcome, transaction_id, event_id, mode FROM orders WHERE order_ref = ?1",
+            [order],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    /// The two causes differ on purpose: a notification makes its event
+    /// the order's, an operator's move changes the outcome only, and its
+    /// update hangs off the event that set the outcome being left.
+    #[test]
+    fn an_operator_move_keeps_the_orders_event_and_a_notification_takes_it() {
+        let (_dir, path) = db();
+        let conn = crate::store::operator::open_operator(&path).unwrap();
+        let first = intake(
+            &conn,
+            &notification("7", "AUTHORISED_TO_VALIDATE", Some("s"), 1),
+        )
+        .unwrap();
+        let m = Move {
+            shop: "s",
+            order_ref: "7",
+            from: Some(Outcome::Review),
+            to: Outcome::Accepted,
+            comment: "validated",
+            now: 5,
+        };
+        let cause = Cause::Operator {
+            order_event_id: first.event_id,
+        };
+        let outbox = move_order(&conn, &m, cause)
+            .unwrap()
+            .expect("a shop update");
+        let (outcome, tx, event, _) = order_row(&conn, "7");
+        assert_eq!(
+            (outcome, tx.as_str(), event),
+            (Outcome::Accepted, "uuid-7", first.event_id)
+        );
+        let (hangs_off, previous): (i64, Outcome) = conn
+            .query_row(
+                "SELECT event_id, previous_outcome FROM outbox WHERE id = ?1",
+                [outbox],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((hangs_off, previous), (first.event_id, Outcome::Review));
+
+        let cause = Cause::Event {
+            event_id: first.event_id,
+            transaction_id: "uuid-other",
+            mode: Some("TEST"),
+        };
+        let back = Move {
+            from: Some(Outcome::Accepted),
+            to: Outcome::Review,
+            ..m
+        };
+        move_order(&conn, &back, cause).unwrap();
+        let (outcome, tx, _, mode) = order_row(&conn, "7");
+        assert_eq!(
+            (outcome, tx.as_str(), mode.as_deref()),
+            (Outcome::Review, "uuid-other", Some("TEST"))
+        );
+    }
+
+    #[test]
+    fn a_log_only_order_moves_without_a_shop_update() {
+        let (_dir, path) = db();
+        let conn = crate::store::operator::open_operator(&path).unwrap();
+        let m = Move {
+            shop: "",
+            order_ref: "9",
+            from: None,
+            to: Outcome::Accepted,
+            comment: "paid",
+            now: 1,
+        };
+        let cause = Cause::Event {
+            event_id: 1,
+            transaction_id: "t",
+            mode: None,
+        };
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        assert_eq!(move_order(&conn, &m, cause).unwrap(), None);
+        assert_eq!(
+            order_snapshot(&conn, "", "9").unwrap().outcome,
+            Some(Outcome::Accepted)
+        );
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn verdict_columns_store_a_held_decision_as_ignored() {
+        let apply = Verdict::Apply {
+            outcome: Outcome::Accepted,
+            note: None,
+        };
+        let held = VerdictColumns::of(&apply, Some("waiting"));
+        assert_eq!(
+            (held.verdict, held.outcome, held.reason.as_deref()),
+            ("ignored", None, Some("waiting"))
+        );
+        let applied = VerdictColumns::of(&apply, None);
+        assert_eq!(
+            (applied.verdict, applied.outcome),
+            ("applied", Some(Outcome::Accepted))
+        );
+    }
+}

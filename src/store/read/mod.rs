@@ -1,0 +1,47 @@
+//! What operators and the console read: read-only connections, no writes.
+//!
+//! - [`orders`]: the order list and one order's whole history (`ipnsync
+//!   orders`, `show`, the console's order page).
+//! - [`review_queue`]: the orders waiting for a human, the transactions an
+//!   action is about, and the record of past actions.
+//! - [`console`]: the console's header counters, order search, dead
+//!   updates and operator actions.
+//!
+//! Every read uses a connection from [`open_read`] (WAL lets it see
+//! committed data while the daemon writes). The writes an operator makes
+//! are in [`super::operator`] and [`super::claims`].
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{migrations, StoreError};
+
+pub mod console;
+pub mod orders;
+pub mod review_queue;
+
+/// Opens an existing database read-only and checks it carries this
+/// binary's schema. A missing file is an error: a reader never creates one.
+pub fn open_read(path: &Path) -> Result<Connection, StoreError> {
+    let conn = super::open_reader(path)?;
+    check_schema(&conn)?;
+    Ok(conn)
+}
+
+pub(super) fn check_schema(conn: &Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > migrations::LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: migrations::LATEST,
+        });
+    }
+    if found < migrations::LATEST {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {found}, this binary expects {}: not an ipnsync database, or the daemon has not migrated it yet",
+            migrations::LATEST
+        )));
+    }
+    Ok(())
+}
