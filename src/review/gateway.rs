@@ -330,3 +330,70 @@ impl ReadGateway for MpgsGateway {
         Box::pin(mpgs_read::fetch(&self.api, self.order_ref, stored))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::config::SecretOrigin;
+    use crate::domain::Outcome;
+    use crate::store::review::TransactionState;
+
+    fn lyra_api() -> ReviewApi {
+        ReviewApi::Lyra(LyraApi {
+            api_url: "https://api.example/api-payment/".into(),
+            shop_id: "12345678".into(),
+            password: Secret::new("testpassword_x"),
+            password_origin: SecretOrigin::Inline,
+            timeout: Duration::from_secs(7),
+        })
+    }
+
+    fn target(states: Vec<TransactionState>) -> ReviewTarget {
+        ReviewTarget {
+            shop: "main".into(),
+            order_ref: "100042".into(),
+            outcome: Outcome::Review,
+            source: "lyra".into(),
+            provider: "lyra-form".into(),
+            transaction_id: "u1".into(),
+            transactions: vec!["u1".into(), "u2".into()],
+            states,
+        }
+    }
+
+    #[test]
+    fn a_review_api_becomes_its_client_which_names_what_it_acts_on() {
+        let gateway = for_review(&lyra_api());
+        assert_eq!(gateway.id(), "lyra");
+        assert_eq!(gateway.timeout(), Duration::from_secs(7));
+        let state = |s: &str| TransactionState {
+            lyra_status: s.into(),
+            ..Default::default()
+        };
+        let subjects = gateway
+            .subjects(
+                &target(vec![state("AUTHORISED_TO_VALIDATE"), state("CAPTURED")]),
+                Action::Validate,
+            )
+            .unwrap();
+        assert_eq!(
+            subjects,
+            vec![
+                Subject {
+                    id: "u1".into(),
+                    stored_status: "AUTHORISED_TO_VALIDATE".into()
+                },
+                Subject {
+                    id: "u2".into(),
+                    stored_status: "CAPTURED".into()
+                },
+            ]
+        );
+        let ReviewApi::Lyra(api) = lyra_api() else {
+            unreachable!()
+        };
+        let read: &dyn ReadGateway = &LyraGateway { api };
+        assert_eq!((read.name(), read.call()), ("Lyra", "Transaction/Get"));
+    }
+}
