@@ -13,6 +13,7 @@ use clap::Args;
 
 use super::{emit, load_config, CliError};
 use crate::config::{Secret, SourceConfig, SourceKind};
+use crate::outbound::{self, ClientOptions, OutboundError, Redirects};
 use crate::providers::form::{self, Form};
 use crate::providers::lyra::{form_signature, SignAlgo};
 
@@ -110,11 +111,15 @@ pub fn send(config: Option<&Path>, args: &SendArgs) -> Result<(), CliError> {
 }
 
 async fn post(url: &str, body: String) -> Result<(reqwest::StatusCode, String), CliError> {
-    let unreachable = |e: reqwest::Error| CliError::Remote(format!("{url}: {}", causes(&e)));
-    let client = reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .build()
-        .map_err(unreachable)?;
+    let unreachable = |e: OutboundError| CliError::Remote(format!("{url}: {e}"));
+    // Redirects are followed, as `send` always did: it carries no
+    // credential of ours, only the signed body.
+    let client = outbound::client(&ClientOptions {
+        timeout: SEND_TIMEOUT,
+        connect_timeout: None,
+        idle_per_host: None,
+        redirects: Redirects::Follow,
+    });
     let response = client
         .post(url)
         .header(
@@ -124,23 +129,12 @@ async fn post(url: &str, body: String) -> Result<(reqwest::StatusCode, String), 
         .body(body)
         .send()
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| unreachable(OutboundError::transport(e)))?;
     let status = response.status();
-    let text = response.text().await.map_err(unreachable)?;
+    let text = outbound::read_body_capped(response, outbound::MAX_ANSWER_BYTES)
+        .await
+        .map_err(unreachable)?;
     Ok((status, text))
-}
-
-/// An error and its causes on one line: reqwest's own message ("error
-/// sending request") hides the useful part ("Connection refused").
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Reads the body, applies `--set`, drops any old signature and appends a

@@ -25,7 +25,6 @@ use crate::ops::metrics::CONFIRMATIONS;
 use crate::store::confirm::{self as store_confirm, ConfirmReport, DueConfirmation};
 use crate::store::writer::WriterHandle;
 use crate::store::{self, now_ms};
-use gateway::Gateway;
 
 /// How many due confirmations one pass takes.
 const BATCH: usize = 32;
@@ -107,7 +106,7 @@ async fn confirm_one(config: &Config, row: &DueConfirmation) -> ConfirmReport {
         .sources
         .iter()
         .find(|s| s.name == row.source)
-        .and_then(Gateway::confirmer);
+        .and_then(gateway::confirmer);
     let Some(gateway) = gateway else {
         // The source lost its API (or was removed) since: wait for an
         // operator to configure it again rather than guess.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::gateway::{Gateway, Lookup};
+use super::gateway::{self, Lookup};
 use crate::config::{Config, ReviewApi};
 use crate::ops::logging::one_line;
 use crate::ops::metrics::RECONCILIATIONS;
@@ -51,7 +51,7 @@ pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
     let Some(source) = config.sources.iter().find(|s| s.name == target.source) else {
         return Finding::Error(format!("no source named {:?} any more", target.source));
     };
-    let Some(gateway) = Gateway::of(source) else {
+    let Some(gateway) = gateway::of(source) else {
         return Finding::Error(format!(
             "source {} has no gateway API configured (see check-config)",
             source.name

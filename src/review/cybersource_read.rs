@@ -25,9 +25,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::gateway::Lookup;
 use super::{http_client, read_answer, snippet, transport_error, GatewayError};
 use crate::config::CybersourceApi;
-use crate::confirm::gateway::Lookup;
 use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
 use crate::domain::{Facts, Notification, Provider};
 

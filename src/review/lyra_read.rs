@@ -6,10 +6,10 @@
 
 use serde_json::{json, Value};
 
+use super::gateway::Lookup;
 use super::lyra::{answer, endpoint, GET};
 use super::{http_client, read_answer, transport_error, GatewayError};
 use crate::config::LyraApi;
-use crate::confirm::gateway::Lookup;
 use crate::domain::{Facts, LyraFacts, Notification, Provider};
 use crate::providers::lyra::Mode;
 

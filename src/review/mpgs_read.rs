@@ -16,9 +16,9 @@
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
+use super::gateway::Lookup;
 use super::{http_client, read_answer, snippet, transport_error, GatewayError};
 use crate::config::MpgsApi;
-use crate::confirm::gateway::Lookup;
 use crate::domain::Notification;
 use crate::providers::mpgs::OrderRefField;
 

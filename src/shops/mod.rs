@@ -145,80 +145,44 @@ impl PushError {
     }
 }
 
+// The shop modules' HTTP plumbing is `crate::outbound`'s; these wrappers
+// only say it in the dispatcher's terms (transient / permanent).
+
+use crate::outbound::{self, ClientOptions, OutboundError, Redirects};
+pub use crate::outbound::{retry_after, MAX_ANSWER_BYTES};
+
+impl From<OutboundError> for PushError {
+    /// Retryable failures (transport, oversized answers, 429, 5xx) are
+    /// transient, with the shop's `Retry-After`; any other status is the
+    /// shop's final word.
+    fn from(e: OutboundError) -> Self {
+        let reason = match &e {
+            OutboundError::TooLarge { .. } => format!("shop {e}"),
+            _ => e.to_string(),
+        };
+        if e.is_retryable() {
+            PushError::Transient {
+                reason,
+                retry_after: e.retry_after(),
+            }
+        } else {
+            PushError::Permanent { reason }
+        }
+    }
+}
+
 /// Classifies a transport-level failure (no HTTP answer): always transient.
 pub fn transport_error(e: reqwest::Error) -> PushError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display includes the URL; our URLs carry no secrets in the
-    // path, but OpenCart tokens travel in the query, so strip it. Its own
-    // text ("error sending request") says nothing: the cause is at the
-    // bottom of the source chain ("Connection refused", "dns error…").
-    let e = e.without_url();
-    PushError::transient(format!("{what}: {}", root_cause(&e)))
+    OutboundError::transport(e).into()
 }
 
-/// The most specific text in an error's source chain, in plain words for
-/// the common I/O causes.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest: &(dyn std::error::Error + 'static) = e;
-    let mut io_kind = None;
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            io_kind = Some(io.kind());
-        }
-        deepest = err;
-        current = err.source();
-    }
-    use std::io::ErrorKind as K;
-    match io_kind {
-        Some(K::ConnectionRefused) => "connection refused".to_owned(),
-        Some(K::ConnectionReset) => "connection reset by the shop".to_owned(),
-        Some(K::ConnectionAborted) => "connection aborted".to_owned(),
-        Some(K::TimedOut) => "timed out".to_owned(),
-        Some(K::UnexpectedEof) => "the shop closed the connection before answering".to_owned(),
-        _ => deepest.to_string(),
-    }
-}
-
-/// Most bytes read from one shop answer. The APIs answer a few KiB at most;
-/// a misbehaving shop (or whatever answers in its place) must not make each
-/// concurrent push hold hundreds of MB.
-pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
-
-/// Reads a response body, chunk by chunk, up to `cap` bytes (UTF-8, invalid
-/// sequences replaced, as `Response::text` does). A larger answer (declared
-/// or sent) is a transient error and the connection is dropped unread:
-/// whatever served it may be a proxy's page that goes away.
+/// Reads a shop's answer, at most `cap` bytes ([`outbound::read_body_capped`]);
+/// a larger one is a transient error.
 pub async fn read_body_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     cap: usize,
 ) -> Result<String, PushError> {
-    let status = response.status().as_u16();
-    let too_large = || {
-        PushError::transient(format!(
-            "shop answer larger than {cap} bytes (HTTP {status})"
-        ))
-    };
-    if response
-        .content_length()
-        .is_some_and(|len| len > cap as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > cap {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    Ok(outbound::read_body_capped(response, cap).await?)
 }
 
 /// Classifies an HTTP status that is not the API's own answer:
@@ -228,44 +192,19 @@ pub fn status_error(
     headers: &reqwest::header::HeaderMap,
     body: &str,
 ) -> PushError {
-    let snippet: String = body.chars().take(300).collect();
-    let reason = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        PushError::Transient {
-            reason,
-            retry_after: retry_after(headers),
-        }
-    } else {
-        PushError::Permanent { reason }
-    }
-}
-
-/// Parses `Retry-After` (seconds or an HTTP date).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    at.duration_since(std::time::SystemTime::now()).ok()
+    OutboundError::status(status, headers, body).into()
 }
 
 /// The HTTP client every shop module uses: per-shop timeouts, connection
-/// reuse, rustls.
+/// reuse (as many idle connections as pushes may run at once), no
+/// redirects.
 pub fn http_client(cfg: &ShopConfig) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(cfg.connect_timeout)
-        .timeout(cfg.timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(cfg.concurrency.max(1))
-        .user_agent(concat!("ipnsync/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("TLS backend initialises")
+    outbound::client(&ClientOptions {
+        timeout: cfg.timeout,
+        connect_timeout: Some(cfg.connect_timeout),
+        idle_per_host: Some(cfg.concurrency),
+        redirects: Redirects::None,
+    })
 }
 
 /// A configured shop's client.
