@@ -27,6 +27,7 @@
 
 pub mod cybersource;
 pub mod cybersource_read;
+pub mod cybersource_tss;
 pub mod expiry;
 pub mod http;
 pub mod lyra;
