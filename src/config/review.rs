@@ -114,20 +114,26 @@ pub(super) fn reject_foreign_fields(
                 || raw.rest_password_credential.is_some(),
             lyra,
         ),
-        ("api_host", raw.api_host.is_some(), &[Cybersource]),
+        // cybersource-cmos: the REST API confirms posts (Conversion
+        // Detail Report) and acts on cases
+        (
+            "api_host",
+            raw.api_host.is_some(),
+            &[Cybersource, CybersourceCmos],
+        ),
         (
             "api_key_id",
             raw.api_key_id.is_some()
                 || raw.api_shared_secret.is_some()
                 || raw.api_shared_secret_file.is_some()
                 || raw.api_shared_secret_credential.is_some(),
-            &[Cybersource],
+            &[Cybersource, CybersourceCmos],
         ),
         (
             "api_timeout",
             raw.api_timeout.is_some(),
             // mpgs: its read API (`config/confirm.rs`)
-            &[LyraForm, LyraRest, Cybersource, Mpgs],
+            &[LyraForm, LyraRest, Cybersource, CybersourceCmos, Mpgs],
         ),
     ];
     for (name, given, kinds) in fields {
@@ -165,8 +171,10 @@ pub(super) fn resolve(
         SourceKind::LyraForm | SourceKind::LyraRest => {
             resolve_lyra(key_prefix, kind, raw, auth, env, timeout)
         }
-        SourceKind::Cybersource => resolve_cybersource(key_prefix, raw, env, timeout),
-        SourceKind::CybersourceCmos | SourceKind::Mpgs => Ok(None),
+        SourceKind::Cybersource | SourceKind::CybersourceCmos => {
+            resolve_cybersource(key_prefix, raw, env, timeout)
+        }
+        SourceKind::Mpgs => Ok(None),
     }
 }
 

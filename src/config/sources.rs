@@ -76,6 +76,9 @@ pub(super) struct RawSource {
     pub(super) cancel_at_gateway: Option<bool>,
     // confirmation (see `config/confirm.rs`): lyra-form, lyra-rest, mpgs
     pub(super) confirm: Option<String>,
+    // cybersource-cmos: how long a decision may be missing from the
+    // Conversion Detail Report before it is held for review
+    pub(super) confirm_max_wait: Option<String>,
     // the Mastercard Gateway read API: mpgs
     pub(super) gateway_url: Option<String>,
     pub(super) api_version: Option<String>,
@@ -233,6 +236,9 @@ pub struct SourceConfig {
     /// Mastercard Gateway Retrieve Order (`gateway_url`, `api_password`);
     /// `None` = not configured.
     pub mpgs_api: Option<MpgsApi>,
+    /// `cybersource-cmos`: how long a held decision waits for the
+    /// Conversion Detail Report to list it (`confirm_max_wait`).
+    pub confirm_max_wait: std::time::Duration,
 }
 
 impl SourceConfig {
@@ -329,7 +335,9 @@ pub(super) fn resolve_source(
         review_api.as_ref(),
         mpgs_api.as_ref(),
     )?;
+    let confirm_max_wait = confirm::resolve_confirm_max_wait(&key_prefix, kind, &raw)?;
     Ok(SourceConfig {
+        confirm_max_wait,
         review_api,
         cancel_at_gateway,
         confirm,

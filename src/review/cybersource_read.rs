@@ -80,15 +80,18 @@ struct Report {
     conversion_details: Vec<Conversion>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// One `conversionDetails[]` entry: an analyst's decision on a case.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
-struct Conversion {
-    merchant_reference_number: String,
-    request_id: String,
-    original_decision: String,
-    new_decision: String,
-    reviewer: String,
-    reviewer_comments: String,
+pub struct Conversion {
+    pub merchant_reference_number: String,
+    /// `yyyy-MM-ddTHH:mm:ssZ`.
+    pub conversion_time: String,
+    pub request_id: String,
+    pub original_decision: String,
+    pub new_decision: String,
+    pub reviewer: String,
+    pub reviewer_comments: String,
 }
 
 /// Reads the report: one notification per decision, in the report's order.
@@ -97,6 +100,36 @@ pub fn interpret(
     http_status: u16,
     body: &str,
 ) -> Result<Vec<Notification>, GatewayError> {
+    Ok(entries(http_status, body)?
+        .into_iter()
+        .filter(|c| !c.new_decision.trim().is_empty() && !c.merchant_reference_number.is_empty())
+        .map(|c| Notification {
+            provider: Provider::Cybersource,
+            order_ref: c.merchant_reference_number.clone(),
+            transaction_id: if c.request_id.is_empty() {
+                c.merchant_reference_number.clone()
+            } else {
+                c.request_id.clone()
+            },
+            transaction_number: c.request_id.clone(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                channel: CybersourceChannel::Cmos,
+                new_decision: c.new_decision.trim().to_ascii_uppercase(),
+                original_decision: c.original_decision,
+                reviewer: c.reviewer,
+                reviewer_comments: c.reviewer_comments,
+                organization_id: organization_id.to_owned(),
+                request_id: c.request_id,
+                ..Default::default()
+            }),
+        })
+        .collect())
+}
+
+/// Reads the report's entries as they are (a 404 is an empty window).
+pub fn entries(http_status: u16, body: &str) -> Result<Vec<Conversion>, GatewayError> {
     match http_status {
         200 => {}
         // No conversion in the window.
@@ -125,33 +158,7 @@ pub fn interpret(
             snippet(body)
         ))
     })?;
-    Ok(report
-        .conversion_details
-        .into_iter()
-        .filter(|c| !c.new_decision.trim().is_empty() && !c.merchant_reference_number.is_empty())
-        .map(|c| Notification {
-            provider: Provider::Cybersource,
-            order_ref: c.merchant_reference_number.clone(),
-            transaction_id: if c.request_id.is_empty() {
-                c.merchant_reference_number.clone()
-            } else {
-                c.request_id.clone()
-            },
-            transaction_number: c.request_id.clone(),
-            amount_minor: None,
-            currency: String::new(),
-            facts: Facts::Cybersource(CybersourceFacts {
-                channel: CybersourceChannel::Cmos,
-                new_decision: c.new_decision.trim().to_ascii_uppercase(),
-                original_decision: c.original_decision,
-                reviewer: c.reviewer,
-                reviewer_comments: c.reviewer_comments,
-                organization_id: organization_id.to_owned(),
-                request_id: c.request_id,
-                ..Default::default()
-            }),
-        })
-        .collect())
+    Ok(report.conversion_details)
 }
 
 /// The path of transaction details.
@@ -284,6 +291,17 @@ pub async fn conversions(
     interpret(&api.merchant_id, status, &body)
 }
 
+/// Fetches the report's entries over `[start, end)` (ms).
+pub async fn conversion_entries(
+    api: &CybersourceApi,
+    start: i64,
+    end: i64,
+) -> Result<Vec<Conversion>, GatewayError> {
+    let target = target(&api.merchant_id, start, end);
+    let (status, body) = signed_get(api, &target).await?;
+    entries(status, &body)
+}
+
 /// A signed GET of `target` (path and query): the HTTP status and body.
 async fn signed_get(api: &CybersourceApi, target: &str) -> Result<(u16, String), GatewayError> {
     let url = reqwest::Url::parse(&format!("{}{target}", api.api_host))
@@ -367,7 +385,7 @@ mod tests {
             Lookup::Found { notification, .. } => {
                 Some(crate::domain::assess(&notification).outcome)
             }
-            Lookup::Unconfirmed(_) => None,
+            Lookup::Unconfirmed(_) | Lookup::NoRecord(_) => None,
         };
         let got = interpret_transaction(&stored, 200, &details("AUTHORIZED", "100000123")).unwrap();
         assert_eq!(outcome(got), Some(crate::domain::Outcome::Accepted));
@@ -436,7 +454,7 @@ mod tests {
             Lookup::Found { notification, .. } => {
                 Some(crate::domain::assess(notification).outcome)
             }
-            Lookup::Unconfirmed(_) => None,
+            Lookup::Unconfirmed(_) | Lookup::NoRecord(_) => None,
         };
         // Authorised, then rejected by Decision Manager: never accepted.
         let body = real_details(("481", "0", "DREJECT"), serde_json::json!([dm_reject, auth]));
