@@ -467,7 +467,8 @@ merchant_id = "mymid""#;
         let c = parse(CMOS, "").unwrap();
         assert_eq!(c.sources[0].confirm, Confirm::Off);
         assert!(
-            capability(&c.sources[0], false).contains("confirm: off, reconcile: no (the post is unsigned"),
+            capability(&c.sources[0], false)
+                .contains("confirm: off, reconcile: no (the post is unsigned"),
             "{}",
             capability(&c.sources[0], false)
         );
@@ -482,7 +483,11 @@ merchant_id = "mymid""#;
             capability(s, true),
             "confirm: all (Conversion Detail Report, held for review after 2d without a record), reconcile: yes (Conversion Detail Report)"
         );
-        let c = parse(&format!("{with_api}\nconfirm = \"success\"\nconfirm_max_wait = \"6h\""), "").unwrap();
+        let c = parse(
+            &format!("{with_api}\nconfirm = \"success\"\nconfirm_max_wait = \"6h\""),
+            "",
+        )
+        .unwrap();
         assert_eq!(c.sources[0].confirm, Confirm::Success);
         assert_eq!(c.sources[0].confirm_max_wait, Duration::from_secs(6 * 3600));
         let e = parse(&format!("{with_api}\nconfirm = \"unsigned\""), "")

@@ -84,7 +84,13 @@ pub fn judge(stored: &Notification, report: &[Conversion]) -> Option<Lookup> {
     let entry = report
         .iter()
         .filter(|c| c.request_id == *request_id && !c.new_decision.trim().is_empty())
-        .reduce(|a, b| if b.conversion_time >= a.conversion_time { b } else { a })?;
+        .reduce(|a, b| {
+            if b.conversion_time >= a.conversion_time {
+                b
+            } else {
+                a
+            }
+        })?;
     if !entry.merchant_reference_number.is_empty()
         && entry.merchant_reference_number != stored.order_ref
     {
@@ -255,10 +261,17 @@ mod tests {
         let stored = post("ACCEPT");
         let other = entry("999", "100000999", "ACCEPT", "2026-11-24T10:00:00Z");
         // Agrees: decided from the report's entry (its reviewer).
-        let report = [other.clone(), entry(REQ, "100000123", "accept", "2026-11-24T10:00:00Z")];
+        let report = [
+            other.clone(),
+            entry(REQ, "100000123", "accept", "2026-11-24T10:00:00Z"),
+        ];
         let got = judge(&stored, &report).unwrap();
         assert_eq!(outcome(&got), Some(Outcome::Accepted));
-        let Lookup::Found { notification, summary } = &got else {
+        let Lookup::Found {
+            notification,
+            summary,
+        } = &got
+        else {
             unreachable!()
         };
         assert_eq!(notification.cybersource().unwrap().reviewer, "alice");
@@ -268,17 +281,26 @@ mod tests {
         );
         // Another decision: the report's, so the store sees a disagreement.
         let report = [entry(REQ, "100000123", "REJECT", "2026-11-24T10:00:00Z")];
-        assert_eq!(outcome(&judge(&stored, &report).unwrap()), Some(Outcome::Rejected));
+        assert_eq!(
+            outcome(&judge(&stored, &report).unwrap()),
+            Some(Outcome::Rejected)
+        );
         // The analyst changed their mind: the latest stands, whatever the order.
         let report = [
             entry(REQ, "100000123", "REJECT", "2026-11-24T11:00:00Z"),
             entry(REQ, "100000123", "ACCEPT", "2026-11-24T10:00:00Z"),
         ];
-        assert_eq!(outcome(&judge(&stored, &report).unwrap()), Some(Outcome::Rejected));
+        assert_eq!(
+            outcome(&judge(&stored, &report).unwrap()),
+            Some(Outcome::Rejected)
+        );
         // Not listed (or listed without a decision): not yet.
         assert_eq!(judge(&stored, &[other]), None);
         assert_eq!(
-            judge(&stored, &[entry(REQ, "100000123", " ", "2026-11-24T10:00:00Z")]),
+            judge(
+                &stored,
+                &[entry(REQ, "100000123", " ", "2026-11-24T10:00:00Z")]
+            ),
             None
         );
         assert_eq!(judge(&stored, &[]), None);
@@ -297,15 +319,24 @@ mod tests {
         if let Facts::Cybersource(f) = &mut stored.facts {
             f.request_id.clear();
         }
-        assert!(matches!(judge(&stored, &report), Some(Lookup::Unconfirmed(_))));
+        assert!(matches!(
+            judge(&stored, &report),
+            Some(Lookup::Unconfirmed(_))
+        ));
     }
 
     #[test]
     fn the_window_surrounds_the_post_and_never_reaches_the_future() {
         let h = 3600 * 1000;
         let received = 100 * h;
-        assert_eq!(window(received, received + 5 * h), (received - 23 * h, received + h));
-        assert_eq!(window(received, received + 1000), (received - 23 * h, received + 1000));
+        assert_eq!(
+            window(received, received + 5 * h),
+            (received - 23 * h, received + h)
+        );
+        assert_eq!(
+            window(received, received + 1000),
+            (received - 23 * h, received + 1000)
+        );
         let (start, end) = window(received, received + 30 * 86_400_000);
         assert_eq!(end - start, 24 * h, "one day at most");
     }

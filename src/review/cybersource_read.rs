@@ -214,10 +214,7 @@ pub fn interpret_transaction(
     }
     // The status when given, else what the services' replies say
     // (`cybersource_tss`): real answers rarely carry a status.
-    let state = super::cybersource_tss::derive(
-        &t["applicationInformation"],
-        &t["riskInformation"],
-    );
+    let state = super::cybersource_tss::derive(&t["applicationInformation"], &t["riskInformation"]);
     let (status, reason) = (state.status, state.reason);
     let id = t["id"]
         .as_str()
@@ -451,13 +448,14 @@ mod tests {
         let dm_reject = serde_json::json!({"name": "ics_decision", "reasonCode": "481", "rCode": "0",
             "rFlag": "DREJECT", "rMessage": "Decision is REJECT.", "returnCode": 1320000});
         let outcome = |l: &Lookup| match l {
-            Lookup::Found { notification, .. } => {
-                Some(crate::domain::assess(notification).outcome)
-            }
+            Lookup::Found { notification, .. } => Some(crate::domain::assess(notification).outcome),
             Lookup::Unconfirmed(_) | Lookup::NoRecord(_) => None,
         };
         // Authorised, then rejected by Decision Manager: never accepted.
-        let body = real_details(("481", "0", "DREJECT"), serde_json::json!([dm_reject, auth]));
+        let body = real_details(
+            ("481", "0", "DREJECT"),
+            serde_json::json!([dm_reject, auth]),
+        );
         let got = interpret_transaction(&stored, 200, &body).unwrap();
         assert_eq!(outcome(&got), Some(crate::domain::Outcome::Rejected));
         let Lookup::Found { summary, .. } = &got else {

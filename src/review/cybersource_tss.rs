@@ -314,13 +314,19 @@ mod tests {
                     "applications": [app("ics_auth", json!("100"), "1", "SOK")]}),
             &json!({"profile": {"decision": "ACCEPT"}}),
         );
-        assert_eq!((s.status.as_str(), s.reason.as_str()), ("AUTHORIZED_RISK_DECLINED", "X"));
+        assert_eq!(
+            (s.status.as_str(), s.reason.as_str()),
+            ("AUTHORIZED_RISK_DECLINED", "X")
+        );
         // A null or blank status is no status.
         assert_eq!(
             state(json!({"status": null, "reasonCode": 100})),
             is("AUTHORIZED")
         );
-        assert_eq!(state(json!({"status": " ", "reasonCode": "480"})), is("PENDING_REVIEW"));
+        assert_eq!(
+            state(json!({"status": " ", "reasonCode": "480"})),
+            is("PENDING_REVIEW")
+        );
     }
 
     #[test]
@@ -328,7 +334,8 @@ mod tests {
         let auth_ok = app("ics_auth", json!("100"), "1", "SOK");
         let auth_declined = app("ics_auth", json!("203"), "0", "DCARDREFUSED");
         let bill_ok = app("ics_bill", json!("100"), "1", "SOK");
-        let dm = |code: &str, r_code: &str, flag: &str| app("ics_decision", json!(code), r_code, flag);
+        let dm =
+            |code: &str, r_code: &str, flag: &str| app("ics_decision", json!(code), r_code, flag);
         let rows: Vec<(Value, (String, String))> = vec![
             // The example: authorised sale, Decision Manager reject.
             (
@@ -379,7 +386,10 @@ mod tests {
                 is("AUTHORIZED_RISK_DECLINED"),
             ),
             // Decision Manager alone accepted.
-            (json!({"applications": [dm("100", "1", "DACCEPT")]}), is("ACCEPTED")),
+            (
+                json!({"applications": [dm("100", "1", "DACCEPT")]}),
+                is("ACCEPTED"),
+            ),
             // By reason code when the flag is not a decision flag.
             (
                 json!({"applications": [dm("481", "0", ""), auth_ok.clone()]}),
@@ -437,7 +447,10 @@ mod tests {
     fn the_request_codes_decide_without_services() {
         for (application, want) in [
             (json!({"reasonCode": 100}), is("AUTHORIZED")),
-            (json!({"reasonCode": "100", "rFlag": "SOK"}), is("AUTHORIZED")),
+            (
+                json!({"reasonCode": "100", "rFlag": "SOK"}),
+                is("AUTHORIZED"),
+            ),
             (json!({"reasonCode": 481}), rejected_without_auth()),
             (json!({"rFlag": "DREJECT"}), rejected_without_auth()),
             (json!({"reasonCode": "480"}), is("PENDING_REVIEW")),
@@ -478,7 +491,10 @@ mod tests {
     #[test]
     fn the_profile_decision_is_the_last_resort() {
         let profile = |d: &str| json!({"profile": {"decision": d}});
-        assert_eq!(derive(&json!({}), &profile("REVIEW")).status, "PENDING_REVIEW");
+        assert_eq!(
+            derive(&json!({}), &profile("REVIEW")).status,
+            "PENDING_REVIEW"
+        );
         assert_eq!(derive(&json!({}), &profile("reject")).status, "REJECTED");
         assert_eq!(derive(&json!({}), &profile("ACCEPT")).status, "ACCEPTED");
         // The services speak before it.
