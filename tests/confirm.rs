@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::{config, fixture, Daemon};
-use support::fake_cybersource_api::FakeCybersourceApi;
+use support::fake_cybersource_api::{self as fake_cybs, FakeCybersourceApi, Tss};
 use support::fake_lyra_api::{self, FakeLyraApi};
 use support::fake_mpgs_api::{self, FakeMpgsApi};
 use support::fake_webhook::FakeWebhook;
@@ -523,7 +523,13 @@ async fn post_cybs_payload_signed(d: &Daemon, event_type: &str) {
     assert_eq!(resp.status().as_u16(), 200, "the answer never waits");
 }
 
-/// Transaction details of `CYBS_REQUEST` with this payment status.
+/// Transaction details of `CYBS_REQUEST` as Cybersource answers them.
+fn cybs_real(what: Tss) -> Value {
+    fake_cybs::details(CYBS_REQUEST, CYBS_ORDER, what)
+}
+
+/// Transaction details of `CYBS_REQUEST` with this payment status (the
+/// OpenAPI model's optional `status`, which some answers carry).
 fn cybs_details(status: &str) -> Value {
     serde_json::json!({
         "id": CYBS_REQUEST,
@@ -538,7 +544,7 @@ fn cybs_details(status: &str) -> Value {
 async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_details() {
     let s = start().await;
     s.cybs
-        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED"));
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::Authorised));
     post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
     // Accepted once Cybersource's own state agrees, not sent to review.
     let updates = shop_updates(&s.shop, 1).await;
@@ -546,7 +552,7 @@ async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_deta
     let comment = updates[0]["comment"].as_str().unwrap();
     assert!(
         comment.contains(&format!(
-            "Confirmed with Cybersource: transaction {CYBS_REQUEST} AUTHORIZED, profile decision REVIEW."
+            "Confirmed with Cybersource: transaction {CYBS_REQUEST} AUTHORIZED (ics_auth 100 SOK)."
         )),
         "{comment}"
     );
@@ -573,10 +579,28 @@ async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_deta
 }
 
 #[tokio::test]
+async fn transaction_details_with_a_status_still_decide_from_it() {
+    let s = start().await;
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED"));
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(&format!(
+            "Confirmed with Cybersource: transaction {CYBS_REQUEST} AUTHORIZED, profile decision REVIEW."
+        )),
+        "{comment}"
+    );
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
 async fn a_case_accept_cybersource_says_rejected_is_held_for_review_never_accepted() {
     let s = start().await;
     s.cybs
-        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED_RISK_DECLINED"));
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::AuthorisedRiskRejected));
     post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "review", "never accepted");
@@ -584,7 +608,7 @@ async fn a_case_accept_cybersource_says_rejected_is_held_for_review_never_accept
     assert!(
         comment.starts_with("Held for review: the notification said")
             && comment.contains(&format!(
-                "(accepted), but transaction {CYBS_REQUEST} AUTHORIZED_RISK_DECLINED, profile decision REVIEW (rejected)."
+                "(accepted), but transaction {CYBS_REQUEST} AUTHORIZED_RISK_DECLINED (ics_auth 100 SOK, ics_decision 481 DREJECT) (rejected)."
             )),
         "{comment}"
     );
@@ -605,7 +629,7 @@ async fn a_case_accept_cybersource_says_rejected_is_held_for_review_never_accept
 async fn a_case_reject_cybersource_confirms_is_rejected() {
     let s = start().await;
     s.cybs
-        .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED_RISK_DECLINED"));
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::AuthorisedRiskRejected));
     post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.reject").await;
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "rejected");

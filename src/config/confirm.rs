@@ -187,11 +187,15 @@ pub(super) fn resolve_confirm(
         SourceKind::Mpgs => mpgs_api.is_some(),
         // Webhooks: transaction details, with the review API's credentials.
         SourceKind::Cybersource => matches!(review_api, Some(ReviewApi::Cybersource(_))),
-        SourceKind::CybersourceCmos => false,
+        // Posts: the Conversion Detail Report, with the same credentials.
+        SourceKind::CybersourceCmos => matches!(review_api, Some(ReviewApi::Cybersource(_))),
     };
     let Some(given) = given else {
         return Ok(match kind {
             SourceKind::Mpgs if can => Confirm::Success,
+            // The whole post is unsigned (a token and an address): every
+            // decision it claims waits for the gateway's own record.
+            SourceKind::CybersourceCmos if can => Confirm::All,
             // Only the webhooks rule cs8 would otherwise leave in review.
             SourceKind::Cybersource if can => Confirm::Unsigned,
             _ => Confirm::Off,
@@ -205,6 +209,12 @@ pub(super) fn resolve_confirm(
             ),
         )
     })?;
+    if kind == SourceKind::CybersourceCmos && confirm == Confirm::Unsigned {
+        return Err(invalid(
+            &key,
+            "a cybersource-cmos post is unsigned as a whole: use \"all\" (every decision it claims) or \"success\" (only ACCEPT)",
+        ));
+    }
     if confirm != Confirm::Off && !can {
         let why = match kind {
             SourceKind::LyraForm | SourceKind::LyraRest => {
@@ -216,11 +226,36 @@ pub(super) fn resolve_confirm(
             SourceKind::Cybersource => {
                 "needs the Cybersource REST API (api_host, merchant_id, api_key_id, api_shared_secret): confirmation reads transaction details"
             }
-            _ => "is not supported for this kind yet (lyra-form, lyra-rest, mpgs and cybersource can confirm)",
+            SourceKind::CybersourceCmos => {
+                "needs the Cybersource REST API (api_host, merchant_id, api_key_id, api_shared_secret): confirmation reads the Conversion Detail Report"
+            }
         };
         return Err(invalid(&key, why));
     }
     Ok(confirm)
+}
+
+/// How long a `cybersource-cmos` decision waits for the Conversion Detail
+/// Report to list it before it is held for review: reports lag behind the
+/// analyst's click (hours at worst), and two days also cover a daemon or
+/// gateway outage in between.
+pub const DEFAULT_CMOS_MAX_WAIT: Duration = Duration::from_secs(2 * 86400);
+
+/// `confirm_max_wait` (cybersource-cmos only).
+pub(super) fn resolve_confirm_max_wait(
+    key_prefix: &str,
+    given: Option<&str>,
+) -> Result<Duration, ConfigError> {
+    // Only a cybersource-cmos table has the key (the others refuse it).
+    let key = format!("{key_prefix}.confirm_max_wait");
+    let Some(given) = given else {
+        return Ok(DEFAULT_CMOS_MAX_WAIT);
+    };
+    let d = parse_duration(given).map_err(|p| invalid(&key, p))?;
+    if d.is_zero() {
+        return Err(invalid(&key, "must be more than 0"));
+    }
+    Ok(d)
 }
 
 /// `[reconcile]`: the background task that asks the gateways about orders
@@ -287,6 +322,21 @@ pub(super) fn capability(source: &super::SourceConfig, reconcile_on: bool) -> St
         SourceKind::Mpgs => source.mpgs_api.is_some(),
         SourceKind::Cybersource | SourceKind::CybersourceCmos => false,
     };
+    if source.kind == SourceKind::CybersourceCmos {
+        let reconcile = if reconcile_on {
+            "yes"
+        } else {
+            "on demand (no [reconcile])"
+        };
+        return match &source.review_api {
+            Some(ReviewApi::Cybersource(_)) => format!(
+                "confirm: {} (Conversion Detail Report, held for review after {} without a record), reconcile: {reconcile} (Conversion Detail Report)",
+                source.confirm.as_str(),
+                super::format_duration(source.confirm_max_wait)
+            ),
+            _ => "confirm: off, reconcile: no (the post is unsigned: give api_host, merchant_id, api_key_id and api_shared_secret so that the Conversion Detail Report confirms it)".to_owned(),
+        };
+    }
     if source.kind == SourceKind::Cybersource {
         return match (&source.review_api, reconcile_on) {
             (Some(ReviewApi::Cybersource(_)), true) => {
@@ -385,6 +435,58 @@ api_shared_secret = "c2hhcmVkLXNlY3JldA==""#;
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_shared_secret"), "{e}");
+    }
+
+    const CMOS: &str = r#"name = "cm"
+kind = "cybersource-cmos"
+path = "/cm"
+token = "cmos-token-0123456789abcdef"
+merchant_id = "mymid""#;
+
+    #[test]
+    fn cmos_confirms_every_decision_through_the_report_once_its_api_is_configured() {
+        let c = parse(CMOS, "").unwrap();
+        assert_eq!(c.sources[0].confirm, Confirm::Off);
+        assert!(
+            capability(&c.sources[0], false)
+                .contains("confirm: off, reconcile: no (the post is unsigned"),
+            "{}",
+            capability(&c.sources[0], false)
+        );
+        let api = CYBS_API.replace("merchant_id = \"mymid\"\n", "");
+        let with_api = format!("{CMOS}{api}");
+        let c = parse(&with_api, "").unwrap();
+        let s = &c.sources[0];
+        assert_eq!(s.confirm, Confirm::All, "the whole post is unsigned");
+        assert_eq!(s.confirm_max_wait, DEFAULT_CMOS_MAX_WAIT);
+        assert!(matches!(s.review_api, Some(ReviewApi::Cybersource(_))));
+        assert_eq!(
+            capability(s, true),
+            "confirm: all (Conversion Detail Report, held for review after 2d without a record), reconcile: yes (Conversion Detail Report)"
+        );
+        let c = parse(
+            &format!("{with_api}\nconfirm = \"success\"\nconfirm_max_wait = \"6h\""),
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.sources[0].confirm, Confirm::Success);
+        assert_eq!(c.sources[0].confirm_max_wait, Duration::from_secs(6 * 3600));
+        let e = parse(&format!("{with_api}\nconfirm = \"unsigned\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsigned as a whole"), "{e}");
+        let e = parse(&format!("{CMOS}\nconfirm = \"all\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Conversion Detail Report"), "{e}");
+        let e = parse(&format!("{with_api}\nconfirm_max_wait = \"0s\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("confirm_max_wait"), "{e}");
+        let e = parse(&format!("{LYRA}\nconfirm_max_wait = \"1h\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not apply to kind lyra-form"), "{e}");
     }
 
     #[test]

@@ -75,9 +75,18 @@ source_table! {
     RawCmos {
         allow_from: Option<Vec<String>>,
         merchant_id: Option<String>,
+        // the REST API: confirmation through the Conversion Detail Report
+        // and review actions (see `config/confirm.rs`, `config/review.rs`)
+        api_host: Option<String>,
+        api_key_id: Option<String>,
+        api_timeout: Option<String>,
+        // how long a decision may be missing from the Conversion Detail
+        // Report before it is held for review
+        confirm_max_wait: Option<String>,
     }
     secrets {
         token, token_file, token_credential;
+        api_shared_secret, api_shared_secret_file, api_shared_secret_credential;
     }
 }
 

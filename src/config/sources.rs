@@ -159,6 +159,9 @@ pub struct SourceConfig {
     /// Mastercard Gateway Retrieve Order (`gateway_url`, `api_password`);
     /// `None` = not configured.
     pub mpgs_api: Option<MpgsApi>,
+    /// `cybersource-cmos`: how long a held decision waits for the
+    /// Conversion Detail Report to list it (`confirm_max_wait`).
+    pub confirm_max_wait: std::time::Duration,
 }
 
 impl SourceConfig {
@@ -332,7 +335,15 @@ pub(super) fn resolve_source(
         RawSource::CybersourceCmos(r) => (
             resolve_cmos(prefix, r, env)?,
             None,
-            ReviewKeys::None { api_timeout: None },
+            // The REST API confirms posts (Conversion Detail Report) and
+            // acts on cases.
+            ReviewKeys::Cybersource {
+                api_host: r.api_host.as_deref(),
+                api_key_id: r.api_key_id.as_deref(),
+                secret: r.api_shared_secret(),
+                merchant_id: r.merchant_id.as_deref(),
+                api_timeout: r.api_timeout.as_deref(),
+            },
             None,
             None,
         ),
@@ -374,10 +385,18 @@ pub(super) fn resolve_source(
         review_api.as_ref(),
         mpgs_api.as_ref(),
     )?;
+    let confirm_max_wait = confirm::resolve_confirm_max_wait(
+        prefix,
+        match &raw {
+            RawSource::CybersourceCmos(r) => r.confirm_max_wait.as_deref(),
+            _ => None,
+        },
+    )?;
     let site_id = site_id.cloned();
     let (name, path, shop, order_prefix) =
         each_kind!(raw, r => (r.name, r.path, r.shop, r.order_prefix));
     Ok(SourceConfig {
+        confirm_max_wait,
         review_api,
         cancel_at_gateway,
         confirm,

@@ -10,6 +10,7 @@
 //! not drop the job: it keeps the last delay, since a payment confirmation
 //! has no "dead" state that is safer than asking again.
 
+pub mod cmos;
 pub mod gateway;
 pub mod reconcile;
 
@@ -102,6 +103,16 @@ pub async fn run(
 
 /// Asks the gateway about one held notification.
 async fn confirm_one(config: &Config, row: &DueConfirmation) -> ConfirmReport {
+    // An unsigned CMOS post: the Conversion Detail Report, not a
+    // transaction read (`cmos`).
+    if let Some((source, api)) = config
+        .sources
+        .iter()
+        .find(|s| s.name == row.source)
+        .and_then(|s| cmos::api(s).map(|api| (s, api)))
+    {
+        return cmos::confirm_one(config, source, api, row).await;
+    }
     let gateway = config
         .sources
         .iter()

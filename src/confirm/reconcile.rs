@@ -77,7 +77,7 @@ pub async fn look_up(config: &Config, target: &ReconcileTarget) -> Finding {
             summary,
             known_only: false,
         })),
-        Ok(Lookup::Unconfirmed(why)) => Finding::Unknown(why),
+        Ok(Lookup::Unconfirmed(why) | Lookup::NoRecord(why)) => Finding::Unknown(why),
         Err(e) => Finding::Error(format!("{} {}: {e}", gateway.name(), gateway.call())),
     };
     let result = match &finding {

@@ -91,7 +91,7 @@ fn describe() {
     );
     describe_counter!(
         CONFIRMATIONS,
-        "Gateway confirmations, by source and result (confirmed, disagreed: held for review, unconfirmed: the gateway does not vouch for it, retry)."
+        "Gateway confirmations, by source and result (confirmed, disagreed: held for review, unconfirmed: the gateway does not vouch for it, unrecorded: a cybersource-cmos decision the Conversion Detail Report never listed, held for review, retry)."
     );
     describe_counter!(
         RECONCILIATIONS,

@@ -316,7 +316,8 @@ fn review_api<'a>(config: &'a Config, target: &ReviewTarget) -> Result<&'a Revie
         })?;
     source.review_api.as_ref().ok_or_else(|| {
         let keys = match source.kind {
-            crate::config::SourceKind::Cybersource => {
+            crate::config::SourceKind::Cybersource
+            | crate::config::SourceKind::CybersourceCmos => {
                 "api_host, merchant_id, api_key_id and api_shared_secret"
             }
             crate::config::SourceKind::LyraForm | crate::config::SourceKind::LyraRest => {

@@ -14,10 +14,12 @@
 //!
 //! Transaction details (`GET /tss/v2/transactions/{id}`, signed the same
 //! way) confirm a webhook whose event type the signature did not cover
-//! (rule cs8): the transaction's payment status
-//! (`applicationInformation.status`, else the Decision Manager profile
-//! decision `riskInformation.profile.decision`) decides, through the same
-//! rules as a signed status.
+//! (rule cs8): the transaction's state, derived by
+//! [`super::cybersource_tss`] (`applicationInformation.status` when given,
+//! else the services' replies `applications[]`, else the request's reason
+//! code and flags, else the profile decision), decides through the same
+//! rules as a signed status; a state that cannot be derived confirms
+//! nothing.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -78,15 +80,18 @@ struct Report {
     conversion_details: Vec<Conversion>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// One `conversionDetails[]` entry: an analyst's decision on a case.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
-struct Conversion {
-    merchant_reference_number: String,
-    request_id: String,
-    original_decision: String,
-    new_decision: String,
-    reviewer: String,
-    reviewer_comments: String,
+pub struct Conversion {
+    pub merchant_reference_number: String,
+    /// `yyyy-MM-ddTHH:mm:ssZ`.
+    pub conversion_time: String,
+    pub request_id: String,
+    pub original_decision: String,
+    pub new_decision: String,
+    pub reviewer: String,
+    pub reviewer_comments: String,
 }
 
 /// Reads the report: one notification per decision, in the report's order.
@@ -95,6 +100,36 @@ pub fn interpret(
     http_status: u16,
     body: &str,
 ) -> Result<Vec<Notification>, GatewayError> {
+    Ok(entries(http_status, body)?
+        .into_iter()
+        .filter(|c| !c.new_decision.trim().is_empty() && !c.merchant_reference_number.is_empty())
+        .map(|c| Notification {
+            provider: Provider::Cybersource,
+            order_ref: c.merchant_reference_number.clone(),
+            transaction_id: if c.request_id.is_empty() {
+                c.merchant_reference_number.clone()
+            } else {
+                c.request_id.clone()
+            },
+            transaction_number: c.request_id.clone(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                channel: CybersourceChannel::Cmos,
+                new_decision: c.new_decision.trim().to_ascii_uppercase(),
+                original_decision: c.original_decision,
+                reviewer: c.reviewer,
+                reviewer_comments: c.reviewer_comments,
+                organization_id: organization_id.to_owned(),
+                request_id: c.request_id,
+                ..Default::default()
+            }),
+        })
+        .collect())
+}
+
+/// Reads the report's entries as they are (a 404 is an empty window).
+pub fn entries(http_status: u16, body: &str) -> Result<Vec<Conversion>, GatewayError> {
     match http_status {
         200 => {}
         // No conversion in the window.
@@ -123,71 +158,11 @@ pub fn interpret(
             snippet(body)
         ))
     })?;
-    Ok(report
-        .conversion_details
-        .into_iter()
-        .filter(|c| !c.new_decision.trim().is_empty() && !c.merchant_reference_number.is_empty())
-        .map(|c| Notification {
-            provider: Provider::Cybersource,
-            order_ref: c.merchant_reference_number.clone(),
-            transaction_id: if c.request_id.is_empty() {
-                c.merchant_reference_number.clone()
-            } else {
-                c.request_id.clone()
-            },
-            transaction_number: c.request_id.clone(),
-            amount_minor: None,
-            currency: String::new(),
-            facts: Facts::Cybersource(CybersourceFacts {
-                channel: CybersourceChannel::Cmos,
-                new_decision: c.new_decision.trim().to_ascii_uppercase(),
-                original_decision: c.original_decision,
-                reviewer: c.reviewer,
-                reviewer_comments: c.reviewer_comments,
-                organization_id: organization_id.to_owned(),
-                request_id: c.request_id,
-                ..Default::default()
-            }),
-        })
-        .collect())
+    Ok(report.conversion_details)
 }
 
 /// The path of transaction details.
 pub const TRANSACTION_PATH: &str = "/tss/v2/transactions/";
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct Transaction {
-    id: String,
-    client_reference_information: ClientReference,
-    application_information: ApplicationInformation,
-    risk_information: RiskInformation,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ClientReference {
-    code: String,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ApplicationInformation {
-    status: String,
-    reason: String,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RiskInformation {
-    profile: RiskProfile,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RiskProfile {
-    decision: String,
-}
 
 /// Reads transaction details about the transaction `stored` names.
 pub fn interpret_transaction(
@@ -221,52 +196,49 @@ pub fn interpret_transaction(
             )))
         }
     }
-    let t: Transaction = serde_json::from_str(body).map_err(|e| {
-        GatewayError::Refused(format!("not transaction details ({e}): {}", snippet(body)))
-    })?;
-    let code = &t.client_reference_information.code;
+    let t: serde_json::Value = serde_json::from_str(body)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| {
+            GatewayError::Refused(format!("not transaction details: {}", snippet(body)))
+        })?;
+    let code = t["clientReferenceInformation"]["code"]
+        .as_str()
+        .unwrap_or_default();
     // A genuine transaction of another order proves nothing about this one.
-    if !code.is_empty() && *code != stored.order_ref {
+    if !code.is_empty() && code != stored.order_ref {
         return Ok(Lookup::Unconfirmed(format!(
             "Cybersource transaction {} belongs to order {code}, not {}",
             stored.transaction_id, stored.order_ref
         )));
     }
-    let app = &t.application_information;
-    let (status, reason) = if app.status.is_empty() {
-        // Only the profile's decision: its payment-status equivalent.
-        let status = match t
-            .risk_information
-            .profile
-            .decision
-            .to_ascii_uppercase()
-            .as_str()
-        {
-            "ACCEPT" => "ACCEPTED",
-            "REJECT" => "REJECTED",
-            "REVIEW" => "PENDING_REVIEW",
-            _ => "",
-        };
-        (status.to_owned(), String::new())
-    } else {
-        (app.status.to_ascii_uppercase(), app.reason.clone())
-    };
-    let id = if t.id.is_empty() {
-        &stored.transaction_id
-    } else {
-        &t.id
-    };
+    // The status when given, else what the services' replies say
+    // (`cybersource_tss`): real answers rarely carry a status.
+    let state = super::cybersource_tss::derive(&t["applicationInformation"], &t["riskInformation"]);
+    let (status, reason) = (state.status, state.reason);
+    let id = t["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .unwrap_or(&stored.transaction_id);
+    let profile = t["riskInformation"]["profile"]["decision"]
+        .as_str()
+        .unwrap_or_default();
     let summary = format!(
-        "transaction {id} {}{}",
+        "transaction {id} {}{}{}",
         if status.is_empty() {
-            "without status"
+            "without a readable state"
         } else {
             &status
         },
-        if t.risk_information.profile.decision.is_empty() {
+        if state.evidence.is_empty() {
             String::new()
         } else {
-            format!(", profile decision {}", t.risk_information.profile.decision)
+            format!(" ({})", state.evidence)
+        },
+        if profile.is_empty() || state.evidence.starts_with("profile decision") {
+            String::new()
+        } else {
+            format!(", profile decision {profile}")
         }
     );
     Ok(
@@ -314,6 +286,17 @@ pub async fn conversions(
     let target = target(&api.merchant_id, start, end);
     let (status, body) = signed_get(api, &target).await?;
     interpret(&api.merchant_id, status, &body)
+}
+
+/// Fetches the report's entries over `[start, end)` (ms).
+pub async fn conversion_entries(
+    api: &CybersourceApi,
+    start: i64,
+    end: i64,
+) -> Result<Vec<Conversion>, GatewayError> {
+    let target = target(&api.merchant_id, start, end);
+    let (status, body) = signed_get(api, &target).await?;
+    entries(status, &body)
 }
 
 /// A signed GET of `target` (path and query): the HTTP status and body.
@@ -399,7 +382,7 @@ mod tests {
             Lookup::Found { notification, .. } => {
                 Some(crate::domain::assess(&notification).outcome)
             }
-            Lookup::Unconfirmed(_) => None,
+            Lookup::Unconfirmed(_) | Lookup::NoRecord(_) => None,
         };
         let got = interpret_transaction(&stored, 200, &details("AUTHORIZED", "100000123")).unwrap();
         assert_eq!(outcome(got), Some(crate::domain::Outcome::Accepted));
@@ -434,6 +417,69 @@ mod tests {
         ));
         assert!(matches!(
             interpret_transaction(&stored, 401, ""),
+            Err(GatewayError::Refused(_))
+        ));
+    }
+
+    /// Transaction details as Cybersource answers them: no `status`, no
+    /// profile decision, the services' replies instead.
+    fn real_details(top: (&str, &str, &str), apps: serde_json::Value) -> String {
+        serde_json::json!({
+            "id": "req-1",
+            "submitTimeUTC": "2026-11-24T09:58:00Z",
+            "clientReferenceInformation": {"code": "100000123"},
+            "applicationInformation": {
+                "reasonCode": top.0, "rCode": top.1, "rFlag": top.2, "applications": apps
+            },
+            "riskInformation": {"score": {}},
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn transaction_details_without_status_are_decided_from_the_services() {
+        let stored = crate::domain::outcome::test_support::dm_payload_signed(
+            "risk.casemanagement.decision.accept",
+            "",
+            "",
+        );
+        let auth = serde_json::json!({"name": "ics_auth", "reasonCode": "100", "rCode": "1",
+            "rFlag": "SOK", "rMessage": "Request was processed successfully.", "returnCode": 1010000});
+        let dm_reject = serde_json::json!({"name": "ics_decision", "reasonCode": "481", "rCode": "0",
+            "rFlag": "DREJECT", "rMessage": "Decision is REJECT.", "returnCode": 1320000});
+        let outcome = |l: &Lookup| match l {
+            Lookup::Found { notification, .. } => Some(crate::domain::assess(notification).outcome),
+            Lookup::Unconfirmed(_) | Lookup::NoRecord(_) => None,
+        };
+        // Authorised, then rejected by Decision Manager: never accepted.
+        let body = real_details(
+            ("481", "0", "DREJECT"),
+            serde_json::json!([dm_reject, auth]),
+        );
+        let got = interpret_transaction(&stored, 200, &body).unwrap();
+        assert_eq!(outcome(&got), Some(crate::domain::Outcome::Rejected));
+        let Lookup::Found { summary, .. } = &got else {
+            unreachable!()
+        };
+        assert_eq!(
+            summary,
+            "transaction req-1 AUTHORIZED_RISK_DECLINED (ics_auth 100 SOK, ics_decision 481 DREJECT)"
+        );
+        // A plain approved authorisation.
+        let body = real_details(("100", "1", "SOK"), serde_json::json!([auth]));
+        let got = interpret_transaction(&stored, 200, &body).unwrap();
+        assert_eq!(outcome(&got), Some(crate::domain::Outcome::Accepted));
+        // Nothing to derive a state from: not confirmed.
+        let body = r#"{"id": "req-1", "applicationInformation": {"applications": [{"name": "ics_pa_enroll"}]},
+                       "riskInformation": {"providers": {}}}"#;
+        let got = interpret_transaction(&stored, 200, body).unwrap();
+        assert!(
+            matches!(&got, Lookup::Unconfirmed(why) if why.contains("without a readable state")),
+            "{got:?}"
+        );
+        // Not JSON, or not an object: refused (asked again), never applied.
+        assert!(matches!(
+            interpret_transaction(&stored, 200, "[]"),
             Err(GatewayError::Refused(_))
         ));
     }

@@ -45,6 +45,11 @@ pub enum Lookup {
     /// The gateway does not vouch for it (unknown transaction, another
     /// order's transaction): why, in the gateway's words.
     Unconfirmed(String),
+    /// The gateway keeps a record of such decisions but, after the
+    /// source's longest wait, has none of this one (a `cybersource-cmos`
+    /// decision missing from the Conversion Detail Report): the order is
+    /// held for review, a person decides. Why, in words.
+    NoRecord(String),
 }
 
 /// One transaction an action is about.

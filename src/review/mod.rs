@@ -40,6 +40,7 @@ mod client;
 pub mod comment;
 pub mod cybersource;
 pub mod cybersource_read;
+pub mod cybersource_tss;
 pub mod error;
 pub mod expiry;
 pub mod gateway;

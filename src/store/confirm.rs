@@ -26,6 +26,8 @@ use crate::ops::metrics::{CONFIRMATIONS, CONFIRMATION_LAG, RECONCILIATIONS};
 pub const WAITING: &str = "waiting for confirmation by the gateway";
 /// The origin of the event a confirmation records.
 pub const ORIGIN: &str = "confirmation";
+/// The result of a confirmation whose decision the gateway never recorded.
+pub const NO_RECORD: &str = "unrecorded";
 /// The origin (and result) of an event reconciliation records.
 pub const RECONCILED: &str = "reconciliation";
 
@@ -157,7 +159,7 @@ pub struct Reconciliation {
 /// What [`record`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Recorded {
-    /// `confirmed`, `disagreed`, `unconfirmed`, `reconciliation` (the
+    /// `confirmed`, `disagreed`, `unconfirmed`, `unrecorded`, `reconciliation` (the
     /// order moved), or `None` (a retry, a confirmation already settled, an
     /// order the gateway's state does not move).
     pub result: Option<&'static str>,
@@ -234,6 +236,25 @@ pub(crate) fn record(conn: &Connection, report: &ConfirmReport) -> Result<Record
                 warnings: Vec::new(),
             };
             ("unconfirmed", stored, decision, why.clone())
+        }
+        Lookup::NoRecord(why) => {
+            // The notification claims a decision the gateway's own record
+            // does not hold: not applied, and not forgotten either; a
+            // person looks (the order may be a forgery's target).
+            tracing::warn!(
+                source = %source, order = %crate::ops::logging::one_line(&order_ref), event = held_id, reason = %crate::ops::logging::one_line(why),
+                "the gateway has no record of the notified decision: order held for review"
+            );
+            let decision = Decision {
+                assessed: Outcome::Review,
+                verdict: domain::transition(&snapshot, &stored, Outcome::Review),
+                comment: format!(
+                    "Held for review: the notification said {status} ({}), but {gateway} has no record of this decision: {why}.",
+                    notified.as_str()
+                ),
+                warnings: Vec::new(),
+            };
+            (NO_RECORD, stored, decision, why.clone())
         }
         Lookup::Found {
             notification,

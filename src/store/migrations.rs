@@ -233,6 +233,35 @@ CREATE TABLE confirmations (
 );
 CREATE INDEX confirmations_due ON confirmations (next_attempt_at) WHERE state = 'waiting';
 "#,
+    // 10: confirmation result `unrecorded` (issue 15, cybersource-cmos): the
+    // gateway keeps a record of such decisions but never listed this one
+    // (the order is held for review). SQLite cannot change a CHECK in
+    // place: the table is rebuilt, rows and ids kept.
+    r#"
+CREATE TABLE confirmations_unrecorded (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER NOT NULL UNIQUE REFERENCES events (id),
+    source          TEXT    NOT NULL,
+    shop            TEXT    NOT NULL,
+    order_ref       TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('waiting', 'done')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    result          TEXT    CHECK (result IN ('confirmed', 'disagreed', 'unconfirmed', 'unrecorded')),
+    gateway_state   TEXT,
+    result_event_id INTEGER REFERENCES events (id),
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+INSERT INTO confirmations_unrecorded
+    SELECT id, event_id, source, shop, order_ref, state, attempts, next_attempt_at, last_error,
+           result, gateway_state, result_event_id, created_at, finished_at
+    FROM confirmations;
+DROP TABLE confirmations;
+ALTER TABLE confirmations_unrecorded RENAME TO confirmations;
+CREATE INDEX confirmations_due ON confirmations (next_attempt_at) WHERE state = 'waiting';
+"#,
 ];
 
 /// The first `n` migrations (tests build databases as older binaries left

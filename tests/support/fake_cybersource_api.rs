@@ -14,6 +14,10 @@
 //! And transaction details (`GET /tss/v2/transactions/{id}`, signed like
 //! the report): the body a test sets with
 //! [`FakeCybersourceApi::set_transaction`], or 404 for an unknown id.
+//! [`details`] builds such a body in the shape Cybersource really answers:
+//! no `applicationInformation.status`, no profile decision, the reply of
+//! each service the request ran (`applications[]`) and the request's
+//! overall `reasonCode` / `rCode` / `rFlag`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -72,6 +76,56 @@ struct State {
     transactions: std::collections::HashMap<String, Value>,
     /// Transaction details calls: the id and whether the signature checked out.
     transaction_calls: Vec<(String, bool)>,
+}
+
+/// What a transaction's details say, for [`details`].
+#[derive(Debug, Clone, Copy)]
+pub enum Tss {
+    /// An approved authorisation, no Decision Manager.
+    Authorised,
+    /// Authorised, then rejected by Decision Manager (reason code 481).
+    AuthorisedRiskRejected,
+    /// Authorised, Decision Manager sent it to review (480).
+    AuthorisedReview,
+}
+
+/// Transaction details of request `id` for order `order`, as Cybersource
+/// answers them (`GET /tss/v2/transactions/{id}`): codes partly numbers,
+/// partly strings, `riskInformation` without a profile.
+pub fn details(id: &str, order: &str, what: Tss) -> Value {
+    let auth = json!({"name": "ics_auth", "reasonCode": "100", "rCode": "1", "rFlag": "SOK",
+        "rMessage": "Request was processed successfully.", "returnCode": 1010000});
+    let (top, apps) = match what {
+        Tss::Authorised => ((100, "1", "SOK"), vec![auth]),
+        Tss::AuthorisedRiskRejected => (
+            (481, "0", "DREJECT"),
+            vec![
+                json!({"name": "ics_decision", "reasonCode": "481", "rCode": "0", "rFlag": "DREJECT",
+                       "rMessage": "Decision is REJECT.", "returnCode": 1320000}),
+                auth,
+            ],
+        ),
+        Tss::AuthorisedReview => (
+            (480, "1", "DREVIEW"),
+            vec![
+                auth,
+                json!({"name": "ics_decision", "reasonCode": "480", "rCode": "1", "rFlag": "DREVIEW",
+                       "rMessage": "Decision is REVIEW.", "returnCode": 1320000}),
+            ],
+        ),
+    };
+    json!({
+        "id": id,
+        "submitTimeUTC": "2025-03-11T09:58:00Z",
+        "merchantId": "ipnsync_demo",
+        "applicationInformation": {
+            "reasonCode": top.0, "rCode": top.1, "rFlag": top.2,
+            "applications": apps,
+        },
+        "clientReferenceInformation": {"code": order, "applicationName": "REST API"},
+        "orderInformation": {"amountDetails": {"totalAmount": "42.00", "currency": "EUR"}},
+        "riskInformation": {"score": {}},
+    })
 }
 
 #[derive(Clone)]

@@ -173,3 +173,30 @@ fn reconciliation_records_only_what_moves_the_order() {
         1
     );
 }
+
+#[test]
+fn no_record_holds_the_order_for_review_with_why() {
+    let (_dir, conn) = setup();
+    intake_confirmed(&conn, &new("AUTHORISED"), Confirm::Success).unwrap();
+    let report = ConfirmReport::Settled {
+        id: 1,
+        gateway: "Cybersource".into(),
+        lookup: Lookup::NoRecord("request r1 is not in the report".into()),
+    };
+    let r = record(&conn, &report).unwrap();
+    assert_eq!(r.result, Some(NO_RECORD));
+    assert_eq!(r.moved, Some((None, Outcome::Review)), "never accepted");
+    let comment: String = conn
+        .query_row("SELECT comment FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        comment,
+        "Held for review: the notification said AUTHORISED (accepted), but Cybersource has no record of this decision: request r1 is not in the report."
+    );
+    let (result, state): (String, String) = conn
+        .query_row("SELECT result, state FROM confirmations", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((result.as_str(), state.as_str()), ("unrecorded", "done"));
+}

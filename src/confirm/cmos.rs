@@ -1,0 +1,343 @@
+//! Confirming `cybersource-cmos` posts (issue 15): a Case Management Order
+//! Status post is unsigned (a token and an address are all that protect
+//! it), so an analyst decision it claims moves the order only once the
+//! gateway's own record of analyst decisions, the Conversion Detail Report
+//! (`GET /reporting/v3/conversion-details`, cybersource.md §6), lists it.
+//!
+//! - The report is read over a window around the post's arrival
+//!   ([`window`]); the entries of the post's request id are looked at
+//!   ([`judge`], pure): the latest decides. The same decision → confirmed,
+//!   decided from the report's entry; another → held for review with both
+//!   (the store's disagreement path); another order's request → not
+//!   applied.
+//! - Not (yet) listed: reports lag behind the analyst's click, so the job
+//!   waits on the `[dispatch]` retry schedule, like an unreachable gateway;
+//!   once the source's `confirm_max_wait` has passed since the post, the
+//!   order is held for review, "the gateway has no record of this decision"
+//!   ([`Lookup::NoRecord`]).
+//! - Gateway down or refusing: asked again, nothing lost, and the wait
+//!   only ends on an answer (a report that could not be read never turns
+//!   into "no record").
+//!
+//! Transaction details (`/tss/v2/transactions/{id}`) are not asked: they
+//! hold the original request's replies (Decision Manager's REVIEW), not the
+//! analyst's later decision, so they could never confirm one; the report
+//! is the record of those decisions.
+
+use std::time::Duration;
+
+use super::gateway::Lookup;
+use crate::config::{Config, CybersourceApi, ReviewApi, SourceConfig, SourceKind};
+use crate::domain::{Facts, Notification};
+use crate::ops::logging::one_line;
+use crate::ops::metrics::CONFIRMATIONS;
+use crate::review::cybersource_read::{self, Conversion};
+use crate::store::confirm::{ConfirmReport, DueConfirmation};
+use crate::store::now_ms;
+
+/// For the comment and logs.
+pub const GATEWAY: &str = "Cybersource";
+
+/// How far before the post the report is read: the decision precedes the
+/// post it causes; the official OpenCart cron reads one day.
+const BEFORE_MS: i64 = 23 * 3600 * 1000;
+/// …and after it: clocks differ, the post may be sent before the report
+/// entry's time is stamped.
+const AFTER_MS: i64 = 3600 * 1000;
+
+/// The report window (ms) for a post received at `received`, asked at
+/// `now`: 24 h at most, never in the future.
+pub fn window(received: i64, now: i64) -> (i64, i64) {
+    let end = (received + AFTER_MS).min(now).max(received - BEFORE_MS + 1);
+    (received - BEFORE_MS, end)
+}
+
+/// The REST API of a `cybersource-cmos` source, if it has one.
+pub fn api(source: &SourceConfig) -> Option<&CybersourceApi> {
+    match (&source.review_api, source.kind) {
+        (Some(ReviewApi::Cybersource(api)), SourceKind::CybersourceCmos) => Some(api),
+        _ => None,
+    }
+}
+
+/// What the report says about the decision `stored` claims; `None` when it
+/// does not list the post's request id (yet).
+pub fn judge(stored: &Notification, report: &[Conversion]) -> Option<Lookup> {
+    let Facts::Cybersource(f) = &stored.facts else {
+        return Some(Lookup::Unconfirmed(
+            "not a Cybersource notification".to_owned(),
+        ));
+    };
+    let request_id = if f.request_id.is_empty() {
+        &stored.transaction_number
+    } else {
+        &f.request_id
+    };
+    if request_id.is_empty() {
+        return Some(Lookup::Unconfirmed(
+            "the post names no RequestID to look up in the Conversion Detail Report".to_owned(),
+        ));
+    }
+    // The latest decision on the case is the gateway's current one (an
+    // analyst may have changed their mind); report times are ISO 8601 UTC,
+    // so they compare as text; on a tie, the report's order.
+    let entry = report
+        .iter()
+        .filter(|c| c.request_id == *request_id && !c.new_decision.trim().is_empty())
+        .reduce(|a, b| {
+            if b.conversion_time >= a.conversion_time {
+                b
+            } else {
+                a
+            }
+        })?;
+    if !entry.merchant_reference_number.is_empty()
+        && entry.merchant_reference_number != stored.order_ref
+    {
+        return Some(Lookup::Unconfirmed(format!(
+            "Cybersource request {request_id} belongs to order {}, not {}",
+            entry.merchant_reference_number, stored.order_ref
+        )));
+    }
+    let summary = format!(
+        "Conversion Detail Report: request {request_id} {} → {}{}{}",
+        if entry.original_decision.is_empty() {
+            "?"
+        } else {
+            &entry.original_decision
+        },
+        entry.new_decision.trim().to_ascii_uppercase(),
+        if entry.reviewer.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", entry.reviewer)
+        },
+        if entry.conversion_time.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", entry.conversion_time)
+        },
+    );
+    // Decided from the report's entry: the post only said which case.
+    let facts = crate::domain::notification::CybersourceFacts {
+        new_decision: entry.new_decision.trim().to_ascii_uppercase(),
+        original_decision: entry.original_decision.clone(),
+        reviewer: entry.reviewer.clone(),
+        reviewer_comments: entry.reviewer_comments.clone(),
+        ..f.clone()
+    };
+    Some(Lookup::Found {
+        notification: Box::new(Notification {
+            facts: Facts::Cybersource(facts),
+            ..stored.clone()
+        }),
+        summary,
+    })
+}
+
+/// Confirms one held CMOS decision through the report.
+pub async fn confirm_one(
+    config: &Config,
+    source: &SourceConfig,
+    api: &CybersourceApi,
+    row: &DueConfirmation,
+) -> ConfirmReport {
+    let now = now_ms();
+    let (start, end) = window(row.created_at, now);
+    let report = match cybersource_read::conversion_entries(api, start, end).await {
+        Ok(r) => r,
+        Err(e) => {
+            let error = format!("{GATEWAY} Conversion Detail Report: {e}");
+            tracing::warn!(
+                source = %row.source, order = %one_line(&row.order_ref), event = row.event_id,
+                error = %one_line(&error), "confirmation: the gateway did not answer; the order waits"
+            );
+            return retry(config, row, error, now);
+        }
+    };
+    if let Some(lookup) = judge(&row.notification, &report) {
+        return ConfirmReport::Settled {
+            id: row.id,
+            gateway: GATEWAY.to_owned(),
+            lookup,
+        };
+    }
+    let waited = Duration::from_millis((now - row.created_at).max(0) as u64);
+    let request = match &row.notification.facts {
+        Facts::Cybersource(f) => f.request_id.clone(),
+        _ => String::new(),
+    };
+    if waited >= source.confirm_max_wait {
+        return ConfirmReport::Settled {
+            id: row.id,
+            gateway: GATEWAY.to_owned(),
+            lookup: Lookup::NoRecord(format!(
+                "request {request} is not in the Conversion Detail Report {} to {} ({} after the post)",
+                cybersource_read::report_time(start),
+                cybersource_read::report_time(end),
+                crate::config::format_duration(source.confirm_max_wait)
+            )),
+        };
+    }
+    // Reports lag: not an error, the job waits.
+    tracing::info!(
+        source = %row.source, order = %one_line(&row.order_ref), event = row.event_id, request = %one_line(&request),
+        "confirmation: the decision is not in the Conversion Detail Report yet; the order waits"
+    );
+    retry(
+        config,
+        row,
+        format!("request {request} is not in the Conversion Detail Report yet"),
+        now,
+    )
+}
+
+/// Asked again on the `[dispatch]` retry schedule, the last delay
+/// repeating (as the confirmer does for an unreachable gateway).
+fn retry(config: &Config, row: &DueConfirmation, error: String, now: i64) -> ConfirmReport {
+    let schedule = &config.dispatch.retry_schedule;
+    let delay = schedule
+        .get(row.attempts as usize)
+        .or(schedule.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(60));
+    metrics::counter!(CONFIRMATIONS, "source" => row.source.clone(), "result" => "retry")
+        .increment(1);
+    ConfirmReport::Retry {
+        id: row.id,
+        next_attempt_at: now + delay.as_millis() as i64,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::notification::{CybersourceChannel, CybersourceFacts};
+    use crate::domain::{assess, Outcome, Provider};
+
+    fn post(decision: &str) -> Notification {
+        Notification {
+            provider: Provider::Cybersource,
+            order_ref: "100000123".into(),
+            transaction_id: "4720554329436778504102".into(),
+            transaction_number: "4720554329436778504102".into(),
+            amount_minor: None,
+            currency: String::new(),
+            facts: Facts::Cybersource(CybersourceFacts {
+                channel: CybersourceChannel::Cmos,
+                new_decision: decision.into(),
+                original_decision: "REVIEW".into(),
+                reviewer: "mallory".into(),
+                request_id: "4720554329436778504102".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn entry(request: &str, order: &str, decision: &str, at: &str) -> Conversion {
+        Conversion {
+            merchant_reference_number: order.into(),
+            conversion_time: at.into(),
+            request_id: request.into(),
+            original_decision: "REVIEW".into(),
+            new_decision: decision.into(),
+            reviewer: "alice".into(),
+            reviewer_comments: "checked".into(),
+        }
+    }
+
+    const REQ: &str = "4720554329436778504102";
+
+    fn outcome(l: &Lookup) -> Option<Outcome> {
+        match l {
+            Lookup::Found { notification, .. } => Some(assess(notification).outcome),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_report_decides_and_the_latest_entry_of_the_request_stands() {
+        let stored = post("ACCEPT");
+        let other = entry("999", "100000999", "ACCEPT", "2026-11-24T10:00:00Z");
+        // Agrees: decided from the report's entry (its reviewer).
+        let report = [
+            other.clone(),
+            entry(REQ, "100000123", "accept", "2026-11-24T10:00:00Z"),
+        ];
+        let got = judge(&stored, &report).unwrap();
+        assert_eq!(outcome(&got), Some(Outcome::Accepted));
+        let Lookup::Found {
+            notification,
+            summary,
+        } = &got
+        else {
+            unreachable!()
+        };
+        assert_eq!(notification.cybersource().unwrap().reviewer, "alice");
+        assert_eq!(
+            summary,
+            "Conversion Detail Report: request 4720554329436778504102 REVIEW → ACCEPT by alice at 2026-11-24T10:00:00Z"
+        );
+        // Another decision: the report's, so the store sees a disagreement.
+        let report = [entry(REQ, "100000123", "REJECT", "2026-11-24T10:00:00Z")];
+        assert_eq!(
+            outcome(&judge(&stored, &report).unwrap()),
+            Some(Outcome::Rejected)
+        );
+        // The analyst changed their mind: the latest stands, whatever the order.
+        let report = [
+            entry(REQ, "100000123", "REJECT", "2026-11-24T11:00:00Z"),
+            entry(REQ, "100000123", "ACCEPT", "2026-11-24T10:00:00Z"),
+        ];
+        assert_eq!(
+            outcome(&judge(&stored, &report).unwrap()),
+            Some(Outcome::Rejected)
+        );
+        // Not listed (or listed without a decision): not yet.
+        assert_eq!(judge(&stored, &[other]), None);
+        assert_eq!(
+            judge(
+                &stored,
+                &[entry(REQ, "100000123", " ", "2026-11-24T10:00:00Z")]
+            ),
+            None
+        );
+        assert_eq!(judge(&stored, &[]), None);
+    }
+
+    #[test]
+    fn another_orders_request_or_no_request_id_confirms_nothing() {
+        let report = [entry(REQ, "100000999", "ACCEPT", "2026-11-24T10:00:00Z")];
+        let got = judge(&post("ACCEPT"), &report).unwrap();
+        assert!(
+            matches!(&got, Lookup::Unconfirmed(why) if why.contains("belongs to order 100000999, not 100000123")),
+            "{got:?}"
+        );
+        let mut stored = post("ACCEPT");
+        stored.transaction_number.clear();
+        if let Facts::Cybersource(f) = &mut stored.facts {
+            f.request_id.clear();
+        }
+        assert!(matches!(
+            judge(&stored, &report),
+            Some(Lookup::Unconfirmed(_))
+        ));
+    }
+
+    #[test]
+    fn the_window_surrounds_the_post_and_never_reaches_the_future() {
+        let h = 3600 * 1000;
+        let received = 100 * h;
+        assert_eq!(
+            window(received, received + 5 * h),
+            (received - 23 * h, received + h)
+        );
+        assert_eq!(
+            window(received, received + 1000),
+            (received - 23 * h, received + 1000)
+        );
+        let (start, end) = window(received, received + 30 * 86_400_000);
+        assert_eq!(end - start, 24 * h, "one day at most");
+    }
+}
