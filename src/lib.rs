@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod ops;
+pub mod present;
 pub mod providers;
 pub mod review;
 pub mod shops;
