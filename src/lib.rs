@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod ops;
 pub mod outbound;
+pub mod present;
 pub mod providers;
 pub mod review;
 pub mod shops;

@@ -9,16 +9,13 @@ use std::path::Path;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::table::{clip, utc, utc_or_dash, Table};
+use super::table::{clip, utc, Table};
 use super::{emit, json_document, shop_label, CliError};
 use crate::domain::Outcome;
+use crate::present::timeline::{items, Item, Style};
 use crate::store::queries::{self, OutboxRow};
 use crate::store::read::open_read;
-use crate::store::read::orders::{
-    self as store_orders, AttemptRecord, DeliveryRecord, EventRecord, OrderFilter, OrderHistory,
-    OrderSummary, OutboxRecord,
-};
-use crate::store::read::review_queue::ReviewActionRecord;
+use crate::store::read::orders::{self as store_orders, OrderFilter, OrderHistory, OrderSummary};
 
 /// Longest error text a table cell shows; `--json` has the whole text.
 const ERROR_WIDTH: usize = 80;
@@ -181,235 +178,92 @@ fn resolve_shop(
     }
 }
 
-/// One line of an order's timeline.
-enum Entry<'a> {
-    Delivery(&'a DeliveryRecord),
-    Decision(&'a EventRecord),
-    Outbox(&'a OutboxRecord),
-    Push(&'a AttemptRecord),
-    Review(&'a ReviewActionRecord),
+/// How `ipnsync show` writes the shared timeline: table cells clip long
+/// texts; the TIME column's header says UTC.
+const SHOW: Style = Style {
+    time_suffix: "",
+    clip: Some(ERROR_WIDTH),
+    update_notes: true,
+};
+
+/// The order's timeline; `show` reads no operator actions.
+fn timeline(h: &OrderHistory) -> Vec<Item<'_>> {
+    items(h, &[])
 }
 
-impl Entry<'_> {
-    fn at(&self) -> i64 {
-        match self {
-            Entry::Delivery(d) => d.received_at,
-            Entry::Decision(e) => e.created_at,
-            Entry::Outbox(o) => o.created_at,
-            Entry::Push(a) => a.at,
-            Entry::Review(r) => r.created_at,
-        }
+fn entry_json(item: &Item<'_>) -> Value {
+    match item {
+        Item::Delivery(d) => json!({
+            "at": d.received_at,
+            "kind": "delivery",
+            "delivery_id": d.id,
+            "event_id": d.event_id,
+            "peer": d.peer,
+            "duplicate": d.duplicate,
+            "body_pruned": d.body_pruned,
+        }),
+        Item::Decision(e) => json!({
+            "at": e.created_at,
+            "kind": "decision",
+            "event_id": e.id,
+            "source": e.source,
+            "status": e.status,
+            "origin": e.origin,
+            "transaction_id": e.transaction_id,
+            "assessed": e.decision.assessed,
+            "verdict": e.decision.verdict,
+            "outcome": e.decision.outcome,
+            "reason": e.decision.reason,
+            "comment": e.decision.comment,
+            "replayed_at": e.replayed_at,
+        }),
+        Item::Outbox(o) => json!({
+            "at": o.created_at,
+            "kind": "outbox",
+            "outbox_id": o.id,
+            "event_id": o.event_id,
+            "previous_outcome": o.previous_outcome,
+            "outcome": o.outcome,
+            "state": o.state,
+            "attempts": o.attempts,
+            "next_attempt_at": o.next_attempt_at,
+            "last_error": o.last_error,
+            "needs_operator": o.needs_operator,
+            "comment_only": o.comment_only,
+            "delivered_at": o.delivered_at,
+        }),
+        Item::Push(a) => json!({
+            "at": a.at,
+            "kind": "push",
+            "attempt_id": a.id,
+            "outbox_id": a.outbox_id,
+            "result": a.result,
+            "detail": a.detail,
+        }),
+        Item::Review(r) => json!({
+            "at": r.created_at,
+            "kind": "review_action",
+            "review_action_id": r.id,
+            "action": r.action,
+            "actor": r.actor,
+            "comment": r.comment,
+            "gateway": r.gateway,
+            "gateway_status": r.gateway_status,
+            "error": r.error,
+            "outcome": r.outcome,
+            "outbox_id": r.outbox_id,
+            "state": r.state,
+            "expires_at": r.expires_at,
+        }),
+        Item::Operator(a) => json!({
+            "at": a.created_at,
+            "kind": "operator_action",
+            "operator_action_id": a.id,
+            "action": a.action,
+            "actor": a.actor,
+            "outbox_id": a.outbox_id,
+        }),
     }
-
-    /// Ties in time (same millisecond) follow cause and effect: a delivery
-    /// leads to a decision, which queues an update, which is pushed.
-    fn sort_key(&self) -> (i64, u8, i64) {
-        match self {
-            Entry::Delivery(d) => (d.received_at, 0, d.id),
-            Entry::Decision(e) => (e.created_at, 1, e.id),
-            Entry::Outbox(o) => (o.created_at, 2, o.id),
-            Entry::Push(a) => (a.at, 3, a.id),
-            // Before the shop update it queued in the same millisecond.
-            Entry::Review(r) => (r.created_at, 1, r.id),
-        }
-    }
-
-    fn json(&self) -> Value {
-        match self {
-            Entry::Delivery(d) => json!({
-                "at": d.received_at,
-                "kind": "delivery",
-                "delivery_id": d.id,
-                "event_id": d.event_id,
-                "peer": d.peer,
-                "duplicate": d.duplicate,
-                "body_pruned": d.body_pruned,
-            }),
-            Entry::Decision(e) => json!({
-                "at": e.created_at,
-                "kind": "decision",
-                "event_id": e.id,
-                "source": e.source,
-                "status": e.status,
-                "origin": e.origin,
-                "transaction_id": e.transaction_id,
-                "assessed": e.decision.assessed,
-                "verdict": e.decision.verdict,
-                "outcome": e.decision.outcome,
-                "reason": e.decision.reason,
-                "comment": e.decision.comment,
-                "replayed_at": e.replayed_at,
-            }),
-            Entry::Outbox(o) => json!({
-                "at": o.created_at,
-                "kind": "outbox",
-                "outbox_id": o.id,
-                "event_id": o.event_id,
-                "previous_outcome": o.previous_outcome,
-                "outcome": o.outcome,
-                "state": o.state,
-                "attempts": o.attempts,
-                "next_attempt_at": o.next_attempt_at,
-                "last_error": o.last_error,
-                "needs_operator": o.needs_operator,
-                "comment_only": o.comment_only,
-                "delivered_at": o.delivered_at,
-            }),
-            Entry::Push(a) => json!({
-                "at": a.at,
-                "kind": "push",
-                "attempt_id": a.id,
-                "outbox_id": a.outbox_id,
-                "result": a.result,
-                "detail": a.detail,
-            }),
-            Entry::Review(r) => json!({
-                "at": r.created_at,
-                "kind": "review_action",
-                "review_action_id": r.id,
-                "action": r.action,
-                "actor": r.actor,
-                "comment": r.comment,
-                "gateway": r.gateway,
-                "gateway_status": r.gateway_status,
-                "error": r.error,
-                "outcome": r.outcome,
-                "outbox_id": r.outbox_id,
-                "state": r.state,
-                "expires_at": r.expires_at,
-            }),
-        }
-    }
-
-    /// The WHAT and DETAIL cells, plus an optional continuation line.
-    fn text(&self) -> (&'static str, String, Option<String>) {
-        match self {
-            Entry::Delivery(d) => {
-                let mut s = format!("event {} from {}", d.event_id, d.peer);
-                if d.duplicate {
-                    s.push_str(", duplicate");
-                }
-                if d.body_pruned {
-                    s.push_str(", body pruned");
-                }
-                ("delivery", s, None)
-            }
-            Entry::Decision(e) => (
-                "decision",
-                decision_text(e),
-                Some(format!("“{}”", e.decision.comment)),
-            ),
-            Entry::Outbox(o) => ("outbox", outbox_text(o), None),
-            Entry::Push(a) => {
-                let detail = a.detail.as_deref().filter(|d| !d.is_empty());
-                let s = match detail {
-                    Some(d) => format!(
-                        "update #{} {}: {}",
-                        a.outbox_id,
-                        a.result,
-                        clip(d, ERROR_WIDTH)
-                    ),
-                    None => format!("update #{} {}", a.outbox_id, a.result),
-                };
-                ("push", s, None)
-            }
-            Entry::Review(r) => (
-                "review",
-                review_text(r),
-                r.comment.as_ref().map(|c| format!("“{c}”")),
-            ),
-        }
-    }
-}
-
-fn review_text(r: &ReviewActionRecord) -> String {
-    let via = if r.gateway == "none" {
-        "in the shop only".to_owned()
-    } else {
-        format!("via {}", r.gateway)
-    };
-    let mut s = format!("{} by {} {via}", r.action, r.actor);
-    if r.state == "in_progress" {
-        let expired = r.expires_at.is_some_and(|e| e <= crate::store::now_ms());
-        s.push_str(if expired {
-            ": never finished (the gateway may have acted: check the order)"
-        } else {
-            ": in progress"
-        });
-        return s;
-    }
-    if let Some(error) = &r.error {
-        s.push_str(&format!(": failed: {}", clip(error, ERROR_WIDTH)));
-        return s;
-    }
-    if let Some(status) = &r.gateway_status {
-        s.push_str(&format!(": {status}"));
-    }
-    match (&r.outcome, r.outbox_id) {
-        (Some(o), Some(id)) => s.push_str(&format!(" → {o}, update #{id}")),
-        (Some(o), None) => s.push_str(&format!(" → {o}")),
-        (None, _) => s.push_str(", order already moved"),
-    }
-    s
-}
-
-fn decision_text(e: &EventRecord) -> String {
-    let d = &e.decision;
-    let mut s = format!(
-        "event {} {} ({}) via {}: assessed {}, {}",
-        e.id, e.status, e.origin, e.source, d.assessed, d.verdict
-    );
-    if let Some(outcome) = &d.outcome {
-        s.push_str(&format!(" → {outcome}"));
-    }
-    if let Some(reason) = &d.reason {
-        s.push_str(&format!(" ({reason})"));
-    }
-    if let Some(at) = e.replayed_at {
-        s.push_str(&format!(", replayed {}", utc(at)));
-    }
-    s
-}
-
-fn outbox_text(o: &OutboxRecord) -> String {
-    let from = o.previous_outcome.as_deref().unwrap_or("new");
-    let state = match o.state.as_str() {
-        "pending" => format!("pending, next attempt {}", utc(o.next_attempt_at)),
-        "delivered" => format!("delivered {}", utc_or_dash(o.delivered_at)),
-        other => other.to_owned(),
-    };
-    let mut s = if o.comment_only {
-        format!(
-            "update #{} (event {}) comment only, order stays {}: {}, {} attempt(s)",
-            o.id, o.event_id, o.outcome, state, o.attempts
-        )
-    } else {
-        format!(
-            "update #{} (event {}) {} → {}: {}, {} attempt(s)",
-            o.id, o.event_id, from, o.outcome, state, o.attempts
-        )
-    };
-    if let Some(reason) = &o.needs_operator {
-        s.push_str(&format!(
-            "; needs an operator: {}",
-            clip(reason, ERROR_WIDTH)
-        ));
-    }
-    s
-}
-
-fn timeline(h: &OrderHistory) -> Vec<Entry<'_>> {
-    let mut entries: Vec<Entry<'_>> = h
-        .deliveries
-        .iter()
-        .map(Entry::Delivery)
-        .chain(h.events.iter().map(Entry::Decision))
-        .chain(h.outbox.iter().map(Entry::Outbox))
-        .chain(h.attempts.iter().map(Entry::Push))
-        .chain(h.review_actions.iter().map(Entry::Review))
-        .collect();
-    entries.sort_by_key(Entry::sort_key);
-    entries
 }
 
 fn history_json(h: &OrderHistory) -> Value {
@@ -422,7 +276,7 @@ fn history_json(h: &OrderHistory) -> Value {
         "updated_at": current.map(|c| c.updated_at),
         "pending": h.outbox.iter().filter(|o| o.state == "pending").count(),
         "dead": h.outbox.iter().filter(|o| o.state == "dead").count(),
-        "timeline": timeline(h).iter().map(Entry::json).collect::<Vec<_>>(),
+        "timeline": timeline(h).iter().map(entry_json).collect::<Vec<_>>(),
     })
 }
 
@@ -443,9 +297,14 @@ fn history_text(h: &OrderHistory) -> String {
     head.row(["outbox", &format!("{pending} pending, {dead} dead")]);
 
     let mut t = Table::new(["TIME (UTC)", "WHAT", "DETAIL"]);
-    for entry in timeline(h) {
-        let (what, detail, more) = entry.text();
-        t.row([utc(entry.at()), what.to_owned(), detail]);
+    let now = crate::store::now_ms();
+    for item in timeline(h) {
+        t.row([
+            utc(item.at()),
+            item.kind().to_owned(),
+            item.text(&SHOW, now),
+        ]);
+        let more = item.more().map(|m| format!("“{m}”"));
         // A multi-line comment gets one row per line, so that every
         // line starts in the DETAIL column.
         for line in more.iter().flat_map(|m| m.lines()) {

@@ -1,10 +1,12 @@
 //! An order's timeline as the console shows it: the same entries, order and
-//! wording as `ipnsync show` (deliveries, decisions with their comments,
-//! shop updates, push attempts with the shop's answers, review actions),
-//! plus the console's retries with who asked. Texts are whole: the page
-//! wraps them, where the terminal table clips.
+//! wording as `ipnsync show` (both written by [`crate::present::timeline`]:
+//! deliveries, decisions with their comments, shop updates, push attempts
+//! with the shop's answers, review actions), plus the console's retries
+//! with who asked. Texts are whole: the page wraps them, where the
+//! terminal table clips.
 
 use crate::domain::{Facts, Notification};
+use crate::present::timeline::{items, Style};
 use crate::store::now_ms;
 use crate::store::read::console::OperatorAction;
 use crate::store::read::orders::OrderHistory;
@@ -22,126 +24,26 @@ pub struct Entry {
     pub alert: bool,
 }
 
-pub fn timeline(h: &OrderHistory, operator: &[OperatorAction]) -> Vec<Entry> {
-    // (at, rank, id): ties in the same millisecond follow cause and effect,
-    // as in `ipnsync show`.
-    let mut entries: Vec<((i64, u8, i64), Entry)> = Vec::new();
-    for d in &h.deliveries {
-        let mut s = format!("event {} from {}", d.event_id, d.peer);
-        if d.duplicate {
-            s.push_str(", duplicate");
-        }
-        if d.body_pruned {
-            s.push_str(", body pruned");
-        }
-        entries.push((
-            (d.received_at, 0, d.id),
-            entry(d.received_at, "delivery", s),
-        ));
-    }
-    for e in &h.events {
-        let d = &e.decision;
-        let mut s = format!(
-            "event {} {} ({}) via {}: assessed {}, {}",
-            e.id, e.status, e.origin, e.source, d.assessed, d.verdict
-        );
-        if let Some(outcome) = &d.outcome {
-            s.push_str(&format!(" → {outcome}"));
-        }
-        if let Some(reason) = &d.reason {
-            s.push_str(&format!(" ({reason})"));
-        }
-        if let Some(at) = e.replayed_at {
-            s.push_str(&format!(", replayed {} UTC", crate::cli::table::utc(at)));
-        }
-        let mut x = entry(e.created_at, "decision", s);
-        x.more = Some(d.comment.clone());
-        entries.push(((e.created_at, 1, e.id), x));
-    }
-    for o in &h.outbox {
-        let from = o.previous_outcome.as_deref().unwrap_or("new");
-        let state = match o.state.as_str() {
-            "pending" => format!(
-                "pending, next attempt {} UTC",
-                crate::cli::table::utc(o.next_attempt_at)
-            ),
-            "delivered" => format!(
-                "delivered {} UTC",
-                crate::cli::table::utc_or_dash(o.delivered_at)
-            ),
-            other => other.to_owned(),
-        };
-        let s = format!(
-            "update #{} (event {}) {} → {}: {}, {} attempt(s)",
-            o.id, o.event_id, from, o.outcome, state, o.attempts
-        );
-        let mut x = entry(o.created_at, "outbox", s);
-        x.alert = o.state == "dead";
-        entries.push(((o.created_at, 2, o.id), x));
-    }
-    for a in &h.attempts {
-        let s = match a.detail.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) => format!("update #{} {}: {d}", a.outbox_id, a.result),
-            None => format!("update #{} {}", a.outbox_id, a.result),
-        };
-        let mut x = entry(a.at, "push", s);
-        x.alert = a.result == "dead";
-        entries.push(((a.at, 3, a.id), x));
-    }
-    for r in &h.review_actions {
-        let via = if r.gateway == "none" {
-            "in the shop only".to_owned()
-        } else {
-            format!("via {}", r.gateway)
-        };
-        let mut s = format!("{} by {} {via}", r.action, r.actor);
-        let mut alert = false;
-        if r.state == "in_progress" {
-            let expired = r.expires_at.is_some_and(|e| e <= now_ms());
-            alert = expired;
-            s.push_str(if expired {
-                ": never finished (the gateway may have acted: check the order)"
-            } else {
-                ": in progress"
-            });
-        } else if let Some(error) = &r.error {
-            alert = true;
-            s.push_str(&format!(": failed: {error}"));
-        } else {
-            if let Some(status) = &r.gateway_status {
-                s.push_str(&format!(": {status}"));
-            }
-            match (&r.outcome, r.outbox_id) {
-                (Some(o), Some(id)) => s.push_str(&format!(" → {o}, update #{id}")),
-                (Some(o), None) => s.push_str(&format!(" → {o}")),
-                (None, _) => s.push_str(", order already moved"),
-            }
-        }
-        let mut x = entry(r.created_at, "review", s);
-        x.more = r.comment.clone();
-        x.alert = alert;
-        // Before the shop update it queued in the same millisecond.
-        entries.push(((r.created_at, 1, r.id), x));
-    }
-    for a in operator {
-        let s = match a.outbox_id {
-            Some(id) => format!("{} of update #{id} by {}", a.action, a.actor),
-            None => format!("{} by {}", a.action, a.actor),
-        };
-        entries.push(((a.created_at, 3, a.id), entry(a.created_at, "operator", s)));
-    }
-    entries.sort_by_key(|(k, _)| *k);
-    entries.into_iter().map(|(_, e)| e).collect()
-}
+/// How the console writes the shared timeline: whole texts (the page
+/// wraps them), "UTC" after each time.
+const PAGE: Style = Style {
+    time_suffix: " UTC",
+    clip: None,
+    update_notes: false,
+};
 
-fn entry(at: i64, kind: &'static str, text: String) -> Entry {
-    Entry {
-        at,
-        kind,
-        text,
-        more: None,
-        alert: false,
-    }
+pub fn timeline(h: &OrderHistory, operator: &[OperatorAction]) -> Vec<Entry> {
+    let now = now_ms();
+    items(h, operator)
+        .into_iter()
+        .map(|item| Entry {
+            at: item.at(),
+            kind: item.kind(),
+            text: item.text(&PAGE, now),
+            more: item.more().map(str::to_owned),
+            alert: item.alert(now),
+        })
+        .collect()
 }
 
 /// The risk findings of a notification, one readable item each: what the

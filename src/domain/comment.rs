@@ -21,21 +21,10 @@ pub use mpgs::{MPGS_REVIEW_WORDS, MPGS_RISK_WORDS, MPGS_TYPE_WORDS};
 
 use super::notification::{Facts, LyraFacts, Notification};
 use super::outcome::{without_effect, Assessment, OPERATION_CREDIT};
+// The `vads_url_check_src` words live with the Lyra vocabulary, below both
+// this module and the state machine, which names the source too.
+pub use super::outcome::{source_words, SOURCE_WORDS};
 use super::state::Verdict;
-
-/// `vads_url_check_src` → who or what caused the notification (lyra.md §5).
-pub const SOURCE_WORDS: &[(&str, &str)] = &[
-    ("PAY", "payment page"),
-    ("BO", "manual resend from back office"),
-    ("MERCH_BO", "back-office operation"),
-    ("BATCH", "batch update"),
-    ("BATCH_AUTO", "deferred authorisation batch"),
-    ("REC", "recurring payment"),
-    ("RETRY", "automatic retry"),
-    ("DCF", "data-collection form"),
-    ("PAYMENT_ORDER", "payment order"),
-    ("VOICE_ORDER", "phone payment order"),
-];
 
 /// `vads_trans_status` → its meaning (lyra.md §4).
 pub const STATUS_WORDS: &[(&str, &str)] = &[
@@ -330,11 +319,6 @@ fn lookup(table: &[(&str, &'static str)], code: &str) -> Option<&'static str> {
         .iter()
         .find(|(known, _)| *known == code)
         .map(|(_, words)| *words)
-}
-
-/// The words for a `vads_url_check_src`, if the daemon knows it.
-pub fn source_words(source: &str) -> Option<&'static str> {
-    lookup(SOURCE_WORDS, source)
 }
 
 fn source_label(source: &str) -> String {

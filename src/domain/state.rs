@@ -8,7 +8,10 @@
 //! payment is never dropped silently. `docs/decisions.md` has the table.
 
 use super::notification::Notification;
-use super::outcome::{is_merchant_cancellation, reports_payment, without_effect, Outcome};
+use super::outcome::{
+    is_merchant_cancellation, reports_payment, source_words, without_effect, Outcome,
+    BACK_OFFICE_OPERATION,
+};
 
 /// What the daemon knows about an order before a notification is applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,9 +35,6 @@ pub enum Verdict {
     /// Recorded, answered 2xx, no shop update.
     Ignore { reason: String },
 }
-
-/// `vads_url_check_src` of an operation a merchant made in the back office.
-pub const BACK_OFFICE_OPERATION: &str = "MERCH_BO";
 
 /// Decides whether the order moves to `assessed`, the outcome of `n`.
 pub fn transition(current: &OrderSnapshot, n: &Notification, assessed: Outcome) -> Verdict {
@@ -155,7 +155,7 @@ fn is_other_transaction(current: &OrderSnapshot, n: &Notification) -> bool {
 }
 
 fn origin_label(origin: &str) -> String {
-    match super::comment::source_words(origin) {
+    match source_words(origin) {
         Some(words) => words.to_owned(),
         None if origin.is_empty() => "no source given".to_owned(),
         None => format!("source {origin}"),

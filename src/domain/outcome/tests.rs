@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::test_support::Ipn;
 use super::*;
-use crate::domain::Provider;
+use crate::domain::{LyraFacts, Provider};
 
 /// One row: the notification's fields (wire form) → outcome and the letter
 /// of the rule that must have decided it (`?` = the unknown-status fallback).

@@ -1,3 +1,4 @@
+use super::answers::parse_json;
 use super::signing::{self, SignedCall};
 use super::*;
 use crate::domain::Outcome;
