@@ -201,12 +201,22 @@ impl Form {
             .enumerate()
             .map(|(i, f)| (key_at(text, f.name.0 as usize, f.name.1 as usize), i as u32))
             .collect();
-        let sorted = by_name
-            .windows(2)
-            .all(|w| self.cmp_entries(&w[0], &w[1]).is_lt());
+        // Integers first (an entry is `(key, index)`, so this is
+        // already the final order wherever keys differ); only runs of
+        // equal keys — names sharing their first 16 bytes — are put in
+        // name order after, by the names.
+        let sorted = by_name.windows(2).all(|w| w[0].0 < w[1].0);
         if !sorted {
-            // The index makes every entry distinct: unstable is stable here.
-            by_name.sort_unstable_by(|a, b| self.cmp_entries(a, b));
+            by_name.sort_unstable();
+            let mut from = 0;
+            while from < by_name.len() {
+                let key = by_name[from].0;
+                let to = from + by_name[from..].partition_point(|e| e.0 == key);
+                if to - from > 1 {
+                    by_name[from..to].sort_unstable_by(|a, b| self.cmp_entries(a, b));
+                }
+                from = to;
+            }
         }
         self.by_name = by_name;
     }
@@ -627,7 +637,10 @@ mod agreement {
             .prop_map(|pairs| serde_urlencoded::to_string(pairs).unwrap().into_bytes())
     }
 
-    fn fields(form: &Form) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    type Pairs = Vec<(String, String)>;
+
+    /// The fields in received order, then by name.
+    fn fields(form: &Form) -> (Pairs, Pairs) {
         let own = |(n, v): (&str, &str)| (n.to_owned(), v.to_owned());
         (
             form.iter().map(own).collect(),
