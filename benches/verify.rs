@@ -34,6 +34,18 @@ fn verify_form_ipn(c: &mut Criterion) {
     group.bench_function("parse_only", |b| {
         b.iter(|| form::parse(black_box(&body)).unwrap())
     });
+    // The decoder that defines the behaviour (and names the errors), as
+    // a same-run baseline for the one-pass decoder `parse` uses.
+    group.bench_function("parse_only_strict_decoder", |b| {
+        b.iter(|| form::parse_strict(black_box(&body)).unwrap())
+    });
+    let parsed = form::parse(&body).unwrap();
+    group.bench_function("verify_only", |b| {
+        b.iter(|| lyra::verify_form(black_box(&parsed), &verifier).unwrap())
+    });
+    group.bench_function("normalise_only", |b| {
+        b.iter(|| lyra::form_notification(black_box(&parsed)).unwrap())
+    });
     group.finish();
 }
 

@@ -120,38 +120,82 @@ pub struct FormVerifier<'a> {
 /// The string the form signature is computed over:
 /// every `vads_*` value, sorted byte-wise by name, `+`-joined, then `+KEY`.
 pub fn form_signing_string(form: &Form, key: &str) -> String {
-    let mut out = String::with_capacity(form.len() * 16 + key.len());
-    signing_parts(form, key, |part| out.push_str(part));
-    out
+    let mut out = Vec::with_capacity(form.len() * 16 + key.len());
+    signing_parts(form, key, |part| out.extend_from_slice(part));
+    String::from_utf8(out).expect("whole values and separators")
 }
 
-/// Feeds the signing string to `sink` piece by piece: the signature hashes
-/// it as it goes instead of building it. The form keeps its fields sorted
-/// by name; `str` ordering is byte-wise, exactly the platform's (PHP
-/// ksort) order.
-fn signing_parts(form: &Form, key: &str, mut sink: impl FnMut(&str)) {
-    for (_, value) in form.iter_by_name().filter(|(n, _)| n.starts_with("vads_")) {
-        sink(value);
-        sink("+");
+/// Feeds the signing string to `sink` piece by piece. The form keeps its
+/// fields sorted by name; `str` ordering is byte-wise, exactly the
+/// platform's (PHP ksort) order.
+fn signing_parts(form: &Form, key: &str, mut sink: impl FnMut(&[u8])) {
+    for (_, value) in form.iter_vads_by_name() {
+        sink(value.as_bytes());
+        sink(b"+");
     }
-    sink(key);
+    sink(key.as_bytes());
 }
 
-/// Computes the form signature as the platform does.
-pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
+/// Hashes the signing string as one stream: the values and their `+` are
+/// gathered into a stack buffer and handed to the hash a buffer at a time
+/// (a hash `update` per value and per separator cost more than the
+/// hashing itself), the key last, straight from the caller.
+fn hash_signing_string(form: &Form, key: &str, mut update: impl FnMut(&[u8])) {
+    let mut buffer = [0u8; 1024];
+    let mut used = 0;
+    for (_, value) in form.iter_vads_by_name() {
+        let value = value.as_bytes();
+        if used + value.len() + 1 > buffer.len() {
+            update(&buffer[..used]);
+            used = 0;
+            if value.len() + 1 > buffer.len() {
+                update(value);
+                update(b"+");
+                continue;
+            }
+        }
+        buffer[used..used + value.len()].copy_from_slice(value);
+        buffer[used + value.len()] = b'+';
+        used += value.len() + 1;
+    }
+    update(&buffer[..used]);
+    update(key.as_bytes());
+}
+
+/// The longest encoded signature: HMAC-SHA-256 in base64 (44), SHA-1 in
+/// hex (40).
+const SIGNATURE_MAX: usize = 44;
+
+/// Computes the form signature into `out`; returns its length.
+fn form_signature_into(
+    form: &Form,
+    key: &str,
+    algo: SignAlgo,
+    out: &mut [u8; SIGNATURE_MAX],
+) -> usize {
     match algo {
         SignAlgo::Sha1 => {
             let mut h = Sha1::new();
-            signing_parts(form, key, |p| h.update(p.as_bytes()));
-            hex::encode(h.finalize())
+            hash_signing_string(form, key, |p| h.update(p));
+            hex::encode_to_slice(h.finalize(), &mut out[..40]).expect("40 hex digits");
+            40
         }
         SignAlgo::HmacSha256 => {
             let mut mac =
                 HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
-            signing_parts(form, key, |p| mac.update(p.as_bytes()));
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            hash_signing_string(form, key, |p| mac.update(p));
+            base64::engine::general_purpose::STANDARD
+                .encode_slice(mac.finalize().into_bytes(), &mut out[..])
+                .expect("44 base64 characters")
         }
     }
+}
+
+/// Computes the form signature as the platform does.
+pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
+    let mut out = [0u8; SIGNATURE_MAX];
+    let len = form_signature_into(form, key, algo, &mut out);
+    String::from_utf8(out[..len].to_vec()).expect("hex and base64 are ASCII")
 }
 
 /// Verifies a form IPN's signature, then its mode and site.
@@ -160,8 +204,9 @@ pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
 /// about the source's configuration.
 pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
     let received = form.get("signature").ok_or(LyraError::MissingSignature)?;
-    let expected = form_signature(form, v.key, v.algo);
-    if !ct_eq(expected.as_bytes(), received.as_bytes()) {
+    let mut expected = [0u8; SIGNATURE_MAX];
+    let len = form_signature_into(form, v.key, v.algo, &mut expected);
+    if !ct_eq(&expected[..len], received.as_bytes()) {
         return Err(LyraError::BadSignature {
             algo: v.algo.as_str(),
             mode: v.mode.as_str(),
