@@ -157,7 +157,7 @@ fn unknown_order(args: &ShowArgs) -> CliError {
 
 /// Without `--shop`, the order reference must name one shop's order.
 fn resolve_shop(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::read::Reader,
     order: &str,
     shop: Option<&str>,
 ) -> Result<String, CliError> {

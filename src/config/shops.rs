@@ -191,6 +191,11 @@ pub(super) fn resolve_shop(
     warnings: &mut Vec<String>,
 ) -> Result<(ShopConfig, CustomerTexts), ConfigError> {
     let key_prefix = format!("shops[{i}]");
+    // A source names its shop; an empty name would read as "log only" on
+    // some paths and as a shop on others.
+    if raw.name.trim().is_empty() {
+        return Err(invalid(format!("{key_prefix}.name"), "must not be empty"));
+    }
     let customer_texts = CustomerTexts::parse(&key_prefix, raw.customer_text)?;
     let kind = ShopKind::parse(&raw.kind).ok_or_else(|| {
         invalid(

@@ -208,7 +208,7 @@ impl Ctx<'_> {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&crate::store::read::Reader) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.console.db.clone();
         tokio::task::spawn_blocking(move || {

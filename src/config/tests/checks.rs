@@ -129,3 +129,20 @@ fn openmage_and_magento_statuses_must_belong_to_their_state() {
     .to_string();
     assert!(err.contains("apply to openmage and magento2 only"), "{err}");
 }
+
+#[test]
+fn a_shop_without_a_name_is_refused() {
+    // Intake used to treat `name = ""` as a shop, the other decision paths
+    // as "log only": refused at load instead.
+    let err = parse(
+        r#"
+[[shops]]
+name = " "
+kind = "webhook"
+base_url = "http://127.0.0.1:1/"
+key = "k"
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "shops[0].name: must not be empty");
+}

@@ -21,9 +21,14 @@ pub mod console;
 pub mod orders;
 pub mod review_queue;
 
+/// A read handle, as the CLI and the console hold one across several store
+/// reads: the one name for it outside `store`, so that no other module
+/// names the SQL library (a second backend's reader takes its place here).
+pub type Reader = Connection;
+
 /// Opens an existing database read-only and checks it carries this
 /// binary's schema. A missing file is an error: a reader never creates one.
-pub fn open_read(path: &Path) -> Result<Connection, StoreError> {
+pub fn open_read(path: &Path) -> Result<Reader, StoreError> {
     let conn = super::open_reader(path)?;
     check_schema(&conn)?;
     Ok(conn)
