@@ -2,6 +2,10 @@
 //!
 //! - [`files`]: notices when the database file is no longer the one at its
 //!   path (deleted, moved, replaced), so nothing is acknowledged into it.
+//! - [`bodies`]: how raw request bodies are stored (compressed) and read
+//!   back: every reader of a body goes through it.
+//! - [`retention`]: what may be removed, when, in small batches (the
+//!   background task and `ipnsync prune`).
 //! - [`migrations`]: the schema, embedded in the binary, applied at open.
 //! - [`writer`]: the single writer thread that owns the write connection and
 //!   commits queued work in batches (group commit).
@@ -13,6 +17,7 @@
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
 //! a notification is acknowledged only after its commit is on disk.
 
+pub mod bodies;
 pub mod checkpoint;
 pub mod confirm;
 pub mod console;
@@ -21,6 +26,7 @@ pub mod inspect;
 pub mod migrations;
 mod orders;
 pub mod queries;
+pub mod retention;
 pub mod review;
 pub mod writer;
 
@@ -45,6 +51,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Body(#[from] bodies::BodyError),
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -61,6 +69,11 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     configure(&conn)?;
+    // A new database hands the pages retention frees back to the file
+    // system in small steps (`retention::vacuum_step`). This only takes
+    // before the first table exists; an older database keeps its mode
+    // (switching needs a full VACUUM) and reuses freed pages internally.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(
