@@ -268,7 +268,7 @@ fn order_busy(conn: &Connection, shop: &str, order_ref: &str) -> Result<bool, St
     Ok(outbox || review)
 }
 
-/// Deletes the old events of the order of event `first` if it is closed;
+/// Deletes the old events of order (`shop`, `order_ref`) if it is closed;
 /// returns what went.
 fn retire_order(
     conn: &Connection,
