@@ -73,7 +73,13 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // system in small steps (`retention::vacuum_step`). This only takes
     // before the first table exists; an older database keeps its mode
     // (switching needs a full VACUUM) and reuses freed pages internally.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    // Only an empty file is touched: on an existing one the pragma would do
+    // nothing but still need a write (a read-only file must keep opening,
+    // so that the daemon can say it is not writable).
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(
