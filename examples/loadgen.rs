@@ -16,7 +16,9 @@
 //! filled by `examples/prefill` to 1M notifications; copy it first, the run
 //! adds to it), and `--bin PATH` runs another build of the daemon (an older
 //! one, for a before/after in the same run). `--no-baseline` skips the
-//! baseline.
+//! baseline. `--config-extra TOML` appends to the daemon's configuration
+//! (e.g. `$'[retention]\nbodies_after = "1d"\ninterval = "1s"'` to measure
+//! with retention running; `prefill … AGE_DAYS` makes old rows for it).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -40,6 +42,7 @@ struct Args {
     db: Option<std::path::PathBuf>,
     bin: Option<std::path::PathBuf>,
     baseline: bool,
+    config_extra: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         db: None,
         bin: None,
         baseline: true,
+        config_extra: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             "--db" => a.db = Some(value()?.into()),
             "--bin" => a.bin = Some(value()?.into()),
             "--no-baseline" => a.baseline = false,
+            "--config-extra" => a.config_extra = value()?,
             "--baseline-server" => {
                 baseline_server(value()?.parse().map_err(|_| "bad address")?);
                 std::process::exit(0);
@@ -130,8 +135,10 @@ kind = "lyra-form"
 path = "/ipn/lyra"
 mode = "TEST"
 test_key = "1122334455667788"
+{}
 "#,
-            db.display()
+            db.display(),
+            args.config_extra
         ),
     )
     .unwrap();

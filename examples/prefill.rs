@@ -12,7 +12,11 @@
 //! high tag, so its notifications are never duplicates of prefilled ones.
 //! Several runs with different STARTs add to one database.
 //!
-//! `cargo run --release --example prefill -- PATH N [START]`
+//! `cargo run --release --example prefill -- PATH N [START [AGE_DAYS]]`
+//!
+//! AGE_DAYS (default 0) dates the deliveries that many days back, so
+//! retention (`[retention] bodies_after`) has old bodies to clear while
+//! the load generator runs (`loadgen --config-extra`).
 //!
 //! Prints the rate and the bytes stored per notification (file size / N,
 //! after a checkpoint).
@@ -36,15 +40,16 @@ fn main() {
         std::process::exit(2);
     };
     let start: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let age_days: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let path = PathBuf::from(path);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(fill(path, start, n));
+    runtime.block_on(fill(path, start, n, age_days * 86_400_000));
 }
 
-async fn fill(path: PathBuf, start: u64, n: u64) {
+async fn fill(path: PathBuf, start: u64, n: u64, age_ms: i64) {
     let template = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/lyra-form/authorised.txt"
@@ -68,7 +73,9 @@ async fn fill(path: PathBuf, start: u64, n: u64) {
         tasks.push(tokio::spawn(async move {
             let mut i = lane;
             while i < n {
-                w.submit(notification(&template, start + i)).await.unwrap();
+                w.submit(notification(&template, start + i, age_ms))
+                    .await
+                    .unwrap();
                 i += SUBMITTERS;
             }
         }));
@@ -94,7 +101,7 @@ async fn fill(path: PathBuf, start: u64, n: u64) {
     );
 }
 
-fn notification(template: &[(String, String)], id: u64) -> NewNotification {
+fn notification(template: &[(String, String)], id: u64, age_ms: i64) -> NewNotification {
     let pairs = template.iter().map(|(k, v)| {
         let v = match k.as_str() {
             "vads_order_id" => id.to_string(),
@@ -114,7 +121,7 @@ fn notification(template: &[(String, String)], id: u64) -> NewNotification {
         order_ref: notification.order_ref.clone(),
         event_key: notification.event_key(),
         notification,
-        received_at: store::now_ms(),
+        received_at: store::now_ms() - age_ms,
         peer: "127.0.0.1:40000".into(),
         headers: r#"{"content-type":"application/x-www-form-urlencoded","user-agent":"prefill"}"#
             .into(),

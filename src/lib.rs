@@ -110,6 +110,12 @@ pub async fn run_with(
         Duration::from_millis(500),
         Some(files.clone()),
     )?;
+    // Retention in the background, on its own connection (read at start:
+    // a changed [retention] takes effect at the next restart).
+    let retention = match &config.retention {
+        Some(policy) => Some(store::retention::spawn(&config.database, policy.clone())?),
+        None => None,
+    };
     let wake = Arc::new(Notify::new());
     let (writer, writer_thread) = store::writer::spawn_watched(
         conn,
@@ -239,6 +245,9 @@ pub async fn run_with(
     writer.close().await;
     drop(state);
     drop(writer);
+    if let Some(r) = retention {
+        r.stop();
+    }
     checkpointer.stop();
     // The writer thread ends once the last handle is gone and its queue is
     // drained; joining it makes every acknowledged commit final before exit.

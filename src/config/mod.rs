@@ -20,6 +20,7 @@ mod console;
 mod customer_text;
 mod duration;
 mod magento;
+mod retention;
 mod review;
 mod runtime;
 mod secrets;
@@ -101,6 +102,8 @@ struct RawConfig {
     console: Option<console::RawConsole>,
     /// Reconciliation with the gateways; absent = off.
     reconcile: Option<confirm::RawReconcile>,
+    /// Retention; absent = nothing is removed.
+    retention: Option<retention::RawRetention>,
     #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
@@ -142,6 +145,8 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// The reconciliation task (`[reconcile]`); `None` = off.
     pub reconcile: Option<ReconcileConfig>,
+    /// The retention task (`[retention]`); `None` = off.
+    pub retention: Option<crate::store::retention::Policy>,
     pub sources: Vec<SourceConfig>,
     pub shops: Vec<ShopConfig>,
     /// Each shop's customer texts, by shop name. Kept beside `shops`
@@ -343,6 +348,20 @@ impl Config {
                 None => "off (no [reconcile]; `ipnsync reconcile` works on demand)".to_owned(),
             }
         );
+        let _ = writeln!(
+            out,
+            "retention   {}",
+            match &self.retention {
+                Some(r) => format!(
+                    "every {}: bodies after {}, closed orders after {}",
+                    format_duration(r.every),
+                    r.bodies_after.map_or("never".to_owned(), format_duration),
+                    r.closed_orders_after
+                        .map_or("never".to_owned(), format_duration)
+                ),
+                None => "off (no [retention]; `ipnsync prune` works on demand)".to_owned(),
+            }
+        );
         let _ = writeln!(out, "shops       {}", self.shops.len());
         for shop in &self.shops {
             let _ = writeln!(
@@ -501,8 +520,10 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     }
     warnings.extend(sources::mode_mixing_warnings(&sources));
     let reconcile = confirm::resolve_reconcile(raw.reconcile)?;
+    let retention = retention::resolve(raw.retention)?;
     Ok(Config {
         reconcile,
+        retention,
         listen,
         database: raw.database,
         body_limit: raw.body_limit,

@@ -57,6 +57,7 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_retention();
     describe_counter!(
         NOTIFICATIONS,
         "Verified notifications stored, by source and result (applied, ignored, duplicate)."
@@ -132,4 +133,62 @@ fn describe() {
         Unit::Seconds,
         "Age of the oldest pending outbox row."
     );
+}
+
+// ---------------------------------------------------------------- retention
+
+pub const STORED_ROWS: &str = "ipnsync_stored_rows";
+pub const DATABASE_BYTES: &str = "ipnsync_database_bytes";
+pub const RETENTION_LAST_RUN: &str = "ipnsync_retention_last_run_timestamp_seconds";
+pub const RETENTION_REMOVED: &str = "ipnsync_retention_last_run_removed";
+
+fn describe_retention() {
+    use metrics::{describe_gauge, Unit};
+    describe_gauge!(
+        STORED_ROWS,
+        Unit::Count,
+        "Rows stored, by table (counted after each retention run)."
+    );
+    describe_gauge!(
+        DATABASE_BYTES,
+        Unit::Bytes,
+        "Database size: `used` pages, whole `file` (free pages included)."
+    );
+    describe_gauge!(
+        RETENTION_LAST_RUN,
+        Unit::Seconds,
+        "When the last retention run started (Unix time)."
+    );
+    describe_gauge!(
+        RETENTION_REMOVED,
+        Unit::Count,
+        "What the last retention run removed, by kind."
+    );
+}
+
+/// Records a finished retention run that began at `began_ms`.
+pub fn retention_run(began_ms: i64, removed: &crate::store::retention::Removed) {
+    metrics::gauge!(RETENTION_LAST_RUN).set(began_ms as f64 / 1000.0);
+    for (kind, n) in [
+        ("bodies", removed.bodies),
+        ("events", removed.events),
+        ("deliveries", removed.deliveries),
+        ("outbox", removed.outbox),
+    ] {
+        metrics::gauge!(RETENTION_REMOVED, "kind" => kind).set(n as f64);
+    }
+}
+
+/// Records the database's rows and size.
+pub fn footprint(f: &crate::store::retention::Footprint) {
+    for (table, n) in [
+        ("events", f.events),
+        ("deliveries", f.deliveries),
+        ("deliveries_with_body", f.bodies_kept),
+        ("outbox", f.outbox),
+    ] {
+        metrics::gauge!(STORED_ROWS, "table" => table).set(n as f64);
+    }
+    metrics::gauge!(DATABASE_BYTES, "part" => "used").set(f.used_bytes as f64);
+    metrics::gauge!(DATABASE_BYTES, "part" => "file").set(f.file_bytes as f64);
 }

@@ -262,6 +262,19 @@ DROP TABLE confirmations;
 ALTER TABLE confirmations_unrecorded RENAME TO confirmations;
 CREATE INDEX confirmations_due ON confirmations (next_attempt_at) WHERE state = 'waiting';
 "#,
+    // 11: compact storage and built-in retention (issue 20). Bodies are
+    // stored compressed (`store::bodies`); `body_codec` says how (NULL:
+    // verbatim, as every earlier row stays: nothing is rewritten). The
+    // retention task remembers how far it has walked each table, so a pass
+    // never rescans what an earlier one finished (`store::retention`).
+    r#"
+ALTER TABLE deliveries ADD COLUMN body_codec INTEGER;
+ALTER TABLE bodies ADD COLUMN body_codec INTEGER;
+CREATE TABLE retention_cursors (
+    phase   TEXT    PRIMARY KEY,   -- 'bodies', 'events'
+    last_id INTEGER NOT NULL       -- every row up to this id is done
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The first `n` migrations (tests build databases as older binaries left
@@ -389,5 +402,35 @@ VALUES ('s', '42', 'deny', 'a', 'cybersource', 'HTTP 400', 5),
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ids, ["req-1", ""], "never the order number");
+    }
+
+    #[test]
+    fn migration_10_leaves_old_bodies_verbatim_and_readable() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..9] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 9).unwrap();
+        conn.execute_batch(
+            r#"
+INSERT INTO events (id, source, event_key, provider, shop, order_ref, transaction_id, status,
+                    origin, notification, assessed, verdict, comment, created_at)
+VALUES (1, 'lyra', x'00', 'lyra_form', 's', '42', 't', 'AUTHORISED', 'PAY', '{}', 'accepted',
+        'applied', '', 1);
+INSERT INTO bodies (id, sha256, body) VALUES (1, x'01', CAST('shared document' AS BLOB));
+INSERT INTO deliveries (id, event_id, received_at, peer, duplicate, headers, body, body_id)
+VALUES (1, 1, 1, 'p', 0, '{}', CAST('vads_order_id=42' AS BLOB), NULL),
+       (2, 1, 1, 'p', 1, '{}', NULL, 1);
+"#,
+        )
+        .unwrap();
+        apply(&conn).unwrap();
+        let read = |id| crate::store::bodies::read_delivery_body(&conn, id).unwrap();
+        assert_eq!(read(1).as_deref(), Some(&b"vads_order_id=42"[..]));
+        assert_eq!(read(2).as_deref(), Some(&b"shared document"[..]));
+        let raw: Vec<u8> = conn
+            .query_row("SELECT body FROM deliveries WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(raw, b"vads_order_id=42", "not rewritten");
     }
 }

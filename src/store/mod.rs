@@ -39,6 +39,10 @@
 //!
 //! - [`files`]: notices when the database file is no longer the one at its
 //!   path (deleted, moved, replaced), so nothing is acknowledged into it.
+//! - [`bodies`]: how raw request bodies are stored (compressed) and read
+//!   back: every reader of a body goes through it.
+//! - [`retention`]: what may be removed, when, in small batches (the
+//!   background task and `ipnsync prune`).
 //! - [`migrations`]: the schema, embedded in the binary, applied at open.
 //! - [`writer`]: the single writer thread that owns the write connection and
 //!   commits queued work in batches (group commit): intake, push results,
@@ -58,6 +62,7 @@
 //! a notification is acknowledged only after its commit is on disk.
 
 mod apply;
+pub mod bodies;
 pub mod checkpoint;
 pub mod claims;
 pub mod confirm;
@@ -66,6 +71,7 @@ pub mod migrations;
 pub mod operator;
 pub mod queries;
 pub mod read;
+pub mod retention;
 mod sql;
 #[cfg(test)]
 mod test_support;
@@ -92,6 +98,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Body(#[from] bodies::BodyError),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -115,6 +123,17 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     configure(&conn)?;
+    // A new database hands the pages retention frees back to the file
+    // system in small steps (`retention::vacuum_step`). This only takes
+    // before the first table exists; an older database keeps its mode
+    // (switching needs a full VACUUM) and reuses freed pages internally.
+    // Only an empty file is touched: on an existing one the pragma would do
+    // nothing but still need a write (a read-only file must keep opening,
+    // so that the daemon can say it is not writable).
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(

@@ -283,65 +283,28 @@ pub fn retry_dead_update(
     Ok(Retried::Queued { shop, order_ref })
 }
 
-/// Deliveries received before this many rows are cleared per transaction.
-/// Small batches keep each write lock short, so a large prune never makes
-/// the daemon's writer wait long enough to answer 503.
-const PRUNE_BATCH: i64 = 500;
+/// Deliveries looked at per transaction: small batches keep each write
+/// lock short, so a large prune never makes the daemon's writer wait long
+/// enough to answer 503.
+const PRUNE_BATCH: i64 = super::retention::BATCH as i64;
 
-/// Retention of raw bodies: sets `deliveries.body = NULL` for deliveries
-/// received before `cutoff` (ms). Returns how many bodies were (or, in a
-/// dry run, would be) cleared. Everything else about a delivery is kept.
-/// A body shared in `bodies` (a CMOS document's) is unlinked from those
-/// deliveries, and deleted once no delivery refers to it.
-///
-/// SQLite reuses the freed pages; the file itself only shrinks after a
-/// `VACUUM`, which is left to the operator (it needs the daemon stopped).
+/// Retention of raw bodies (`ipnsync prune`): clears the body of every
+/// delivery received before `cutoff` (ms), with the background retention
+/// task's code (`retention::bodies_batch`). Returns how many bodies were
+/// (or, in a dry run, would be) cleared. Everything else about a delivery
+/// is kept. A body shared in `bodies` (a CMOS document's) is unlinked from
+/// those deliveries, and deleted once no delivery refers to it.
 pub fn prune_bodies(
     conn: &mut Connection,
     cutoff: i64,
     dry_run: bool,
 ) -> Result<usize, StoreError> {
     if dry_run {
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM deliveries
-             WHERE received_at < ?1 AND (body IS NOT NULL OR body_id IS NOT NULL)",
-            params![cutoff],
-            |r| r.get(0),
-        )?;
-        return Ok(n as usize);
+        return super::retention::bodies_due(conn, cutoff);
     }
-    let mut total = 0;
-    loop {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let picked: Vec<(i64, Option<i64>)> = tx
-            .prepare(
-                "SELECT id, body_id FROM deliveries
-                 WHERE received_at < ?1 AND (body IS NOT NULL OR body_id IS NOT NULL) LIMIT ?2",
-            )?
-            .query_map(params![cutoff, PRUNE_BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let n = picked.len();
-        let mut shared = std::collections::BTreeSet::new();
-        for (id, body_id) in picked {
-            tx.execute(
-                "UPDATE deliveries SET body = NULL, body_id = NULL WHERE id = ?1",
-                params![id],
-            )?;
-            shared.extend(body_id);
-        }
-        for body_id in shared {
-            tx.execute(
-                "DELETE FROM bodies WHERE id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE body_id = ?1)",
-                params![body_id],
-            )?;
-        }
-        tx.commit()?;
-        total += n;
-        if (n as i64) < PRUNE_BATCH {
-            return Ok(total);
-        }
-    }
+    let n = super::retention::prune_bodies(conn, cutoff, PRUNE_BATCH as usize)?;
+    super::retention::vacuum_step(conn)?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -209,12 +209,16 @@ fn insert_delivery(
     shared_body: Option<&[u8; 32]>,
 ) -> Result<(), StoreError> {
     let (inline, body_id) = match shared_body {
-        None => (Some(n.body.as_ref()), None),
+        None => (Some(crate::store::bodies::encode(&n.body)), None),
         Some(digest) => (None, Some(shared_body_id(conn, digest, &n.body)?)),
     };
+    let (body, codec) = match &inline {
+        Some(e) => (Some(e.bytes.as_slice()), e.codec),
+        None => (None, None),
+    };
     conn.prepare_cached(
-        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body, body_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body, body_id, body_codec)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         event_id,
@@ -222,8 +226,9 @@ fn insert_delivery(
         n.peer,
         duplicate,
         n.headers,
-        inline,
-        body_id
+        body,
+        body_id,
+        codec
     ])?;
     Ok(())
 }
@@ -238,7 +243,8 @@ fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i
     if let Some(id) = found {
         return Ok(id);
     }
-    conn.prepare_cached("INSERT INTO bodies (sha256, body) VALUES (?1, ?2)")?
-        .execute(params![&digest[..], body])?;
+    let stored = crate::store::bodies::encode(body);
+    conn.prepare_cached("INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3)")?
+        .execute(params![&digest[..], stored.bytes, stored.codec])?;
     Ok(conn.last_insert_rowid())
 }
