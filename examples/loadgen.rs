@@ -238,8 +238,20 @@ fn db_bytes(db: &std::path::Path) -> u64 {
     std::fs::metadata(db).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Differs from one run to the next (the second of the start), so a run
+/// on a database an earlier run added to measures new notifications, not
+/// duplicates.
+fn run_tag() -> u64 {
+    static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TAG.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() % 1_000_000)
+    })
+}
+
 fn order_ref(i: usize) -> String {
-    format!("{}", 5_000_000 + i)
+    format!("5{:06}{i:07}", run_tag())
 }
 
 fn presign(n: usize) -> Vec<Vec<u8>> {
@@ -260,7 +272,10 @@ fn presign(n: usize) -> Vec<Vec<u8>> {
                         // Tagged: never the uuid of a prefilled notification
                         // (`examples/prefill` numbers them 1, 2, …), or the
                         // run would measure duplicates.
-                        "vads_trans_uuid" => format!("{:032x}", (0x10u128 << 120) | i as u128),
+                        "vads_trans_uuid" => format!(
+                            "{:032x}",
+                            (0x10u128 << 120) | (run_tag() as u128) << 32 | i as u128
+                        ),
                         "vads_trans_id" => format!("{:06}", i % 900_000),
                         "vads_amount" | "vads_effective_amount" => format!("{}", 100 + i % 50_000),
                         _ => v.to_owned(),
