@@ -1,6 +1,7 @@
 //! Confirmation end to end (issue 15): the real daemon, a fake webhook
 //! shop, and fake gateway APIs (Lyra REST V4 `Transaction/Get`, Mastercard
-//! Gateway Retrieve Order, Cybersource transaction details). A notification the source's `confirm` holds is
+//! Gateway Retrieve Order, Cybersource transaction details and Conversion
+//! Detail Report). A notification the source's `confirm` holds is
 //! acknowledged at once, but moves the order only once the gateway's own
 //! state agrees; the decision is made from that state.
 
@@ -47,6 +48,7 @@ fn toml(
     lyra: &FakeLyraApi,
     mpgs: &FakeMpgsApi,
     cybs: &FakeCybersourceApi,
+    cybs_max_wait: &str,
 ) -> String {
     format!(
         r#"
@@ -103,6 +105,7 @@ merchant_id = "{CYBS_MERCHANT}"
 api_key_id = "{CYBS_API_KEY_ID}"
 api_shared_secret = "{CYBS_API_SECRET}"
 api_timeout = "1s"
+confirm_max_wait = "{cybs_max_wait}"
 "#,
         db = dir.join("ipnsync.db").display(),
         shop_url = shop.url(),
@@ -113,12 +116,18 @@ api_timeout = "1s"
 }
 
 async fn start() -> Setup {
+    start_with("2d").await
+}
+
+/// A daemon whose Cybersource case decisions wait at most `cybs_max_wait`
+/// for the Conversion Detail Report.
+async fn start_with(cybs_max_wait: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let shop = FakeWebhook::start(WHSEC).await;
     let lyra = FakeLyraApi::start(SITE_ID, REST_PASSWORD).await;
     let mpgs = FakeMpgsApi::start(MPGS_MERCHANT, MPGS_PASSWORD).await;
     let cybs = FakeCybersourceApi::start(CYBS_MERCHANT, CYBS_API_KEY_ID, CYBS_API_SECRET).await;
-    let text = toml(dir.path(), &shop, &lyra, &mpgs, &cybs);
+    let text = toml(dir.path(), &shop, &lyra, &mpgs, &cybs, cybs_max_wait);
     let daemon = Daemon::start(config(&text, dir.path())).await;
     Setup {
         daemon,
@@ -540,13 +549,202 @@ fn cybs_details(status: &str) -> Value {
     })
 }
 
+/// The Conversion Detail Report's entry for `CYBS_REQUEST`: an analyst's
+/// decision on the case.
+fn cybs_conversion(request: &str, decision: &str) -> Value {
+    serde_json::json!({
+        "merchantReferenceNumber": CYBS_ORDER,
+        "conversionTime": "2025-03-11T10:00:00Z",
+        "requestId": request,
+        "originalDecision": "REVIEW",
+        "newDecision": decision,
+        "reviewer": "alice",
+        "reviewerComments": "verified with the customer",
+        "queue": "Review Queue",
+        "profile": "Auths"
+    })
+}
+
+fn confirmation_state(d: &Daemon) -> (String, Option<String>) {
+    d.reader()
+        .query_row("SELECT state, result FROM confirmations", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+}
+
+const CYBS_ATTEMPTS: &str =
+    "SELECT COALESCE(MAX(attempts), 0) FROM confirmations WHERE state = 'waiting'";
+
+// A case decision webhook is confirmed through the Conversion Detail Report
+// (the record of analyst decisions), never through transaction details,
+// which still show Decision Manager's REVIEW after the analyst's accept.
+
 #[tokio::test]
-async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_details() {
+async fn a_case_accept_signed_payload_only_is_confirmed_through_the_conversion_detail_report() {
     let s = start().await;
+    // What production shows after an analyst's accept: transaction details
+    // still hold the original request's DREVIEW; the report holds the accept.
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::AuthorisedReview));
+    s.cybs.set_conversions(vec![
+        cybs_conversion("1111111111111111111111", "REJECT"),
+        cybs_conversion(CYBS_REQUEST, "ACCEPT"),
+    ]);
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    // Accepted once Cybersource's own record agrees, not sent to review.
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(&format!(
+            "Confirmed with Cybersource: Conversion Detail Report: request {CYBS_REQUEST} REVIEW → ACCEPT by alice at 2025-03-11T10:00:00Z."
+        )),
+        "{comment}"
+    );
+    let calls = s.cybs.report_calls();
+    assert_eq!(calls.len(), 1, "one report read");
+    assert!(calls[0].1, "signed GET");
+    assert!(
+        s.cybs.transaction_calls().is_empty(),
+        "transaction details are not asked about a case decision"
+    );
+    let events = events(&s.daemon, CYBS_ORDER);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        (events[0].1.as_str(), events[0].3.as_str()),
+        ("ignored", "waiting for confirmation by the gateway")
+    );
+    assert_eq!(
+        (events[1].0.as_str(), events[1].2.as_deref()),
+        ("confirmation", Some("accepted"))
+    );
+    assert_eq!(
+        confirmation_state(&s.daemon),
+        ("done".into(), Some("confirmed".into()))
+    );
+    // The same webhook again (Cybersource retries): a duplicate, nothing more.
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    assert_eq!(s.daemon.count("SELECT COUNT(*) FROM confirmations"), 1);
+    assert_eq!(
+        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
+        Some("accepted")
+    );
+    s.daemon.stop().await;
+    assert_eq!(s.shop.received().len(), 1, "the shop is told once");
+    assert_eq!(s.cybs.report_calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_case_accept_the_report_contradicts_is_held_for_review_with_both_states() {
+    let s = start().await;
+    // Transaction details would agree (an approved authorisation): only the
+    // report says what the analyst decided.
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::Authorised));
+    s.cybs
+        .set_conversions(vec![cybs_conversion(CYBS_REQUEST, "REJECT")]);
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "review", "never accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.starts_with("Held for review: the notification said")
+            && comment.contains(&format!(
+                "(accepted), but Conversion Detail Report: request {CYBS_REQUEST} REVIEW → REJECT by alice at 2025-03-11T10:00:00Z (rejected)."
+            )),
+        "{comment}"
+    );
+    assert_eq!(
+        confirmation_state(&s.daemon),
+        ("done".into(), Some("disagreed".into()))
+    );
+    assert_eq!(
+        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
+        Some("review")
+    );
+    assert!(s.cybs.transaction_calls().is_empty());
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_reject_the_report_confirms_is_rejected() {
+    let s = start().await;
+    s.cybs
+        .set_conversions(vec![cybs_conversion(CYBS_REQUEST, "REJECT")]);
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.reject").await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "rejected");
+    assert_eq!(
+        confirmation_state(&s.daemon),
+        ("done".into(), Some("confirmed".into()))
+    );
+    assert!(s.cybs.transaction_calls().is_empty());
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_accept_not_in_the_report_yet_waits_then_applies_once_listed() {
+    let s = start().await;
+    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    // Asked, not listed, asked again: the order has not moved.
+    wait_count(&s.daemon, CYBS_ATTEMPTS, 2).await;
+    assert_eq!(order_outcome(&s.daemon, CYBS_ORDER), None);
+    assert!(s.shop.received().is_empty());
+    let error: String = s
+        .daemon
+        .reader()
+        .query_row("SELECT last_error FROM confirmations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        error,
+        format!("request {CYBS_REQUEST} is not in the Conversion Detail Report yet")
+    );
+    assert_eq!(confirmation_state(&s.daemon), ("waiting".into(), None));
+    // The report catches up: the held accept is applied.
+    s.cybs
+        .set_conversions(vec![cybs_conversion(CYBS_REQUEST, "ACCEPT")]);
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "accepted");
+    assert!(s.cybs.transaction_calls().is_empty());
+    s.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_accept_still_missing_from_the_report_after_the_longest_wait_is_held_for_review() {
+    let s = start_with("100ms").await;
+    // Transaction details know the payment: they are not what decides.
     s.cybs
         .set_transaction(CYBS_REQUEST, cybs_real(Tss::Authorised));
     post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
-    // Accepted once Cybersource's own state agrees, not sent to review.
+    wait_count(&s.daemon, SETTLED, 1).await;
+    let updates = shop_updates(&s.shop, 1).await;
+    assert_eq!(updates[0]["outcome"], "review", "never accepted");
+    let comment = updates[0]["comment"].as_str().unwrap();
+    assert!(
+        comment.contains(&format!("(accepted), but Cybersource has no record of this decision: request {CYBS_REQUEST} is not in the Conversion Detail Report")),
+        "{comment}"
+    );
+    assert_eq!(
+        confirmation_state(&s.daemon),
+        ("done".into(), Some("unrecorded".into()))
+    );
+    assert_eq!(
+        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
+        Some("review")
+    );
+    s.daemon.stop().await;
+}
+
+// Card-processing webhooks (`payments.payments.*`) keep transaction
+// details: the payment's status is what they show.
+
+#[tokio::test]
+async fn a_payment_accept_signed_payload_only_is_confirmed_through_transaction_details() {
+    let s = start().await;
+    s.cybs
+        .set_transaction(CYBS_REQUEST, cybs_real(Tss::Authorised));
+    post_cybs_payload_signed(&s.daemon, "payments.payments.accept").await;
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "accepted");
     let comment = updates[0]["comment"].as_str().unwrap();
@@ -561,16 +759,7 @@ async fn a_case_accept_signed_payload_only_is_confirmed_through_transaction_deta
         [(CYBS_REQUEST.to_owned(), true)],
         "one signed GET /tss/v2/transactions/{{id}}"
     );
-    let events = events(&s.daemon, CYBS_ORDER);
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!(
-        (events[0].1.as_str(), events[0].3.as_str()),
-        ("ignored", "waiting for confirmation by the gateway")
-    );
-    assert_eq!(
-        (events[1].0.as_str(), events[1].2.as_deref()),
-        ("confirmation", Some("accepted"))
-    );
+    assert!(s.cybs.report_calls().is_empty(), "no report read");
     assert_eq!(
         order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
         Some("accepted")
@@ -583,7 +772,7 @@ async fn transaction_details_with_a_status_still_decide_from_it() {
     let s = start().await;
     s.cybs
         .set_transaction(CYBS_REQUEST, cybs_details("AUTHORIZED"));
-    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    post_cybs_payload_signed(&s.daemon, "payments.payments.accept").await;
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "accepted");
     let comment = updates[0]["comment"].as_str().unwrap();
@@ -597,49 +786,32 @@ async fn transaction_details_with_a_status_still_decide_from_it() {
 }
 
 #[tokio::test]
-async fn a_case_accept_cybersource_says_rejected_is_held_for_review_never_accepted() {
+async fn a_payment_accept_cybersource_says_rejected_is_held_for_review_never_accepted() {
     let s = start().await;
     s.cybs
         .set_transaction(CYBS_REQUEST, cybs_real(Tss::AuthorisedRiskRejected));
-    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    post_cybs_payload_signed(&s.daemon, "payments.payments.accept").await;
     let updates = shop_updates(&s.shop, 1).await;
     assert_eq!(updates[0]["outcome"], "review", "never accepted");
     let comment = updates[0]["comment"].as_str().unwrap();
     assert!(
         comment.starts_with("Held for review: the notification said")
             && comment.contains(&format!(
-                "(accepted), but transaction {CYBS_REQUEST} AUTHORIZED_RISK_DECLINED (ics_auth 100 SOK, ics_decision 481 DREJECT) (rejected)."
+                "(accepted), but transaction {CYBS_REQUEST} AUTHORIZED_RISK_DECLINED (ics_auth 100 SOK, ics_decision 481 DREJECT)"
             )),
         "{comment}"
     );
-    let result: String = s
-        .daemon
-        .reader()
-        .query_row("SELECT result FROM confirmations", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(result, "disagreed");
     assert_eq!(
-        order_outcome(&s.daemon, CYBS_ORDER).as_deref(),
-        Some("review")
+        confirmation_state(&s.daemon),
+        ("done".into(), Some("disagreed".into()))
     );
     s.daemon.stop().await;
 }
 
 #[tokio::test]
-async fn a_case_reject_cybersource_confirms_is_rejected() {
+async fn a_payment_accept_for_a_transaction_cybersource_does_not_know_is_not_applied() {
     let s = start().await;
-    s.cybs
-        .set_transaction(CYBS_REQUEST, cybs_real(Tss::AuthorisedRiskRejected));
-    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.reject").await;
-    let updates = shop_updates(&s.shop, 1).await;
-    assert_eq!(updates[0]["outcome"], "rejected");
-    s.daemon.stop().await;
-}
-
-#[tokio::test]
-async fn a_case_accept_for_a_transaction_cybersource_does_not_know_is_not_applied() {
-    let s = start().await;
-    post_cybs_payload_signed(&s.daemon, "risk.casemanagement.decision.accept").await;
+    post_cybs_payload_signed(&s.daemon, "payments.payments.accept").await;
     wait_count(&s.daemon, SETTLED, 1).await;
     let events = events(&s.daemon, CYBS_ORDER);
     assert_eq!(events.len(), 2, "{events:?}");

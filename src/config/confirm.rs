@@ -235,18 +235,19 @@ pub(super) fn resolve_confirm(
     Ok(confirm)
 }
 
-/// How long a `cybersource-cmos` decision waits for the Conversion Detail
-/// Report to list it before it is held for review: reports lag behind the
+/// How long a `cybersource-cmos` decision (or a `cybersource` case
+/// decision webhook) waits for the Conversion Detail Report to list it
+/// before it is held for review: reports lag behind the
 /// analyst's click (hours at worst), and two days also cover a daemon or
 /// gateway outage in between.
 pub const DEFAULT_CMOS_MAX_WAIT: Duration = Duration::from_secs(2 * 86400);
 
-/// `confirm_max_wait` (cybersource-cmos only).
+/// `confirm_max_wait` (cybersource-cmos and cybersource only).
 pub(super) fn resolve_confirm_max_wait(
     key_prefix: &str,
     given: Option<&str>,
 ) -> Result<Duration, ConfigError> {
-    // Only a cybersource-cmos table has the key (the others refuse it).
+    // Only the Cybersource tables have the key (the others refuse it).
     let key = format!("{key_prefix}.confirm_max_wait");
     let Some(given) = given else {
         return Ok(DEFAULT_CMOS_MAX_WAIT);
@@ -340,10 +341,10 @@ pub(super) fn capability(source: &super::SourceConfig, reconcile_on: bool) -> St
     if source.kind == SourceKind::Cybersource {
         return match (&source.review_api, reconcile_on) {
             (Some(ReviewApi::Cybersource(_)), true) => {
-                format!("confirm: {} (transaction details), reconcile: yes (Conversion Detail Report)", source.confirm.as_str())
+                format!("confirm: {} (case decisions: Conversion Detail Report, held for review after {} without a record; other events: transaction details), reconcile: yes (Conversion Detail Report)", source.confirm.as_str(), super::format_duration(source.confirm_max_wait))
             }
             (Some(ReviewApi::Cybersource(_)), false) => {
-                format!("confirm: {} (transaction details), reconcile: on demand (Conversion Detail Report; no [reconcile])", source.confirm.as_str())
+                format!("confirm: {} (case decisions: Conversion Detail Report, held for review after {} without a record; other events: transaction details), reconcile: on demand (Conversion Detail Report; no [reconcile])", source.confirm.as_str(), super::format_duration(source.confirm_max_wait))
             }
             _ => "confirm: off, reconcile: no (needs api_host, merchant_id, api_key_id and api_shared_secret)".to_owned(),
         };
@@ -435,6 +436,23 @@ api_shared_secret = "c2hhcmVkLXNlY3JldA==""#;
             .unwrap_err()
             .to_string();
         assert!(e.contains("api_shared_secret"), "{e}");
+    }
+
+    #[test]
+    fn a_cybersource_source_waits_confirm_max_wait_for_case_decisions_in_the_report() {
+        let with_api = format!("{CYBS}{CYBS_API}");
+        let s = &parse(&with_api, "").unwrap().sources[0];
+        assert_eq!(s.confirm_max_wait, DEFAULT_CMOS_MAX_WAIT);
+        assert_eq!(
+            capability(s, false),
+            "confirm: unsigned (case decisions: Conversion Detail Report, held for review after 2d without a record; other events: transaction details), reconcile: on demand (Conversion Detail Report; no [reconcile])"
+        );
+        let c = parse(&format!("{with_api}\nconfirm_max_wait = \"6h\""), "").unwrap();
+        assert_eq!(c.sources[0].confirm_max_wait, Duration::from_secs(6 * 3600));
+        let e = parse(&format!("{with_api}\nconfirm_max_wait = \"0s\""), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sources[0].confirm_max_wait"), "{e}");
     }
 
     const CMOS: &str = r#"name = "cm"

@@ -64,6 +64,9 @@ source_table! {
         api_host: Option<String>,
         api_key_id: Option<String>,
         api_timeout: Option<String>,
+        // how long a case decision webhook may be missing from the
+        // Conversion Detail Report before it is held for review
+        confirm_max_wait: Option<String>,
     }
     secrets {
         api_shared_secret, api_shared_secret_file, api_shared_secret_credential;

@@ -159,8 +159,9 @@ pub struct SourceConfig {
     /// Mastercard Gateway Retrieve Order (`gateway_url`, `api_password`);
     /// `None` = not configured.
     pub mpgs_api: Option<MpgsApi>,
-    /// `cybersource-cmos`: how long a held decision waits for the
-    /// Conversion Detail Report to list it (`confirm_max_wait`).
+    /// `cybersource-cmos`, and `cybersource` case decision webhooks: how
+    /// long a held decision waits for the Conversion Detail Report to list
+    /// it (`confirm_max_wait`).
     pub confirm_max_wait: std::time::Duration,
 }
 
@@ -389,6 +390,7 @@ pub(super) fn resolve_source(
         prefix,
         match &raw {
             RawSource::CybersourceCmos(r) => r.confirm_max_wait.as_deref(),
+            RawSource::Cybersource(r) => r.confirm_max_wait.as_deref(),
             _ => None,
         },
     )?;

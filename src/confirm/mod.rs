@@ -10,7 +10,7 @@
 //! not drop the job: it keeps the last delay, since a payment confirmation
 //! has no "dead" state that is safer than asking again.
 
-pub mod cmos;
+pub mod case_decision;
 pub mod gateway;
 pub mod reconcile;
 
@@ -103,15 +103,17 @@ pub async fn run(
 
 /// Asks the gateway about one held notification.
 async fn confirm_one(config: &Config, row: &DueConfirmation) -> ConfirmReport {
-    // An unsigned CMOS post: the Conversion Detail Report, not a
-    // transaction read (`cmos`).
+    // An analyst's case decision (a CMOS post, or a case accept/reject
+    // webhook whose event type was outside the signature): the Conversion
+    // Detail Report, the gateway's record of such decisions, not a
+    // transaction read (`case_decision`).
     if let Some((source, api)) = config
         .sources
         .iter()
         .find(|s| s.name == row.source)
-        .and_then(|s| cmos::api(s).map(|api| (s, api)))
+        .and_then(|s| case_decision::route(s, &row.notification).map(|api| (s, api)))
     {
-        return cmos::confirm_one(config, source, api, row).await;
+        return case_decision::confirm_one(config, source, api, row).await;
     }
     let gateway = config
         .sources

@@ -1,33 +1,43 @@
-//! Confirming `cybersource-cmos` posts (issue 15): a Case Management Order
-//! Status post is unsigned (a token and an address are all that protect
-//! it), so an analyst decision it claims moves the order only once the
-//! gateway's own record of analyst decisions, the Conversion Detail Report
-//! (`GET /reporting/v3/conversion-details`, cybersource.md §6), lists it.
+//! Confirming an analyst's case decision (issue 15) through the gateway's
+//! own record of such decisions, the Conversion Detail Report
+//! (`GET /reporting/v3/conversion-details`, cybersource.md §6). Two
+//! notifications claim one without proving it:
 //!
-//! - The report is read over a window around the post's arrival
-//!   ([`window`]); the entries of the post's request id are looked at
-//!   ([`judge`], pure): the latest decides. The same decision → confirmed,
-//!   decided from the report's entry; another → held for review with both
-//!   (the store's disagreement path); another order's request → not
-//!   applied.
+//! - a `cybersource-cmos` post: unsigned as a whole (a token and an address
+//!   are all that protect it);
+//! - a Cybersource webhook `risk.casemanagement.decision.accept` /
+//!   `.reject` whose signature covered only the payload (rule cs8): the
+//!   event type, the only part that says accept or reject, is outside it.
+//!
+//! Both are looked up the same way ([`route`] says which rows come here):
+//!
+//! - The report is read over a window around the notification's arrival
+//!   ([`window`]); the entries of its request id are looked at ([`judge`],
+//!   pure): the latest decides. The same decision → confirmed, decided from
+//!   the report's entry; another → held for review with both (the store's
+//!   disagreement path); another order's request → not applied.
 //! - Not (yet) listed: reports lag behind the analyst's click, so the job
 //!   waits on the `[dispatch]` retry schedule, like an unreachable gateway;
-//!   once the source's `confirm_max_wait` has passed since the post, the
-//!   order is held for review, "the gateway has no record of this decision"
-//!   ([`Lookup::NoRecord`]).
+//!   once the source's `confirm_max_wait` has passed since the
+//!   notification, the order is held for review, "the gateway has no
+//!   record of this decision" ([`Lookup::NoRecord`]).
 //! - Gateway down or refusing: asked again, nothing lost, and the wait
 //!   only ends on an answer (a report that could not be read never turns
 //!   into "no record").
 //!
-//! Transaction details (`/tss/v2/transactions/{id}`) are not asked: they
-//! hold the original request's replies (Decision Manager's REVIEW), not the
-//! analyst's later decision, so they could never confirm one; the report
-//! is the record of those decisions.
+//! Transaction details (`/tss/v2/transactions/{id}`) are not asked for a
+//! case decision: they hold the original request's replies (Decision
+//! Manager's `ics_decision` stays DREVIEW / 480 after the analyst's
+//! accept), not the analyst's later decision, so they would contradict
+//! every genuine accept. They still confirm the other webhooks
+//! (`payments.payments.*`: the payment's status is what they show).
 
 use std::time::Duration;
 
 use super::gateway::Lookup;
 use crate::config::{Config, CybersourceApi, ReviewApi, SourceConfig, SourceKind};
+use crate::domain::notification::CybersourceChannel;
+use crate::domain::outcome::cybersource::DmSignal;
 use crate::domain::{Facts, Notification};
 use crate::ops::logging::one_line;
 use crate::ops::metrics::CONFIRMATIONS;
@@ -52,12 +62,32 @@ pub fn window(received: i64, now: i64) -> (i64, i64) {
     (received - BEFORE_MS, end)
 }
 
-/// The REST API of a `cybersource-cmos` source, if it has one.
-pub fn api(source: &SourceConfig) -> Option<&CybersourceApi> {
-    match (&source.review_api, source.kind) {
-        (Some(ReviewApi::Cybersource(api)), SourceKind::CybersourceCmos) => Some(api),
+/// The REST API that confirms `held` through the report, if it goes
+/// there: every decision of a `cybersource-cmos` source, and a case
+/// decision webhook (accept or reject) of a `cybersource` source. Other
+/// webhooks (`payments.*`, profile decisions) are confirmed through
+/// transaction details (`confirm::gateway`).
+pub fn route<'a>(source: &'a SourceConfig, held: &Notification) -> Option<&'a CybersourceApi> {
+    let Some(ReviewApi::Cybersource(api)) = &source.review_api else {
+        return None;
+    };
+    match source.kind {
+        SourceKind::CybersourceCmos => Some(api),
+        SourceKind::Cybersource if is_case_decision_webhook(held) => Some(api),
         _ => None,
     }
+}
+
+/// A webhook reporting an analyst's accept or reject of a case.
+fn is_case_decision_webhook(n: &Notification) -> bool {
+    let Facts::Cybersource(f) = &n.facts else {
+        return false;
+    };
+    f.channel == CybersourceChannel::Webhook
+        && matches!(
+            DmSignal::of(f),
+            Some(DmSignal::CaseAccept | DmSignal::CaseReject)
+        )
 }
 
 /// What the report says about the decision `stored` claims; `None` when it
@@ -75,7 +105,8 @@ pub fn judge(stored: &Notification, report: &[Conversion]) -> Option<Lookup> {
     };
     if request_id.is_empty() {
         return Some(Lookup::Unconfirmed(
-            "the post names no RequestID to look up in the Conversion Detail Report".to_owned(),
+            "the notification names no request id to look up in the Conversion Detail Report"
+                .to_owned(),
         ));
     }
     // The latest decision on the case is the gateway's current one (an
@@ -118,8 +149,14 @@ pub fn judge(stored: &Notification, report: &[Conversion]) -> Option<Lookup> {
             format!(" at {}", entry.conversion_time)
         },
     );
-    // Decided from the report's entry: the post only said which case.
+    // Decided from the report's entry, shaped like the CMOS update it is
+    // (rules cs2/cs3, as reconciliation reads the report): the notification
+    // only said which case. A webhook's unsigned event type goes, so that
+    // cs8 cannot apply to the gateway's own word.
     let facts = crate::domain::notification::CybersourceFacts {
+        channel: CybersourceChannel::Cmos,
+        event_type: String::new(),
+        signed: String::new(),
         new_decision: entry.new_decision.trim().to_ascii_uppercase(),
         original_decision: entry.original_decision.clone(),
         reviewer: entry.reviewer.clone(),
@@ -135,7 +172,8 @@ pub fn judge(stored: &Notification, report: &[Conversion]) -> Option<Lookup> {
     })
 }
 
-/// Confirms one held CMOS decision through the report.
+/// Confirms one held case decision (CMOS post or webhook) through the
+/// report.
 pub async fn confirm_one(
     config: &Config,
     source: &SourceConfig,
@@ -172,7 +210,7 @@ pub async fn confirm_one(
             id: row.id,
             gateway: GATEWAY.to_owned(),
             lookup: Lookup::NoRecord(format!(
-                "request {request} is not in the Conversion Detail Report {} to {} ({} after the post)",
+                "request {request} is not in the Conversion Detail Report {} to {} ({} after the notification)",
                 cybersource_read::report_time(start),
                 cybersource_read::report_time(end),
                 crate::config::format_duration(source.confirm_max_wait)
@@ -304,6 +342,95 @@ mod tests {
             None
         );
         assert_eq!(judge(&stored, &[]), None);
+    }
+
+    /// A case decision webhook signed over the payload only (rule cs8).
+    fn webhook(event_type: &str) -> Notification {
+        let mut n = post("");
+        if let Facts::Cybersource(f) = &mut n.facts {
+            f.channel = CybersourceChannel::Webhook;
+            f.event_type = event_type.into();
+            f.original_decision.clear();
+            f.signed = crate::domain::outcome::cybersource::SIGNED_PAYLOAD_ONLY.into();
+        }
+        n
+    }
+
+    #[test]
+    fn a_case_decision_webhook_is_decided_by_the_report_never_by_its_unsigned_event_type() {
+        let stored = webhook("risk.casemanagement.decision.accept");
+        // As stored, cs8 holds it for review: the event type is unsigned.
+        assert_eq!(assess(&stored).outcome, Outcome::Review);
+        let report = [entry(REQ, "100000123", "ACCEPT", "2026-11-24T10:00:00Z")];
+        let got = judge(&stored, &report).unwrap();
+        assert_eq!(outcome(&got), Some(Outcome::Accepted), "{got:?}");
+        let Lookup::Found { notification, .. } = &got else {
+            unreachable!()
+        };
+        let f = notification.cybersource().unwrap();
+        assert_eq!(
+            (f.channel, f.event_type.as_str(), f.signed.as_str()),
+            (CybersourceChannel::Cmos, "", ""),
+            "the report's entry, not the webhook's unsigned event type"
+        );
+        assert_eq!(f.request_id, REQ);
+        // The report says reject: the gateway's word, whatever the event type.
+        let report = [entry(REQ, "100000123", "REJECT", "2026-11-24T10:00:00Z")];
+        assert_eq!(
+            outcome(&judge(&stored, &report).unwrap()),
+            Some(Outcome::Rejected)
+        );
+        assert_eq!(judge(&stored, &[]), None, "not listed yet");
+    }
+
+    #[test]
+    fn only_case_decisions_are_routed_to_the_report() {
+        let api = r#"
+api_host = "https://apitest.cybersource.com"
+merchant_id = "mymid"
+api_key_id = "08c94330-f618-42a3-b09d-e1e43be5efda"
+api_shared_secret = "c2hhcmVkLXNlY3JldA==""#;
+        let text = format!(
+            r#"[[sources]]
+name = "c"
+kind = "cybersource"
+path = "/c"
+keys = [{{ id = "k", secret = "c2VjcmV0" }}]{api}
+
+[[sources]]
+name = "bare"
+kind = "cybersource"
+path = "/b"
+keys = [{{ id = "k", secret = "c2VjcmV0" }}]
+
+[[sources]]
+name = "cm"
+kind = "cybersource-cmos"
+path = "/cm"
+token = "cmos-token-0123456789abcdef"{api}
+"#
+        );
+        let config = Config::parse(&text, &crate::config::SecretEnv::default()).unwrap();
+        let [webhooks, bare, cmos] = &config.sources[..] else {
+            panic!("three sources")
+        };
+        for case in [
+            "risk.casemanagement.decision.accept",
+            "risk.casemanagement.decision.reject",
+        ] {
+            assert!(route(webhooks, &webhook(case)).is_some(), "{case}");
+            assert!(route(bare, &webhook(case)).is_none(), "no API: {case}");
+        }
+        // The payment's own events: transaction details show their status.
+        for other in [
+            "payments.payments.accept",
+            "payments.payments.reject",
+            "risk.profile.decision.reject",
+        ] {
+            assert!(route(webhooks, &webhook(other)).is_none(), "{other}");
+        }
+        assert!(route(cmos, &post("ACCEPT")).is_some());
+        assert!(route(cmos, &post("")).is_some());
     }
 
     #[test]
