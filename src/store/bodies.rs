@@ -3,7 +3,7 @@
 //!
 //! A stored body (`deliveries.body`, `bodies.body`) comes with a codec
 //! column (`body_codec`): NULL for the verbatim bytes (every row written
-//! before migration 10, and bodies that compression would not shrink),
+//! before migration 11, and bodies that compression would not shrink),
 //! [`ZSTD_DICT_1`] for zstd with dictionary 1. Old rows are never
 //! rewritten: the codec tells them apart, so upgrading costs nothing.
 //!

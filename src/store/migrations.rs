@@ -405,7 +405,7 @@ VALUES ('s', '42', 'deny', 'a', 'cybersource', 'HTTP 400', 5),
     }
 
     #[test]
-    fn migration_10_leaves_old_bodies_verbatim_and_readable() {
+    fn migration_11_leaves_old_bodies_verbatim_and_readable() {
         let conn = Connection::open_in_memory().unwrap();
         for sql in &MIGRATIONS[..9] {
             conn.execute_batch(sql).unwrap();
