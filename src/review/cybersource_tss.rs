@@ -131,7 +131,9 @@ fn payment(r: &Reply) -> Payment {
         (None, Some(_), _) => Payment::Unreadable,
         (None, None, Some("1")) => Payment::Authorised,
         (None, None, Some("0" | "-1")) => Payment::Declined,
-        _ if r.r_flag.as_deref() == Some("SOK") => Payment::Authorised,
+        // `SOK` only when nothing else was said: beside an rCode this
+        // code does not know, the reply is unreadable, never a payment.
+        (None, None, None) if r.r_flag.as_deref() == Some("SOK") => Payment::Authorised,
         _ => Payment::Unreadable,
     }
 }
@@ -202,7 +204,13 @@ fn from_applications(application: &Value) -> Option<TssState> {
     // the order through; when both are there, the later one stands.
     let risk_app = find("ics_decision").or_else(|| find("ics_decision_early"));
     if payment_app.is_none() && risk_app.is_none() {
-        return None;
+        // Services that say nothing about the funds or the risk (payer
+        // authentication, scoring): the request's overall "success" is
+        // theirs, not a payment's, so nothing below may speak for it.
+        return (!apps.is_empty()).then(|| TssState {
+            evidence: "no payment or Decision Manager service in the reply".to_owned(),
+            ..TssState::default()
+        });
     }
     let evidence = payment_app
         .iter()
@@ -270,7 +278,7 @@ fn from_request(application: &Value) -> Option<TssState> {
         (_, None, _) if r.reason_text.is_some() => ("", ""),
         (_, None, Some("1")) => ("AUTHORIZED", ""),
         (_, None, Some("0" | "-1")) => ("DECLINED", ""),
-        (Some("SOK"), None, _) => ("AUTHORIZED", ""),
+        (Some("SOK"), None, None) => ("AUTHORIZED", ""),
         _ => ("", ""),
     };
     Some(TssState {
@@ -430,12 +438,17 @@ mod tests {
                 json!({"applications": [{"name": "ics_auth", "rFlag": "SOK"}]}),
                 is("AUTHORIZED"),
             ),
-            // Services that say nothing about payment or risk: the
-            // request's codes speak.
+            // Services that say nothing about payment or risk: unknown,
+            // whatever the request's overall code (its success is theirs).
             (
                 json!({"reasonCode": 100, "applications": [app("ics_pa_enroll", json!("100"), "1", "SOK"),
                                                           app("ics_score", json!("100"), "1", "SOK")]}),
-                is("AUTHORIZED"),
+                is(""),
+            ),
+            // `SOK` beside an rCode this code does not know: unreadable.
+            (
+                json!({"applications": [{"name": "ics_auth", "rCode": "2", "rFlag": "SOK"}]}),
+                is(""),
             ),
         ];
         for (application, want) in rows {
@@ -462,6 +475,7 @@ mod tests {
             (json!({"rCode": "1"}), is("AUTHORIZED")),
             (json!({"rCode": 0}), is("DECLINED")),
             (json!({"applications": []}), is("")),
+            (json!({"rCode": "2", "rFlag": "SOK"}), is("")),
         ] {
             assert_eq!(state(application.clone()), want, "{application}");
         }

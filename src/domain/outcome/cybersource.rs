@@ -174,6 +174,10 @@ pub fn from_gateway_state(
     };
     let card = DmSignal::of(f).is_some_and(DmSignal::is_card_processing);
     let event_type = match (status_verdict(status, reason)?, card) {
+        // Decision Manager's accept alone (no payment service ran) says
+        // nothing about the funds: it never confirms a card-processing
+        // claim, only a risk one.
+        (Outcome::Accepted, true) if status.eq_ignore_ascii_case("ACCEPTED") => return None,
         (Outcome::Accepted, true) => "payments.payments.accept",
         (Outcome::Accepted, false) => "risk.casemanagement.decision.accept",
         (Outcome::Rejected, false) => "risk.casemanagement.decision.reject",

@@ -549,6 +549,10 @@ fn the_gateway_state_decides_never_the_unsigned_event_type() {
         (&card_accept, "AUTHORIZED", "", Some(Accepted)),
         (&card_accept, "DECLINED", "", Some(Rejected)),
         (&card_accept, "AUTHORIZED_PENDING_REVIEW", "", Some(Review)),
+        // Decision Manager's accept alone confirms a risk claim, never a
+        // payment one: it says nothing about the funds.
+        (&case_accept, "ACCEPTED", "", Some(Accepted)),
+        (&card_accept, "ACCEPTED", "", None),
     ] {
         let got = from_gateway_state(stored, status, reason).map(|n| assess(&n).outcome);
         assert_eq!(got, want, "{status}");
