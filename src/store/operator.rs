@@ -148,6 +148,17 @@ pub fn replay(
         params![stored.shop, stored.order_ref, event_id],
         |r| r.get(0),
     )?;
+    // A notification held for the gateway's confirmation, or decided by
+    // it, takes effect only through the gateway's answer: replaying it would
+    // apply the very claim the gateway has not (or has not yet) vouched for.
+    let confirmation: Option<String> = tx
+        .query_row(
+            "SELECT COALESCE(result, state) FROM confirmations
+             WHERE event_id = ?1 OR result_event_id = ?1",
+            params![event_id],
+            |r| r.get(0),
+        )
+        .optional()?;
     let mut replay = Replay {
         event_id,
         shop: stored.shop.clone(),
@@ -162,6 +173,13 @@ pub fn replay(
         later_applied,
         refused: None,
     };
+    if let Some(confirmation) = confirmation {
+        replay.refused = Some(format!(
+            "event {event_id} is decided by the gateway's confirmation ({confirmation}), not by its own fields; `ipnsync reconcile --order {}` asks the gateway again",
+            stored.order_ref
+        ));
+        return Ok(Some(replay));
+    }
     if dry_run {
         return Ok(Some(replay)); // dropping `tx` rolls back
     }

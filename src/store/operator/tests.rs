@@ -210,3 +210,36 @@ fn retry_only_touches_dead_rows() {
         1
     );
 }
+
+/// A notification held for the gateway's confirmation is decided by the
+/// gateway's answer only: replaying it (even with `--force`) must not apply
+/// the claim the gateway has not vouched for.
+#[test]
+fn replay_refuses_a_notification_the_gateway_decides() {
+    let (_dir, path) = db();
+    let mut conn = open_operator(&path).unwrap();
+    let held = crate::store::writer::intake_confirmed(
+        &conn,
+        &notification("9", "AUTHORISED", Some("s"), 1),
+        crate::config::Confirm::Success,
+    )
+    .unwrap();
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 0, "held");
+    for (dry_run, force) in [(true, false), (false, false), (false, true)] {
+        let r = replay(&mut conn, held.event_id, dry_run, force)
+            .unwrap()
+            .unwrap();
+        assert!(
+            r.refused.as_deref().is_some_and(|w| w.contains("confirmation (waiting)")),
+            "{:?}",
+            r.refused
+        );
+        assert!(r.outbox_id.is_none());
+    }
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 0);
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM orders WHERE outcome = 'accepted'"),
+        0,
+        "the order did not move"
+    );
+}
