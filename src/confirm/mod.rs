@@ -76,7 +76,8 @@ pub async fn run(
             }
             Err(_) => (Vec::new(), None),
         };
-        let worked = !rows.is_empty();
+        let mut worked = !rows.is_empty();
+        let mut unrecorded = false;
         for row in rows {
             if *stop.borrow() {
                 return;
@@ -84,12 +85,19 @@ pub async fn run(
             let report = confirm_one(&config, &row).await;
             if let Err(e) = writer.record_confirmation(report).await {
                 tracing::warn!(error = %e, confirmation = row.id, "confirmer: the result was not recorded; asked again later");
+                // The row stays due: going straight back would ask the
+                // gateway again at once, in a loop, for as long as the
+                // database refuses writes. Wait the longest idle pause.
+                worked = false;
+                unrecorded = true;
+                break;
             }
         }
         if worked {
             continue;
         }
         let wait = next
+            .filter(|_| !unrecorded)
             .map(|at| {
                 Duration::from_millis((at - now_ms()).clamp(10, MAX_IDLE.as_millis() as i64) as u64)
             })
