@@ -40,7 +40,6 @@ use crate::domain::notification::CybersourceChannel;
 use crate::domain::outcome::cybersource::DmSignal;
 use crate::domain::{Facts, Notification};
 use crate::ops::logging::one_line;
-use crate::ops::metrics::CONFIRMATIONS;
 use crate::review::cybersource_read::{self, Conversion};
 use crate::store::confirm::{ConfirmReport, DueConfirmation};
 use crate::store::now_ms;
@@ -190,7 +189,7 @@ pub async fn confirm_one(
                 source = %row.source, order = %one_line(&row.order_ref), event = row.event_id,
                 error = %one_line(&error), "confirmation: the gateway did not answer; the order waits"
             );
-            return retry(config, row, error, now);
+            return super::retry_later(config, row, error, now);
         }
     };
     if let Some(lookup) = judge(&row.notification, &report) {
@@ -222,30 +221,12 @@ pub async fn confirm_one(
         source = %row.source, order = %one_line(&row.order_ref), event = row.event_id, request = %one_line(&request),
         "confirmation: the decision is not in the Conversion Detail Report yet; the order waits"
     );
-    retry(
+    super::retry_later(
         config,
         row,
         format!("request {request} is not in the Conversion Detail Report yet"),
         now,
     )
-}
-
-/// Asked again on the `[dispatch]` retry schedule, the last delay
-/// repeating (as the confirmer does for an unreachable gateway).
-fn retry(config: &Config, row: &DueConfirmation, error: String, now: i64) -> ConfirmReport {
-    let schedule = &config.dispatch.retry_schedule;
-    let delay = schedule
-        .get(row.attempts as usize)
-        .or(schedule.last())
-        .copied()
-        .unwrap_or(Duration::from_secs(60));
-    metrics::counter!(CONFIRMATIONS, "source" => row.source.clone(), "result" => "retry")
-        .increment(1);
-    ConfirmReport::Retry {
-        id: row.id,
-        next_attempt_at: now + delay.as_millis() as i64,
-        error,
-    }
 }
 
 #[cfg(test)]

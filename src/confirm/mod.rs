@@ -154,23 +154,41 @@ async fn confirm_one(config: &Config, row: &DueConfirmation) -> ConfirmReport {
 }
 
 fn retry(config: &Config, row: &DueConfirmation, error: String) -> ConfirmReport {
+    let report = retry_later(config, row, error, now_ms());
+    if let ConfirmReport::Retry {
+        next_attempt_at,
+        error,
+        ..
+    } = &report
+    {
+        tracing::warn!(
+            source = %row.source, order = %one_line(&row.order_ref), event = row.event_id, attempt = row.attempts + 1,
+            error = %one_line(error), retry_in_ms = next_attempt_at - now_ms(),
+            "confirmation: the gateway did not answer; the order waits"
+        );
+    }
+    report
+}
+
+/// Asked again on the `[dispatch]` retry schedule, the last delay
+/// repeating: a confirmation has no "dead" state safer than asking again.
+pub(super) fn retry_later(
+    config: &Config,
+    row: &DueConfirmation,
+    error: String,
+    now: i64,
+) -> ConfirmReport {
     let schedule = &config.dispatch.retry_schedule;
-    let attempt = row.attempts as usize;
     let delay = schedule
-        .get(attempt)
+        .get(row.attempts as usize)
         .or(schedule.last())
         .copied()
         .unwrap_or(Duration::from_secs(60));
-    tracing::warn!(
-        source = %row.source, order = %one_line(&row.order_ref), event = row.event_id, attempt = attempt + 1,
-        error = %one_line(&error), retry_in_ms = delay.as_millis() as u64,
-        "confirmation: the gateway did not answer; the order waits"
-    );
     metrics::counter!(CONFIRMATIONS, "source" => row.source.clone(), "result" => "retry")
         .increment(1);
     ConfirmReport::Retry {
         id: row.id,
-        next_attempt_at: now_ms() + delay.as_millis() as i64,
+        next_attempt_at: now + delay.as_millis() as i64,
         error,
     }
 }

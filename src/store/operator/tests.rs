@@ -230,7 +230,9 @@ fn replay_refuses_a_notification_the_gateway_decides() {
             .unwrap()
             .unwrap();
         assert!(
-            r.refused.as_deref().is_some_and(|w| w.contains("confirmation (waiting)")),
+            r.refused
+                .as_deref()
+                .is_some_and(|w| w.contains("confirmation (waiting)")),
             "{:?}",
             r.refused
         );
@@ -238,7 +240,10 @@ fn replay_refuses_a_notification_the_gateway_decides() {
     }
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 0);
     assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM orders WHERE outcome = 'accepted'"),
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM orders WHERE outcome = 'accepted'"
+        ),
         0,
         "the order did not move"
     );
