@@ -51,7 +51,7 @@ concurrency = {concurrency}
         fake_opencart::USERNAME
     );
     let mut config = Config::parse(&toml, &SecretEnv::default()).unwrap();
-    config.database = dir.path().join("drain.db");
+    config.database = dir.path().join("drain.db").into();
 
     // Fill the outbox through the real writer, before the dispatcher runs.
     let conn = store::open_writer(&config.database).unwrap();
@@ -88,7 +88,7 @@ concurrency = {concurrency}
     let daemon = tokio::spawn(ipnsync::run(config, listener, async {
         let _ = stopped.await;
     }));
-    let reader = rusqlite::Connection::open(&db).unwrap();
+    let reader = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
     loop {
         let delivered: u64 = reader
             .query_row(

@@ -104,12 +104,19 @@ pub async fn run_with(
 
     // The identity of the file just opened: writes stop if another file (or
     // none) takes its place at the path.
-    let files = Arc::new(store::files::FileWatch::new(&config.database)?);
-    let checkpointer = store::checkpoint::spawn(
-        &config.database,
-        Duration::from_millis(500),
-        Some(files.clone()),
-    )?;
+    // (SQLite only: PostgreSQL keeps its own files.)
+    let files = match config.database.sqlite_path() {
+        Some(path) => Some(Arc::new(store::files::FileWatch::new(path)?)),
+        None => None,
+    };
+    let checkpointer = match config.database.sqlite_path() {
+        Some(path) => Some(store::checkpoint::spawn(
+            path,
+            Duration::from_millis(500),
+            files.clone(),
+        )?),
+        None => None,
+    };
     // Retention in the background, on its own connection (read at start:
     // a changed [retention] takes effect at the next restart).
     let retention = match &config.retention {
@@ -119,7 +126,7 @@ pub async fn run_with(
     let wake = Arc::new(Notify::new());
     let (writer, writer_thread) = store::writer::spawn_watched(
         conn,
-        Some(files),
+        files,
         config.writer.queue,
         config.writer.batch_max,
         wake.clone(),
@@ -187,7 +194,7 @@ pub async fn run_with(
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
-        database = %config.database.display(),
+        database = %config.database,
         sources = config.sources.len(),
         shops = config.shops.len(),
         "ipnsync listening"
@@ -248,7 +255,9 @@ pub async fn run_with(
     if let Some(r) = retention {
         r.stop();
     }
-    checkpointer.stop();
+    if let Some(c) = checkpointer {
+        c.stop();
+    }
     // The writer thread ends once the last handle is gone and its queue is
     // drained; joining it makes every acknowledged commit final before exit.
     let joined = tokio::task::spawn_blocking(move || writer_thread.join());

@@ -213,7 +213,7 @@ fn serve(config: Option<PathBuf>, log: logging::LogControl) -> ExitCode {
         }
     };
     log.apply_config_level(config.log_level.as_deref());
-    if config.database == std::path::Path::new("ipnsync.db")
+    if config.database.sqlite_path() == Some(std::path::Path::new("ipnsync.db"))
         && config
             .sources
             .iter()

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -71,11 +70,12 @@ where
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ipnsync"))
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run ipnsync")
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ipnsync"));
+        cmd.args(&args).env("RUST_LOG", "warn");
+        if let Some(p) = support::backend::pg_password() {
+            cmd.env("PGPASSWORD", p);
+        }
+        cmd.output().expect("run ipnsync")
     })
     .await
     .unwrap();
@@ -90,7 +90,7 @@ where
 async fn on_db(d: &Daemon, args: &[&str]) -> Run {
     let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     all.push("--db".into());
-    all.push(d.db.clone().into());
+    all.push(d.db.to_string().into());
     ipnsync(all).await
 }
 
@@ -346,20 +346,15 @@ async fn dead_updates_are_listed_shown_and_retried_while_the_daemon_runs() {
         Some('1')
     );
     assert_eq!(on_db(&d, &["retry"]).await.code, 2, "ids or --all-dead");
+    let db = d.db.clone();
     d.stop().await;
 
     // With nothing dead, --all-dead has nothing to do.
-    let conn = rusqlite::Connection::open(dir.path().join("ipnsync.db")).unwrap();
+    let conn = support::backend::connect(&db);
     conn.execute("UPDATE outbox SET state = 'delivered'", [])
         .unwrap();
-    let db = dir.path().join("ipnsync.db");
-    let none = ipnsync([
-        Path::new("retry"),
-        Path::new("--all-dead"),
-        Path::new("--db"),
-        &db,
-    ])
-    .await;
+    drop(conn);
+    let none = ipnsync(["retry", "--all-dead", "--db", &db.to_string()]).await;
     assert_eq!(none.code, 1, "{}", none.stderr);
 }
 

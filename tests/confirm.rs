@@ -52,7 +52,7 @@ fn toml(
 ) -> String {
     format!(
         r#"
-database = "{db}"
+{db}
 
 [dispatch]
 retry_schedule = ["100ms", "200ms"]
@@ -107,7 +107,7 @@ api_shared_secret = "{CYBS_API_SECRET}"
 api_timeout = "1s"
 confirm_max_wait = "{cybs_max_wait}"
 "#,
-        db = dir.join("ipnsync.db").display(),
+        db = support::backend::config_line(&support::backend::fresh_database(dir)),
         shop_url = shop.url(),
         lyra_url = lyra.api_url(),
         mpgs_url = mpgs.gateway_url(),
@@ -188,7 +188,7 @@ fn events(d: &Daemon, order: &str) -> Vec<(String, String, Option<String>, Strin
 }
 
 fn order_outcome(d: &Daemon, order: &str) -> Option<String> {
-    use rusqlite::OptionalExtension;
+    use ipnsync::store::db::OptionalExtension;
     d.reader()
         .query_row(
             "SELECT outcome FROM orders WHERE order_ref = ?1",

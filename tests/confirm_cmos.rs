@@ -33,7 +33,7 @@ struct Setup {
 fn toml(dir: &Path, shop: &FakeWebhook, cybs: &FakeCybersourceApi, max_wait: &str) -> String {
     format!(
         r#"
-database = "{db}"
+{db}
 
 [dispatch]
 retry_schedule = ["100ms", "200ms"]
@@ -61,7 +61,7 @@ api_shared_secret = "{API_SECRET}"
 api_timeout = "1s"
 confirm_max_wait = "{max_wait}"
 "#,
-        db = dir.join("ipnsync.db").display(),
+        db = support::backend::config_line(&support::backend::fresh_database(dir)),
         shop_url = shop.url(),
         cybs_host = cybs.api_host(),
     )
@@ -144,7 +144,7 @@ async fn shop_updates(shop: &FakeWebhook, n: usize) -> Vec<Value> {
 }
 
 fn order_outcome(d: &Daemon) -> Option<String> {
-    use rusqlite::OptionalExtension;
+    use ipnsync::store::db::OptionalExtension;
     d.reader()
         .query_row(
             "SELECT outcome FROM orders WHERE order_ref = ?1",

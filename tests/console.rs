@@ -532,7 +532,7 @@ async fn retry_puts_a_dead_update_back_and_records_the_operator() {
         .reader()
         .query_row(
             "SELECT actor FROM operator_actions WHERE action = 'retry' AND outbox_id = ?1",
-            [&id],
+            [id.parse::<i64>().unwrap()],
             |r| r.get(0),
         )
         .unwrap();

@@ -217,7 +217,9 @@ async fn storage_trouble_and_overload_answer_503_and_nothing_is_lost() {
 
     // Another process holds the write lock: the writer cannot commit.
     let locker = d.reader();
-    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    locker
+        .execute_batch(support::backend::lock_writes_sql())
+        .unwrap();
     let first = {
         let client = d.client.clone();
         let url = d.url("/ipn/lyra");

@@ -62,7 +62,9 @@ async fn health_and_readiness() {
 
     // Another process holds the database's write lock: not ready.
     let locker = d.reader();
-    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    locker
+        .execute_batch(support::backend::lock_writes_sql())
+        .unwrap();
     let (status, text) = d.admin_get("/readyz").await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("database"), "{text}");

@@ -395,9 +395,9 @@ async fn a_restart_in_the_middle_of_retries_resumes_them() {
         d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry'") >= 1
     })
     .await;
+    let db = d.db.clone();
     d.stop().await;
-    let attempts_before: i64 = rusqlite::Connection::open(dir.path().join("ipnsync.db"))
-        .unwrap()
+    let attempts_before: i64 = support::backend::connect(&db)
         .query_row("SELECT attempts FROM outbox", [], |r| r.get(0))
         .unwrap();
 

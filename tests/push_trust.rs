@@ -126,7 +126,7 @@ async fn a_reload_applies_a_new_shop_key_and_status_to_the_next_push_and_a_retry
     })
     .await;
 
-    let mut conn = rusqlite::Connection::open(&d.db).unwrap();
+    let mut conn = d.reader();
     assert_eq!(ipnsync::store::operator::retry(&mut conn, None).unwrap(), 1);
     eventually("the retried row with the new key and status", || {
         shop.order_status(100041) == Some(5)
@@ -378,7 +378,7 @@ async fn an_amount_mismatch_puts_the_order_in_review_with_both_figures() {
         "{needs}"
     );
     // What `ipnsync outbox --json` reads.
-    let conn = rusqlite::Connection::open(&d.db).unwrap();
+    let conn = d.reader();
     let rows = ipnsync::store::queries::outbox_rows(&conn, None, 10).unwrap();
     assert_eq!(rows[0].needs_operator.as_deref(), Some(needs.as_str()));
     assert_eq!(rows[0].state, "delivered", "finished, not retried");
@@ -387,7 +387,7 @@ async fn an_amount_mismatch_puts_the_order_in_review_with_both_figures() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ipnsync"))
             .args(args)
             .arg("--db")
-            .arg(&d.db)
+            .arg(d.db.to_string())
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -522,7 +522,7 @@ async fn a_retry_after_a_definite_refusal_still_notifies_the_customer() {
     // Let the dispatcher take the reload before the row is due again.
     let (status, _) = d.post_form("/ipn/lyra", paid("100050", "b1", "2990")).await;
     assert_eq!(status, 200);
-    let mut conn = rusqlite::Connection::open(&d.db).unwrap();
+    let mut conn = d.reader();
     eventually("the next push with the new key", || {
         d.count("SELECT COUNT(*) FROM outbox WHERE id = 2 AND state = 'delivered'") == 1
     })

@@ -50,7 +50,7 @@ fn toml(
 ) -> String {
     format!(
         r#"
-database = "{db}"
+{db}
 
 [dispatch]
 retry_schedule = ["100ms"]
@@ -101,7 +101,7 @@ api_key_id = "{CYBS_API_KEY_ID}"
 api_shared_secret = "{CYBS_API_SECRET}"
 api_timeout = "1s"
 "#,
-        db = dir.join("ipnsync.db").display(),
+        db = support::backend::config_line(&support::backend::fresh_database(dir)),
         shop_url = shop.url(),
         lyra_url = lyra.api_url(),
         mpgs_url = mpgs.gateway_url(),

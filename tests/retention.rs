@@ -176,5 +176,8 @@ async fn retention_removes_what_it_may_while_intake_goes_on() {
 }
 
 fn d_path(cfg: &ipnsync::config::Config) -> std::path::PathBuf {
-    cfg.database.clone()
+    cfg.database
+        .sqlite_path()
+        .expect("a SQLite test")
+        .to_path_buf()
 }

@@ -43,7 +43,7 @@ fn toml(
 ) -> String {
     format!(
         r#"
-database = "{db}"
+{db}
 
 [admin]
 {admin}
@@ -84,7 +84,7 @@ api_key_id = "{CYBS_API_KEY_ID}"
 api_shared_secret = "{CYBS_API_SECRET}"
 api_timeout = "1s"
 "#,
-        db = dir.join("ipnsync.db").display(),
+        db = support::backend::config_line(&support::backend::fresh_database(dir)),
         shop_url = shop.url(),
         lyra_url = lyra.api_url(),
         cybs_host = cybs.api_host(),
@@ -417,12 +417,13 @@ async fn psp_100_changes_nothing_and_points_to_the_back_office_then_shop_only_up
     let stored: String = s
         .daemon
         .reader()
-        .query_row(
-            "SELECT group_concat(coalesce(error, '') || coalesce(comment, '')) FROM review_actions",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .prepare("SELECT coalesce(error, '') || coalesce(comment, '') FROM review_actions")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .concat();
     assert!(!stored.contains(REST_PASSWORD));
     s.daemon.stop().await;
 }
@@ -830,11 +831,12 @@ async fn a_gateway_action_that_cannot_be_recorded_says_so_and_is_not_retried() {
     // The claim is written; finishing it fails, as a full disk would.
     s.daemon
         .reader()
-        .execute_batch(
-            "CREATE TRIGGER fail_finish BEFORE UPDATE OF state ON review_actions
-             WHEN NEW.state = 'done'
-             BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
-        )
+        .execute_batch(&support::backend::failing_trigger_sql(
+            "review_actions",
+            "state",
+            "NEW.state = 'done'",
+            "simulated disk failure",
+        ))
         .unwrap();
     let validate = "/admin/orders/hook/100042/validate";
     let (status, body) = admin(&s, Method::POST, validate, Some(TOKEN), None).await;
@@ -866,11 +868,12 @@ async fn the_cli_exits_4_when_the_gateway_acted_but_nothing_was_recorded() {
     order_in_review(&s).await;
     s.daemon
         .reader()
-        .execute_batch(
-            "CREATE TRIGGER fail_finish BEFORE UPDATE OF state ON review_actions
-             WHEN NEW.state = 'done'
-             BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
-        )
+        .execute_batch(&support::backend::failing_trigger_sql(
+            "review_actions",
+            "state",
+            "NEW.state = 'done'",
+            "simulated disk failure",
+        ))
         .unwrap();
     let run = cli(&s, &["review", "validate", "100042"]).await.code(4);
     assert!(

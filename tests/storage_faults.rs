@@ -31,7 +31,7 @@ async fn a_deleted_database_file_stops_acknowledgements() {
     let d = Daemon::start(config(DEMO, dir.path())).await;
     assert_eq!(d.post_form("/ipn/lyra", refused(0)).await.0, 200);
 
-    std::fs::remove_file(&d.db).unwrap();
+    std::fs::remove_file(d.db_path()).unwrap();
     for i in 1..=5 {
         let (status, body) = d.post_form("/ipn/lyra", refused(i)).await;
         assert_eq!(
@@ -53,9 +53,9 @@ async fn a_moved_database_file_is_refused_until_it_is_back() {
     let d = Daemon::start(config(DEMO, dir.path())).await;
     assert_eq!(d.post_form("/ipn/lyra", refused(0)).await.0, 200);
     let aside = dir.path().join("aside.db");
-    std::fs::rename(&d.db, &aside).unwrap();
+    std::fs::rename(d.db_path(), &aside).unwrap();
     assert_eq!(d.post_form("/ipn/lyra", refused(1)).await.0, 503);
-    std::fs::rename(&aside, &d.db).unwrap();
+    std::fs::rename(&aside, d.db_path()).unwrap();
     assert_eq!(d.post_form("/ipn/lyra", refused(2)).await.0, 200);
     assert_eq!(d.admin_get("/readyz").await.0, 200);
     d.stop().await;
@@ -75,8 +75,8 @@ async fn a_replaced_database_file_stops_acknowledgements() {
     assert_eq!(d.post_form("/ipn/lyra", refused(0)).await.0, 200);
 
     let copy = dir.path().join("restored.db");
-    std::fs::copy(&d.db, &copy).unwrap();
-    std::fs::rename(&copy, &d.db).unwrap();
+    std::fs::copy(d.db_path(), &copy).unwrap();
+    std::fs::rename(&copy, d.db_path()).unwrap();
     let (status, body) = d.post_form("/ipn/lyra", refused(1)).await;
     assert_eq!(status, 503, "{body}");
     let (status, text) = d.admin_get("/readyz").await;

@@ -23,7 +23,7 @@ const REST_PASSWORD: &str = "testpassword_DEMOPRIVATEKEY23G4475zXZQ2UA5x7M";
 fn toml(dir: &Path, shop: &FakeWebhook) -> String {
     format!(
         r#"
-database = "{db}"
+{db}
 
 [dispatch]
 retry_schedule = ["100ms"]
@@ -80,7 +80,7 @@ mode = "TEST"
 test_password = "{REST_PASSWORD}"
 shop = "hook"
 "#,
-        db = dir.join("ipnsync.db").display(),
+        db = support::backend::config_line(&support::backend::fresh_database(dir)),
         shop_url = shop.url(),
     )
 }

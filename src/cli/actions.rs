@@ -5,7 +5,6 @@
 //! safe while the daemon runs; the daemon's dispatcher notices new pending
 //! outbox rows within its poll interval.
 
-use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
@@ -62,7 +61,7 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 // ------------------------------------------------------------------- retry
 
 /// `ipnsync retry ID… | --all-dead`.
-pub fn retry(db: &Path, args: &RetryArgs) -> Result<(), CliError> {
+pub fn retry(db: &crate::store::Database, args: &RetryArgs) -> Result<(), CliError> {
     let mut conn = operator::open_operator(db)?;
     let ids = (!args.all_dead).then_some(args.ids.as_slice());
     let changed = operator::retry(&mut conn, ids)?;
@@ -81,7 +80,7 @@ pub fn retry(db: &Path, args: &RetryArgs) -> Result<(), CliError> {
 // ------------------------------------------------------------------ replay
 
 /// `ipnsync replay EVENT_ID`.
-pub fn replay(db: &Path, args: &ReplayArgs) -> Result<(), CliError> {
+pub fn replay(db: &crate::store::Database, args: &ReplayArgs) -> Result<(), CliError> {
     let mut conn = if args.dry_run {
         read::open_read(db)?
     } else {
@@ -173,7 +172,7 @@ fn replay_text(r: &Replay) -> String {
 // ------------------------------------------------------------------- prune
 
 /// `ipnsync prune --older-than D`.
-pub fn prune(db: &Path, args: &PruneArgs) -> Result<(), CliError> {
+pub fn prune(db: &crate::store::Database, args: &PruneArgs) -> Result<(), CliError> {
     let age = i64::try_from(args.older_than.as_millis())
         .map_err(|_| CliError::Usage("--older-than is too large".to_owned()))?;
     let cutoff = now_ms().saturating_sub(age);

@@ -4,8 +4,6 @@
 //! `store::read` / `store::queries`, and renders a table or one JSON
 //! document. Times are Unix milliseconds in JSON, UTC text for humans.
 
-use std::path::Path;
-
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -75,7 +73,7 @@ pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
 // ------------------------------------------------------------------ orders
 
 /// `ipnsync orders`.
-pub fn orders(db: &Path, args: &OrdersArgs) -> Result<(), CliError> {
+pub fn orders(db: &crate::store::Database, args: &OrdersArgs) -> Result<(), CliError> {
     let conn = open_read(db)?;
     let filter = OrderFilter {
         outcome: args.outcome.map(Outcome::as_str),
@@ -133,7 +131,7 @@ fn orders_table(rows: &[OrderSummary]) -> String {
 // -------------------------------------------------------------------- show
 
 /// `ipnsync show ORDER`: the order's whole story, oldest first.
-pub fn show(db: &Path, args: &ShowArgs) -> Result<(), CliError> {
+pub fn show(db: &crate::store::Database, args: &ShowArgs) -> Result<(), CliError> {
     let conn = open_read(db)?;
     let shop = resolve_shop(&conn, &args.order, args.shop.as_deref())?;
     let history = store_orders::order_history(&conn, &shop, &args.order)?
@@ -323,7 +321,7 @@ fn history_text(h: &OrderHistory) -> String {
 // ------------------------------------------------------------------ outbox
 
 /// `ipnsync outbox`.
-pub fn outbox(db: &Path, args: &OutboxArgs) -> Result<(), CliError> {
+pub fn outbox(db: &crate::store::Database, args: &OutboxArgs) -> Result<(), CliError> {
     let conn = open_read(db)?;
     let state = if args.dead {
         Some("dead")

@@ -96,9 +96,17 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
 /// configuration is then not read at all, so a file whose secrets only
 /// resolve under systemd does not get in the way), otherwise the
 /// configuration's `database`.
-pub fn database_path(config: Option<&Path>, db: Option<&Path>) -> Result<PathBuf, CliError> {
+pub fn database_path(
+    config: Option<&Path>,
+    db: Option<&Path>,
+) -> Result<crate::store::Database, CliError> {
     match db {
-        Some(db) => Ok(db.to_owned()),
+        Some(db) => {
+            crate::store::Database::from_command_line(db).map_err(|source| CliError::Config {
+                path: PathBuf::from("--db"),
+                source,
+            })
+        }
         None => Ok(load_config(config)?.database),
     }
 }

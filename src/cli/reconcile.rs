@@ -41,7 +41,10 @@ pub struct ReconcileArgs {
 /// `ipnsync reconcile`.
 pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReconcileArgs) -> Result<(), CliError> {
     let config = load_config(config)?;
-    let db = db.map_or_else(|| config.database.clone(), Path::to_path_buf);
+    let db = match db {
+        Some(_) => super::database_path(None, db)?,
+        None => config.database.clone(),
+    };
     let mut conn = operator::open_operator(&db)?;
     let (min_age, max_age) = config
         .reconcile

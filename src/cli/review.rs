@@ -101,7 +101,7 @@ pub fn run(config: Option<&Path>, db: Option<&Path>, args: &ReviewArgs) -> Resul
 
 // -------------------------------------------------------------------- list
 
-fn list_orders(db: &Path, args: &ListArgs) -> Result<(), CliError> {
+fn list_orders(db: &crate::store::Database, args: &ListArgs) -> Result<(), CliError> {
     let conn = crate::store::read::open_read(db)?;
     let items = crate::store::read::review_queue::review_queue(&conn, args.shop.as_deref())?;
     let now = now_ms();
@@ -167,7 +167,10 @@ fn act(
     reverse: bool,
 ) -> Result<(), CliError> {
     let config = load_config(config)?;
-    let db = db.map_or_else(|| config.database.clone(), Path::to_path_buf);
+    let db = match db {
+        Some(_) => super::database_path(None, db)?,
+        None => config.database.clone(),
+    };
     let ctx = ReviewContext {
         config: Arc::new(config),
         db,

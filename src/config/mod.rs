@@ -18,6 +18,7 @@ use thiserror::Error;
 mod confirm;
 mod console;
 mod customer_text;
+mod database;
 mod duration;
 mod magento;
 mod retention;
@@ -32,6 +33,7 @@ pub use crate::providers::BodyFormat;
 pub use confirm::{Confirm, MpgsApi, ReconcileConfig};
 pub use console::{ConsoleConfig, Operator, OperatorCredential};
 pub use customer_text::CustomerTexts;
+pub use database::{Database, Postgres as PostgresDatabase};
 pub use duration::{format_duration, parse_duration};
 pub use magento::{OrderRules, STATES as ORDER_STATES};
 pub use review::{CybersourceApi, LyraApi, ReviewApi};
@@ -84,8 +86,13 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default = "default_listen")]
     listen: String,
+    /// A SQLite file, or a `postgres://` URL (`config::database`).
     #[serde(default = "default_database")]
-    database: PathBuf,
+    database: String,
+    database_password: Option<String>,
+    database_password_file: Option<PathBuf>,
+    database_password_credential: Option<String>,
+    database_pool: Option<usize>,
     #[serde(default = "default_body_limit")]
     body_limit: usize,
     /// A `RUST_LOG`-style directive; `RUST_LOG` itself wins when set.
@@ -113,7 +120,7 @@ struct RawConfig {
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
-fn default_database() -> PathBuf {
+fn default_database() -> String {
     "ipnsync.db".into()
 }
 fn default_body_limit() -> usize {
@@ -125,7 +132,7 @@ fn default_body_limit() -> usize {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    pub database: Database,
     pub body_limit: usize,
     /// Log level directive (`info`, `warn,ipnsync=debug`…), unless
     /// `RUST_LOG` is set.
@@ -196,7 +203,22 @@ impl Config {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(out, "listen      {}", self.listen);
-        let _ = writeln!(out, "database    {}", self.database.display());
+        let _ = writeln!(
+            out,
+            "database    {}{}",
+            self.database,
+            match &self.database {
+                Database::Postgres(pg) => format!(
+                    " (PostgreSQL, {} reader sessions{})",
+                    pg.pool,
+                    pg.password
+                        .as_ref()
+                        .map(|(_, o)| format!(", password {o}"))
+                        .unwrap_or_default()
+                ),
+                Database::Sqlite(_) => String::new(),
+            }
+        );
         let _ = writeln!(out, "body limit  {} bytes", self.body_limit);
         let _ = writeln!(
             out,
@@ -455,6 +477,16 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         })?),
     };
     let admin_token = resolve_admin_token(&raw.admin, env)?;
+    let database = database::resolve(
+        database::RawDatabase {
+            value: raw.database,
+            password: raw.database_password,
+            password_file: raw.database_password_file,
+            password_credential: raw.database_password_credential,
+            pool: raw.database_pool,
+        },
+        env,
+    )?;
     let console = console::resolve_console(raw.console, env, admin_listen.is_some())?;
     let mut warnings = Vec::new();
     let total: Duration = dispatch.retry_schedule.iter().sum();
@@ -525,7 +557,7 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
         reconcile,
         retention,
         listen,
-        database: raw.database,
+        database,
         body_limit: raw.body_limit,
         admin_listen,
         log_level,

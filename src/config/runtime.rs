@@ -44,6 +44,7 @@ pub(super) struct RawDispatch {
     pub(super) retry_schedule: Option<Vec<String>>,
     pub(super) jitter: Option<f64>,
     pub(super) poll_interval: Option<String>,
+    pub(super) claim_lease: Option<String>,
 }
 
 /// Limits that protect the listener from slow or abusive clients.
@@ -102,6 +103,11 @@ pub struct DispatchConfig {
     pub jitter: f64,
     /// How often the dispatcher looks for due rows when nothing wakes it.
     pub poll_interval: Duration,
+    /// Several daemons on one PostgreSQL: how long a daemon's claim on the
+    /// update it pushes lasts without renewal (it renews at every look, so
+    /// only a daemon that stopped lets it lapse; another one then takes the
+    /// update over).
+    pub claim_lease: Duration,
 }
 
 pub(super) fn resolve_http(raw: RawHttp) -> Result<Limits, ConfigError> {
@@ -170,10 +176,21 @@ pub(super) fn resolve_dispatch(raw: RawDispatch) -> Result<DispatchConfig, Confi
         Some(s) => parse_duration(&s).map_err(|p| invalid("dispatch.poll_interval", p))?,
         None => Duration::from_secs(1),
     };
+    let claim_lease = match raw.claim_lease {
+        Some(s) => parse_duration(&s).map_err(|p| invalid("dispatch.claim_lease", p))?,
+        None => Duration::from_secs(10).max(poll_interval * 3),
+    };
+    if claim_lease < poll_interval * 2 {
+        return Err(invalid(
+            "dispatch.claim_lease",
+            "must be at least twice dispatch.poll_interval (a live daemon renews its claims at every look)",
+        ));
+    }
     Ok(DispatchConfig {
         retry_schedule,
         jitter,
         poll_interval,
+        claim_lease,
     })
 }
 

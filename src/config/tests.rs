@@ -11,7 +11,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn embedded_default_is_the_documented_demo() {
     let c = Config::embedded_default();
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-    assert_eq!(c.database, PathBuf::from("ipnsync.db"));
+    assert_eq!(c.database, Database::Sqlite(PathBuf::from("ipnsync.db")));
     assert_eq!(c.body_limit, 65536);
     let s = &c.sources[0];
     assert_eq!(s.path, "/ipn/lyra");

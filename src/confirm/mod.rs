@@ -14,7 +14,6 @@ pub mod case_decision;
 pub mod gateway;
 pub mod reconcile;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +35,7 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 /// Runs until `stop` turns true.
 pub async fn run(
     config: watch::Receiver<Arc<Config>>,
-    db: PathBuf,
+    db: crate::store::Database,
     writer: WriterHandle,
     mut stop: watch::Receiver<bool>,
 ) {

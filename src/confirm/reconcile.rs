@@ -20,7 +20,6 @@
 //! restart every eligible order is asked once more, then backs off again.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,7 +198,7 @@ impl Backoff {
 /// that adds it.
 pub async fn run(
     config: watch::Receiver<Arc<Config>>,
-    db: PathBuf,
+    db: crate::store::Database,
     writer: WriterHandle,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -225,7 +224,7 @@ pub async fn run(
 
 async fn pass(
     config: &Config,
-    db: &std::path::Path,
+    db: &crate::store::Database,
     writer: &WriterHandle,
     r: &crate::config::ReconcileConfig,
     stop: &watch::Receiver<bool>,

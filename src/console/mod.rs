@@ -24,7 +24,6 @@ mod signin;
 pub mod timeline;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,13 +53,13 @@ pub struct Peer(pub SocketAddr);
 pub struct Console {
     /// The live configuration (SIGHUP may change operators).
     pub config: watch::Receiver<Arc<Config>>,
-    pub db: PathBuf,
+    pub db: crate::store::Database,
     pub sessions: auth::Sessions,
     pub limiter: auth::Limiter,
 }
 
 impl Console {
-    pub fn new(config: watch::Receiver<Arc<Config>>, db: PathBuf) -> Console {
+    pub fn new(config: watch::Receiver<Arc<Config>>, db: crate::store::Database) -> Console {
         Console {
             config,
             db,

@@ -14,7 +14,6 @@
 pub mod retry;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,7 +81,7 @@ struct Shop {
 }
 
 pub struct Dispatcher {
-    db_path: PathBuf,
+    db_path: crate::store::Database,
     config: watch::Receiver<Arc<Config>>,
     policy: DispatchConfig,
     shops: HashMap<String, Arc<Shop>>,
@@ -187,7 +186,12 @@ impl Dispatcher {
                 w.orders.len()
             };
             let page = 256 + busy;
-            let rows = match queries::due_rows(&conn, self.clock.now_ms(), page) {
+            let rows = match queries::due_rows(
+                &conn,
+                self.clock.now_ms(),
+                page,
+                self.policy.claim_lease,
+            ) {
                 Ok(_) if paused => Vec::new(),
                 Ok(rows) => rows,
                 Err(e) => {

@@ -5,7 +5,6 @@
 //! with it.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +38,7 @@ impl Health {
 pub struct Admin {
     pub writer: WriterHandle,
     pub health: Arc<Health>,
-    pub db_path: PathBuf,
+    pub db_path: crate::store::Database,
     /// Whether a dispatcher is expected (at least one shop configured).
     pub dispatching: bool,
     /// A dispatcher heartbeat older than this means it is stuck.

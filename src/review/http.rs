@@ -10,7 +10,6 @@
 //! like any unknown path): the API is never open. Answers are JSON; errors
 //! are `{"error": code, "message": text}` with 400, 401, 404, 409, 500, 502.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +39,7 @@ pub const DEFAULT_ACTOR: &str = "admin-api";
 pub struct AdminApi {
     /// The live configuration (SIGHUP changes the token and credentials).
     pub config: watch::Receiver<Arc<Config>>,
-    pub db: PathBuf,
+    pub db: crate::store::Database,
 }
 
 /// The optional body of an action.

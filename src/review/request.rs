@@ -2,7 +2,6 @@
 //! API or the console received it, and the checks it passes before
 //! anything is read or claimed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ReviewError;
@@ -60,7 +59,7 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct ReviewContext {
     pub config: Arc<Config>,
-    pub db: PathBuf,
+    pub db: crate::store::Database,
 }
 
 /// One operator action, as the CLI or the admin API received it.

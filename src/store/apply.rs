@@ -18,19 +18,50 @@
 //!
 //! Everything here runs inside the caller's transaction.
 
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use crate::store::db::{params, Connection, OptionalExtension, ToSql};
 
 use super::sql::notification_json;
 use super::StoreError;
 use crate::domain::{Decision, Notification, OrderSnapshot, Outcome, Verdict};
 
+/// Takes the order's lock until the transaction ends (**rule
+/// `one-decision-per-order-at-a-time`**). SQLite has one writer at a time
+/// already (`BEGIN IMMEDIATE`); on PostgreSQL several daemons decide at
+/// once, so every path that reads an order to decide on it (intake before
+/// its dedupe check, replay, confirmation, reconciliation, review actions:
+/// all through [`order_snapshot`] / [`order_now`]) first takes a
+/// transaction-level advisory lock on the order. A second daemon deciding
+/// on the same order waits for the first to commit, then sees its result
+/// (`READ COMMITTED` reads what committed before each statement), so no
+/// decision is taken on a stale state and the same event is stored once.
+pub(crate) fn lock_order(conn: &Connection, shop: &str, order_ref: &str) -> Result<(), StoreError> {
+    if conn.backend() == crate::store::Backend::Postgres {
+        conn.prepare_cached("SELECT pg_advisory_xact_lock(?1)")?
+            .query_row([order_lock_key(shop, order_ref)], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// The advisory lock key of an order: 64 bits of SHA-256 over shop and
+/// order (a collision only makes two orders wait for each other).
+fn order_lock_key(shop: &str, order_ref: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(shop.as_bytes());
+    h.update([0x1f]);
+    h.update(order_ref.as_bytes());
+    let d = h.finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
 /// The order as the state machine needs it; the default (no outcome) when
-/// the order has no row yet.
+/// the order has no row yet. Takes the order's lock ([`lock_order`]).
 pub(crate) fn order_snapshot(
     conn: &Connection,
     shop: &str,
     order_ref: &str,
 ) -> Result<OrderSnapshot, StoreError> {
+    lock_order(conn, shop, order_ref)?;
     let row = conn
         .prepare_cached(
             "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",
@@ -47,11 +78,13 @@ pub(crate) fn order_snapshot(
 }
 
 /// The order's outcome and the event that set it (what a claim compares).
+/// Takes the order's lock ([`lock_order`]).
 pub(crate) fn order_now(
     conn: &Connection,
     shop: &str,
     order_ref: &str,
 ) -> Result<Option<(Outcome, i64)>, StoreError> {
+    lock_order(conn, shop, order_ref)?;
     Ok(conn
         .prepare_cached("SELECT outcome, event_id FROM orders WHERE shop = ?1 AND order_ref = ?2")?
         .query_row(params![shop, order_ref], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -113,12 +146,12 @@ pub(crate) struct NewEvent<'a> {
 /// Inserts the event; returns its id.
 pub(crate) fn insert_event(conn: &Connection, e: &NewEvent<'_>) -> Result<i64, StoreError> {
     let json = notification_json(e.notification)?;
-    conn.prepare_cached(
+    let new_id = conn.prepare_cached(
         "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
                              notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         e.source,
         e.event_key,
         e.notification.provider.as_str(),
@@ -134,8 +167,8 @@ pub(crate) fn insert_event(conn: &Connection, e: &NewEvent<'_>) -> Result<i64, S
         e.columns.reason,
         e.decision.comment,
         e.now,
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ], |r| r.get::<_, i64>(0))?;
+    Ok(new_id)
 }
 
 /// Rewrites a stored event's decision (replay), stamping `replayed_at`.
@@ -257,12 +290,12 @@ fn upsert_order(
 
 /// Queues the shop update of `m`, hanging off `event_id`.
 fn queue_update(conn: &Connection, m: &Move<'_>, event_id: i64) -> Result<i64, StoreError> {
-    conn.prepare_cached(
+    let new_id = conn.prepare_cached(
         "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                              attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         m.shop,
         m.order_ref,
         event_id,
@@ -270,8 +303,8 @@ fn queue_update(conn: &Connection, m: &Move<'_>, event_id: i64) -> Result<i64, S
         m.to,
         m.comment,
         m.now
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ], |r| r.get::<_, i64>(0))?;
+    Ok(new_id)
 }
 
 /// Records the mode of a notification that moved the order: the first one
@@ -304,13 +337,13 @@ pub(crate) fn queue_comment(
     comment: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached(
+    let new_id = conn.prepare_cached(
         "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                              attempts, next_attempt_at, created_at, comment_only)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'pending', 0, ?6, ?6, 1)",
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'pending', 0, ?6, ?6, 1) RETURNING id",
     )?
-    .execute(params![shop, order_ref, event_id, current, comment, now])?;
-    Ok(conn.last_insert_rowid())
+    .query_row(params![shop, order_ref, event_id, current, comment, now], |r| r.get::<_, i64>(0))?;
+    Ok(new_id)
 }
 
 #[cfg(test)]

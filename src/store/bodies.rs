@@ -147,10 +147,10 @@ pub fn decode(codec: Option<i64>, stored: Vec<u8>) -> Result<Vec<u8>, BodyError>
 /// other updates of a CMOS document); `None` once pruned or for no such
 /// delivery.
 pub fn read_delivery_body(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     id: i64,
 ) -> Result<Option<Vec<u8>>, super::StoreError> {
-    use rusqlite::OptionalExtension;
+    use crate::store::db::OptionalExtension;
     let stored: Option<(Option<Vec<u8>>, Option<i64>)> = conn
         .query_row(
             "SELECT COALESCE(d.body, b.body), CASE WHEN d.body IS NOT NULL THEN d.body_codec ELSE b.body_codec END

@@ -40,7 +40,7 @@ pub fn spawn(
 ) -> Result<Checkpointer, StoreError> {
     let conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        source: source.into(),
     })?;
     conn.busy_timeout(Duration::from_secs(1))?;
     let stop = Arc::new(AtomicBool::new(false));

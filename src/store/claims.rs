@@ -9,7 +9,7 @@
 //! `BEGIN IMMEDIATE` transactions on their own connection, which the writer
 //! thread waits out on its busy timeout.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::store::db::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::apply::{self, order_now, Cause, Move};
 use super::{now_ms, StoreError};
@@ -127,10 +127,10 @@ pub fn claim_order(
     if let Some(busy) = in_progress(&tx, action.shop, action.order_ref, now)? {
         return Ok(ClaimResult::Busy(busy));
     }
-    tx.execute(
+    let id: i64 = tx.query_row(
         "INSERT INTO review_actions (shop, order_ref, action, actor, comment, gateway, state,
                                      expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'in_progress', ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'in_progress', ?7, ?8) RETURNING id",
         params![
             action.shop,
             action.order_ref,
@@ -141,8 +141,8 @@ pub fn claim_order(
             expires_at,
             now
         ],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     tx.commit()?;
     Ok(ClaimResult::Claimed(Claimed {
         id,
@@ -223,10 +223,10 @@ pub fn record_shop_only(
         return Ok(Err(ClaimResult::Busy(busy)));
     }
     let mut recorded = apply_move(&tx, action, Some(order_move), now)?;
-    tx.execute(
+    recorded.id = tx.query_row(
         "INSERT INTO review_actions (shop, order_ref, action, actor, comment, gateway, state,
                                      outcome, outbox_id, created_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?9) RETURNING id",
         params![
             action.shop,
             action.order_ref,
@@ -238,8 +238,8 @@ pub fn record_shop_only(
             recorded.outbox_id,
             now
         ],
+        |r| r.get(0),
     )?;
-    recorded.id = tx.last_insert_rowid();
     tx.commit()?;
     Ok(Ok(recorded))
 }

@@ -12,7 +12,7 @@
 //!   records the decision as a new event (origin `confirmation`), so `show`
 //!   has both: "waiting for confirmation", then the result.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
 use super::sql::notification_from_json;
@@ -50,12 +50,12 @@ pub(crate) fn hold(
     order_ref: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5)",
-    )?
-    .execute(params![event_id, source, shop, order_ref, now])?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5) RETURNING id",
+        )?
+        .query_row(params![event_id, source, shop, order_ref, now], |r| r.get(0))?)
 }
 
 /// One confirmation to make.
@@ -456,9 +456,10 @@ pub fn reconcile_targets(
     let mut stmt = conn.prepare_cached(
         "SELECT o.shop, o.order_ref, o.outcome, e.source, e.notification
          FROM orders o JOIN events e ON e.id = o.event_id
-         WHERE CASE WHEN ?4 IS NOT NULL THEN o.order_ref = ?4
+         WHERE CASE WHEN CAST(?4 AS TEXT) IS NOT NULL THEN o.order_ref = ?4
                     ELSE o.outcome IN ('pending', 'review')
-                         AND o.updated_at <= ?1 - ?2 AND o.updated_at >= ?1 - ?3 END
+                         AND o.updated_at <= CAST(?1 AS BIGINT) - CAST(?2 AS BIGINT)
+                         AND o.updated_at >= CAST(?1 AS BIGINT) - CAST(?3 AS BIGINT) END
            AND NOT EXISTS (SELECT 1 FROM confirmations c WHERE c.state = 'waiting'
                            AND c.shop = o.shop AND c.order_ref = o.order_ref)
          ORDER BY o.updated_at, o.shop, o.order_ref",
@@ -491,7 +492,7 @@ pub fn reconcile_targets(
 /// Records one reconciliation from an operator command, in its own short
 /// `BEGIN IMMEDIATE` transaction (safe while the daemon runs).
 pub fn reconcile_now(conn: &mut Connection, r: &Reconciliation) -> Result<Recorded, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(crate::store::db::TransactionBehavior::Immediate)?;
     let recorded = reconcile(&tx, r, now_ms())?;
     tx.commit()?;
     Ok(recorded)

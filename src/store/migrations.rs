@@ -1,9 +1,17 @@
 //! Schema migrations, embedded in the binary and applied in order at open.
-//! `PRAGMA user_version` records how many have run. Never edit a released
-//! migration: append a new one.
+//! SQLite: `PRAGMA user_version` records how many have run. Never edit a
+//! released migration: append a new one.
+//!
+//! PostgreSQL (issue 16) starts at the schema these migrations build
+//! (`schema_pg.sql`: the same tables, columns, constraints and index
+//! names, in PostgreSQL's types), recorded in `schema_version`. A
+//! migration after [`PG_BASE`] is appended here *and* to [`PG_MIGRATIONS`]
+//! in PostgreSQL's dialect, so that both engines have the same meaning at
+//! every version.
 
 use rusqlite::Connection;
 
+use super::db;
 use super::StoreError;
 
 const MIGRATIONS: &[&str] = &[
@@ -275,7 +283,98 @@ CREATE TABLE retention_cursors (
     last_id INTEGER NOT NULL       -- every row up to this id is done
 ) WITHOUT ROWID;
 "#,
+    // 12: several daemons on one database (issue 16, PostgreSQL): a
+    // dispatcher claims the outbox row it pushes until `claimed_until`, so
+    // that no other daemon pushes the same order meanwhile; a daemon that
+    // dies mid-push lets the claim lapse and another takes the row over.
+    // (One SQLite daemon keeps its claims in memory; the columns stay
+    // NULL there.)
+    r#"
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;       -- the daemon instance pushing it
+ALTER TABLE outbox ADD COLUMN claimed_until INTEGER; -- its claim lapses then (ms)
+"#,
 ];
+
+/// The PostgreSQL schema at version [`PG_BASE`].
+const PG_SCHEMA: &str = include_str!("schema_pg.sql");
+
+/// The version `schema_pg.sql` creates.
+const PG_BASE: i64 = 12;
+
+/// PostgreSQL migrations after [`PG_BASE`], in order (none yet).
+const PG_MIGRATIONS: &[&str] = &[];
+
+const _: () = assert!(PG_BASE + PG_MIGRATIONS.len() as i64 == LATEST);
+
+/// Brings either engine's schema to [`LATEST`].
+pub fn apply(conn: &db::Connection) -> Result<(), StoreError> {
+    match conn {
+        db::Connection::Sqlite(c) => apply_sqlite(c),
+        db::Connection::Postgres(_) => apply_postgres(conn),
+    }
+}
+
+/// The schema version of a database, either engine.
+pub fn version(conn: &db::Connection) -> Result<i64, StoreError> {
+    match conn {
+        db::Connection::Sqlite(c) => Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?),
+        db::Connection::Postgres(_) => {
+            let exists: bool = conn.query_row(
+                "SELECT to_regclass('schema_version') IS NOT NULL",
+                (),
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(0);
+            }
+            Ok(conn.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                (),
+                |r| r.get(0),
+            )?)
+        }
+    }
+}
+
+/// Creates or migrates a PostgreSQL schema. Daemons starting together on
+/// an empty database take turns: a transaction-level advisory lock makes
+/// the second one wait, then find the schema in place.
+fn apply_postgres(conn: &db::Connection) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    // Any constant: the lock every ipnsync schema change takes.
+    tx.execute_batch("SELECT pg_advisory_xact_lock(7305733113920190416)")?;
+    let current = version(&tx)?;
+    if current > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: LATEST,
+        });
+    }
+    if current == LATEST {
+        return Ok(());
+    }
+    if current == 0 {
+        tx.execute_batch(PG_SCHEMA)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [PG_BASE],
+        )?;
+    }
+    let from = current.max(PG_BASE);
+    for (i, sql) in PG_MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip((from - PG_BASE) as usize)
+    {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "UPDATE schema_version SET version = ?1",
+            [PG_BASE + i as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// The first `n` migrations (tests build databases as older binaries left
 /// them).
@@ -287,7 +386,7 @@ pub(crate) fn first(n: usize) -> &'static [&'static str] {
 /// The schema version this binary writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
-pub fn apply(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn apply_sqlite(conn: &Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
         return Err(StoreError::SchemaTooNew {
@@ -380,7 +479,7 @@ VALUES ('s', '42', 'deny', 'a', 'cybersource', 'HTTP 400', 5),
 "#,
         )
         .unwrap();
-        apply(&conn).unwrap();
+        apply_sqlite(&conn).unwrap();
         let states: Vec<(String, Option<i64>)> = conn
             .prepare("SELECT state, finished_at FROM review_actions ORDER BY id")
             .unwrap()
@@ -424,7 +523,8 @@ VALUES (1, 1, 1, 'p', 0, '{}', CAST('vads_order_id=42' AS BLOB), NULL),
 "#,
         )
         .unwrap();
-        apply(&conn).unwrap();
+        apply_sqlite(&conn).unwrap();
+        let conn = db::Connection::Sqlite(conn);
         let read = |id| crate::store::bodies::read_delivery_body(&conn, id).unwrap();
         assert_eq!(read(1).as_deref(), Some(&b"vads_order_id=42"[..]));
         assert_eq!(read(2).as_deref(), Some(&b"shared document"[..]));

@@ -66,6 +66,7 @@ pub mod bodies;
 pub mod checkpoint;
 pub mod claims;
 pub mod confirm;
+pub mod db;
 pub mod files;
 pub mod migrations;
 pub mod operator;
@@ -77,23 +78,24 @@ mod sql;
 mod test_support;
 pub mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 use thiserror::Error;
 
+pub use crate::config::Database;
+pub use db::{Backend, Connection};
 pub use writer::{IntakeReceipt, NewNotification, PushReport, SubmitError, WriterHandle};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: db::Error },
     #[error("database: {0}")]
-    Sql(#[source] rusqlite::Error),
+    Sql(#[source] db::Error),
     #[error("database schema version {found} is newer than this binary knows ({known}); refusing to run")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
@@ -102,26 +104,86 @@ pub enum StoreError {
     Body(#[from] bodies::BodyError),
 }
 
-impl From<rusqlite::Error> for StoreError {
+impl StoreError {
+    /// Another daemon's transaction got in the way (PostgreSQL): the same
+    /// work, run again, succeeds or finds what the other one did.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Sql(e) | StoreError::Open { source: e, .. } if e.is_conflict())
+    }
+}
+
+impl From<db::Error> for StoreError {
     /// An unknown enum value read through `FromSql` is [`StoreError::Corrupt`].
-    fn from(e: rusqlite::Error) -> Self {
+    fn from(e: db::Error) -> Self {
         sql::classify(e)
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        sql::classify(db::Error::Sqlite(e))
+    }
+}
+
+fn configure(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
-/// Opens the database for writing, switches it to WAL with
-/// `synchronous=FULL`, and applies pending migrations.
-pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    })?;
+/// What names a database to the `open_*` functions: a [`Database`], or a
+/// SQLite file's path (tests and tools).
+pub trait AsDatabase {
+    fn as_database(&self) -> std::borrow::Cow<'_, Database>;
+}
+
+impl AsDatabase for Database {
+    fn as_database(&self) -> std::borrow::Cow<'_, Database> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl AsDatabase for Path {
+    fn as_database(&self) -> std::borrow::Cow<'_, Database> {
+        std::borrow::Cow::Owned(Database::Sqlite(self.to_path_buf()))
+    }
+}
+
+impl AsDatabase for std::path::PathBuf {
+    fn as_database(&self) -> std::borrow::Cow<'_, Database> {
+        self.as_path().as_database()
+    }
+}
+
+fn open_error(db: &Database, source: impl Into<db::Error>) -> StoreError {
+    StoreError::Open {
+        path: db.to_string(),
+        source: source.into(),
+    }
+}
+
+/// Opens the database for writing and applies pending migrations. SQLite:
+/// WAL with `synchronous=FULL`. PostgreSQL: a session of its own (not from
+/// the readers' pool) with `synchronous_commit=on`.
+pub fn open_writer<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
+    let db = &*db.as_database();
+    let conn = match db {
+        Database::Sqlite(path) => Connection::Sqlite(open_sqlite_writer(path)?),
+        Database::Postgres(_) => {
+            let target = pg_target(db)?;
+            Connection::Postgres(Box::new(
+                db::pg::PgConnection::open(target).map_err(|e| open_error(db, e))?,
+            ))
+        }
+    };
+    migrations::apply(&conn)?;
+    Ok(conn)
+}
+
+fn open_sqlite_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)
+        .map_err(|source| open_error(&Database::Sqlite(path.to_path_buf()), source))?;
     configure(&conn)?;
     // A new database hands the pages retention frees back to the file
     // system in small steps (`retention::vacuum_step`). This only takes
@@ -148,25 +210,89 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         "wal_autocheckpoint",
         checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
     )?;
-    migrations::apply(&conn)?;
     Ok(conn)
 }
 
-/// Opens a read-only connection (dispatcher, CLI). WAL lets it read while
-/// the daemon writes.
-pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    })?;
-    configure(&conn)?;
-    Ok(conn)
+/// Opens a reading connection (dispatcher, CLI, console). SQLite: a
+/// read-only connection (WAL lets it read while the daemon writes).
+/// PostgreSQL: a session from this process's bounded pool for `db`.
+pub fn open_reader<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
+    let db = &*db.as_database();
+    match db {
+        Database::Sqlite(path) => {
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|source| open_error(db, source))?;
+            configure(&conn)?;
+            Ok(Connection::Sqlite(conn))
+        }
+        Database::Postgres(_) => Ok(Connection::Postgres(Box::new(
+            pg_pool(db)?.get().map_err(|e| open_error(db, e))?,
+        ))),
+    }
+}
+
+/// A connection of its own for a long-lived task (retention): SQLite
+/// opens the file as the writer does; PostgreSQL opens a session outside
+/// the readers' pool.
+pub fn open_session<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
+    let db = &*db.as_database();
+    match db {
+        Database::Sqlite(_) => open_reader(db),
+        Database::Postgres(_) => Ok(Connection::Postgres(Box::new(
+            db::pg::PgConnection::open(pg_target(db)?).map_err(|e| open_error(db, e))?,
+        ))),
+    }
+}
+
+/// The connection target of a PostgreSQL database.
+fn pg_target(db: &Database) -> Result<Arc<db::pg::PgTarget>, StoreError> {
+    Ok(pg_pool(db)?.target().clone())
+}
+
+/// The readers' pool of a PostgreSQL database: one per database and
+/// process, however many tasks open readers (the bound is per daemon).
+fn pg_pool(db: &Database) -> Result<Arc<db::pool::PgPool>, StoreError> {
+    let Database::Postgres(pg) = db else {
+        unreachable!("pg_pool is only asked for a PostgreSQL database")
+    };
+    type Pools = Mutex<HashMap<(String, Option<String>), Arc<db::pool::PgPool>>>;
+    static POOLS: OnceLock<Pools> = OnceLock::new();
+    let password = pg.password.as_ref().map(|(s, _)| s.expose().to_owned());
+    let key = (pg.url.clone(), password.clone());
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.get(&key) {
+        return Ok(p.clone());
+    }
+    let target = db::pg::PgTarget::new(&pg.url, password.as_deref())
+        .map_err(|e| open_error(db, db::Error::Other(e)))?;
+    let pool = db::pool::PgPool::new(target, pg.pool);
+    pools.insert(key, pool.clone());
+    Ok(pool)
+}
+
+/// This daemon's name among those sharing a database (host, process and a
+/// random part): what its outbox claims carry (`claimed_by`) and what its
+/// log says at start.
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into());
+        format!(
+            "{host}:{}:{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
+    })
 }
 
 /// Milliseconds since the Unix epoch: the time unit of every stored column.

@@ -8,9 +8,9 @@
 //! answering while an operator works. A replay applies its decision
 //! through [`super::apply`], exactly as intake does.
 
-use std::path::Path;
+use rusqlite::OpenFlags;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use crate::store::db::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::apply::{self, Cause, Move, VerdictColumns};
 use super::read::orders::StoredDecision;
@@ -23,8 +23,15 @@ use crate::domain::{self, Notification, Outcome};
 /// [`super::open_writer`] it neither creates the file nor migrates it: an
 /// operator action against a typo'd path or a database the daemon has not
 /// migrated must fail rather than build an empty database.
-pub fn open_operator(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
+pub fn open_operator<D: super::AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
+    let db = &*db.as_database();
+    let Some(path) = db.sqlite_path() else {
+        // PostgreSQL: a pooled session; the schema must be in place.
+        let conn = super::open_reader(db)?;
+        super::read::check_schema(&conn)?;
+        return Ok(conn);
+    };
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -32,10 +39,9 @@ pub fn open_operator(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(|source| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        source: source.into(),
     })?;
     super::configure(&conn)?;
-    super::read::check_schema(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(
@@ -43,6 +49,8 @@ pub fn open_operator(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let conn = Connection::Sqlite(conn);
+    super::read::check_schema(&conn)?;
     Ok(conn)
 }
 

@@ -1,6 +1,6 @@
 //! Read-only queries: the dispatcher's work list and what the CLI shows.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::domain::Outcome;
@@ -55,12 +55,35 @@ pub struct DueRow {
 /// running dispatcher measures its own waits on the monotonic clock
 /// (`dispatch::retry::RetryClock`); this bound is for rows left by a
 /// previous run.
-pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>, StoreError> {
+///
+/// Several daemons on one PostgreSQL (**rule `one-pusher-per-order`**):
+/// the rows are first claimed for this daemon (`claimed_by`, until now +
+/// `lease`) with `FOR UPDATE SKIP LOCKED`, and only this daemon's claims
+/// are returned. A row claimed by another daemon whose claim has not lapsed
+/// is not due here; this daemon's own claims are renewed at every call
+/// (so a push longer than the lease keeps its claim while the daemon
+/// lives). Since only the first undelivered row of an order can be due,
+/// one order is pushed by one daemon at a time, in order. SQLite (one
+/// daemon) claims nothing: the dispatcher's memory is enough.
+pub fn due_rows(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease: std::time::Duration,
+) -> Result<Vec<DueRow>, StoreError> {
+    let me = match conn.backend() {
+        crate::store::Backend::Postgres => {
+            let me = super::instance_id();
+            claim_due(conn, me, now, limit, lease)?;
+            Some(me)
+        }
+        crate::store::Backend::Sqlite => None,
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment,
                 o.attempts - o.schedule_base,
                 e.provider, e.transaction_id, e.status,
-                o.attempts, json_extract(e.notification, '$.amount_minor'),
+                o.attempts, CAST(json_extract(e.notification, '$.amount_minor') AS BIGINT),
                 COALESCE(json_extract(e.notification, '$.currency'), ''), o.comment_only,
                 EXISTS (SELECT 1 FROM review_actions r WHERE r.outbox_id = o.id),
                 EXISTS (SELECT 1 FROM push_attempts a WHERE a.outbox_id = o.id
@@ -74,11 +97,12 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
            AND NOT EXISTS (SELECT 1 FROM outbox p
                            WHERE p.shop = o.shop AND p.order_ref = o.order_ref
                              AND p.id < o.id AND p.state <> 'delivered')
+           AND (CAST(?3 AS TEXT) IS NULL OR (o.claimed_by = ?3 AND o.claimed_until > ?1))
          ORDER BY o.id
          LIMIT ?2",
     )?;
     let rows = stmt
-        .query_map(params![now, limit as i64], |r| {
+        .query_map(params![now, limit as i64, me], |r| {
             Ok(DueRow {
                 id: r.get(0)?,
                 shop: r.get(1)?,
@@ -101,6 +125,36 @@ pub fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueRow>
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Claims (or renews) up to `limit` due rows for daemon `me` (see
+/// [`due_rows`]). One statement: the claim commits on its own.
+fn claim_due(
+    conn: &Connection,
+    me: &str,
+    now: i64,
+    limit: usize,
+    lease: std::time::Duration,
+) -> Result<(), StoreError> {
+    let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
+         WHERE id IN (
+             SELECT o.id FROM outbox o
+             WHERE o.state = 'pending'
+               AND (o.claimed_until IS NULL OR o.claimed_until <= ?3 OR o.claimed_by = ?1)
+               AND (o.next_attempt_at <= ?3
+                    OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
+                        ORDER BY a.id DESC LIMIT 1) > ?3)
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.shop = o.shop AND p.order_ref = o.order_ref
+                                 AND p.id < o.id AND p.state <> 'delivered')
+             ORDER BY o.id
+             LIMIT ?4
+             FOR UPDATE SKIP LOCKED)",
+    )?
+    .execute(params![me, until, now, limit as i64])?;
+    Ok(())
 }
 
 /// When the earliest pending row that may be pushed (the first undelivered
@@ -186,7 +240,7 @@ pub fn outbox_rows(
     let mut stmt = conn.prepare_cached(
         "SELECT id, shop, order_ref, outcome, state, attempts, next_attempt_at, last_error,
                 needs_operator, comment_only
-         FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
+         FROM outbox WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt
         .query_map(params![state, limit as i64], |r| {

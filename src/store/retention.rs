@@ -35,20 +35,19 @@
 //!
 //! Freed pages: a database created by this version uses
 //! `auto_vacuum=INCREMENTAL`; after each batch the task returns up to
-//! [`VACUUM_PAGES`] free pages to the file system (`PRAGMA
-//! incremental_vacuum`). An older database keeps `auto_vacuum=NONE`
-//! (switching needs a full `VACUUM`, i.e. the daemon stopped and twice the
-//! space): SQLite reuses its freed pages for new rows, the file does not
-//! shrink.
+//! [`VACUUM_PAGES`] free pages to the file system. An older database keeps
+//! `auto_vacuum=NONE` (switching needs a full `VACUUM`): SQLite reuses its
+//! freed pages, the file does not shrink. PostgreSQL: one daemon at a time
+//! runs a pass (a session advisory lock; the others skip theirs), and
+//! autovacuum makes the freed space reusable.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::store::db::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::StoreError;
 
@@ -100,15 +99,20 @@ impl Removed {
 
 /// Opens the retention task's connection (also `ipnsync prune`'s):
 /// `synchronous=NORMAL`, see the module comment.
-pub fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+/// PostgreSQL: a session of its own (the task holds it for its life).
+pub fn open<D: super::AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
+    let db = &*db.as_database();
+    let Some(path) = db.sqlite_path() else {
+        return super::open_session(db);
+    };
+    let conn = rusqlite::Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        source: source.into(),
     })?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(conn)
+    Ok(Connection::Sqlite(conn))
 }
 
 fn cursor(conn: &Connection, phase: &str) -> Result<i64, StoreError> {
@@ -380,7 +384,7 @@ pub fn events_batch(
     cutoff: i64,
     batch: usize,
 ) -> Result<(Removed, Progress), StoreError> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let from = cursor(&tx, "events")?;
     let rows: Vec<(i64, String, String, i64)> = tx
         .prepare_cached(
@@ -436,54 +440,6 @@ pub fn restart_events_pass(conn: &Connection) -> Result<(), StoreError> {
     set_cursor(conn, "events", 0)
 }
 
-/// Returns up to [`VACUUM_PAGES`] free pages to the file system when the
-/// database uses incremental auto-vacuum; does nothing otherwise.
-pub fn vacuum_step(conn: &Connection) -> Result<(), StoreError> {
-    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
-    if mode == 2 {
-        // Stepped to the end: each step of this pragma frees one page, so
-        // a single step (`query_row`, `execute_batch`) frees only one.
-        let mut stmt =
-            conn.prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
-    }
-    Ok(())
-}
-
-/// Rows and bytes, for the metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Footprint {
-    pub events: i64,
-    pub deliveries: i64,
-    pub bodies_kept: i64,
-    pub outbox: i64,
-    /// Pages in use × page size.
-    pub used_bytes: i64,
-    /// The file, free pages included.
-    pub file_bytes: i64,
-}
-
-/// Counts rows (index scans: done once a run, in the background, never on
-/// the intake path) and the database's size.
-pub fn footprint(conn: &Connection) -> Result<Footprint, StoreError> {
-    let count =
-        |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
-    let page_size = count("PRAGMA page_size")?;
-    let pages = count("PRAGMA page_count")?;
-    let free = count("PRAGMA freelist_count")?;
-    Ok(Footprint {
-        events: count("SELECT COUNT(*) FROM events")?,
-        deliveries: count("SELECT COUNT(*) FROM deliveries")?,
-        bodies_kept: count(
-            "SELECT COUNT(*) FROM deliveries WHERE id > COALESCE((SELECT last_id FROM retention_cursors WHERE phase = 'bodies'), 0)",
-        )?,
-        outbox: count("SELECT COUNT(*) FROM outbox")?,
-        used_bytes: (pages - free) * page_size,
-        file_bytes: pages * page_size,
-    })
-}
-
 /// One run: every phase the policy enables, batch after batch, pausing
 /// between batches; stops early when `stop` is set.
 pub fn run_once(
@@ -493,6 +449,9 @@ pub fn run_once(
     stop: &AtomicBool,
 ) -> Result<Removed, StoreError> {
     let mut removed = Removed::default();
+    if !pass_is_ours(conn)? {
+        return Ok(removed);
+    }
     let ms = |d: Duration| now_ms - d.as_millis() as i64;
     if let Some(after) = policy.bodies_after {
         loop {
@@ -526,8 +485,11 @@ pub struct Retention {
 }
 
 /// Starts the task: a run at start, then every `policy.every`.
-pub fn spawn(path: &Path, policy: Policy) -> Result<Retention, StoreError> {
-    let mut conn = open(path)?;
+pub fn spawn<D: super::AsDatabase + ?Sized>(
+    db: &D,
+    policy: Policy,
+) -> Result<Retention, StoreError> {
+    let mut conn = open(db)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
@@ -593,5 +555,9 @@ impl Retention {
     }
 }
 
+mod space;
 #[cfg(test)]
 mod tests;
+
+use space::pass_is_ours;
+pub use space::{footprint, vacuum_step, Footprint};

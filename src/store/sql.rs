@@ -7,23 +7,20 @@
 //! default. A stored notification is a JSON `TEXT` column:
 //! [`notification_json`] / [`notification_from_json`].
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
+use super::db::{self, FromSql, FromSqlError, ToSql, Value};
 use super::StoreError;
 use crate::domain::{Notification, Outcome};
 
 impl ToSql for Outcome {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
-            self.as_str().as_bytes(),
-        )))
+    fn to_value(&self) -> Value<'_> {
+        Value::Text(self.as_str())
     }
 }
 
 impl FromSql for Outcome {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = value.as_str()?;
-        Outcome::parse(s).ok_or_else(|| FromSqlError::Other(Box::new(UnknownOutcome(s.to_owned()))))
+    fn from_value(value: Value<'_>) -> Result<Self, FromSqlError> {
+        let s = String::from_value(value)?;
+        Outcome::parse(&s).ok_or_else(|| FromSqlError::Other(Box::new(UnknownOutcome(s))))
     }
 }
 
@@ -34,8 +31,12 @@ pub struct UnknownOutcome(pub String);
 
 /// An unknown outcome read through [`FromSql`] is corrupt data, not a
 /// database failure: the same error the per-module parsers gave.
-pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e {
+pub(crate) fn classify(e: db::Error) -> StoreError {
+    if let db::Error::Conversion {
+        source: FromSqlError::Other(inner),
+        ..
+    } = &e
+    {
         if let Some(u) = inner.downcast_ref::<UnknownOutcome>() {
             return StoreError::Corrupt(u.to_string());
         }
@@ -64,11 +65,10 @@ pub(crate) fn notification_from_json(json: &str, what: &str) -> Result<Notificat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::Connection;
 
     #[test]
     fn outcomes_round_trip_and_an_unknown_one_is_corrupt() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = db::Connection::open_in_memory().unwrap();
         for o in Outcome::ALL {
             let back: Outcome = conn.query_row("SELECT ?1", [o], |r| r.get(0)).unwrap();
             assert_eq!(back, o);

@@ -1,7 +1,7 @@
 //! Fixtures the store's unit tests share.
 
+use crate::store::db::Connection;
 use bytes::Bytes;
-use rusqlite::Connection;
 
 use crate::domain::{Facts, LyraFacts, Notification, Provider};
 use crate::store::writer::NewNotification;

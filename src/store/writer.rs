@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::store::db::Connection;
 use bytes::Bytes;
-use rusqlite::Connection;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 

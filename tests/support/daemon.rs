@@ -1,7 +1,7 @@
 //! Boots the real daemon on 127.0.0.1:0 with a temporary database.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipnsync::config::{Config, SecretEnv};
 use tokio::sync::oneshot;
@@ -10,16 +10,17 @@ use tokio::task::JoinHandle;
 pub struct Daemon {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    pub db: PathBuf,
+    pub db: ipnsync::store::Database,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ipnsync::RunError>>>,
     pub client: reqwest::Client,
 }
 
-/// Parses a TOML config and points its database into `dir`.
+/// Parses a TOML config and points its database into `dir` (or, in a
+/// PostgreSQL test binary, at a fresh PostgreSQL database: `backend`).
 pub fn config(toml: &str, dir: &Path) -> Config {
     let mut c = Config::parse(toml, &SecretEnv::default()).expect("test config parses");
-    c.database = dir.join("ipnsync.db");
+    c.database = super::backend::fresh_database(dir);
     c
 }
 
@@ -90,8 +91,14 @@ impl Daemon {
         self.handle.take().unwrap().await.unwrap().unwrap();
     }
 
-    pub fn reader(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).unwrap()
+    /// The SQLite file (tests about the file itself run on SQLite only).
+    pub fn db_path(&self) -> &Path {
+        self.db.sqlite_path().expect("a SQLite test")
+    }
+
+    /// A connection for the test's own checks (either engine).
+    pub fn reader(&self) -> ipnsync::store::Connection {
+        super::backend::connect(&self.db)
     }
 
     pub fn count(&self, sql: &str) -> i64 {

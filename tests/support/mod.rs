@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod console;
 pub mod daemon;
 pub mod fake_cybersource_api;

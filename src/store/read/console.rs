@@ -3,7 +3,7 @@
 //! operator actions. (Its one write, a retry that records the operator,
 //! is [`crate::store::operator::retry_dead_update`].)
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::super::sql::notification_from_json;
 use super::super::StoreError;
@@ -75,18 +75,18 @@ pub fn search_orders(
                 (SELECT COUNT(*) FROM outbox x
                  WHERE x.shop = o.shop AND x.order_ref = o.order_ref AND x.state = 'dead')
          FROM orders o
-         WHERE (?1 IS NULL
+         WHERE (CAST(?1 AS TEXT) IS NULL
                 OR o.order_ref LIKE ?2 ESCAPE '\\'
                 OR o.transaction_id = ?1
                 OR EXISTS (SELECT 1 FROM events e
                            WHERE e.shop = o.shop AND e.order_ref = o.order_ref
                              AND e.transaction_id = ?1))
-           AND (?3 IS NULL OR o.shop = ?3)
-           AND (?4 IS NULL OR o.outcome = ?4)
+           AND (CAST(?3 AS TEXT) IS NULL OR o.shop = ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR o.outcome = ?4)
            AND (?5 = 0 OR EXISTS (SELECT 1 FROM outbox x
                                   WHERE x.shop = o.shop AND x.order_ref = o.order_ref
                                     AND x.state = 'dead'))
-           AND (?6 IS NULL OR o.updated_at >= ?6)
+           AND (CAST(?6 AS BIGINT) IS NULL OR o.updated_at >= ?6)
          ORDER BY o.updated_at DESC, o.shop, o.order_ref
          LIMIT ?7 OFFSET ?8",
     )?;

@@ -11,9 +11,7 @@
 //! committed data while the daemon writes). The writes an operator makes
 //! are in [`super::operator`] and [`super::claims`].
 
-use std::path::Path;
-
-use rusqlite::Connection;
+use crate::store::db::Connection;
 
 use super::{migrations, StoreError};
 
@@ -22,20 +20,20 @@ pub mod orders;
 pub mod review_queue;
 
 /// A read handle, as the CLI and the console hold one across several store
-/// reads: the one name for it outside `store`, so that no other module
-/// names the SQL library (a second backend's reader takes its place here).
+/// reads: the one name for it outside `store` (either engine).
 pub type Reader = Connection;
 
-/// Opens an existing database read-only and checks it carries this
-/// binary's schema. A missing file is an error: a reader never creates one.
-pub fn open_read(path: &Path) -> Result<Reader, StoreError> {
-    let conn = super::open_reader(path)?;
+/// Opens an existing database for reading and checks it carries this
+/// binary's schema. A missing SQLite file is an error: a reader never
+/// creates one.
+pub fn open_read<D: super::AsDatabase + ?Sized>(db: &D) -> Result<Reader, StoreError> {
+    let conn = super::open_reader(db)?;
     check_schema(&conn)?;
     Ok(conn)
 }
 
 pub(super) fn check_schema(conn: &Connection) -> Result<(), StoreError> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found = migrations::version(conn)?;
     if found > migrations::LATEST {
         return Err(StoreError::SchemaTooNew {
             found,

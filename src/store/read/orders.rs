@@ -1,7 +1,7 @@
 //! The order list and one order's whole history (`ipnsync orders` /
 //! `show`, the console's order page).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::super::StoreError;
 
@@ -40,7 +40,7 @@ pub fn orders(
                 (SELECT COUNT(*) FROM outbox x
                  WHERE x.shop = o.shop AND x.order_ref = o.order_ref AND x.state = 'dead')
          FROM orders o
-         WHERE (?1 IS NULL OR o.outcome = ?1) AND (?2 IS NULL OR o.shop = ?2)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR o.outcome = ?1) AND (CAST(?2 AS TEXT) IS NULL OR o.shop = ?2)
          ORDER BY o.updated_at DESC, o.shop, o.order_ref
          LIMIT ?3",
     )?;
@@ -53,7 +53,9 @@ pub fn orders(
     Ok(rows)
 }
 
-pub(in crate::store) fn order_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderSummary> {
+pub(in crate::store) fn order_summary(
+    r: &crate::store::db::Row<'_>,
+) -> crate::store::db::Result<OrderSummary> {
     Ok(OrderSummary {
         shop: r.get(0)?,
         order_ref: r.get(1)?,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::super::sql::notification_from_json;
 use super::super::StoreError;
@@ -60,7 +60,7 @@ pub fn review_queue(conn: &Connection, shop: Option<&str>) -> Result<Vec<ReviewI
                     AND json_extract(e.notification, '$.facts.trans_status') IN
                         ('AUTHORISED', 'AUTHORISED_TO_VALIDATE', 'WAITING_AUTHORISATION',
                          'WAITING_AUTHORISATION_TO_VALIDATE', 'PARTIALLY_AUTHORISED')))
-           AND (?1 IS NULL OR o.shop = ?1)
+           AND (CAST(?1 AS TEXT) IS NULL OR o.shop = ?1)
          ORDER BY o.updated_at, o.shop, o.order_ref",
     )?;
     let rows = stmt

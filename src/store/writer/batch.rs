@@ -1,7 +1,7 @@
 //! Committing one batch of writer commands: all in one transaction (one
 //! fsync), or one command per transaction when one of them fails.
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use crate::store::db::{params, Connection, TransactionBehavior};
 
 use super::super::{now_ms, StoreError};
 use super::{
@@ -38,7 +38,26 @@ fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
     }
 }
 
+/// [`run_once`], again when another daemon's transaction got in the way
+/// (PostgreSQL: a deadlock between two daemons' order locks, a unique key
+/// the other inserted first). The retry sees what the other committed.
 fn run_in_transaction(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Done>, TxError> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match run_once(conn, cmds) {
+            Err(TxError::Command(_, e) | TxError::Transaction(e))
+                if e.is_conflict() && attempt < ATTEMPTS =>
+            {
+                tracing::debug!(error = %e, attempt, "another daemon's transaction got in the way; running the batch again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn run_once(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Done>, TxError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| TxError::Transaction(e.into()))?;

@@ -3,7 +3,7 @@
 //! (`insert_delivery`, `shared_body_id` and the compact event key are
 //! the storage of deliveries and bodies.)
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
 use super::super::confirm as confirmation;
@@ -40,6 +40,9 @@ pub(super) fn intake_with_body(
 ) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
     let key = compact_event_key(&n.event_key);
+    // Several daemons on one PostgreSQL: the same event arriving at two of
+    // them waits here for the other's commit, then is found below.
+    apply::lock_order(conn, shop, &n.order_ref)?;
     let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
             params![n.source, key.as_bytes()],
             |r| {
@@ -244,7 +247,11 @@ fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i
         return Ok(id);
     }
     let stored = crate::store::bodies::encode(body);
-    conn.prepare_cached("INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3)")?
-        .execute(params![&digest[..], stored.bytes, stored.codec])?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3) RETURNING id",
+        )?
+        .query_row(params![&digest[..], stored.bytes, stored.codec], |r| {
+            r.get(0)
+        })?)
 }

@@ -1,6 +1,6 @@
 //! Recording the dispatcher's push results.
 
-use rusqlite::{params, Connection};
+use crate::store::db::{params, Connection};
 
 use super::super::{now_ms, StoreError};
 use super::PushReport;
@@ -17,7 +17,7 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
             applied_outcome,
         } => {
             conn.prepare_cached("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL,
-                        needs_operator = ?3
+                        needs_operator = ?3, claimed_by = NULL, claimed_until = NULL
                  WHERE id = ?1")?.execute(
                 params![outbox_id, now, needs_operator],
             )?;
@@ -31,15 +31,19 @@ pub(crate) fn record_push(conn: &Connection, report: &PushReport) -> Result<(), 
             next_attempt_at,
             error,
         } => {
-            conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1")?.execute(
-                params![outbox_id, next_attempt_at, error],
-            )?;
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
+                        claimed_by = NULL, claimed_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, next_attempt_at, error])?;
             (*outbox_id, "retry", error.as_str())
         }
         PushReport::Dead { outbox_id, error } => {
-            conn.prepare_cached("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?.execute(
-                params![outbox_id, error],
-            )?;
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2,
+                        claimed_by = NULL, claimed_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, error])?;
             (*outbox_id, "dead", error.as_str())
         }
     };

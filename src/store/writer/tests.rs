@@ -1,8 +1,8 @@
 use super::*;
 use crate::domain::{Facts, LyraFacts, Provider};
+use crate::store::db::params;
 use crate::store::now_ms;
 use crate::store::operator::retry_dead;
-use rusqlite::params;
 
 fn conn() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +100,9 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
     let a = intake(&conn, &new("1", "u1", "AUTHORISED_TO_VALIDATE", Some("s"))).unwrap();
     let b = intake(&conn, &new("1", "u1", "AUTHORISED", Some("s"))).unwrap();
     let c = intake(&conn, &new("2", "u2", "AUTHORISED", Some("s"))).unwrap();
-    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    let due =
+        crate::store::queries::due_rows(&conn, now_ms(), 10, std::time::Duration::from_secs(10))
+            .unwrap();
     let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
     assert_eq!(ids, vec![a.outbox_id.unwrap(), c.outbox_id.unwrap()]);
 
@@ -114,7 +116,9 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
         },
     )
     .unwrap();
-    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    let due =
+        crate::store::queries::due_rows(&conn, now_ms(), 10, std::time::Duration::from_secs(10))
+            .unwrap();
     assert_eq!(
         due.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![c.outbox_id.unwrap()]
@@ -129,10 +133,15 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
         },
     )
     .unwrap();
-    assert!(crate::store::queries::due_rows(&conn, now_ms(), 10)
-        .unwrap()
-        .iter()
-        .all(|r| r.id != b.outbox_id.unwrap()));
+    assert!(crate::store::queries::due_rows(
+        &conn,
+        now_ms(),
+        10,
+        std::time::Duration::from_secs(10)
+    )
+    .unwrap()
+    .iter()
+    .all(|r| r.id != b.outbox_id.unwrap()));
     assert_eq!(retry_dead(&conn, None).unwrap(), 1);
     record_push(
         &conn,
@@ -144,7 +153,9 @@ fn later_rows_of_an_order_wait_for_earlier_ones() {
         },
     )
     .unwrap();
-    let due = crate::store::queries::due_rows(&conn, now_ms(), 10).unwrap();
+    let due =
+        crate::store::queries::due_rows(&conn, now_ms(), 10, std::time::Duration::from_secs(10))
+            .unwrap();
     assert!(due.iter().any(|r| r.id == b.outbox_id.unwrap()));
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM push_attempts"), 3);
     assert_eq!(
@@ -295,7 +306,7 @@ fn a_retry_is_not_postponed_by_a_clock_set_back() {
     )
     .unwrap();
     let due = |now: i64| -> Vec<i64> {
-        crate::store::queries::due_rows(&conn, now, 10)
+        crate::store::queries::due_rows(&conn, now, 10, std::time::Duration::from_secs(10))
             .unwrap()
             .iter()
             .map(|r| r.id)
