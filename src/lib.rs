@@ -192,9 +192,16 @@ pub async fn run_with(
     });
 
     let addr = listener.local_addr()?;
+    let backend = if config.database.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    ops::metrics::instance(store::instance_id(), backend);
     tracing::info!(
         %addr,
         database = %config.database,
+        instance = store::instance_id(),
         sources = config.sources.len(),
         shops = config.shops.len(),
         "ipnsync listening"

@@ -48,6 +48,23 @@ async fn metrics_count_notifications_refusals_and_batches() {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
     assert!(!text.contains("1122334455667788"), "no secret in metrics");
+    // Which daemon and engine these figures are from (several daemons may
+    // share one PostgreSQL database).
+    let backend = if support::backend::postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let info = format!("backend=\"{backend}\"");
+    assert!(
+        text.lines().any(|l| l.starts_with("ipnsync_instance_info{")
+            && l.contains(&info)
+            && l.ends_with(" 1")),
+        "{text}"
+    );
+    if let ipnsync::store::Database::Postgres(pg) = &d.db {
+        assert!(!text.contains(&pg.url), "no database URL in metrics");
+    }
     d.stop().await;
 }
 

@@ -26,6 +26,7 @@ pub const OUTBOX_DEAD: &str = "ipnsync_outbox_dead";
 pub const OUTBOX_OLDEST_AGE: &str = "ipnsync_outbox_oldest_pending_age_seconds";
 pub const DISPATCH_LOOPS: &str = "ipnsync_dispatcher_loops_total";
 pub const CONNECTIONS_REFUSED: &str = "ipnsync_connections_refused_total";
+pub const INSTANCE_INFO: &str = "ipnsync_instance_info";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -133,6 +134,17 @@ fn describe() {
         Unit::Seconds,
         "Age of the oldest pending outbox row."
     );
+}
+
+/// Names this daemon among those sharing a database (`instance`: what its
+/// outbox claims carry) and its engine (`backend`: sqlite, postgres).
+pub fn instance(instance: &str, backend: &'static str) {
+    metrics::describe_gauge!(
+        INSTANCE_INFO,
+        "This daemon: its instance name (as in outbox claims) and database engine; always 1."
+    );
+    metrics::gauge!(INSTANCE_INFO, "instance" => instance.to_owned(), "backend" => backend)
+        .set(1.0);
 }
 
 // ---------------------------------------------------------------- retention
