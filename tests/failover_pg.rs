@@ -116,7 +116,6 @@ impl SlowShop {
 struct Proc {
     child: Option<Child>,
     port: u16,
-    admin: u16,
 }
 
 impl Proc {
@@ -195,9 +194,9 @@ async fn spawn(config: &std::path::Path, port: u16, admin: u16) -> Proc {
     let proc = Proc {
         child: Some(child),
         port,
-        admin,
     };
     wait_listening(port).await;
+    eventually_ready(admin).await;
     proc
 }
 
@@ -262,6 +261,7 @@ fn pending(db: &Database) -> i64 {
 }
 
 /// (order, status) → events rows.
+#[allow(clippy::let_and_return)] // the rows borrow the statement
 fn events_per_key(db: &Database) -> HashMap<(String, String), i64> {
     let conn = connect(db);
     let mut stmt = conn
@@ -276,6 +276,7 @@ fn events_per_key(db: &Database) -> HashMap<(String, String), i64> {
 }
 
 /// Every outbox row: (id, order, event id).
+#[allow(clippy::let_and_return)] // the rows borrow the statement
 fn outbox_rows(db: &Database) -> Vec<(i64, String, i64)> {
     let conn = connect(db);
     let mut stmt = conn
@@ -505,7 +506,6 @@ async fn two_daemons_one_killed_mid_load_and_mid_push_lose_and_double_nothing() 
     // from then on.
     let restarted_at = Instant::now();
     let a = spawn(&cfg_a, port_a, admin_a).await;
-    eventually_ready(admin_a).await;
     const MORE: usize = 10;
     let next = Arc::new(AtomicUsize::new(FIRST + ORDERS));
     let acked_more = Arc::new(Mutex::new(HashSet::new()));
