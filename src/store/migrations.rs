@@ -344,13 +344,7 @@ fn apply_postgres(conn: &db::Connection) -> Result<(), StoreError> {
     // Any constant: the lock every ipnsync schema change takes.
     tx.execute_batch("SELECT pg_advisory_xact_lock(7305733113920190416)")?;
     let current = version(&tx)?;
-    if current > LATEST {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known: LATEST,
-        });
-    }
-    if current == LATEST {
+    if up_to_date(current)? {
         return Ok(());
     }
     if current == 0 {
@@ -376,6 +370,18 @@ fn apply_postgres(conn: &db::Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether a database at `current` needs nothing; one newer than this
+/// binary is refused.
+fn up_to_date(current: i64) -> Result<bool, StoreError> {
+    if current > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: LATEST,
+        });
+    }
+    Ok(current == LATEST)
+}
+
 /// The first `n` migrations (tests build databases as older binaries left
 /// them).
 #[cfg(test)]
@@ -388,13 +394,7 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 pub(crate) fn apply_sqlite(conn: &Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current > LATEST {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known: LATEST,
-        });
-    }
-    if current == LATEST {
+    if up_to_date(current)? {
         return Ok(());
     }
     // A migration may rebuild a table that others refer to (SQLite's

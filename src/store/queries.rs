@@ -43,6 +43,22 @@ pub struct DueRow {
     pub earlier_result_unknown: bool,
 }
 
+/// The condition of an outbox row `o` that is due at `?1` (now): pending,
+/// its next attempt reached (or its latest attempt in the future: the
+/// clock went back), and the first undelivered row of its order. One text
+/// for the read and the claim, so that they cannot disagree.
+macro_rules! due_now {
+    () => {
+        "o.state = 'pending'
+           AND (o.next_attempt_at <= ?1
+                OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
+                    ORDER BY a.id DESC LIMIT 1) > ?1)
+           AND NOT EXISTS (SELECT 1 FROM outbox p
+                           WHERE p.shop = o.shop AND p.order_ref = o.order_ref
+                             AND p.id < o.id AND p.state <> 'delivered')"
+    };
+}
+
 /// Pending rows due at `now`, oldest first, that are the *first* undelivered
 /// row of their order: a later update waits until the earlier one is
 /// delivered (a dead row holds its order until an operator retries it).
@@ -79,7 +95,8 @@ pub fn due_rows(
         }
         crate::store::Backend::Sqlite => None,
     };
-    let mut stmt = conn.prepare_cached(
+    let mut stmt =
+        conn.prepare_cached(concat!(
         "SELECT o.id, o.shop, o.order_ref, o.event_id, o.previous_outcome, o.outcome, o.comment,
                 o.attempts - o.schedule_base,
                 e.provider, e.transaction_id, e.status,
@@ -90,17 +107,11 @@ pub fn due_rows(
                           AND (a.result = 'retry'
                                OR (a.result = 'dead' AND a.detail LIKE 'retries exhausted%')))
          FROM outbox o JOIN events e ON e.id = o.event_id
-         WHERE o.state = 'pending'
-           AND (o.next_attempt_at <= ?1
-                OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
-                    ORDER BY a.id DESC LIMIT 1) > ?1)
-           AND NOT EXISTS (SELECT 1 FROM outbox p
-                           WHERE p.shop = o.shop AND p.order_ref = o.order_ref
-                             AND p.id < o.id AND p.state <> 'delivered')
+         WHERE ", due_now!(), "
            AND (CAST(?3 AS TEXT) IS NULL OR (o.claimed_by = ?3 AND o.claimed_until > ?1))
          ORDER BY o.id
-         LIMIT ?2",
-    )?;
+         LIMIT ?2"
+    ))?;
     let rows = stmt
         .query_map(params![now, limit as i64, me], |r| {
             Ok(DueRow {
@@ -137,23 +148,19 @@ fn claim_due(
     lease: std::time::Duration,
 ) -> Result<(), StoreError> {
     let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-    conn.prepare_cached(
-        "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
-         WHERE id IN (
-             SELECT o.id FROM outbox o
-             WHERE o.state = 'pending'
-               AND (o.claimed_until IS NULL OR o.claimed_until <= ?3 OR o.claimed_by = ?1)
-               AND (o.next_attempt_at <= ?3
-                    OR (SELECT a.at FROM push_attempts a WHERE a.outbox_id = o.id
-                        ORDER BY a.id DESC LIMIT 1) > ?3)
-               AND NOT EXISTS (SELECT 1 FROM outbox p
-                               WHERE p.shop = o.shop AND p.order_ref = o.order_ref
-                                 AND p.id < o.id AND p.state <> 'delivered')
-             ORDER BY o.id
-             LIMIT ?4
-             FOR UPDATE SKIP LOCKED)",
-    )?
-    .execute(params![me, until, now, limit as i64])?;
+    conn.prepare_cached(concat!(
+        "UPDATE outbox SET claimed_by = ?2, claimed_until = ?3
+             WHERE id IN (
+                 SELECT o.id FROM outbox o
+                 WHERE ",
+        due_now!(),
+        "
+                   AND (o.claimed_until IS NULL OR o.claimed_until <= ?1 OR o.claimed_by = ?2)
+                 ORDER BY o.id
+                 LIMIT ?4
+                 FOR UPDATE SKIP LOCKED)"
+    ))?
+    .execute(params![now, me, until, limit as i64])?;
     Ok(())
 }
 
