@@ -19,6 +19,15 @@
 //! baseline. `--config-extra TOML` appends to the daemon's configuration
 //! (e.g. `$'[retention]\nbodies_after = "1d"\ninterval = "1s"'` to measure
 //! with retention running; `prefill … AGE_DAYS` makes old rows for it).
+//!
+//! `--postgres URL` runs the daemon on PostgreSQL instead (issue 16): URL
+//! names a server and a user allowed to create databases (like
+//! `IPNSYNC_TEST_PG`); the run creates a fresh database there, gives the
+//! daemon `database = "postgres://user@host:port/db"` and
+//! `database_password`, checks it the same way at the end, and drops it.
+//! `--instances K` (PostgreSQL only) starts K daemons on that one database,
+//! each on its own port; request i goes to daemon i mod K (every
+//! connection of the generator holds one keep-alive connection to each).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -33,6 +42,10 @@ use hyper_util::rt::TokioIo;
 use ipnsync::providers::form::{self, Form};
 use ipnsync::providers::lyra::{form_signature, SignAlgo};
 
+#[path = "common/scratch_pg.rs"]
+mod scratch_pg;
+use scratch_pg::ScratchPg;
+
 struct Args {
     n: usize,
     c: usize,
@@ -43,6 +56,10 @@ struct Args {
     bin: Option<std::path::PathBuf>,
     baseline: bool,
     config_extra: String,
+    /// A PostgreSQL server URL (a user that may create databases).
+    postgres: Option<String>,
+    /// Daemons on the one database (PostgreSQL only).
+    instances: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
         bin: None,
         baseline: true,
         config_extra: String::new(),
+        postgres: None,
+        instances: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,12 +87,23 @@ fn parse_args() -> Result<Args, String> {
             "--bin" => a.bin = Some(value()?.into()),
             "--no-baseline" => a.baseline = false,
             "--config-extra" => a.config_extra = value()?,
+            "--postgres" => a.postgres = Some(value()?),
+            "--instances" => a.instances = value()?.parse().map_err(|_| "bad --instances")?,
             "--baseline-server" => {
                 baseline_server(value()?.parse().map_err(|_| "bad address")?);
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if a.instances == 0 {
+        return Err("--instances must be at least 1".into());
+    }
+    if a.instances > 1 && a.postgres.is_none() {
+        return Err("--instances > 1 needs --postgres (SQLite is one daemon's)".into());
+    }
+    if a.postgres.is_some() && a.db.is_some() {
+        return Err("--db is a SQLite file: not with --postgres".into());
     }
     Ok(a)
 }
@@ -99,7 +129,7 @@ async fn run(args: Args) {
     );
 
     if let Some(addr) = args.target {
-        fire(addr, "/ipn/lyra", &bodies, &args, 0)
+        fire(&[addr], "/ipn/lyra", &bodies, &args, &[])
             .await
             .print(&format!("target {addr}"));
         return;
@@ -112,22 +142,45 @@ async fn run(args: Args) {
         None
     };
 
-    // ipnsync with a fresh (or the given, prefilled) database.
+    // ipnsync with a fresh (or the given, prefilled) database, or a fresh
+    // PostgreSQL database (dropped when `pg` is).
     let dir = tempfile::tempdir().unwrap();
+    let pg = args
+        .postgres
+        .as_deref()
+        .map(|url| ScratchPg::create(url, "loadgen"));
     let db = args
         .db
         .clone()
         .unwrap_or_else(|| dir.path().join("load.db"));
-    let events_before = count_events(&db);
-    let db_bytes_before = db_bytes(&db);
-    let port = free_port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = "127.0.0.1:{port}"
-database = "{}"
-[admin]
+    let store = match &pg {
+        Some(pg) => Store::Postgres(pg),
+        None => Store::Sqlite(&db),
+    };
+    let events_before = store.count_events();
+    let mut db_bytes_before = store.bytes();
+    let database_lines = match &pg {
+        Some(pg) => pg.config_lines(),
+        None => format!("database = \"{}\"\n", db.display()),
+    };
+    let bin = args.bin.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ipnsync")
+    });
+    let mut daemons = Vec::new();
+    let mut addrs = Vec::new();
+    // One after the other: the first applies the migrations.
+    for k in 0..args.instances {
+        let port = free_port();
+        let config = dir.path().join(if k == 0 {
+            "config.toml".to_owned()
+        } else {
+            format!("config{k}.toml")
+        });
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen = "127.0.0.1:{port}"
+{database_lines}[admin]
 listen = "off"
 [[sources]]
 name = "lyra"
@@ -137,30 +190,49 @@ mode = "TEST"
 test_key = "1122334455667788"
 {}
 "#,
-            db.display(),
-            args.config_extra
-        ),
-    )
-    .unwrap();
-    let bin = args.bin.clone().unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ipnsync")
-    });
-    let mut daemon = Command::new(&bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo build --release` first)", bin.display()));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_listening(addr).await;
+                args.config_extra
+            ),
+        )
+        .unwrap();
+        let daemon = Command::new(&bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{}: {e} (run `cargo build --release` first)", bin.display())
+            });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_listening(addr).await;
+        daemons.push(daemon);
+        addrs.push(addr);
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle_rss = rss_kib(daemon.id());
-    let result = fire(addr, "/ipn/lyra", &bodies, &args, daemon.id()).await;
-    result.print("ipnsync (verify + commit, synchronous=FULL)");
+    if pg.is_some() {
+        // The schema the daemon created is not this run's.
+        db_bytes_before = store.bytes();
+    }
+    let commits_before = store.commits();
+    let pids: Vec<u32> = daemons.iter().map(Child::id).collect();
+    let idle_rss: Vec<u64> = pids.iter().map(|p| rss_kib(*p)).collect();
+    let result = fire(&addrs, "/ipn/lyra", &bodies, &args, &pids).await;
+    result.print(&match &pg {
+        None => "ipnsync (verify + commit, synchronous=FULL)".to_owned(),
+        Some(_) => format!(
+            "ipnsync on PostgreSQL, {} daemon{} on one database (verify + commit, synchronous_commit=on)",
+            args.instances,
+            if args.instances == 1 { "" } else { "s" }
+        ),
+    });
     println!(
-        "  ipnsync resident memory: idle {:.1} MiB, peak under load {:.1} MiB",
-        idle_rss as f64 / 1024.0,
+        "  ipnsync resident memory{}: idle {} MiB, peak under load {:.1} MiB",
+        if pids.len() > 1 { " per daemon" } else { "" },
+        idle_rss
+            .iter()
+            .map(|r| format!("{:.1}", *r as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" / "),
         result.peak_rss_kib as f64 / 1024.0
     );
     if let Some(base) = &base {
@@ -169,31 +241,31 @@ test_key = "1122334455667788"
             result.throughput() / base.throughput()
         );
     }
-    sigterm(daemon.id());
-    let _ = daemon.wait();
+    for daemon in &mut daemons {
+        sigterm(daemon.id());
+    }
+    for daemon in &mut daemons {
+        let _ = daemon.wait();
+    }
 
     // Every acknowledged notification is in the database, and nothing else.
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    let events = count_events(&db) - events_before;
-    let added = db_bytes(&db).saturating_sub(db_bytes_before);
+    let (events, stored) = store.stored_since(events_before);
+    let added = store.bytes().saturating_sub(db_bytes_before);
     println!(
         "  database: {} events before the run, {} after, {:.0} bytes per notification overall, {:.0} per notification of this run",
         events_before,
         events_before + events,
-        db_bytes(&db) as f64 / (events_before + events).max(1) as f64,
+        store.bytes() as f64 / (events_before + events).max(1) as f64,
         added as f64 / events.max(1) as f64
     );
-    // Only this run's orders (the prefill's are 1, 2, …; these 5 000 000 + i).
-    let mut stmt = conn
-        .prepare("SELECT order_ref FROM events WHERE id > ?1")
-        .unwrap();
-    let stored: std::collections::HashSet<String> = stmt
-        .query_map([events_before as i64], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    if let Some(commits) = store.commits() {
+        // The daemons have ended: their sessions' statistics are in.
+        let commits = commits - commits_before.unwrap_or(0);
+        println!(
+            "  PostgreSQL: {commits} transactions committed in the database during the run ({:.1} notifications per commit)",
+            events as f64 / commits.max(1) as f64
+        );
+    }
     let missing = result
         .acknowledged
         .iter()
@@ -202,8 +274,90 @@ test_key = "1122334455667788"
     println!(
         "  database check: {events} events stored, {} acknowledged, {missing} acknowledged but missing → {}",
         result.acknowledged.len(),
-        if missing == 0 && events == result.acknowledged.len() { "OK" } else { "MISMATCH" }
+        if missing == 0 && events == result.acknowledged.len() && stored.len() == events {
+            "OK"
+        } else {
+            "MISMATCH"
+        }
     );
+}
+
+/// The database under test, for the counts and the check.
+enum Store<'a> {
+    Sqlite(&'a std::path::Path),
+    Postgres(&'a ScratchPg),
+}
+
+impl Store<'_> {
+    fn count_events(&self) -> usize {
+        match self {
+            Store::Sqlite(db) => count_events(db),
+            // Ids are not a count on PostgreSQL (a retried batch leaves gaps
+            // in the sequence); without tables yet, 0.
+            Store::Postgres(pg) => pg.with_client(|c| {
+                c.query_one("SELECT COUNT(*) FROM events", &[])
+                    .map(|r| r.get::<_, i64>(0) as usize)
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Store::Sqlite(db) => db_bytes(db),
+            Store::Postgres(pg) => pg.with_client(|c| {
+                c.query_one("SELECT pg_database_size(current_database())", &[])
+                    .map(|r| r.get::<_, i64>(0) as u64)
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
+    /// Transactions committed in the database so far (PostgreSQL's
+    /// statistics: every session's, the readers' too).
+    fn commits(&self) -> Option<i64> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(pg) => Some(pg.with_client(|c| {
+                c.query_one(
+                    "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+                    &[],
+                )
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+            })),
+        }
+    }
+
+    /// This run's events (after the `before` of an earlier run) and their
+    /// distinct order references.
+    fn stored_since(&self, before: usize) -> (usize, std::collections::HashSet<String>) {
+        match self {
+            Store::Sqlite(db) => {
+                let conn = rusqlite::Connection::open(db).unwrap();
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                let events = count_events(db) - before;
+                // Only this run's orders (the prefill's are 1, 2, …; these
+                // 5 000 000 + i).
+                let mut stmt = conn
+                    .prepare("SELECT order_ref FROM events WHERE id > ?1")
+                    .unwrap();
+                let stored = stmt
+                    .query_map([before as i64], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                (events, stored)
+            }
+            // A fresh database: every event is this run's.
+            Store::Postgres(pg) => pg.with_client(|c| {
+                let rows = c.query("SELECT order_ref FROM events", &[]).unwrap();
+                let events = rows.len();
+                (events, rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            }),
+        }
+    }
 }
 
 async fn baseline(bodies: &[Vec<u8>], args: &Args) -> Outcome {
@@ -215,7 +369,7 @@ async fn baseline(bodies: &[Vec<u8>], args: &Args) -> Outcome {
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_listening(addr).await;
-    let base = fire(addr, "/ipn/lyra", bodies, args, baseline.id()).await;
+    let base = fire(&[addr], "/ipn/lyra", bodies, args, &[baseline.id()]).await;
     base.print("baseline (hyper, read body, 200)");
     kill(&mut baseline);
     base
@@ -337,8 +491,15 @@ impl Outcome {
 
 /// Sends every body once. Closed loop at concurrency C, or, with `--rate`,
 /// open loop: request i is due at `i / rate` and its latency counts from
-/// then (no coordinated omission).
-async fn fire(addr: SocketAddr, path: &str, bodies: &[Vec<u8>], args: &Args, pid: u32) -> Outcome {
+/// then (no coordinated omission). Request i goes to `addrs[i % len]`.
+/// The peak memory is the highest any one of `pids` reached.
+async fn fire(
+    addrs: &[SocketAddr],
+    path: &str,
+    bodies: &[Vec<u8>],
+    args: &Args,
+    pids: &[u32],
+) -> Outcome {
     let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.iter().map(|b| Bytes::from(b.clone())).collect());
     let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Option<Instant>)>(args.c * 4);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -365,17 +526,27 @@ async fn fire(addr: SocketAddr, path: &str, bodies: &[Vec<u8>], args: &Args, pid
     let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let memory = {
         let stop = stop_sampling.clone();
+        let pids = pids.to_vec();
         tokio::spawn(async move {
             let mut peak = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid));
+                for pid in &pids {
+                    peak = peak.max(rss_kib(*pid));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             peak
         })
     };
     let workers: Vec<_> = (0..args.c)
-        .map(|_| tokio::spawn(worker(addr, path.to_owned(), rx.clone(), bodies.clone())))
+        .map(|_| {
+            tokio::spawn(worker(
+                addrs.to_vec(),
+                path.to_owned(),
+                rx.clone(),
+                bodies.clone(),
+            ))
+        })
         .collect();
     let mut out = Outcome {
         latencies_us: Vec::with_capacity(n),
@@ -400,8 +571,14 @@ async fn fire(addr: SocketAddr, path: &str, bodies: &[Vec<u8>], args: &Args, pid
 
 type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(usize, Option<Instant>)>>>;
 
-/// One keep-alive connection sending requests one after another.
-async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes>>) -> Outcome {
+/// One keep-alive connection per server, sending requests one after
+/// another (request i to server i mod the number of servers).
+async fn worker(
+    addrs: Vec<SocketAddr>,
+    path: String,
+    rx: Queue,
+    bodies: Arc<Vec<Bytes>>,
+) -> Outcome {
     let mut out = Outcome {
         latencies_us: Vec::new(),
         non_2xx: Default::default(),
@@ -409,10 +586,15 @@ async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes
         elapsed: Duration::ZERO,
         peak_rss_kib: 0,
     };
-    let mut sender = connect(addr).await;
+    let mut senders = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        senders.push(connect(*addr).await);
+    }
     loop {
         let next = rx.lock().await.recv().await;
         let Some((i, due)) = next else { break };
+        let addr = addrs[i % addrs.len()];
+        let sender = &mut senders[i % addrs.len()];
         let due = due.unwrap_or_else(Instant::now);
         let req = Request::post(path.as_str())
             .header("host", "loadgen")
@@ -420,7 +602,7 @@ async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes
             .body(Full::new(bodies[i].clone()))
             .unwrap();
         if sender.ready().await.is_err() {
-            sender = connect(addr).await;
+            *sender = connect(addr).await;
         }
         match sender.send_request(req).await {
             Ok(resp) => {
@@ -436,7 +618,7 @@ async fn worker(addr: SocketAddr, path: String, rx: Queue, bodies: Arc<Vec<Bytes
             Err(e) => {
                 out.latencies_us.push(due.elapsed().as_micros() as u64);
                 *out.non_2xx.entry(format!("error: {e}")).or_default() += 1;
-                sender = connect(addr).await;
+                *sender = connect(addr).await;
             }
         }
     }
