@@ -124,8 +124,20 @@ pub async fn run_with(
         None => None,
     };
     let wake = Arc::new(Notify::new());
-    let (writer, writer_thread) = store::writer::spawn_watched(
-        conn,
+    // PostgreSQL: more writer sessions beside the first (which migrated).
+    let mut conns = vec![conn];
+    if config.database.is_postgres() {
+        for _ in 1..config.writer.sessions {
+            let db = config.database.clone();
+            conns.push(
+                tokio::task::spawn_blocking(move || store::open_session(&db))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))??,
+            );
+        }
+    }
+    let (writer, writer_thread) = store::writer::spawn_sessions(
+        conns,
         files,
         config.writer.queue,
         config.writer.batch_max,

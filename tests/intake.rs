@@ -206,6 +206,7 @@ async fn storage_trouble_and_overload_answer_503_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(DEMO, dir.path());
     c.writer.queue = 1;
+    c.writer.sessions = 1; // one stuck writer, so that the queue fills
     let d = Daemon::start(c).await;
     // Let the daemon create the schema first.
     assert_eq!(

@@ -449,7 +449,11 @@ fn resolve(raw: RawConfig, env: &SecretEnv) -> Result<Config, ConfigError> {
     let writer = WriterConfig {
         queue: raw.writer.queue.unwrap_or(8192),
         batch_max: raw.writer.batch_max.unwrap_or(512),
+        sessions: raw.writer.sessions.unwrap_or(4),
     };
+    if writer.sessions == 0 {
+        return Err(invalid("writer.sessions", "must be at least 1"));
+    }
     if writer.queue == 0 {
         return Err(invalid("writer.queue", "must be at least 1"));
     }

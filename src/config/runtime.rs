@@ -15,6 +15,7 @@ use super::{
 pub(super) struct RawWriter {
     pub(super) queue: Option<usize>,
     pub(super) batch_max: Option<usize>,
+    pub(super) sessions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -93,6 +94,10 @@ pub struct WriterConfig {
     pub queue: usize,
     /// Most notifications committed in one transaction.
     pub batch_max: usize,
+    /// PostgreSQL: writer sessions committing batches side by side (each
+    /// statement is a round trip to the server, so one session is bound
+    /// by latency, not by the server). SQLite has one writer.
+    pub sessions: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -62,6 +62,16 @@ pub(crate) fn order_snapshot(
     order_ref: &str,
 ) -> Result<OrderSnapshot, StoreError> {
     lock_order(conn, shop, order_ref)?;
+    read_snapshot(conn, shop, order_ref)
+}
+
+/// [`order_snapshot`] for a caller that holds the order's lock already
+/// (intake takes it before its dedupe check: one round trip less).
+pub(crate) fn read_snapshot(
+    conn: &Connection,
+    shop: &str,
+    order_ref: &str,
+) -> Result<OrderSnapshot, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT outcome, transaction_id, mode FROM orders WHERE shop = ?1 AND order_ref = ?2",

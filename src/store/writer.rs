@@ -323,6 +323,23 @@ pub fn spawn_watched(
     batch_max: usize,
     committed: Arc<Notify>,
 ) -> (WriterHandle, JoinHandle<()>) {
+    spawn_sessions(vec![conn], files, queue, batch_max, committed)
+}
+
+/// [`spawn_watched`] with one writer thread per connection, all taking
+/// batches from the one queue (PostgreSQL, `[writer] sessions`: a session
+/// commits one statement at a time, so several side by side multiply what
+/// one daemon takes). They are safe together for the same reason several
+/// daemons are: every decision takes its order's lock first
+/// (`one-decision-per-order-at-a-time`). SQLite gets one connection: its
+/// writes are serial anyway. The handle joins every thread.
+pub fn spawn_sessions(
+    conns: Vec<Connection>,
+    files: Option<Arc<FileWatch>>,
+    queue: usize,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) -> (WriterHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue);
     let queued = Arc::new(AtomicUsize::new(0));
     let handle = WriterHandle {
@@ -331,10 +348,31 @@ pub fn spawn_watched(
         capacity: queue,
         files: files.clone(),
     };
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let threads: Vec<JoinHandle<()>> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let (rx, queued, committed, files) =
+                (rx.clone(), queued.clone(), committed.clone(), files.clone());
+            std::thread::Builder::new()
+                .name(if i == 0 {
+                    "ipnsync-writer".into()
+                } else {
+                    format!("ipnsync-writer-{i}")
+                })
+                .spawn(move || run(conn, rx, batch_max, queued, committed, files))
+                .expect("spawn writer thread")
+        })
+        .collect();
     let thread = std::thread::Builder::new()
-        .name("ipnsync-writer".into())
-        .spawn(move || run(conn, rx, batch_max, queued, committed, files))
-        .expect("spawn writer thread");
+        .name("ipnsync-writers".into())
+        .spawn(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .expect("spawn writer joiner");
     (handle, thread)
 }
 
@@ -366,7 +404,7 @@ impl Reply {
 
 fn run(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<Message>,
+    rx: Arc<std::sync::Mutex<mpsc::Receiver<Message>>>,
     batch_max: usize,
     queued: Arc<AtomicUsize>,
     committed: Arc<Notify>,
@@ -377,17 +415,24 @@ fn run(
     // log each change once rather than once per batch.
     let mut failing: Option<String> = None;
     let check = || files.as_deref().map_or(Ok(()), FileWatch::check);
-    while let Some(first) = rx.blocking_recv() {
-        match first {
-            Message::Command(cmd) => batch.push(cmd),
-            // Refuse new work; what is already queued is still received.
-            Message::Close => rx.close(),
-        }
-        while batch.len() < batch_max {
-            match rx.try_recv() {
-                Ok(Message::Command(cmd)) => batch.push(cmd),
-                Ok(Message::Close) => rx.close(),
-                Err(_) => break,
+    loop {
+        {
+            // One thread takes a batch at a time; it commits without the lock.
+            let mut rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            match first {
+                Message::Command(cmd) => batch.push(cmd),
+                // Refuse new work; what is already queued is still received.
+                Message::Close => rx.close(),
+            }
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(Message::Command(cmd)) => batch.push(cmd),
+                    Ok(Message::Close) => rx.close(),
+                    Err(_) => break,
+                }
             }
         }
         if batch.is_empty() {
@@ -453,7 +498,9 @@ fn run(
         }
     }
     // Leave a small WAL behind for the next start and for backups.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    if conn.sqlite().is_some() {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
 }
 
 mod batch;

@@ -71,7 +71,7 @@ pub(super) fn intake_with_body(
         });
     }
 
-    let snapshot = apply::order_snapshot(conn, shop, &n.order_ref)?;
+    let snapshot = apply::read_snapshot(conn, shop, &n.order_ref)?; // locked above
 
     // A Cybersource event type outside the signature (rule cs8) would send
     // the order to review; with confirmation on, its claim is held for the
