@@ -61,15 +61,6 @@ impl Error {
             _ => false,
         }
     }
-
-    /// The connection is gone (PostgreSQL restarted, network): the next
-    /// use reconnects.
-    pub fn is_disconnect(&self) -> bool {
-        match self {
-            Error::Postgres(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
-            _ => false,
-        }
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,12 +114,6 @@ macro_rules! array_params {
     )*};
 }
 array_params!(1 2 3 4 5 6 7 8);
-
-impl<T: ToSql> Params for &Vec<T> {
-    fn values(&self) -> Vec<Value<'_>> {
-        self.iter().map(|p| p.to_value()).collect()
-    }
-}
 
 /// `params![a, b, …]`: a parameter list of mixed types.
 #[macro_export]
@@ -292,11 +277,6 @@ impl Transaction<'_> {
             Connection::Postgres(c) => c.commit(),
         }
     }
-
-    pub fn rollback(mut self) -> Result<()> {
-        self.finished = true;
-        self.conn.execute_batch("ROLLBACK")
-    }
 }
 
 impl<'c> Transaction<'c> {
@@ -409,11 +389,6 @@ impl Statement<'_> {
             out.push(f(&row));
         }
         Ok(out.into_iter())
-    }
-
-    pub fn exists<P: Params>(&mut self, params: P) -> Result<bool> {
-        let mut rows = self.query(params)?;
-        Ok(rows.next()?.is_some())
     }
 
     pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {

@@ -48,10 +48,6 @@ impl PgPool {
         &self.target
     }
 
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// A session from the pool (a new one when none is idle and the pool
     /// is not full); back in the pool when the connection is dropped.
     pub fn get(self: &Arc<Self>) -> Result<PgConnection> {
