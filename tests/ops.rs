@@ -40,6 +40,7 @@ async fn metrics_count_notifications_refusals_and_batches() {
         r#"ipnsync_refused_requests_total{source="lyra-demo",reason="signature"}"#,
         "ipnsync_request_duration_seconds_bucket",
         "ipnsync_commit_batch_size_bucket",
+        "ipnsync_commit_duration_seconds_bucket",
         "ipnsync_outbox_pending 0",
         "ipnsync_outbox_dead 0",
         "ipnsync_outbox_oldest_pending_age_seconds",

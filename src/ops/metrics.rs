@@ -20,6 +20,7 @@ pub const CONFIRMATION_LAG: &str = "ipnsync_confirmation_lag_seconds";
 pub const RECONCILIATIONS: &str = "ipnsync_reconciliations_total";
 pub const REQUEST_SECONDS: &str = "ipnsync_request_duration_seconds";
 pub const COMMIT_BATCH: &str = "ipnsync_commit_batch_size";
+pub const COMMIT_SECONDS: &str = "ipnsync_commit_duration_seconds";
 pub const WRITER_QUEUE: &str = "ipnsync_writer_queue_depth";
 pub const OUTBOX_PENDING: &str = "ipnsync_outbox_pending";
 pub const OUTBOX_DEAD: &str = "ipnsync_outbox_dead";
@@ -38,6 +39,13 @@ pub fn handle() -> &'static PrometheusHandle {
                 Matcher::Full(REQUEST_SECONDS.into()),
                 &[
                     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ],
+            )
+            .expect("static buckets")
+            .set_buckets_for_metric(
+                Matcher::Full(COMMIT_SECONDS.into()),
+                &[
+                    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                 ],
             )
             .expect("static buckets")
@@ -113,6 +121,11 @@ fn describe() {
         COMMIT_BATCH,
         Unit::Count,
         "Commands committed per writer transaction."
+    );
+    describe_histogram!(
+        COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time of each writer COMMIT: the WAL fsync on SQLite, the flush on PostgreSQL. Every acknowledged notification waited for one; a slow disk shows here first."
     );
     describe_gauge!(
         WRITER_QUEUE,

@@ -377,8 +377,13 @@ pub(crate) fn reconcile(
     };
     let event_key = format!("{RECONCILED}:{}", r.notification.event_key());
     let seen: Option<i64> = conn
-        .prepare_cached("SELECT id FROM events WHERE source = ?1 AND event_key = ?2")?
-        .query_row(params![r.source, event_key], |row| row.get(0))
+        .prepare_cached(
+            "SELECT id FROM events
+              WHERE shop = ?1 AND order_ref = ?2 AND source = ?3 AND event_key = ?4",
+        )?
+        .query_row(params![r.shop, r.order_ref, r.source, event_key], |row| {
+            row.get(0)
+        })
         .optional()?;
     let (Some(outcome), None) = (decision.applied_outcome(), seen) else {
         return Ok(Recorded::default());

@@ -293,6 +293,47 @@ CREATE TABLE retention_cursors (
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;       -- the daemon instance pushing it
 ALTER TABLE outbox ADD COLUMN claimed_until INTEGER; -- its claim lapses then (ms)
 "#,
+    // 13: an append-friendly dedupe key (issues 18/20). The UNIQUE
+    // (source, event_key) index was keyed by a digest: every notification
+    // inserted into a random leaf of a b-tree as large as the history, so
+    // each commit wrote (and each checkpoint copied) one more page per
+    // notification, and the cost grew with the database. The dedupe is now
+    // per order, (shop, order_ref, source, event_key): shops number their
+    // orders in increasing order, so new entries land at the right edge of
+    // the index, beside their neighbours. The same index serves every
+    // by-order read, so `events_by_order` goes: one index per
+    // notification instead of two. (Every delivery of an event carries the
+    // same signed order reference, so it finds its first delivery there.)
+    // SQLite cannot drop a UNIQUE constraint in place: the table is rebuilt
+    // as in migration 8.
+    r#"
+CREATE TABLE events_v13 (
+    id             INTEGER PRIMARY KEY,
+    source         TEXT    NOT NULL,
+    event_key      BLOB    NOT NULL,   -- first 16 bytes of the event's SHA-256
+    provider       TEXT    NOT NULL,
+    shop           TEXT    NOT NULL,   -- '' when the source has no shop
+    order_ref      TEXT    NOT NULL,
+    transaction_id TEXT    NOT NULL,
+    status         TEXT    NOT NULL,
+    origin         TEXT    NOT NULL,   -- vads_url_check_src / kr-src
+    notification   TEXT    NOT NULL,   -- JSON of domain::Notification
+    assessed       TEXT    NOT NULL,   -- outcome of the fields alone
+    verdict        TEXT    NOT NULL CHECK (verdict IN ('applied', 'ignored')),
+    outcome        TEXT,               -- the order's new outcome when applied
+    reason         TEXT,               -- why ignored, or a note on an unusual move
+    comment        TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    replayed_at    INTEGER             -- set when an operator re-decided it
+);
+INSERT INTO events_v13
+SELECT id, source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+       notification, assessed, verdict, outcome, reason, comment, created_at, replayed_at
+  FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_v13 RENAME TO events;
+CREATE UNIQUE INDEX events_dedupe ON events (shop, order_ref, source, event_key);
+"#,
 ];
 
 /// The PostgreSQL schema at version [`PG_BASE`].
@@ -301,8 +342,15 @@ const PG_SCHEMA: &str = include_str!("schema_pg.sql");
 /// The version `schema_pg.sql` creates.
 const PG_BASE: i64 = 12;
 
-/// PostgreSQL migrations after [`PG_BASE`], in order (none yet).
-const PG_MIGRATIONS: &[&str] = &[];
+/// PostgreSQL migrations after [`PG_BASE`], in order.
+const PG_MIGRATIONS: &[&str] = &[
+    // 13: the dedupe key per order (see migration 13 above).
+    r#"
+ALTER TABLE events DROP CONSTRAINT events_source_event_key;
+DROP INDEX events_by_order;
+CREATE UNIQUE INDEX events_dedupe ON events (shop, order_ref, source, event_key);
+"#,
+];
 
 const _: () = assert!(PG_BASE + PG_MIGRATIONS.len() as i64 == LATEST);
 
@@ -409,128 +457,60 @@ pub(crate) fn apply_sqlite(conn: &Connection) -> Result<(), StoreError> {
     result
 }
 
+/// Migrations that rebuild one table copying every row with its id (by
+/// number, and the table). Nothing refers to a row by anything but its id,
+/// so counting the table's rows before and after proves every reference
+/// still holds: the full foreign key check reads every row of every table
+/// (on a database of millions of notifications, with the rebuilt table in
+/// the WAL, tens of minutes).
+const REBUILDS_KEEPING_IDS: &[(usize, &str)] = &[(13, "events")];
+
 fn apply_from(conn: &Connection, current: i64) -> Result<(), StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let number = index + 1;
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        let broken: i64 =
-            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })?;
-        if broken > 0 {
-            return Err(StoreError::Corrupt(format!(
-                "migration {} would leave {broken} broken references",
-                index + 1
-            )));
+        let rebuilt = REBUILDS_KEEPING_IDS
+            .iter()
+            .find(|(n, _)| *n == number)
+            .map(|(_, table)| *table);
+        let count = |table: &str| -> Result<i64, StoreError> {
+            Ok(tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        };
+        let before = rebuilt.map(count).transpose()?;
+        if rebuilt.is_some() {
+            tracing::info!(
+                migration = number,
+                rows = before,
+                "rebuilding a table (once, at upgrade: about a minute per few million notifications)"
+            );
         }
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.execute_batch(sql)?;
+        match (rebuilt, before) {
+            (Some(table), Some(before)) => {
+                let after = count(table)?;
+                if after != before {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {number} copied {after} of {before} rows of {table}"
+                    )));
+                }
+            }
+            _ => {
+                let broken: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                        r.get(0)
+                    })?;
+                if broken > 0 {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {number} would leave {broken} broken references"
+                    )));
+                }
+            }
+        }
+        tx.pragma_update(None, "user_version", number as i64)?;
         tx.commit()?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrates_once_and_refuses_newer_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = crate::store::open_writer(&path).unwrap();
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, LATEST);
-        apply(&conn).unwrap(); // idempotent
-        let sync: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 2, "synchronous=FULL");
-        conn.pragma_update(None, "user_version", LATEST + 1)
-            .unwrap();
-        drop(conn);
-        assert!(matches!(
-            crate::store::open_writer(&path),
-            Err(StoreError::SchemaTooNew { .. })
-        ));
-    }
-
-    #[test]
-    fn migration_3_keeps_past_actions_and_backfills_the_cybersource_request_id() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..2] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 2).unwrap();
-        conn.execute_batch(
-            r#"
-INSERT INTO events (id, source, event_key, provider, shop, order_ref, transaction_id, status,
-                    origin, notification, assessed, verdict, comment, created_at)
-VALUES (1, 'cybs', 'k1', 'cybersource', 's', '42', 'req-1', 'review', 'x',
-        '{"provider":"cybersource","order_ref":"42","transaction_id":"req-1","transaction_number":"req-1","amount_minor":null,"currency":"","facts":{"kind":"cybersource","channel":"webhook"}}',
-        'review', 'applied', '', 1),
-       (2, 'cybs', 'k2', 'cybersource', 's', '43', '43', 'review', 'x',
-        '{"provider":"cybersource","order_ref":"43","transaction_id":"43","transaction_number":"","amount_minor":null,"currency":"","facts":{"kind":"cybersource","channel":"webhook"}}',
-        'review', 'applied', '', 1);
-INSERT INTO review_actions (shop, order_ref, action, actor, gateway, error, created_at)
-VALUES ('s', '42', 'deny', 'a', 'cybersource', 'HTTP 400', 5),
-       ('s', '42', 'deny', 'a', 'none', NULL, 6);
-"#,
-        )
-        .unwrap();
-        apply_sqlite(&conn).unwrap();
-        let states: Vec<(String, Option<i64>)> = conn
-            .prepare("SELECT state, finished_at FROM review_actions ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            states,
-            [("failed".to_owned(), Some(5)), ("done".to_owned(), Some(6))]
-        );
-        let ids: Vec<String> = conn
-            .prepare(
-                "SELECT json_extract(notification, '$.facts.request_id') FROM events ORDER BY id",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ids, ["req-1", ""], "never the order number");
-    }
-
-    #[test]
-    fn migration_11_leaves_old_bodies_verbatim_and_readable() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..9] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 9).unwrap();
-        conn.execute_batch(
-            r#"
-INSERT INTO events (id, source, event_key, provider, shop, order_ref, transaction_id, status,
-                    origin, notification, assessed, verdict, comment, created_at)
-VALUES (1, 'lyra', x'00', 'lyra_form', 's', '42', 't', 'AUTHORISED', 'PAY', '{}', 'accepted',
-        'applied', '', 1);
-INSERT INTO bodies (id, sha256, body) VALUES (1, x'01', CAST('shared document' AS BLOB));
-INSERT INTO deliveries (id, event_id, received_at, peer, duplicate, headers, body, body_id)
-VALUES (1, 1, 1, 'p', 0, '{}', CAST('vads_order_id=42' AS BLOB), NULL),
-       (2, 1, 1, 'p', 1, '{}', NULL, 1);
-"#,
-        )
-        .unwrap();
-        apply_sqlite(&conn).unwrap();
-        let conn = db::Connection::Sqlite(conn);
-        let read = |id| crate::store::bodies::read_delivery_body(&conn, id).unwrap();
-        assert_eq!(read(1).as_deref(), Some(&b"vads_order_id=42"[..]));
-        assert_eq!(read(2).as_deref(), Some(&b"shared document"[..]));
-        let raw: Vec<u8> = conn
-            .query_row("SELECT body FROM deliveries WHERE id = 1", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(raw, b"vads_order_id=42", "not rewritten");
-    }
-}
+mod tests;

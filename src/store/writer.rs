@@ -20,6 +20,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::bodies;
 use super::confirm::{ConfirmReport, Recorded};
 use super::files::FileWatch;
 use crate::config::Confirm;
@@ -105,6 +106,11 @@ struct Queued {
     /// once in `bodies` and referred to by each delivery, instead of once
     /// per notification.
     shared_body: Option<[u8; 32]>,
+    /// The body as it will be stored (`store::bodies`: compressed), encoded
+    /// on the request's task: compression is CPU work any core can do, and
+    /// the one writer thread is the daemon's ceiling. Shared by the
+    /// notifications of one request.
+    stored_body: Arc<bodies::Encoded>,
     /// The source's `confirm`: whether the decision waits for the gateway
     /// (`store::confirm`).
     confirm: Confirm,
@@ -148,6 +154,7 @@ impl WriterHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Intake(
             Box::new(Queued {
+                stored_body: Arc::new(bodies::encode(&n.body)),
                 n,
                 shared_body: None,
                 confirm: Confirm::Off,
@@ -189,6 +196,9 @@ impl WriterHandle {
                 .all(|n| n.body == notifications[0].body));
             Sha256::digest(&notifications[0].body).into()
         });
+        let stored_body = notifications
+            .first()
+            .map(|n| Arc::new(bodies::encode(&n.body)));
         let queued: Vec<_> = notifications
             .into_iter()
             .map(|n| {
@@ -197,6 +207,7 @@ impl WriterHandle {
                 }
                 let (reply, rx) = oneshot::channel();
                 let queued = Queued {
+                    stored_body: stored_body.clone().expect("one notification at least"),
                     n,
                     shared_body,
                     confirm,

@@ -27,9 +27,14 @@ enum TxError {
 
 fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
     match cmd {
-        Command::Intake(q, _) => {
-            intake_with_body(conn, &q.n, q.shared_body.as_ref(), q.confirm).map(Done::Intake)
-        }
+        Command::Intake(q, _) => intake_with_body(
+            conn,
+            &q.n,
+            q.shared_body.as_ref(),
+            Some(&q.stored_body),
+            q.confirm,
+        )
+        .map(Done::Intake),
         Command::Push(report, _) => record_push(conn, report).map(|()| Done::Unit),
         Command::Probe(_) => write_probe(conn).map(|()| Done::Unit),
         Command::Confirm(report, _) => {
@@ -66,7 +71,10 @@ fn run_once(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Done>, TxErro
         // On error the transaction is dropped, which rolls it back.
         done.push(apply(&tx, cmd).map_err(|e| TxError::Command(index, e))?);
     }
+    let committing = std::time::Instant::now();
     tx.commit().map_err(|e| TxError::Transaction(e.into()))?;
+    metrics::histogram!(crate::ops::metrics::COMMIT_SECONDS)
+        .record(committing.elapsed().as_secs_f64());
     Ok(done)
 }
 

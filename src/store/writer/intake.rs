@@ -3,6 +3,7 @@
 //! (`insert_delivery`, `shared_body_id` and the compact event key are
 //! the storage of deliveries and bodies.)
 
+use crate::store::bodies::{self, Encoded};
 use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
@@ -17,7 +18,7 @@ use crate::domain::{self, Outcome, Verdict};
 /// goes through [`intake_with_body`]; tests of other modules call this.)
 #[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, Confirm::Off)
+    intake_with_body(conn, n, None, None, Confirm::Off)
 }
 
 /// [`intake`] for a source whose `confirm` is `confirm`.
@@ -27,15 +28,18 @@ pub(crate) fn intake_confirmed(
     n: &NewNotification,
     confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, confirm)
+    intake_with_body(conn, n, None, None, confirm)
 }
 
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
 /// SHA-256) when given, once however many deliveries refer to it.
+/// `stored` is the body already encoded for storage (`store::bodies`),
+/// when the caller did that off the writer thread; else it is encoded here.
 pub(super) fn intake_with_body(
     conn: &Connection,
     n: &NewNotification,
     shared_body: Option<&[u8; 32]>,
+    stored: Option<&Encoded>,
     confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
@@ -43,21 +47,25 @@ pub(super) fn intake_with_body(
     // Several daemons on one PostgreSQL: the same event arriving at two of
     // them waits here for the other's commit, then is found below.
     apply::lock_order(conn, shop, &n.order_ref)?;
-    let existing = conn.prepare_cached("SELECT id, assessed, outcome, reason, comment FROM events WHERE source = ?1 AND event_key = ?2")?.query_row(
-            params![n.source, key.as_bytes()],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Outcome>(1)?,
-                    r.get::<_, Option<Outcome>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
-        )
+    // The dedupe (`events_dedupe`, migration 13): per order, so that the
+    // index grows at its right edge as new orders come.
+    let existing = conn
+        .prepare_cached(
+            "SELECT id, assessed, outcome, reason, comment FROM events
+              WHERE shop = ?1 AND order_ref = ?2 AND source = ?3 AND event_key = ?4",
+        )?
+        .query_row(params![shop, n.order_ref, n.source, key.as_bytes()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Outcome>(1)?,
+                r.get::<_, Option<Outcome>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
         .optional()?;
     if let Some((event_id, assessed, applied, reason, comment)) = existing {
-        insert_delivery(conn, event_id, n, true, shared_body)?;
+        insert_delivery(conn, event_id, n, true, shared_body, stored)?;
         return Ok(IntakeReceipt {
             event_id,
             duplicate: true,
@@ -104,7 +112,7 @@ pub(super) fn intake_with_body(
             now,
         },
     )?;
-    insert_delivery(conn, event_id, n, false, shared_body)?;
+    insert_delivery(conn, event_id, n, false, shared_body, stored)?;
     if hold {
         confirmation::hold(conn, event_id, &n.source, shop, &n.order_ref, now)?;
     }
@@ -210,12 +218,21 @@ fn insert_delivery(
     n: &NewNotification,
     duplicate: bool,
     shared_body: Option<&[u8; 32]>,
+    stored: Option<&Encoded>,
 ) -> Result<(), StoreError> {
-    let (inline, body_id) = match shared_body {
-        None => (Some(crate::store::bodies::encode(&n.body)), None),
-        Some(digest) => (None, Some(shared_body_id(conn, digest, &n.body)?)),
+    let encoded_here;
+    let stored = match stored {
+        Some(e) => e,
+        None => {
+            encoded_here = bodies::encode(&n.body);
+            &encoded_here
+        }
     };
-    let (body, codec) = match &inline {
+    let (inline, body_id) = match shared_body {
+        None => (Some(stored), None),
+        Some(digest) => (None, Some(shared_body_id(conn, digest, stored)?)),
+    };
+    let (body, codec) = match inline {
         Some(e) => (Some(e.bytes.as_slice()), e.codec),
         None => (None, None),
     };
@@ -238,7 +255,11 @@ fn insert_delivery(
 
 /// The `bodies` row holding `body` (SHA-256 `digest`), inserted if new:
 /// every update of a document, and every resend of it, share one copy.
-fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i64, StoreError> {
+fn shared_body_id(
+    conn: &Connection,
+    digest: &[u8; 32],
+    stored: &Encoded,
+) -> Result<i64, StoreError> {
     let found = conn
         .prepare_cached("SELECT id FROM bodies WHERE sha256 = ?1")?
         .query_row(params![&digest[..]], |r| r.get(0))
@@ -246,12 +267,11 @@ fn shared_body_id(conn: &Connection, digest: &[u8; 32], body: &[u8]) -> Result<i
     if let Some(id) = found {
         return Ok(id);
     }
-    let stored = crate::store::bodies::encode(body);
     Ok(conn
         .prepare_cached(
             "INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3) RETURNING id",
         )?
-        .query_row(params![&digest[..], stored.bytes, stored.codec], |r| {
+        .query_row(params![&digest[..], &stored.bytes, stored.codec], |r| {
             r.get(0)
         })?)
 }
