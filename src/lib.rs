@@ -87,9 +87,13 @@ pub async fn run_with(
     ops::metrics::handle();
     let config = Arc::new(config);
     let path = config.database.clone();
-    let conn = tokio::task::spawn_blocking(move || store::open_writer(&path))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let opening = tokio::task::spawn_blocking(move || store::open_writer(&path));
+    let conn = ops::systemd::while_starting(
+        opening,
+        "opening the database (a schema upgrade of a large database takes minutes)",
+    )
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
     let admin_listener = match options.admin_listener {
         Some(l) => Some(l),
         None => match config.admin_listen {
