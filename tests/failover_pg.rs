@@ -662,13 +662,15 @@ impl Proxy {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
+                // Seen before `up` is read: a cut that lands in between
+                // still ends this connection (`cut` clears `up` first).
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
                 if !is_up.load(Ordering::SeqCst) {
                     drop(inbound); // refused: closed at once
                     continue;
                 }
                 let upstream = upstream.clone();
-                let mut cuts = cuts.clone();
-                cuts.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;

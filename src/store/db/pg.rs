@@ -230,16 +230,32 @@ impl Drop for PgConnection {
 /// drives its own runtime and refuses to run on a thread that is driving
 /// tokio tasks (it panics there). The store's threads (writer, retention,
 /// `spawn_blocking`) are not such threads; a call made from async code
-/// (an integration test's check, a console read done in place) runs on a
-/// short-lived thread of its own instead.
+/// (the dispatcher's next-due read, a console read done in place, an
+/// integration test's check) runs on a short-lived thread of its own
+/// instead.
+///
+/// On a multi-threaded runtime the calling worker is first handed over
+/// (`block_in_place`): a worker that simply waited would keep the tasks
+/// queued on it (the one it woke last cannot be stolen by another
+/// worker) from running for as long as the database call takes, and a
+/// call that needs one of those tasks — a proxy in front of the database,
+/// anything in-process on the way — would never end.
 pub(super) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return f();
+    };
+    let on_a_thread_of_its_own = || {
+        std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    };
+    match runtime.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(on_a_thread_of_its_own)
+        }
+        _ => on_a_thread_of_its_own(),
     }
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(v) => v,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 /// Drops a client (its `Drop` talks to the server: off the runtime).
@@ -497,6 +513,39 @@ mod tests {
             "SELECT CAST((e.notification::jsonb #>> '{amount_minor}') AS BIGINT), (n::jsonb #>> '{facts,trans_status}') IN ('A')"
         );
         assert_eq!(json_paths("SELECT 1"), "SELECT 1");
+    }
+
+    /// Regression (CI hung for 90 minutes in `failover_pg`): the
+    /// dispatcher's database read blocked its worker while the task that
+    /// worker had just woken — the test's proxy in front of PostgreSQL —
+    /// sat in that worker's own slot, which no other worker may take.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocking_call_from_a_task_lets_the_tasks_it_waits_for_run() {
+        let outcome = tokio::spawn(async {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // Spawned from a worker: queued in that worker's own slot.
+            tokio::spawn(async move {
+                let _ = tx.send(());
+            });
+            off_runtime(move || rx.recv_timeout(Duration::from_secs(10)))
+        })
+        .await
+        .unwrap();
+        assert!(
+            outcome.is_ok(),
+            "the woken task never ran while the blocking call waited for it"
+        );
+    }
+
+    #[test]
+    fn a_blocking_call_runs_in_place_outside_a_runtime_and_on_a_thread_within_one() {
+        let here = std::thread::current().id();
+        assert_eq!(off_runtime(|| std::thread::current().id()), here);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let there = runtime.block_on(async { off_runtime(|| std::thread::current().id()) });
+        assert_ne!(there, here);
     }
 
     #[test]
