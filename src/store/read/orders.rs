@@ -70,17 +70,30 @@ pub(in crate::store) fn order_summary(
 
 /// The shops in which an order reference has any history (events or an
 /// order row). Used to resolve `show ORDER` without `--shop`.
+///
+/// Every index on events and orders starts with the shop, so a lookup by
+/// the order reference alone would read the whole history. The shops are
+/// few: they are walked through the index instead, one seek each (a
+/// "loose index scan"), and the order is looked up in each one.
 pub fn shops_of_order(conn: &Connection, order_ref: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT shop FROM orders WHERE order_ref = ?1
-         UNION SELECT shop FROM events WHERE order_ref = ?1
-         ORDER BY 1",
-    )?;
+    let mut stmt = conn.prepare(SHOPS_OF_ORDER)?;
     let shops = stmt
         .query_map(params![order_ref], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     Ok(shops)
 }
+
+const SHOPS_OF_ORDER: &str = "WITH RECURSIVE shops(shop) AS (
+         SELECT (SELECT MIN(shop) FROM events)
+         UNION ALL
+         SELECT (SELECT MIN(e.shop) FROM events e WHERE e.shop > shops.shop)
+           FROM shops WHERE shops.shop IS NOT NULL
+     )
+     SELECT shop FROM shops
+      WHERE shop IS NOT NULL
+        AND (EXISTS (SELECT 1 FROM events e WHERE e.shop = shops.shop AND e.order_ref = ?1)
+             OR EXISTS (SELECT 1 FROM orders o WHERE o.shop = shops.shop AND o.order_ref = ?1))
+      ORDER BY 1";
 
 /// One stored notification and the decision taken on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +350,40 @@ mod tests {
     use crate::store::read::open_read;
     use crate::store::test_support::{db, notification};
     use crate::store::writer::intake;
+
+    #[test]
+    fn the_shops_of_an_order_are_found_through_the_index_not_by_reading_the_history() {
+        let (_dir, path) = db();
+        let conn = open_operator(&path).unwrap();
+        let mut n = 0;
+        for (order, shop) in [("7", "b"), ("7", "a"), ("8", "c"), ("9", "a")] {
+            n += 1;
+            intake(&conn, &notification(order, "AUTHORISED", Some(shop), n)).unwrap();
+        }
+        let reader = open_read(&path).unwrap();
+        assert_eq!(shops_of_order(&reader, "7").unwrap(), ["a", "b"]);
+        assert_eq!(shops_of_order(&reader, "8").unwrap(), ["c"]);
+        assert!(shops_of_order(&reader, "10").unwrap().is_empty());
+
+        let plan: Vec<String> = reader
+            .prepare(&format!("EXPLAIN QUERY PLAN {SHOPS_OF_ORDER}"))
+            .unwrap()
+            .query_map(params!["7"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // "SCAN shops" is the handful of rows of the walk itself.
+        let whole_tables: Vec<&String> = plan
+            .iter()
+            .filter(|step| {
+                step.strip_prefix("SCAN ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .is_some_and(|t| ["events", "e", "orders", "o"].contains(&t))
+            })
+            .collect();
+        assert!(whole_tables.is_empty(), "reads a whole table: {plan:#?}");
+        assert!(plan.len() > 3, "{plan:#?}");
+    }
 
     #[test]
     fn history_lists_everything_about_one_order() {
