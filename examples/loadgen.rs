@@ -2,7 +2,8 @@
 //! concurrency C over keep-alive connections, and reports throughput,
 //! latency percentiles and every non-2xx; then checks the database holds
 //! exactly the acknowledged notifications. The same generator measures a
-//! minimal hyper server (read the body, answer 200) as the baseline.
+//! minimal hyper server (read the body, answer 200) as the baseline, and
+//! nginx (`return 200`) as a second one when it is installed.
 //!
 //! ```text
 //! cargo build --release && cargo run --release --example loadgen -- [-n N] [-c C] [--rate R]
@@ -135,9 +136,15 @@ async fn run(args: Args) {
         return;
     }
 
-    // Baseline first: same generator, same bodies, a server that does nothing.
+    // Baselines first: same generator, same bodies, servers that do
+    // nothing: the hyper one always, nginx when it is installed.
     let base = if args.baseline {
         Some(baseline(&bodies, &args).await)
+    } else {
+        None
+    };
+    let nginx = if args.baseline {
+        nginx_baseline(&bodies, &args).await
     } else {
         None
     };
@@ -239,6 +246,12 @@ test_key = "1122334455667788"
         println!(
             "  ratio ipnsync / baseline throughput: {:.2}",
             result.throughput() / base.throughput()
+        );
+    }
+    if let Some(nginx) = &nginx {
+        println!(
+            "  ratio ipnsync / nginx throughput: {:.2}",
+            result.throughput() / nginx.throughput()
         );
     }
     for daemon in &mut daemons {
@@ -373,6 +386,59 @@ async fn baseline(bodies: &[Vec<u8>], args: &Args) -> Outcome {
     base.print("baseline (hyper, read body, 200)");
     kill(&mut baseline);
     base
+}
+
+/// nginx answering `return 200` to the same requests (the issue's reference
+/// point), when an `nginx` binary is installed: two workers (one per core
+/// here), no logs, keep-alive as long as the run. `None` without nginx.
+async fn nginx_baseline(bodies: &[Vec<u8>], args: &Args) -> Option<Outcome> {
+    let exe = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let d = dir.path().display();
+    // Run as root (CI, benchmarks), nginx would hand its workers to
+    // `nobody`, who cannot read the temp directory: keep them as the caller.
+    let user = if is_root() { "user root root;\n" } else { "" };
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "{user}daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"OK\"; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut nginx = Command::new(&exe)
+        .args(["-p"])
+        .arg(dir.path())
+        .args(["-c"])
+        .arg(dir.path().join("nginx.conf"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr).await;
+    let outcome = fire(&[addr], "/ipn/lyra", bodies, args, &[nginx.id()]).await;
+    outcome.print("baseline (nginx, return 200)");
+    // SIGQUIT would wait for keep-alive connections; TERM is a fast stop.
+    sigterm(nginx.id());
+    let _ = nginx.wait();
+    Some(outcome)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// Events stored (their highest id: ids only grow), 0 without a database.
