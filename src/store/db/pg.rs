@@ -6,7 +6,9 @@
 //! standby if the cluster has one), a statement timeout (a stuck lock
 //! turns into an error and a 503, not a hung writer) and an
 //! idle-in-transaction timeout (a daemon that stops mid-transaction
-//! releases its locks).
+//! releases its locks); every connection also probes a silent server
+//! (TCP keepalives after 30 s, `tcp_user_timeout`), so a host that
+//! vanished ends its sessions in about a minute.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -49,6 +51,26 @@ impl PgTarget {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
+        }
+        // A database host that disappears without a reset (a failover that
+        // moves its address, a lost VM) would otherwise hold a session that
+        // waits for an answer until the system's keepalive gives up, two
+        // hours by default: the writer stuck, intake answering 503 long
+        // after a new primary is up. Probes after 30 s of silence, three
+        // 10 s apart, and unacknowledged data for 30 s end the session;
+        // the daemon reconnects. The URL's own values win.
+        let given = |name: &str| url.contains(&format!("{name}="));
+        if !given("keepalives_idle") {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if !given("keepalives_interval") {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if !given("keepalives_retries") {
+            config.keepalives_retries(3);
+        }
+        if !given("tcp_user_timeout") {
+            config.tcp_user_timeout(Duration::from_secs(30));
         }
         // Session settings (see the module comment). `options` replaces
         // what the URL gave, so keep it.
@@ -546,6 +568,33 @@ mod tests {
             .unwrap();
         let there = runtime.block_on(async { off_runtime(|| std::thread::current().id()) });
         assert_ne!(there, here);
+    }
+
+    #[test]
+    fn a_vanished_database_host_is_noticed_in_a_minute_unless_the_url_says_otherwise() {
+        let t = PgTarget::new("postgres://u@localhost/db", None).unwrap();
+        assert!(t.config.get_keepalives());
+        assert_eq!(t.config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(
+            t.config.get_keepalives_interval(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(t.config.get_keepalives_retries(), Some(3));
+        assert_eq!(
+            t.config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(30))
+        );
+        let t = PgTarget::new(
+            "postgres://u@localhost/db?keepalives_idle=300&tcp_user_timeout=5",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.config.get_keepalives_idle(), Duration::from_secs(300));
+        assert_eq!(
+            t.config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(5))
+        );
+        assert_eq!(t.config.get_keepalives_retries(), Some(3));
     }
 
     #[test]
