@@ -53,7 +53,7 @@ pub struct Form {
     fields: Vec<Field>,
     /// Per known name, the index of the first field with that name, or
     /// [`NO_FIELD`].
-    known: [u16; KNOWN],
+    known: [u32; KNOWN],
     /// `(key, index into fields)`, sorted byte-wise by name, then by
     /// index (equal names keep their received order). `key` is the name's
     /// first 16 bytes as a big-endian number (zero-padded), so most
@@ -73,11 +73,13 @@ impl Default for Form {
     }
 }
 
-/// No field has this known name (fields are at most [`MAX_FIELDS`]).
-const NO_FIELD: u16 = u16::MAX;
+/// No field has this known name. Field indices are `u32`, as in
+/// `by_name` (a parsed form has at most [`MAX_FIELDS`] fields, but
+/// `from_pairs` takes any number).
+const NO_FIELD: u32 = u32::MAX;
 /// This field's name is not a known name.
 const UNKNOWN: Id = Id::MAX;
-const _: () = assert!(MAX_FIELDS < NO_FIELD as usize && KNOWN < UNKNOWN as usize);
+const _: () = assert!(KNOWN < UNKNOWN as usize);
 
 #[derive(Clone, Copy)]
 struct Field {
@@ -293,7 +295,7 @@ impl Form {
             f.id = match names::lookup(&text[from..to], key) {
                 Some(id) => {
                     if known[id as usize] == NO_FIELD {
-                        known[id as usize] = i as u16;
+                        known[id as usize] = i as u32;
                         present[id as usize / 64] |= 1 << (id % 64);
                     } else {
                         repeated = true;
@@ -333,7 +335,7 @@ impl Form {
                 let bit = 63 - bits.leading_zeros() as usize;
                 bits &= !(1 << bit);
                 let id = word * 64 + bit;
-                let entry = (names::KEYS[id], u32::from(known[id]));
+                let entry = (names::KEYS[id], known[id]);
                 while unknown > 0 && {
                     let other = &by_name[unknown - 1];
                     other.0 > entry.0
