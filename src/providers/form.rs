@@ -8,6 +8,8 @@
 
 use thiserror::Error;
 
+use names::{Id, COUNT as KNOWN};
+
 /// Most fields a single form body may carry. A real IPN has about 60–90.
 pub const MAX_FIELDS: usize = 512;
 
@@ -41,10 +43,17 @@ pub enum FormError {
 /// The buffer is owned rather than borrowed from the body so that `Form`
 /// keeps no lifetime: callers hold it past the request body (intake, the
 /// provider plug-ins) and the copy costs ≈ 30 ns for a 2 KB IPN.
-#[derive(Clone, Default)]
+///
+/// Fields whose name is a known Lyra name ([`names`]) also carry its
+/// number: `known` finds them by number, and they are put in name order
+/// by number (the numbers follow byte-wise order) rather than by sorting.
+#[derive(Clone)]
 pub struct Form {
     text: String,
     fields: Vec<Field>,
+    /// Per known name, the index of the first field with that name, or
+    /// [`NO_FIELD`].
+    known: [u32; KNOWN],
     /// `(key, index into fields)`, sorted byte-wise by name, then by
     /// index (equal names keep their received order). `key` is the name's
     /// first 16 bytes as a big-endian number (zero-padded), so most
@@ -53,10 +62,31 @@ pub struct Form {
     by_name: Vec<(u128, u32)>,
 }
 
+impl Default for Form {
+    fn default() -> Self {
+        Form {
+            text: String::new(),
+            fields: Vec::new(),
+            known: [NO_FIELD; KNOWN],
+            by_name: Vec::new(),
+        }
+    }
+}
+
+/// No field has this known name. Field indices are `u32`, as in
+/// `by_name` (a parsed form has at most [`MAX_FIELDS`] fields, but
+/// `from_pairs` takes any number).
+const NO_FIELD: u32 = u32::MAX;
+/// This field's name is not a known name.
+const UNKNOWN: Id = Id::MAX;
+const _: () = assert!(KNOWN < UNKNOWN as usize);
+
 #[derive(Clone, Copy)]
 struct Field {
     name: (u32, u32),
     value: (u32, u32),
+    /// The name's number in [`names`], or [`UNKNOWN`].
+    id: Id,
 }
 
 /// The sort key of a name: its first 16 bytes, big-endian, zero-padded.
@@ -115,6 +145,9 @@ impl Form {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         let key = key_of(name.as_bytes());
+        if let Some(id) = names::lookup(name.as_bytes(), key) {
+            return self.known(id);
+        }
         // The first of equal names (`partition_point`), as a scan would.
         let at = self
             .by_name
@@ -130,6 +163,36 @@ impl Form {
     /// The value of `name`, or `""` when absent.
     pub fn str(&self, name: &str) -> &str {
         self.get(name).unwrap_or("")
+    }
+
+    /// [`Form::get`] of a known name, by its number (`names::id`).
+    pub(crate) fn known(&self, id: Id) -> Option<&str> {
+        match self.known[id as usize] {
+            NO_FIELD => None,
+            i => Some(self.value_of(&self.fields[i as usize])),
+        }
+    }
+
+    /// [`Form::str`] of a known name, by its number.
+    pub(crate) fn known_str(&self, id: Id) -> &str {
+        self.known(id).unwrap_or("")
+    }
+
+    /// The fields with a known name, in received order: the name's
+    /// number and the value.
+    pub(crate) fn iter_known(&self) -> impl Iterator<Item = (Id, &str)> {
+        self.fields
+            .iter()
+            .filter(|f| f.id != UNKNOWN)
+            .map(|f| (f.id, self.value_of(f)))
+    }
+
+    /// The other fields, in received order: name and value.
+    pub(crate) fn iter_unknown(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .filter(|f| f.id == UNKNOWN)
+            .map(|f| (self.name_of(f), self.value_of(f)))
     }
 
     /// Fields in the order they were received.
@@ -152,12 +215,26 @@ impl Form {
     /// signature covers, in its order. They are one run of the sorted
     /// fields, found by their keys without comparing names.
     pub fn iter_vads_by_name(&self) -> impl Iterator<Item = (&str, &str)> {
-        let from = self.by_name.partition_point(|&(k, _)| k >> 88 < VADS_KEY);
-        let to = from + self.by_name[from..].partition_point(|&(k, _)| k >> 88 == VADS_KEY);
-        self.by_name[from..to].iter().map(|&(_, i)| {
+        self.vads_by_name().iter().map(|&(_, i)| {
             let f = &self.fields[i as usize];
             (self.name_of(f), self.value_of(f))
         })
+    }
+
+    /// The values of [`Form::iter_vads_by_name`], as bytes (what the
+    /// signature hashes).
+    pub(crate) fn vads_values_by_name(&self) -> impl Iterator<Item = &[u8]> {
+        let text = self.text.as_bytes();
+        self.vads_by_name().iter().map(move |&(_, i)| {
+            let (from, to) = self.fields[i as usize].value;
+            &text[from as usize..to as usize]
+        })
+    }
+
+    fn vads_by_name(&self) -> &[(u128, u32)] {
+        let from = self.by_name.partition_point(|&(k, _)| k >> 88 < VADS_KEY);
+        let to = from + self.by_name[from..].partition_point(|&(k, _)| k >> 88 == VADS_KEY);
+        &self.by_name[from..to]
     }
 
     pub fn len(&self) -> usize {
@@ -179,7 +256,11 @@ impl Form {
         for (n, v) in pairs {
             let name = form.push_text(&n.into());
             let value = form.push_text(&v.into());
-            form.fields.push(Field { name, value });
+            form.fields.push(Field {
+                name,
+                value,
+                id: UNKNOWN,
+            });
         }
         form.index();
         form
@@ -191,34 +272,107 @@ impl Form {
         (start, self.text.len() as u32)
     }
 
-    /// Builds `by_name`. Bodies often arrive sorted or nearly so: one pass
-    /// checks it, and only an unsorted body is sorted.
-    fn index(&mut self) {
+    /// Numbers the fields' names, fills `known` and builds `by_name`;
+    /// returns whether two fields may share a name (`false`: they do not).
+    ///
+    /// Known names are put in order by number: a bit set of the numbers
+    /// present, read highest bit first. Only the other names are sorted
+    /// (by key, then by name), and the two runs merged. A known name seen
+    /// twice makes it sort everything the general way (equal names then
+    /// keep their received order, as in every other case).
+    fn index(&mut self) -> bool {
         let text = self.text.as_bytes();
-        let mut by_name: Vec<(u128, u32)> = self
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (key_at(text, f.name.0 as usize, f.name.1 as usize), i as u32))
-            .collect();
-        // Integers first (an entry is `(key, index)`, so this is
-        // already the final order wherever keys differ); only runs of
-        // equal keys — names sharing their first 16 bytes — are put in
-        // name order after, by the names.
-        let sorted = by_name.windows(2).all(|w| w[0].0 < w[1].0);
-        if !sorted {
-            by_name.sort_unstable();
-            let mut from = 0;
-            while from < by_name.len() {
-                let key = by_name[from].0;
-                let to = from + by_name[from..].partition_point(|e| e.0 == key);
-                if to - from > 1 {
-                    by_name[from..to].sort_unstable_by(|a, b| self.cmp_entries(a, b));
+        let mut known = [NO_FIELD; KNOWN];
+        // Bit `id % 64` of word `id / 64`: two words, not a `u128`
+        // (cheaper to shift and to scan).
+        let mut present = [0u64; 2];
+        let mut repeated = false;
+        // The unknown names' entries first, then room for the known ones.
+        let mut by_name: Vec<(u128, u32)> = Vec::with_capacity(self.fields.len());
+        for (i, f) in self.fields.iter_mut().enumerate() {
+            let (from, to) = (f.name.0 as usize, f.name.1 as usize);
+            let key = key_at(text, from, to);
+            f.id = match names::lookup(&text[from..to], key) {
+                Some(id) => {
+                    if known[id as usize] == NO_FIELD {
+                        known[id as usize] = i as u32;
+                        present[id as usize / 64] |= 1 << (id % 64);
+                    } else {
+                        repeated = true;
+                    }
+                    id
                 }
-                from = to;
+                None => {
+                    by_name.push((key, i as u32));
+                    UNKNOWN
+                }
+            };
+        }
+        self.known = known;
+        if repeated {
+            let mut all: Vec<(u128, u32)> = self
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (key_at(text, f.name.0 as usize, f.name.1 as usize), i as u32))
+                .collect();
+            self.sort_entries(&mut all);
+            self.by_name = all;
+            return true;
+        }
+        self.sort_entries(&mut by_name);
+        let repeated = by_name
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && self.name_at(w[0].1) == self.name_at(w[1].1));
+        // Merged from the back, in place: the known entries by
+        // decreasing number, each after the unknown ones that sort after
+        // it (known and unknown names differ: the order is strict).
+        let mut unknown = by_name.len();
+        let mut write = unknown + (present[0].count_ones() + present[1].count_ones()) as usize;
+        by_name.resize(write, (0, 0));
+        for (word, mut bits) in present.into_iter().enumerate().rev() {
+            while bits != 0 {
+                let bit = 63 - bits.leading_zeros() as usize;
+                bits &= !(1 << bit);
+                let id = word * 64 + bit;
+                let entry = (names::KEYS[id], known[id]);
+                while unknown > 0 && {
+                    let other = &by_name[unknown - 1];
+                    other.0 > entry.0
+                        || (other.0 == entry.0
+                            && self.cmp_entries(other, &entry) == std::cmp::Ordering::Greater)
+                } {
+                    unknown -= 1;
+                    write -= 1;
+                    by_name[write] = by_name[unknown];
+                }
+                write -= 1;
+                by_name[write] = entry;
             }
         }
         self.by_name = by_name;
+        repeated
+    }
+
+    /// Sorts entries byte-wise by name, then by index: integers first
+    /// (an entry is `(key, index)`, so this is already the final order
+    /// wherever keys differ); only runs of equal keys — names sharing
+    /// their first 16 bytes — are put in name order after, by the names.
+    /// Entries often arrive sorted: one pass checks it.
+    fn sort_entries(&self, entries: &mut [(u128, u32)]) {
+        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return;
+        }
+        entries.sort_unstable();
+        let mut from = 0;
+        while from < entries.len() {
+            let key = entries[from].0;
+            let to = from + entries[from..].partition_point(|e| e.0 == key);
+            if to - from > 1 {
+                entries[from..to].sort_unstable_by(|a, b| self.cmp_entries(a, b));
+            }
+            from = to;
+        }
     }
 
     /// The first duplicate name in sorted order, if any.
@@ -267,107 +421,6 @@ pub fn parse(body: &[u8]) -> Result<Form, FormError> {
     }
 }
 
-/// What a byte means to the splitter: nothing, or one of `&`, `=`, `%`/`+`.
-const PLAIN: u8 = 0;
-const AMP: u8 = 1;
-const EQ: u8 = 2;
-const ESCAPE: u8 = 3;
-
-const CLASS: [u8; 256] = {
-    let mut t = [PLAIN; 256];
-    t[b'&' as usize] = AMP;
-    t[b'=' as usize] = EQ;
-    t[b'%' as usize] = ESCAPE;
-    t[b'+' as usize] = ESCAPE;
-    t
-};
-
-/// The one-pass decoder: `None` for anything that is not a well-formed
-/// body of UTF-8 bytes (the caller then asks [`parse_strict`] why).
-///
-/// One pass over the bytes finds the separators and notes which names and
-/// values need decoding; those that do not are spans of the body's copy.
-/// UTF-8 is checked once over the raw body (then every span between ASCII
-/// separators is UTF-8 too) and per decoded component.
-fn parse_fast(body: &[u8]) -> Option<Form> {
-    let body_text = std::str::from_utf8(body).ok()?;
-    // The body's copy, then room for decoded components (never longer
-    // than their encoded form) without growing.
-    let mut text = String::with_capacity(body.len() * 2);
-    text.push_str(body_text);
-    let mut fields = Vec::with_capacity(body.len() / 16 + 1);
-    let mut scratch = Vec::new();
-
-    let mut start = 0usize;
-    let mut eq = usize::MAX;
-    let mut escaped_name = false;
-    let mut escaped_value = false;
-    // `body.len()` acts as a final `&`.
-    for at in 0..=body.len() {
-        let class = match body.get(at) {
-            Some(&b) => CLASS[b as usize],
-            None => AMP,
-        };
-        match class {
-            PLAIN => {}
-            EQ if eq == usize::MAX => eq = at,
-            EQ => {}
-            ESCAPE if eq == usize::MAX => escaped_name = true,
-            ESCAPE => escaped_value = true,
-            _ => {
-                if at > start {
-                    if fields.len() == MAX_FIELDS {
-                        return None;
-                    }
-                    let (name_end, value_start) = if eq == usize::MAX {
-                        (at, at)
-                    } else {
-                        (eq, eq + 1)
-                    };
-                    if name_end == start {
-                        return None;
-                    }
-                    let name = if escaped_name {
-                        decode_fast(&body[start..name_end], &mut text, &mut scratch)?
-                    } else {
-                        (start as u32, name_end as u32)
-                    };
-                    let value = if escaped_value {
-                        decode_fast(&body[value_start..at], &mut text, &mut scratch)?
-                    } else {
-                        (value_start as u32, at as u32)
-                    };
-                    fields.push(Field { name, value });
-                }
-                start = at + 1;
-                eq = usize::MAX;
-                escaped_name = false;
-                escaped_value = false;
-            }
-        }
-    }
-    let mut form = Form {
-        text,
-        fields,
-        by_name: Vec::new(),
-    };
-    form.index();
-    if form.first_duplicate().is_some() {
-        return None;
-    }
-    Some(form)
-}
-
-/// Decodes `raw` and appends it to `text` when it is UTF-8 on its own.
-fn decode_fast(raw: &[u8], text: &mut String, scratch: &mut Vec<u8>) -> Option<(u32, u32)> {
-    scratch.clear();
-    decode_into(raw, scratch).ok()?;
-    let decoded = std::str::from_utf8(scratch).ok()?;
-    let start = text.len() as u32;
-    text.push_str(decoded);
-    Some((start, text.len() as u32))
-}
-
 /// The reference decoder (the first single-buffer one): splits, decodes
 /// into one buffer, checks UTF-8 over the whole text then at every field
 /// boundary, sorts, refuses duplicates. It defines which bodies are
@@ -379,6 +432,7 @@ pub fn parse_strict(body: &[u8]) -> Result<Form, FormError> {
         text: String::with_capacity(body.len()),
         // A real IPN field is ≈ 28 bytes: no extra pass to count them.
         fields: Vec::with_capacity(body.len() / 16 + 1),
+        known: [NO_FIELD; KNOWN],
         by_name: Vec::new(),
     };
     if body.is_empty() {
@@ -405,7 +459,11 @@ pub fn parse_strict(body: &[u8]) -> Result<Form, FormError> {
             return Err(FormError::EmptyName);
         }
         let value = decode_component(raw_value, index, &mut text)?;
-        form.fields.push(Field { name, value });
+        form.fields.push(Field {
+            name,
+            value,
+            id: UNKNOWN,
+        });
     }
     form.text = match String::from_utf8(text) {
         Ok(t) => t,
@@ -498,6 +556,13 @@ fn hex_value(b: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests;
+
+/// The known names, by number.
+pub(crate) mod names;
+
+/// The one-pass decoder.
+mod fast;
+use fast::parse_fast;
 
 /// The single-buffer parser against a reference decoder, on every real
 /// IPN fixture: same fields, same order, every lookup finds its value.

@@ -15,11 +15,37 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use thiserror::Error;
 
+use super::form::names::{id, Id};
 use super::form::Form;
 use super::{ct_eq, Refusal};
 use crate::domain::{Facts, LyraFacts, Notification, Provider};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The fields this module reads, by number (`form::names`): a lookup is
+/// then an array read instead of a search by name.
+const SIGNATURE: Id = id("signature");
+const CTX_MODE: Id = id("vads_ctx_mode");
+const SITE_ID: Id = id("vads_site_id");
+const TRANS_ID: Id = id("vads_trans_id");
+const TRANS_UUID: Id = id("vads_trans_uuid");
+const TRANS_DATE: Id = id("vads_trans_date");
+const OPERATION_TYPE: Id = id("vads_operation_type");
+const URL_CHECK_SRC: Id = id("vads_url_check_src");
+const RISK_ASSESSMENT_RESULT: Id = id("vads_risk_assessment_result");
+const RISK_ANALYSIS_RESULT: Id = id("vads_risk_analysis_result");
+const RISK_CONTROL: Id = id("vads_risk_control");
+const RESULT: Id = id("vads_result");
+const EXTRA_RESULT: Id = id("vads_extra_result");
+const SEQUENCE_NUMBER: Id = id("vads_sequence_number");
+const CARD_BRAND: Id = id("vads_card_brand");
+const CARD_NUMBER: Id = id("vads_card_number");
+const THREEDS_STATUS: Id = id("vads_threeds_status");
+const ORDER_ID: Id = id("vads_order_id");
+const EFFECTIVE_AMOUNT: Id = id("vads_effective_amount");
+const AMOUNT: Id = id("vads_amount");
+const EFFECTIVE_CURRENCY: Id = id("vads_effective_currency");
+const CURRENCY: Id = id("vads_currency");
 
 /// The signature algorithm chosen in the platform's back office.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,8 +169,7 @@ fn signing_parts(form: &Form, key: &str, mut sink: impl FnMut(&[u8])) {
 fn hash_signing_string(form: &Form, key: &str, mut update: impl FnMut(&[u8])) {
     let mut buffer = [0u8; 1024];
     let mut used = 0;
-    for (_, value) in form.iter_vads_by_name() {
-        let value = value.as_bytes();
+    for value in form.vads_values_by_name() {
         if used + value.len() + 1 > buffer.len() {
             update(&buffer[..used]);
             used = 0;
@@ -203,7 +228,7 @@ pub fn form_signature(form: &Form, key: &str, algo: SignAlgo) -> String {
 /// The signature is checked first, so an unsigned request learns nothing
 /// about the source's configuration.
 pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
-    let received = form.get("signature").ok_or(LyraError::MissingSignature)?;
+    let received = form.known(SIGNATURE).ok_or(LyraError::MissingSignature)?;
     let mut expected = [0u8; SIGNATURE_MAX];
     let len = form_signature_into(form, v.key, v.algo, &mut expected);
     if !ct_eq(&expected[..len], received.as_bytes()) {
@@ -212,7 +237,7 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
             mode: v.mode.as_str(),
         });
     }
-    let ctx_mode = form.str("vads_ctx_mode");
+    let ctx_mode = form.known_str(CTX_MODE);
     if ctx_mode != v.mode.as_str() {
         return Err(LyraError::ModeMismatch {
             expected: v.mode.as_str(),
@@ -220,7 +245,7 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
         });
     }
     if let Some(site) = v.site_id {
-        let got = form.str("vads_site_id");
+        let got = form.known_str(SITE_ID);
         if got != site {
             return Err(LyraError::SiteMismatch {
                 got: got.to_owned(),
@@ -238,47 +263,48 @@ pub fn verify_form(form: &Form, v: &FormVerifier<'_>) -> Result<(), LyraError> {
 pub fn form_notification(form: &Form) -> Result<Notification, LyraError> {
     let trans_status = required(form, "vads_trans_status")?;
     shape::check(form, trans_status).map_err(|e| LyraError::Shape(e.to_string()))?;
-    let transaction_number = form.str("vads_trans_id").to_owned();
-    let transaction_id = match form.get("vads_trans_uuid").filter(|u| !u.is_empty()) {
+    let value = |id| form.known_str(id);
+    let transaction_number = value(TRANS_ID).to_owned();
+    let transaction_id = match form.known(TRANS_UUID).filter(|u| !u.is_empty()) {
         Some(uuid) => uuid.to_owned(),
         None => format!(
             "{}/{}/{}",
-            form.str("vads_site_id"),
-            form.str("vads_trans_date"),
+            value(SITE_ID),
+            value(TRANS_DATE),
             transaction_number
         ),
     };
     let facts = LyraFacts {
         trans_status: trans_status.to_owned(),
-        operation_type: form.str("vads_operation_type").to_owned(),
-        url_check_src: form.str("vads_url_check_src").to_owned(),
-        risk_assessment: split_list(form.str("vads_risk_assessment_result")),
-        risk_analysis: form.str("vads_risk_analysis_result").to_owned(),
-        risk_control: split_pairs(form.str("vads_risk_control")),
-        result: form.str("vads_result").to_owned(),
-        extra_result: form.str("vads_extra_result").to_owned(),
-        sequence_number: form.str("vads_sequence_number").to_owned(),
-        card_brand: form.str("vads_card_brand").to_owned(),
-        card_number: form.str("vads_card_number").to_owned(),
-        threeds_status: form.str("vads_threeds_status").to_owned(),
-        ctx_mode: form.str("vads_ctx_mode").to_owned(),
+        operation_type: value(OPERATION_TYPE).to_owned(),
+        url_check_src: value(URL_CHECK_SRC).to_owned(),
+        risk_assessment: split_list(value(RISK_ASSESSMENT_RESULT)),
+        risk_analysis: value(RISK_ANALYSIS_RESULT).to_owned(),
+        risk_control: split_pairs(value(RISK_CONTROL)),
+        result: value(RESULT).to_owned(),
+        extra_result: value(EXTRA_RESULT).to_owned(),
+        sequence_number: value(SEQUENCE_NUMBER).to_owned(),
+        card_brand: value(CARD_BRAND).to_owned(),
+        card_number: value(CARD_NUMBER).to_owned(),
+        threeds_status: value(THREEDS_STATUS).to_owned(),
+        ctx_mode: value(CTX_MODE).to_owned(),
         order_cycle: String::new(),
         unsigned_src: String::new(),
     };
     Ok(Notification {
         provider: Provider::LyraForm,
-        order_ref: form.str("vads_order_id").to_owned(),
+        order_ref: value(ORDER_ID).to_owned(),
         transaction_id,
         transaction_number,
         amount_minor: form
-            .get("vads_effective_amount")
+            .known(EFFECTIVE_AMOUNT)
             .filter(|a| !a.is_empty())
-            .or_else(|| form.get("vads_amount"))
+            .or_else(|| form.known(AMOUNT))
             .and_then(|a| a.parse().ok()),
         currency: form
-            .get("vads_effective_currency")
+            .known(EFFECTIVE_CURRENCY)
             .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| form.str("vads_currency"))
+            .unwrap_or_else(|| value(CURRENCY))
             .to_owned(),
         facts: Facts::Lyra(facts),
     })

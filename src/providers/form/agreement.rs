@@ -40,6 +40,10 @@ fn agree(body: &[u8]) -> Result<(), TestCaseError> {
             prop_assert_eq!(fields(&fast), fields(&strict));
             let reference: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap();
             prop_assert_eq!(&fields(&fast).0, &reference);
+            // By name: a stable byte-wise sort of the received fields.
+            let mut sorted = reference.clone();
+            sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            prop_assert_eq!(&fields(&fast).1, &sorted);
             for (name, value) in &reference {
                 prop_assert_eq!(fast.get(name), Some(value.as_str()));
             }
@@ -86,5 +90,121 @@ proptest! {
             prop_assert_eq!(form.get(name), first);
         }
         prop_assert_eq!(form.get("ab\u{0}"), pairs.iter().find(|(n, _)| n == "ab\u{0}").map(|(_, v)| v.as_str()));
+    }
+}
+
+/// A name near the known ones (`names`): known names, their neighbours
+/// in byte order (a byte more or less, a case changed) and unknown
+/// `vads_*` names, so that bodies mix the numbered path and the
+/// byte-wise one.
+fn near_known_name() -> impl Strategy<Value = String> {
+    let known = || proptest::sample::select(names::NAMES).prop_map(str::to_owned);
+    prop_oneof![
+        6 => known(),
+        1 => (known(), "[\\x00a-z_A]{1,3}").prop_map(|(n, tail)| n + &tail),
+        1 => known().prop_map(|n| n[..n.len() - 1].to_owned()),
+        1 => known().prop_map(|n| n.to_uppercase()),
+        1 => "vads_(ext_info_|cust_|threeds_|trans_)[a-z_]{0,12}",
+        1 => "[a-z_]{1,8}",
+    ]
+}
+
+/// Bodies of such names, some repeated, in any order, with values and
+/// names encoded in either of the ways a form allows (a name may arrive
+/// as `vads%5Famount` and still be a known name once decoded).
+fn near_known_body() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec((near_known_name(), ".{0,8}", any::<bool>(), 0..4u8), 0..40).prop_map(
+        |fields| {
+            let mut body = Vec::new();
+            let mut seen = Vec::new();
+            for (name, value, escape, repeat) in fields {
+                // Sometimes the same name again (a duplicate).
+                let name = match (repeat, seen.last()) {
+                    (0, Some(previous)) => String::clone(previous),
+                    _ => name,
+                };
+                seen.push(name.clone());
+                if !body.is_empty() {
+                    body.push(b'&');
+                }
+                let name_bytes = if escape {
+                    name.bytes()
+                        .flat_map(|b| format!("%{b:02X}").into_bytes())
+                        .collect()
+                } else {
+                    serde_urlencoded::to_string([(name.as_str(), "")])
+                        .unwrap()
+                        .trim_end_matches('=')
+                        .as_bytes()
+                        .to_vec()
+                };
+                body.extend_from_slice(&name_bytes);
+                body.push(b'=');
+                let value = serde_urlencoded::to_string([("", value.as_str())]).unwrap();
+                body.extend_from_slice(&value.as_bytes()[1..]);
+            }
+            body
+        },
+    )
+}
+
+/// What every decoder's form must answer, however it was indexed: each
+/// name (known or not) finds the first of its fields, by name and by
+/// number; the `vads_*` run is the by-name order's `vads_*` fields.
+fn lookups_agree(form: &Form) -> Result<(), TestCaseError> {
+    let received: Pairs = fields(form).0;
+    for (name, _) in &received {
+        let first = received
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        prop_assert_eq!(form.get(name), first);
+        if let Ok(id) = names::NAMES.binary_search(&name.as_str()) {
+            prop_assert_eq!(form.known(id as names::Id), first);
+        }
+    }
+    for (id, name) in names::NAMES.iter().enumerate() {
+        let first = received
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        prop_assert_eq!(form.known(id as names::Id), first);
+    }
+    let vads: Vec<(&str, &str)> = form
+        .iter_by_name()
+        .filter(|(n, _)| n.starts_with("vads_"))
+        .collect();
+    prop_assert_eq!(form.iter_vads_by_name().collect::<Vec<_>>(), vads.clone());
+    let values: Vec<&[u8]> = vads.iter().map(|(_, v)| v.as_bytes()).collect();
+    prop_assert_eq!(form.vads_values_by_name().collect::<Vec<_>>(), values);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Known and unknown names mixed, repeated, unsorted, encoded or not:
+    /// the decoders agree (errors included: a repeated name is refused
+    /// with the same name), and a form's lookups by name, by number and
+    /// in order agree with its fields.
+    #[test]
+    fn decoders_agree_on_near_known_names(body in near_known_body()) {
+        agree(&body)?;
+        if let Ok(form) = parse(&body) {
+            lookups_agree(&form)?;
+        }
+    }
+
+    /// `from_pairs` keeps repeated names (known ones too): the by-name
+    /// order is a stable byte-wise sort, lookups find the first.
+    #[test]
+    fn from_pairs_orders_near_known_names(
+        pairs in proptest::collection::vec((near_known_name(), "[a-z]{0,3}"), 0..40)
+    ) {
+        let form = Form::from_pairs(pairs.clone());
+        let mut sorted = pairs.clone();
+        sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        prop_assert_eq!(fields(&form), (pairs, sorted));
+        lookups_agree(&form)?;
     }
 }

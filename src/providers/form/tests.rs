@@ -80,3 +80,20 @@ fn encode_round_trips() {
     let form = parse(b"a=Jean+Dupont&b=abc%2Bdef&c=").unwrap();
     assert_eq!(parse(form.encode().as_bytes()).unwrap(), form);
 }
+
+#[test]
+fn from_pairs_finds_known_names_past_any_small_index() {
+    // `from_pairs` has no field limit: a known name's field index is
+    // kept whole, however far it is.
+    let mut pairs: Vec<(String, String)> = (0..70_000)
+        .map(|i| (format!("f{i}"), String::new()))
+        .collect();
+    pairs.push(("vads_amount".into(), "2990".into()));
+    let form = Form::from_pairs(pairs);
+    assert_eq!(form.get("vads_amount"), Some("2990"));
+    assert_eq!(form.get("f69999"), Some(""));
+    assert_eq!(
+        form.iter_vads_by_name().collect::<Vec<_>>(),
+        [("vads_amount", "2990")]
+    );
+}

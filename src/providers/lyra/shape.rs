@@ -35,6 +35,7 @@
 
 use std::fmt;
 
+use crate::providers::form::names::{self, Id};
 use crate::providers::form::Form;
 
 /// The first name of the zone where every name must be documented (see
@@ -296,6 +297,66 @@ fn format_of(name: &str) -> Option<Format> {
         .or_else(|| family_format(name))
 }
 
+/// `a` starts with `b`, in constants.
+const fn starts_with(a: &[u8], b: &[u8]) -> bool {
+    if a.len() < b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// [`format_of`] in constants (a scan: it runs at compile time).
+const fn const_format_of(name: &str) -> Option<Format> {
+    let name = name.as_bytes();
+    let mut i = 0;
+    while i < FIELDS.len() {
+        let field = FIELDS[i].0.as_bytes();
+        if field.len() == name.len() && starts_with(name, field) {
+            return Some(FIELDS[i].1);
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < FREE_TEXT_FAMILIES.len() {
+        if starts_with(name, FREE_TEXT_FAMILIES[i].as_bytes()) {
+            return Some(Format::Text);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Per known name (`form::names`), what the rules make of it: its
+/// [`format_of`], or `None` for a name outside `vads_*` (not checked).
+/// A known `vads_*` name is always documented (`known_names_are_documented`).
+const RULES: [Option<Format>; names::COUNT] = {
+    let mut rules = [None; names::COUNT];
+    let mut i = 0;
+    while i < names::COUNT {
+        rules[i] = const_format_of(names::NAMES[i]);
+        i += 1;
+    }
+    rules
+};
+
+const TRANS_UUID: Id = names::id("vads_trans_uuid");
+const OPERATION_TYPE: Id = names::id("vads_operation_type");
+const REQUIRED_IDS: [Id; 6] = [
+    names::id(REQUIRED[0]),
+    names::id(REQUIRED[1]),
+    names::id(REQUIRED[2]),
+    names::id(REQUIRED[3]),
+    names::id(REQUIRED[4]),
+    names::id(REQUIRED[5]),
+];
+
 fn family_format(name: &str) -> Option<Format> {
     FREE_TEXT_FAMILIES
         .iter()
@@ -317,37 +378,29 @@ pub fn check(form: &Form, status: &str) -> Result<(), ShapeError> {
     first_fault(form, status)
 }
 
-/// The rules of [`first_fault`] as one yes/no: the `vads_*` fields come
-/// sorted by name ([`Form::iter_vads_by_name`]) and [`FIELDS`] is sorted,
-/// so one merge walk finds every field's documented format instead of a
-/// search per field.
+/// The rules of [`first_fault`] as one yes/no. Any order gives the same
+/// answer: the fields with a known name first, their formats found by
+/// number ([`RULES`]), then the others, by name.
 fn has_the_shape(form: &Form, status: &str) -> bool {
-    if REQUIRED.iter().any(|name| form.get(name).is_none()) {
+    if REQUIRED_IDS.iter().any(|&id| form.known(id).is_none()) {
         return false;
     }
     if !NO_TRANSACTION_STATUSES.contains(&status)
-        && ["vads_trans_uuid", "vads_operation_type"]
+        && [TRANS_UUID, OPERATION_TYPE]
             .iter()
-            .any(|name| form.get(name).map_or(true, str::is_empty))
+            .any(|&id| form.known(id).map_or(true, str::is_empty))
     {
         return false;
     }
-    let mut documented = FIELDS.iter().peekable();
-    for (name, value) in form.iter_vads_by_name() {
-        while documented.next_if(|(n, _)| *n < name).is_some() {}
-        let format = match documented.peek() {
-            Some((n, format)) if *n == name => Some(*format),
-            _ => family_format(name),
-        };
-        let ok = match format {
-            Some(format) => format.accepts(value),
-            None => name < STRICT_ZONE,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    form.iter_known()
+        .all(|(id, value)| RULES[id as usize].map_or(true, |format| format.accepts(value)))
+        && form
+            .iter_unknown()
+            .filter(|(name, _)| name.starts_with("vads_"))
+            .all(|(name, value)| match format_of(name) {
+                Some(format) => format.accepts(value),
+                None => name < STRICT_ZONE,
+            })
 }
 
 /// The first fault of a form, its fields taken in received order (the
@@ -403,6 +456,18 @@ mod tests {
             assert_ne!(*format, Format::Text, "{name}");
             assert!(!format.accepts("1 Main St+12345678"), "{name}");
             assert!(!format.accepts("12345678+20261124093015"), "{name}");
+        }
+    }
+
+    #[test]
+    fn known_names_are_documented() {
+        assert_eq!(REQUIRED_IDS.len(), REQUIRED.len());
+        for (name, _) in FIELDS {
+            names::id(name);
+        }
+        for (i, name) in names::NAMES.iter().enumerate() {
+            let expected = name.starts_with("vads_").then(|| format_of(name).unwrap());
+            assert_eq!(RULES[i], expected, "{name}");
         }
     }
 
