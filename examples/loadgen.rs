@@ -375,17 +375,39 @@ impl Store<'_> {
 
 async fn baseline(bodies: &[Vec<u8>], args: &Args) -> Outcome {
     let port = free_port();
-    let mut baseline = Command::new(std::env::current_exe().unwrap())
+    let baseline = Command::new(std::env::current_exe().unwrap())
         .args(["--baseline-server", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    measure_baseline(
+        port,
+        baseline,
+        "baseline (hyper, read body, 200)",
+        bodies,
+        args,
+    )
+    .await
+}
+
+/// Fires the bodies at a baseline server just started on `port`, prints
+/// the outcome, and stops it with SIGTERM (nginx's fast stop: SIGKILL
+/// would leave its workers behind, SIGQUIT waits for keep-alive
+/// connections).
+async fn measure_baseline(
+    port: u16,
+    mut server: Child,
+    name: &str,
+    bodies: &[Vec<u8>],
+    args: &Args,
+) -> Outcome {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_listening(addr).await;
-    let base = fire(&[addr], "/ipn/lyra", bodies, args, &[baseline.id()]).await;
-    base.print("baseline (hyper, read body, 200)");
-    kill(&mut baseline);
-    base
+    let outcome = fire(&[addr], "/ipn/lyra", bodies, args, &[server.id()]).await;
+    outcome.print(name);
+    sigterm(server.id());
+    let _ = server.wait();
+    outcome
 }
 
 /// nginx answering `return 200` to the same requests (the reference
@@ -412,7 +434,7 @@ async fn nginx_baseline(bodies: &[Vec<u8>], args: &Args) -> Option<Outcome> {
         ),
     )
     .unwrap();
-    let mut nginx = Command::new(&exe)
+    let nginx = Command::new(&exe)
         .args(["-p"])
         .arg(dir.path())
         .args(["-c"])
@@ -420,14 +442,7 @@ async fn nginx_baseline(bodies: &[Vec<u8>], args: &Args) -> Option<Outcome> {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_listening(addr).await;
-    let outcome = fire(&[addr], "/ipn/lyra", bodies, args, &[nginx.id()]).await;
-    outcome.print("baseline (nginx, return 200)");
-    // SIGQUIT would wait for keep-alive connections; TERM is a fast stop.
-    sigterm(nginx.id());
-    let _ = nginx.wait();
-    Some(outcome)
+    Some(measure_baseline(port, nginx, "baseline (nginx, return 200)", bodies, args).await)
 }
 
 fn is_root() -> bool {
@@ -759,11 +774,6 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Asks the daemon to stop the way systemd does.
