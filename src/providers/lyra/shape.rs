@@ -348,14 +348,15 @@ const RULES: [Option<Format>; names::COUNT] = {
 
 const TRANS_UUID: Id = names::id("vads_trans_uuid");
 const OPERATION_TYPE: Id = names::id("vads_operation_type");
-const REQUIRED_IDS: [Id; 6] = [
-    names::id(REQUIRED[0]),
-    names::id(REQUIRED[1]),
-    names::id(REQUIRED[2]),
-    names::id(REQUIRED[3]),
-    names::id(REQUIRED[4]),
-    names::id(REQUIRED[5]),
-];
+const REQUIRED_IDS: [Id; REQUIRED.len()] = {
+    let mut ids = [0; REQUIRED.len()];
+    let mut i = 0;
+    while i < REQUIRED.len() {
+        ids[i] = names::id(REQUIRED[i]);
+        i += 1;
+    }
+    ids
+};
 
 fn family_format(name: &str) -> Option<Format> {
     FREE_TEXT_FAMILIES
