@@ -51,6 +51,22 @@ async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
     panic!("timed out waiting for {what}");
 }
 
+/// The recorded push attempts of an order, for a failing assertion's
+/// message: they say whether a repeat followed a timeout.
+fn attempts_of(d: &Daemon, order: &str) -> Vec<(i64, String, String)> {
+    let conn = d.reader();
+    let mut stmt = conn
+        .prepare(
+            "SELECT a.outbox_id, a.result, a.detail FROM push_attempts a
+             JOIN outbox o ON o.id = a.outbox_id WHERE o.order_ref = ?1 ORDER BY a.id",
+        )
+        .unwrap();
+    stmt.query_map([order], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn order_ipn(base: &str, order: &str, uuid: &str) -> Vec<u8> {
     resign(&fixture(base), |p| {
         set(p, "vads_order_id", order);
@@ -426,7 +442,11 @@ async fn a_burst_of_updates_is_delivered_exactly_once_each() {
             fake_opencart::USERNAME
         ),
         FAST,
-    );
+    )
+    // This test is about a burst, not timeouts: on a loaded machine a 1 s
+    // timeout can expire on a request the shop then applies, and the one
+    // login can time out and be made again.
+    .replace("timeout = \"1s\"", "timeout = \"20s\"");
     let d = Daemon::start(config(&cfg, dir.path())).await;
     let mut tasks = Vec::new();
     for id in 1..=150u64 {
@@ -459,7 +479,12 @@ async fn a_burst_of_updates_is_delivered_exactly_once_each() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for id in 1..=150u64 {
-        assert_eq!(shop.history(id).len(), 1, "order {id} updated exactly once");
+        assert_eq!(
+            shop.history(id).len(),
+            1,
+            "order {id} updated exactly once; its attempts: {:?}",
+            attempts_of(&d, &id.to_string())
+        );
     }
     assert_eq!(shop.logins(), 1);
     d.stop().await;
@@ -499,16 +524,20 @@ async fn a_hanging_shop_does_not_hold_up_intake_and_catches_up_in_order() {
         d.count("SELECT COUNT(*) FROM push_attempts WHERE result = 'retry' AND detail LIKE '%timed out%'") >= 2
     })
     .await;
-    let hung = shop.received().len();
-    shop.set_mode(fake_webhook::Mode::Accept);
+    let hung = shop.switch_mode(fake_webhook::Mode::Accept);
     eventually("all twenty updates", || {
         d.count("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'") == 20
     })
     .await;
     let accepted: Vec<_> = shop.received().split_off(hung);
     for order in 400001..=400010u32 {
+        // A receiver drops a redelivery by its `webhook-id` (Standard
+        // Webhooks): on a loaded machine an answer can come after the 300 ms
+        // timeout and the update is sent again, under the same id.
+        let mut seen = std::collections::HashSet::new();
         let outcomes: Vec<String> = accepted
             .iter()
+            .filter(|r| seen.insert(r.id.clone()))
             .map(|r| r.json())
             .filter(|j| j["order"].as_str() == Some(order.to_string().as_str()))
             .map(|j| j["outcome"].as_str().unwrap().to_owned())

@@ -188,6 +188,62 @@ async fn a_slow_opencart_3_gets_one_history_row_and_one_notification() {
     d.stop().await;
 }
 
+/// A request the shop applies after the daemon stopped waiting for it (a
+/// PHP request runs on after its caller gave up): the retry must not read
+/// the order before that stray request had its time, or it finds the order
+/// unchanged and sends the update a second time (what failed CI at stop
+/// 24). Rule "a stray request gets its time" in `dispatch::retry`.
+#[tokio::test]
+async fn a_request_the_shop_applies_after_the_timeout_is_not_sent_again() {
+    let shop = fake_opencart::start(Version::OpenCart3, OC_KEY).await;
+    shop.add_order_with_total(100041, 1, "29.9000", "EUR", "1.00000000");
+    shop.add_order_with_total(100042, 1, "29.9000", "EUR", "1.00000000");
+    let dir = tempfile::tempdir().unwrap();
+    // Timeout 600 ms, first retry 100 ms later: without the rule the retry
+    // reads the order at ~700 ms, before the stray request lands at 900 ms;
+    // with it, at ~1,200 ms, after.
+    let cfg = with_shop(
+        &opencart(
+            &shop,
+            "opencart3",
+            OC_KEY,
+            "notify = [\"accepted\"]\namount_check = false",
+        ),
+        "600ms",
+    );
+    let d = Daemon::start(config(&cfg, dir.path())).await;
+    // A first update opens the session, so that the held request below is
+    // the history call itself, not the login.
+    let (status, _) = d.post_form("/ipn/lyra", paid("100041", "a1", "2990")).await;
+    assert_eq!(status, 200);
+    eventually("the first update", || outbox_state(&d, 1) == "delivered").await;
+    shop.hang_next(1, Duration::from_millis(900));
+    let (status, _) = d.post_form("/ipn/lyra", paid("100042", "a2", "2990")).await;
+    assert_eq!(status, 200);
+    eventually("the second update", || outbox_state(&d, 2) == "delivered").await;
+    // Past the stray request's landing, whatever the retry did.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // As with a late answer (above): the stray request's entry is the one
+    // history row, and the customer was told once.
+    let history = shop.history(100042);
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(history[0].notify);
+    let (gap_ms, detail): (i64, String) = d
+        .reader()
+        .query_row(
+            "SELECT at - (SELECT at FROM push_attempts WHERE outbox_id = 2 AND result = 'retry'),
+                    detail
+             FROM push_attempts WHERE outbox_id = 2 AND result = 'delivered'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(detail.contains("already applied"), "{detail}");
+    // The retry waited the shop's timeout, not the schedule's 100 ms.
+    assert!(gap_ms >= 600, "retried {gap_ms} ms after the timeout");
+    d.stop().await;
+}
+
 /// OpenCart 4.1 cannot be asked: re-sends go without a notification, and
 /// the timeline says so.
 #[tokio::test]

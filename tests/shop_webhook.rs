@@ -176,6 +176,7 @@ async fn retries_keep_the_webhook_id() {
         PushError::Transient {
             reason: r#"HTTP 503: {"error":"receiver says no"}"#.into(),
             retry_after: Some(Duration::from_secs(120)),
+            unanswered: false,
         }
     );
     fake.set_mode(Mode::Accept);

@@ -360,11 +360,11 @@ async fn push_one(shop: &Shop, row: &DueRow, policy: &DispatchConfig) -> PushRep
     let limit = shop.config.timeout * 4 + shop.config.connect_timeout;
     let result = match tokio::time::timeout(limit, shop.client.push(&update)).await {
         Ok(r) => r,
-        Err(_) => Err(PushError::transient(format!(
+        Err(_) => Err(PushError::unanswered(format!(
             "update not finished within {limit:?}"
         ))),
     };
-    let report = classify(row, &update, result, policy);
+    let report = classify(row, &update, result, policy, shop.config.timeout);
     let label = match &report {
         PushReport::Delivered { .. } => "delivered",
         PushReport::Retry { .. } => "retry",
@@ -421,6 +421,7 @@ fn classify(
     update: &ShopUpdate,
     result: Result<Pushed, PushError>,
     policy: &DispatchConfig,
+    shop_timeout: Duration,
 ) -> PushReport {
     // The log counts every attempt, as `ipnsync outbox` does; the retry
     // schedule restarts after an operator's `retry` (`row.attempts`).
@@ -432,6 +433,7 @@ fn classify(
         Err(PushError::Transient {
             reason,
             retry_after,
+            unanswered,
         }) => {
             let unit: f64 = rand::thread_rng().gen();
             match retry::next_delay(
@@ -442,6 +444,7 @@ fn classify(
                 unit,
             ) {
                 Some(delay) => {
+                    let delay = retry::after_unanswered(delay, unanswered, shop_timeout);
                     warn!(
                         outbox = row.id, shop = %shop, order = %order, attempt,
                         retry_in = ?delay, "shop update failed, will retry: {}", one_line(&reason)

@@ -38,6 +38,21 @@ pub fn next_delay(
     Some(wanted.mul_f64(factor.max(0.0)))
 }
 
+/// The rule **a stray request gets its time**: after a request that went
+/// out unanswered (a timeout, a dropped connection), the shop may still be
+/// working on it — a PHP request runs on after its caller gave up — and
+/// the next attempt reads the order to tell whether it was applied. Read
+/// too soon, the order does not show it yet and the update is sent twice.
+/// So that attempt waits at least the shop's own timeout: the stray
+/// request had that long once, it gets as long again.
+pub fn after_unanswered(delay: Duration, unanswered: bool, shop_timeout: Duration) -> Duration {
+    if unanswered {
+        delay.max(shop_timeout)
+    } else {
+        delay
+    }
+}
+
 /// Where the retry schedule reads the time: the wall clock (Unix ms, what is
 /// stored) and a monotonic clock (what waits are measured with). Injected in
 /// tests.
@@ -150,6 +165,15 @@ mod tests {
         );
         assert_eq!(next_delay(&s, 0.0, 4, None, 0.5), None);
         assert_eq!(next_delay(&s, 0.0, 0, None, 0.5), None);
+    }
+
+    #[test]
+    fn a_stray_request_gets_the_shop_timeout_before_the_next_look() {
+        let (five, thirty) = (Duration::from_secs(5), Duration::from_secs(30));
+        assert_eq!(after_unanswered(five, true, thirty), thirty);
+        assert_eq!(after_unanswered(five, false, thirty), five);
+        // A later step of the schedule is already longer: unchanged.
+        assert_eq!(after_unanswered(thirty * 10, true, thirty), thirty * 10);
     }
 
     #[test]

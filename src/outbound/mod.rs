@@ -115,7 +115,7 @@ impl OutboundError {
         let what = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
-            "connection failed"
+            CONNECT_FAILED
         } else {
             "request failed"
         };
@@ -155,6 +155,13 @@ impl OutboundError {
         }
     }
 
+    /// Whether the request may have reached the peer without an answer
+    /// coming back (a timeout, a connection dropped after connecting): the
+    /// peer may still act on it. A failed connect sent nothing.
+    pub fn unanswered(&self) -> bool {
+        matches!(self, OutboundError::Transport { what, .. } if *what != CONNECT_FAILED)
+    }
+
     /// The peer's `Retry-After`, when it sent one with a retryable status.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -163,6 +170,8 @@ impl OutboundError {
         }
     }
 }
+
+const CONNECT_FAILED: &str = "connection failed";
 
 /// 429 and 5xx may pass; any other status will not change by itself.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -300,6 +309,32 @@ mod tests {
             .unwrap_err();
         let e = OutboundError::transport(e);
         assert!(e.is_retryable());
+        assert!(!e.unanswered(), "nothing was sent");
         assert_eq!(e.to_string(), "connection failed: connection refused");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_times_out_may_still_be_running_at_the_peer() {
+        // A peer that accepts and reads but never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let c = client(&ClientOptions::calls(Duration::from_millis(200)));
+        let e = c
+            .get(format!("http://127.0.0.1:{port}/x"))
+            .send()
+            .await
+            .unwrap_err();
+        let e = OutboundError::transport(e);
+        assert!(e.is_retryable());
+        assert!(e.unanswered(), "{e}");
+        assert!(
+            !OutboundError::status(StatusCode::BAD_GATEWAY, &HeaderMap::new(), "").unanswered()
+        );
+        held.abort();
     }
 }

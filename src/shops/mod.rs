@@ -117,10 +117,16 @@ pub enum PushError {
     /// Connect errors, timeouts, 5xx, 429, a session that could not be
     /// renewed right now: retry on the schedule (`retry_after` from the
     /// shop's `Retry-After`, when it sent one).
+    ///
+    /// `unanswered`: a request went out and no answer came back (a
+    /// timeout, a dropped connection): the shop may still be working on
+    /// it, so the next attempt waits at least the shop's timeout before it
+    /// reads the order to see whether it was applied (`dispatch::classify`).
     #[error("{reason}")]
     Transient {
         reason: String,
         retry_after: Option<Duration>,
+        unanswered: bool,
     },
     /// Unknown order, permission denied, invalid status: retrying cannot
     /// help; the row goes dead with the shop's own text.
@@ -133,6 +139,16 @@ impl PushError {
         PushError::Transient {
             reason: reason.into(),
             retry_after: None,
+            unanswered: false,
+        }
+    }
+    /// A request that went out and got no answer in time: the shop may
+    /// still apply it.
+    pub fn unanswered(reason: impl Into<String>) -> Self {
+        PushError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+            unanswered: true,
         }
     }
     pub fn permanent(reason: impl Into<String>) -> Self {
@@ -164,6 +180,7 @@ impl From<OutboundError> for PushError {
             PushError::Transient {
                 reason,
                 retry_after: e.retry_after(),
+                unanswered: e.unanswered(),
             }
         } else {
             PushError::Permanent { reason }

@@ -123,6 +123,8 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str
         StatusCode::REQUEST_TIMEOUT => PushError::Transient {
             reason: "HTTP 408 Request Timeout".to_owned(),
             retry_after: super::retry_after(headers),
+            // The receiver answered: it is not working on it any more.
+            unanswered: false,
         },
         _ => status_error(status, headers, body),
     }

@@ -381,7 +381,12 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, prefix: String) 
 
 type Reply = Response<Full<Bytes>>;
 
-async fn handle(state: &Mutex<State>, prefix: &str, peer: IpAddr, req: Request<Incoming>) -> Reply {
+async fn handle(
+    state: &Arc<Mutex<State>>,
+    prefix: &str,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Reply {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -410,7 +415,17 @@ async fn handle(state: &Mutex<State>, prefix: &str, peer: IpAddr, req: Request<I
         take(&mut st.hangs).then_some(st.hang_for)
     };
     if let Some(delay) = hang {
-        tokio::time::sleep(delay).await;
+        // Like PHP, which runs a script to its end after the caller hung up
+        // (ignore_user_abort only matters once it writes output): the held
+        // request is applied even when the client timed out meanwhile. A
+        // spawned task, because hyper drops a handler whose client left.
+        let (state, prefix, headers) = (state.clone(), prefix.to_owned(), parts.headers.clone());
+        let applied = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut st = state.lock().expect("fake state lock");
+            process(&mut st, &prefix, peer, &headers, &recorded)
+        });
+        return applied.await.expect("held request handled");
     }
     let (reply, late) = {
         let mut st = state.lock().expect("fake state lock");

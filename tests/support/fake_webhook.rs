@@ -91,6 +91,16 @@ impl FakeWebhook {
         self.lock().mode = mode;
     }
 
+    /// Sets the mode and says how many requests came before it, in one
+    /// step: every request after that count is answered in the new mode.
+    /// (Reading the count, then setting the mode, lets a request arrive in
+    /// between, counted as new but answered in the old mode.)
+    pub fn switch_mode(&self, mode: Mode) -> usize {
+        let mut s = self.lock();
+        s.mode = mode;
+        s.received.len()
+    }
+
     /// Processes (records) the next `n` requests at once, then holds each
     /// answer for `delay`: the sender times out although the receiver took
     /// the webhook.

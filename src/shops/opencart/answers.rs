@@ -235,9 +235,11 @@ pub(super) fn redact(error: PushError, token: &str) -> PushError {
         PushError::Transient {
             reason,
             retry_after,
+            unanswered,
         } => PushError::Transient {
             reason: reason.replace(token, "***"),
             retry_after,
+            unanswered,
         },
         PushError::Permanent { reason } => PushError::Permanent {
             reason: reason.replace(token, "***"),
