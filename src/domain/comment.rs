@@ -19,6 +19,8 @@ mod mpgs;
 pub use cybersource::{signal_words, DM_STATUS_WORDS};
 pub use mpgs::{MPGS_REVIEW_WORDS, MPGS_RISK_WORDS, MPGS_TYPE_WORDS};
 
+use std::borrow::Cow;
+
 use super::notification::{Facts, LyraFacts, Notification};
 use super::outcome::{without_effect, Assessment, OPERATION_CREDIT};
 // The `vads_url_check_src` words live with the Lyra vocabulary, below both
@@ -196,7 +198,14 @@ pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
         Facts::Mpgs(f) => mpgs::lines(n, f),
     };
     lines.push(Some(verdict_line(n, a, v)));
-    lines.into_iter().flatten().collect::<Vec<_>>().join("\n")
+    let mut comment = String::with_capacity(lines.iter().flatten().map(|l| l.len() + 1).sum());
+    for (i, line) in lines.iter().flatten().enumerate() {
+        if i > 0 {
+            comment.push('\n');
+        }
+        comment.push_str(line);
+    }
+    comment
 }
 
 /// Provider, mode, source and status, e.g.
@@ -490,13 +499,19 @@ fn longest_digit_run(s: &str) -> usize {
 
 /// `value` without control characters (a newline would break the history
 /// layout) and cut to `max` characters.
-fn printable(value: &str, max: usize) -> String {
+fn printable(value: &str, max: usize) -> Cow<'_, str> {
+    // Nearly every value is short printable ASCII: borrowed as it is. (The
+    // comment is built inside the writer's transaction for each
+    // notification; a copy char by char was a measurable part of it.)
+    if value.len() <= max && value.bytes().all(|b| (b' '..0x7f).contains(&b)) {
+        return Cow::Borrowed(value);
+    }
     let cleaned = value.chars().map(|c| if c.is_control() { ' ' } else { c });
-    if value.chars().count() <= max {
+    Cow::Owned(if value.chars().count() <= max {
         cleaned.collect()
     } else {
         cleaned.take(max - 1).chain(['…']).collect()
-    }
+    })
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ fn notes_text(f: &CybersourceFacts) -> Option<String> {
             parts.push(format!("{comment} ({})", note.added_by));
         }
     }
-    (!parts.is_empty()).then(|| printable(&parts.join(" | "), MAX_SENTENCE_CHARS))
+    (!parts.is_empty()).then(|| printable(&parts.join(" | "), MAX_SENTENCE_CHARS).into_owned())
 }
 
 /// `Order 100000123, payment request 742…, payment status … (…), reason ….`

@@ -63,7 +63,7 @@ pub(super) fn lines(n: &Notification, f: &MpgsFacts) -> Vec<Option<String>> {
 fn words_or_code(table: &[(&str, &'static str)], code: &str) -> String {
     match lookup(table, code) {
         Some(words) => words.to_owned(),
-        None => printable(code, MAX_VALUE_CHARS),
+        None => printable(code, MAX_VALUE_CHARS).into_owned(),
     }
 }
 
@@ -92,7 +92,7 @@ fn or_none(value: &str) -> String {
     if value.is_empty() {
         "none".to_owned()
     } else {
-        printable(value, MAX_VALUE_CHARS)
+        printable(value, MAX_VALUE_CHARS).into_owned()
     }
 }
 
