@@ -347,3 +347,21 @@ proptest! {
         prop_assert!(longest_digit_run(&comment) < 13, "{}", comment);
     }
 }
+
+#[test]
+fn printable_borrows_only_what_needs_no_cleaning() {
+    use std::borrow::Cow;
+    let exact = "A".repeat(MAX_VALUE_CHARS);
+    assert!(matches!(printable(&exact, MAX_VALUE_CHARS), Cow::Borrowed(s) if s == exact));
+    let over = "A".repeat(MAX_VALUE_CHARS + 1);
+    assert_eq!(
+        printable(&over, MAX_VALUE_CHARS),
+        format!("{}…", "A".repeat(MAX_VALUE_CHARS - 1))
+    );
+    // DEL and a tab are control characters; é is not ASCII but printable.
+    assert_eq!(printable("a\u{7f}b\tc", MAX_VALUE_CHARS), "a b c");
+    assert!(matches!(printable("café", MAX_VALUE_CHARS), Cow::Owned(s) if s == "café"));
+    // 64 two-byte characters: over 64 bytes, not over 64 characters.
+    let accents = "é".repeat(MAX_VALUE_CHARS);
+    assert_eq!(printable(&accents, MAX_VALUE_CHARS), accents);
+}
