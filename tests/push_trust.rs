@@ -191,8 +191,8 @@ async fn a_slow_opencart_3_gets_one_history_row_and_one_notification() {
 /// A request the shop applies after the daemon stopped waiting for it (a
 /// PHP request runs on after its caller gave up): the retry must not read
 /// the order before that stray request had its time, or it finds the order
-/// unchanged and sends the update a second time (what failed CI at stop
-/// 24). Rule "a stray request gets its time" in `dispatch::retry`.
+/// unchanged and sends the update a second time, notifying the customer
+/// twice. Rule "a stray request gets its time" in `dispatch::retry`.
 #[tokio::test]
 async fn a_request_the_shop_applies_after_the_timeout_is_not_sent_again() {
     let shop = fake_opencart::start(Version::OpenCart3, OC_KEY).await;

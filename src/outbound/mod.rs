@@ -293,6 +293,12 @@ mod tests {
         .is_retryable());
     }
 
+    /// The error of a GET to `url` that gets no HTTP answer.
+    async fn transport_failure(url: &str, timeout: Duration) -> OutboundError {
+        let c = client(&ClientOptions::calls(timeout));
+        OutboundError::transport(c.get(url).send().await.unwrap_err())
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_retryable_and_says_so_without_the_url() {
         // A port nothing listens on: bind one, note it, close it.
@@ -301,13 +307,11 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let c = client(&ClientOptions::calls(Duration::from_secs(5)));
-        let e = c
-            .get(format!("http://127.0.0.1:{port}/x?token=s3cret"))
-            .send()
-            .await
-            .unwrap_err();
-        let e = OutboundError::transport(e);
+        let e = transport_failure(
+            &format!("http://127.0.0.1:{port}/x?token=s3cret"),
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(e.is_retryable());
         assert!(!e.unanswered(), "nothing was sent");
         assert_eq!(e.to_string(), "connection failed: connection refused");
@@ -323,13 +327,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(socket);
         });
-        let c = client(&ClientOptions::calls(Duration::from_millis(200)));
-        let e = c
-            .get(format!("http://127.0.0.1:{port}/x"))
-            .send()
-            .await
-            .unwrap_err();
-        let e = OutboundError::transport(e);
+        let e = transport_failure(
+            &format!("http://127.0.0.1:{port}/x"),
+            Duration::from_millis(200),
+        )
+        .await;
         assert!(e.is_retryable());
         assert!(e.unanswered(), "{e}");
         assert!(

@@ -414,29 +414,26 @@ async fn handle(
         st.calls.total += 1;
         take(&mut st.hangs).then_some(st.hang_for)
     };
-    if let Some(delay) = hang {
-        // Like PHP, which runs a script to its end after the caller hung up
-        // (ignore_user_abort only matters once it writes output): the held
-        // request is applied even when the client timed out meanwhile. A
-        // spawned task, because hyper drops a handler whose client left.
-        let (state, prefix, headers) = (state.clone(), prefix.to_owned(), parts.headers.clone());
-        let applied = tokio::spawn(async move {
+    // Like PHP, which runs a script to its end after the caller hung up
+    // (ignore_user_abort only matters once it writes output), a request is
+    // applied even when the client timed out meanwhile: in a spawned task,
+    // because hyper drops a handler whose client left.
+    let (state, prefix, headers) = (state.clone(), prefix.to_owned(), parts.headers);
+    let (reply, late) = tokio::spawn(async move {
+        if let Some(delay) = hang {
             tokio::time::sleep(delay).await;
-            let mut st = state.lock().expect("fake state lock");
-            process(&mut st, &prefix, peer, &headers, &recorded)
-        });
-        return applied.await.expect("held request handled");
-    }
-    let (reply, late) = {
+        }
         let mut st = state.lock().expect("fake state lock");
-        let reply = process(&mut st, prefix, peer, &parts.headers, &recorded);
+        let reply = process(&mut st, &prefix, peer, &headers, &recorded);
         // Logins answer on time: the session is there, the API calls are slow.
         let login = recorded
             .query_value("route")
             .is_some_and(|r| r.contains("login"));
         let late = (!login && take(&mut st.late_answers)).then_some(st.late_by);
         (reply, late)
-    };
+    })
+    .await
+    .expect("request handled");
     if let Some(delay) = late {
         tokio::time::sleep(delay).await;
     }
