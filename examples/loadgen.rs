@@ -587,23 +587,41 @@ async fn fire(
     let started = Instant::now();
     let rate = args.rate;
     let n = bodies.len();
-    tokio::spawn(async move {
-        for i in 0..n {
-            // Closed loop: latency counts from when a worker takes the
-            // request; open loop: from when it was due.
-            let due = match rate {
-                Some(r) => {
+    match rate {
+        // Open loop: the pacer is an OS thread, not a tokio timer. tokio's
+        // timer wheel ticks in whole milliseconds, so a request due at t
+        // left up to a millisecond late, and that lateness (counted as
+        // latency from the due time, as open loop must) put a millisecond
+        // of the generator's into every percentile. `thread::sleep` wakes
+        // within tens of microseconds. Lateness still counts, so a stall
+        // cannot hide itself.
+        Some(r) => {
+            std::thread::spawn(move || {
+                for i in 0..n {
                     let due = started + Duration::from_secs_f64(i as f64 / r);
-                    tokio::time::sleep_until(due.into()).await;
-                    Some(due)
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if tx.blocking_send((i, Some(due))).is_err() {
+                        break;
+                    }
                 }
-                None => None,
-            };
-            if tx.send((i, due)).await.is_err() {
-                break;
-            }
+            });
         }
-    });
+        // Closed loop: latency counts from when a worker takes the request.
+        // The feeder stays a task on the runtime, as in every earlier run
+        // (a thread waking once per freed slot slows the generator, which
+        // would flatter the ratio to the baselines).
+        None => {
+            tokio::spawn(async move {
+                for i in 0..n {
+                    if tx.send((i, None)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
     let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let memory = {
         let stop = stop_sampling.clone();
