@@ -113,11 +113,15 @@ pub async fn run_with(
         Some(path) => Some(Arc::new(store::files::FileWatch::new(path)?)),
         None => None,
     };
+    // The checkpointer hands the end of a large checkpoint to the writer
+    // (`checkpoint::Handoff`), so that the WAL starts over under load.
+    let handoff = Arc::new(store::checkpoint::Handoff::default());
     let checkpointer = match config.database.sqlite_path() {
         Some(path) => Some(store::checkpoint::spawn(
             path,
             Duration::from_millis(500),
             files.clone(),
+            handoff.clone(),
         )?),
         None => None,
     };
@@ -143,6 +147,7 @@ pub async fn run_with(
     let (writer, writer_thread) = store::writer::spawn_sessions(
         conns,
         files,
+        Some(handoff),
         config.writer.queue,
         config.writer.batch_max,
         wake.clone(),

@@ -188,7 +188,14 @@ const MAX_MASKED_PAN_CHARS: usize = 24;
 
 /// Builds the order-history comment for one notification.
 pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
-    let mut lines = match &n.facts {
+    with_verdict(&facts_lines(n), n, a, v)
+}
+
+/// The lines of the comment that the notification alone gives (all but
+/// the verdict line), joined: what [`crate::domain::Prepared`] computes
+/// before the order's state is known.
+pub fn facts_lines(n: &Notification) -> String {
+    let lines = match &n.facts {
         Facts::Lyra(f) => vec![
             Some(headline(n, Some(f))),
             Some(transaction_line(n, Some(f))),
@@ -197,14 +204,26 @@ pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
         Facts::Cybersource(f) => cybersource::lines(n, f),
         Facts::Mpgs(f) => mpgs::lines(n, f),
     };
-    lines.push(Some(verdict_line(n, a, v)));
-    let mut comment = String::with_capacity(lines.iter().flatten().map(|l| l.len() + 1).sum());
+    let mut facts = String::with_capacity(lines.iter().flatten().map(|l| l.len() + 1).sum());
     for (i, line) in lines.iter().flatten().enumerate() {
         if i > 0 {
-            comment.push('\n');
+            facts.push('\n');
         }
-        comment.push_str(line);
+        facts.push_str(line);
     }
+    facts
+}
+
+/// The whole comment: `facts` ([`facts_lines`] of `n`), then the verdict
+/// line on a line of its own.
+pub fn with_verdict(facts: &str, n: &Notification, a: &Assessment, v: &Verdict) -> String {
+    let verdict = verdict_line(n, a, v);
+    let mut comment = String::with_capacity(facts.len() + 1 + verdict.len());
+    if !facts.is_empty() {
+        comment.push_str(facts);
+        comment.push('\n');
+    }
+    comment.push_str(&verdict);
     comment
 }
 

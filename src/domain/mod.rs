@@ -1,8 +1,10 @@
 //! Pure decision logic: what a verified notification means for an order.
 //!
-//! Nothing here does I/O. The store's writer calls [`decide`] inside the
-//! transaction that records the notification, so the decision, the order's
-//! new state and the outbox row are committed together.
+//! Nothing here does I/O. The store's writer calls [`decide_prepared`]
+//! inside the transaction that records the notification, so the decision,
+//! the order's new state and the outbox row are committed together; what
+//! needs no order state ([`Prepared`]) was computed before, on the
+//! request's task.
 
 pub mod comment;
 pub mod money;
@@ -46,9 +48,39 @@ fn verdict_outcome(v: &Verdict) -> &'static str {
     }
 }
 
+/// The part of a decision that the notification alone gives: its
+/// assessment and the facts lines of its comment. Intake computes it on
+/// the request's task (`store::WriterHandle::submit`), so that the one
+/// writer thread, the daemon's ceiling, only adds what needs the order's
+/// state: the transition and the verdict line (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    assessment: Assessment,
+    facts: String,
+}
+
+impl Prepared {
+    pub fn of(notification: &Notification) -> Prepared {
+        Prepared {
+            assessment: assess(notification),
+            facts: comment::facts_lines(notification),
+        }
+    }
+}
+
 /// Decides what `notification` means for an order currently in `current`.
 pub fn decide(current: &OrderSnapshot, notification: &Notification) -> Decision {
-    let assessment = assess(notification);
+    decide_prepared(current, notification, &Prepared::of(notification))
+}
+
+/// [`decide`], from what [`Prepared::of`] computed for `notification`
+/// beforehand (it must be that notification's).
+pub fn decide_prepared(
+    current: &OrderSnapshot,
+    notification: &Notification,
+    prepared: &Prepared,
+) -> Decision {
+    let assessment = &prepared.assessment;
     let verdict = transition(current, notification, assessment.outcome);
     let mut warnings = assessment.warnings.clone();
     if state::test_on_production(current, notification) {
@@ -63,7 +95,7 @@ pub fn decide(current: &OrderSnapshot, notification: &Notification) -> Decision 
     {
         warnings.push(note.clone());
     }
-    let mut comment = comment::order_comment(notification, &assessment, &verdict);
+    let mut comment = comment::with_verdict(&prepared.facts, notification, assessment, &verdict);
     if let Verdict::Apply {
         outcome: Outcome::Rejected | Outcome::Canceled,
         ..

@@ -145,6 +145,10 @@ pub(crate) struct NewEvent<'a> {
     pub shop: &'a str,
     pub order_ref: &'a str,
     pub notification: &'a Notification,
+    /// `notification` as stored JSON, when the caller serialised it
+    /// already: intake does it on the request's task, off the one writer
+    /// thread (issue 18); else `insert_event` does.
+    pub notification_json: Option<&'a str>,
     /// `notification.origin()` for intake; `confirmation` or
     /// `reconciliation` for the events those write.
     pub origin: &'a str,
@@ -155,29 +159,69 @@ pub(crate) struct NewEvent<'a> {
 
 /// Inserts the event; returns its id.
 pub(crate) fn insert_event(conn: &Connection, e: &NewEvent<'_>) -> Result<i64, StoreError> {
-    let json = notification_json(e.notification)?;
-    let new_id = conn.prepare_cached(
-        "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
-                             notification, assessed, verdict, outcome, reason, comment, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
-    )?
-    .query_row(params![
-        e.source,
-        e.event_key,
-        e.notification.provider.as_str(),
-        e.shop,
-        e.order_ref,
-        e.notification.transaction_id,
-        e.notification.status(),
-        e.origin,
-        json,
-        e.decision.assessed,
-        e.columns.verdict,
-        e.columns.outcome,
-        e.columns.reason,
-        e.decision.comment,
-        e.now,
-    ], |r| r.get::<_, i64>(0))?;
+    insert_event_row(conn, e, INSERT_EVENT)?
+        .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING id returned no row".into()))
+}
+
+/// [`insert_event`], unless the same event (`events_dedupe`: shop, order,
+/// source, key) is stored already: then `None`, and nothing is written.
+/// Intake inserts first and looks for the earlier delivery only when this
+/// says there is one, so a new notification (nearly every one) costs one
+/// search of the dedupe index instead of two (issue 18).
+pub(crate) fn insert_event_if_new(
+    conn: &Connection,
+    e: &NewEvent<'_>,
+) -> Result<Option<i64>, StoreError> {
+    insert_event_row(conn, e, INSERT_EVENT_IF_NEW)
+}
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                         notification, assessed, verdict, outcome, reason, comment, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id";
+
+const INSERT_EVENT_IF_NEW: &str =
+    "INSERT INTO events (source, event_key, provider, shop, order_ref, transaction_id, status, origin,
+                         notification, assessed, verdict, outcome, reason, comment, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+     ON CONFLICT (shop, order_ref, source, event_key) DO NOTHING RETURNING id";
+
+fn insert_event_row(
+    conn: &Connection,
+    e: &NewEvent<'_>,
+    sql: &str,
+) -> Result<Option<i64>, StoreError> {
+    let serialised;
+    let json = match e.notification_json {
+        Some(json) => json,
+        None => {
+            serialised = notification_json(e.notification)?;
+            &serialised
+        }
+    };
+    let new_id = conn
+        .prepare_cached(sql)?
+        .query_row(
+            params![
+                e.source,
+                e.event_key,
+                e.notification.provider.as_str(),
+                e.shop,
+                e.order_ref,
+                e.notification.transaction_id,
+                e.notification.status(),
+                e.origin,
+                json,
+                e.decision.assessed,
+                e.columns.verdict,
+                e.columns.outcome,
+                e.columns.reason,
+                e.decision.comment,
+                e.now,
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?;
     Ok(new_id)
 }
 
@@ -211,7 +255,7 @@ pub(crate) enum Cause<'a> {
     /// A notification (intake, replay, confirmation, reconciliation): the
     /// order's row is created if new and remembers this event, its
     /// transaction and, when the notification has one, its mode (see
-    /// [`remember_mode`]); the shop update hangs off this event.
+    /// [`upsert_order`]); the shop update hangs off this event.
     Event {
         event_id: i64,
         transaction_id: &'a str,
@@ -252,10 +296,7 @@ pub(crate) fn move_order(
             transaction_id,
             mode,
         } => {
-            upsert_order(conn, m, transaction_id, event_id)?;
-            if let Some(mode) = mode {
-                remember_mode(conn, m.shop, m.order_ref, mode)?;
-            }
+            upsert_order(conn, m, transaction_id, event_id, mode)?;
             event_id
         }
         Cause::Operator { order_event_id } => {
@@ -273,19 +314,31 @@ pub(crate) fn move_order(
 }
 
 /// Sets the order's outcome and the event and transaction that set it,
-/// creating the order row on its first decision.
+/// creating the order row on its first decision, and remembers the mode
+/// of the notification that moved it: the first one
+/// sticks, except that PRODUCTION replaces TEST (a real payment on an
+/// order a test touched first makes it a production order; the reverse
+/// never happens, the state machine ignores TEST on PRODUCTION). A
+/// notification without a mode leaves the order's as it is.
+///
+/// One statement, not an upsert and then an UPDATE of the mode: the row
+/// is found and written once per applied notification (issue 18).
 fn upsert_order(
     conn: &Connection,
     m: &Move<'_>,
     transaction_id: &str,
     event_id: i64,
+    mode: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at, mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (shop, order_ref) DO UPDATE SET
              outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-             event_id = excluded.event_id, updated_at = excluded.updated_at",
+             event_id = excluded.event_id, updated_at = excluded.updated_at,
+             mode = CASE WHEN excluded.mode IS NULL THEN orders.mode
+                         WHEN orders.mode IS NULL OR excluded.mode = 'PRODUCTION' THEN excluded.mode
+                         ELSE orders.mode END",
     )?
     .execute(params![
         m.shop,
@@ -293,7 +346,8 @@ fn upsert_order(
         m.to,
         transaction_id,
         event_id,
-        m.now
+        m.now,
+        mode
     ])?;
     Ok(())
 }
@@ -315,24 +369,6 @@ fn queue_update(conn: &Connection, m: &Move<'_>, event_id: i64) -> Result<i64, S
         m.now
     ], |r| r.get::<_, i64>(0))?;
     Ok(new_id)
-}
-
-/// Records the mode of a notification that moved the order: the first one
-/// sticks, except that PRODUCTION replaces TEST (a real payment on an order
-/// a test touched first makes it a production order; the reverse never
-/// happens, the state machine ignores TEST on PRODUCTION).
-fn remember_mode(
-    conn: &Connection,
-    shop: &str,
-    order_ref: &str,
-    mode: &str,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE orders SET mode = CASE WHEN mode IS NULL OR ?3 = 'PRODUCTION' THEN ?3 ELSE mode END
-         WHERE shop = ?1 AND order_ref = ?2",
-    )?
-    .execute(params![shop, order_ref, mode])?;
-    Ok(())
 }
 
 /// Queues a comment for the order's shop history that changes nothing:
@@ -456,6 +492,57 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 0);
+    }
+
+    /// The order's mode, move after move (`upsert_order`): the first mode
+    /// sticks, PRODUCTION replaces TEST and is never replaced, and a move
+    /// without a mode keeps the order's. Each row: the mode the move
+    /// carries, the order's mode after it.
+    #[test]
+    fn the_orders_mode_is_the_first_one_until_production() {
+        let (_dir, path) = db();
+        let conn = crate::store::operator::open_operator(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        /// The mode a move carries, and the order's mode after it.
+        type Step = (Option<&'static str>, Option<&'static str>);
+        let moves: &[(&str, &[Step])] = &[
+            ("a", &[(None, None), (Some("TEST"), Some("TEST"))]),
+            (
+                "b",
+                &[
+                    (Some("TEST"), Some("TEST")),
+                    (None, Some("TEST")),
+                    (Some("PRODUCTION"), Some("PRODUCTION")),
+                    (Some("TEST"), Some("PRODUCTION")),
+                    (None, Some("PRODUCTION")),
+                ],
+            ),
+            ("c", &[(Some("PRODUCTION"), Some("PRODUCTION"))]),
+        ];
+        for (order, steps) in moves {
+            for (i, (carried, expected)) in steps.iter().enumerate() {
+                let m = Move {
+                    shop: "",
+                    order_ref: order,
+                    from: None,
+                    to: Outcome::Accepted,
+                    comment: "c",
+                    now: i as i64,
+                };
+                let cause = Cause::Event {
+                    event_id: i as i64 + 1,
+                    transaction_id: "t",
+                    mode: *carried,
+                };
+                move_order(&conn, &m, cause).unwrap();
+                let (_, _, event, mode) = order_row(&conn, order);
+                assert_eq!(
+                    (event, mode.as_deref()),
+                    (i as i64 + 1, *expected),
+                    "order {order}, move {i} carrying {carried:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::bodies;
+use super::checkpoint::Handoff;
 use super::confirm::{ConfirmReport, Recorded};
 use super::files::FileWatch;
 use crate::config::Confirm;
@@ -111,6 +112,12 @@ struct Queued {
     /// the one writer thread is the daemon's ceiling. Shared by the
     /// notifications of one request.
     stored_body: Arc<bodies::Encoded>,
+    /// The notification as the events row stores it (JSON), serialised on
+    /// the request's task for the same reason; `None` (it cannot fail in
+    /// practice) leaves it to the writer, which reports the error.
+    notification_json: Option<String>,
+    /// What the notification alone decides (`domain::Prepared`), likewise.
+    prepared: crate::domain::Prepared,
     /// The source's `confirm`: whether the decision waits for the gateway
     /// (`store::confirm`).
     confirm: Confirm,
@@ -155,6 +162,8 @@ impl WriterHandle {
         self.send(Command::Intake(
             Box::new(Queued {
                 stored_body: Arc::new(bodies::encode(&n.body)),
+                notification_json: super::sql::notification_json(&n.notification).ok(),
+                prepared: crate::domain::Prepared::of(&n.notification),
                 n,
                 shared_body: None,
                 confirm: Confirm::Off,
@@ -208,6 +217,8 @@ impl WriterHandle {
                 let (reply, rx) = oneshot::channel();
                 let queued = Queued {
                     stored_body: stored_body.clone().expect("one notification at least"),
+                    notification_json: super::sql::notification_json(&n.notification).ok(),
+                    prepared: crate::domain::Prepared::of(&n.notification),
                     n,
                     shared_body,
                     confirm,
@@ -320,7 +331,7 @@ pub fn spawn(
     batch_max: usize,
     committed: Arc<Notify>,
 ) -> (WriterHandle, JoinHandle<()>) {
-    spawn_watched(conn, None, queue, batch_max, committed)
+    spawn_watched(conn, None, None, queue, batch_max, committed)
 }
 
 /// [`spawn`], checking before each batch and after each commit that the
@@ -330,11 +341,12 @@ pub fn spawn(
 pub fn spawn_watched(
     conn: Connection,
     files: Option<Arc<FileWatch>>,
+    handoff: Option<Arc<Handoff>>,
     queue: usize,
     batch_max: usize,
     committed: Arc<Notify>,
 ) -> (WriterHandle, JoinHandle<()>) {
-    spawn_sessions(vec![conn], files, queue, batch_max, committed)
+    spawn_sessions(vec![conn], files, handoff, queue, batch_max, committed)
 }
 
 /// [`spawn_watched`] with one writer thread per connection, all taking
@@ -347,6 +359,7 @@ pub fn spawn_watched(
 pub fn spawn_sessions(
     conns: Vec<Connection>,
     files: Option<Arc<FileWatch>>,
+    handoff: Option<Arc<Handoff>>,
     queue: usize,
     batch_max: usize,
     committed: Arc<Notify>,
@@ -364,15 +377,20 @@ pub fn spawn_sessions(
         .into_iter()
         .enumerate()
         .map(|(i, conn)| {
-            let (rx, queued, committed, files) =
-                (rx.clone(), queued.clone(), committed.clone(), files.clone());
+            let (rx, queued, committed, files, handoff) = (
+                rx.clone(),
+                queued.clone(),
+                committed.clone(),
+                files.clone(),
+                handoff.clone(),
+            );
             std::thread::Builder::new()
                 .name(if i == 0 {
                     "ipnsync-writer".into()
                 } else {
                     format!("ipnsync-writer-{i}")
                 })
-                .spawn(move || run(conn, rx, batch_max, queued, committed, files))
+                .spawn(move || run(conn, rx, batch_max, queued, committed, files, handoff))
                 .expect("spawn writer thread")
         })
         .collect();
@@ -420,6 +438,7 @@ fn run(
     queued: Arc<AtomicUsize>,
     committed: Arc<Notify>,
     files: Option<Arc<FileWatch>>,
+    handoff: Option<Arc<Handoff>>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     // The last commit failure (disk full, read-only file, I/O error), to
@@ -505,6 +524,14 @@ fn run(
                 Reply::Confirm(tx, result) => {
                     let _ = tx.send(result);
                 }
+            }
+        }
+        // After the answers: the few frames the background checkpoint left
+        // (`checkpoint::Handoff`), so that the next batch starts the WAL
+        // over instead of a COMMIT copying it all later.
+        if let (Some(handoff), Some(lite)) = (&handoff, conn.sqlite()) {
+            if handoff.take() {
+                super::checkpoint::finish_on_writer(lite);
             }
         }
     }

@@ -120,7 +120,7 @@ pub(crate) fn apply_decision(
     if let Some(outcome) = decision.applied_outcome() {
         snapshot.outcome = Some(outcome);
         snapshot.transaction_id = Some(n.transaction_id.clone());
-        // As `store::apply` (`remember_mode`): the first mode sticks, except
+        // As `store::apply` (`upsert_order`): the first mode sticks, except
         // that PRODUCTION replaces TEST.
         if let Some(mode) = n.mode() {
             if snapshot.mode.is_none() || mode == "PRODUCTION" {

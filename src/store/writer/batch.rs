@@ -5,7 +5,8 @@ use crate::store::db::{params, Connection, TransactionBehavior};
 
 use super::super::{now_ms, StoreError};
 use super::{
-    intake_with_body, record_push, Command, IntakeReceipt, PushReport, Reply, SubmitError,
+    intake::OffWriter, intake_with_body, record_push, Command, IntakeReceipt, PushReport, Reply,
+    SubmitError,
 };
 use crate::store::confirm::Recorded;
 
@@ -31,7 +32,11 @@ fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
             conn,
             &q.n,
             q.shared_body.as_ref(),
-            Some(&q.stored_body),
+            OffWriter {
+                stored: Some(&q.stored_body),
+                notification_json: q.notification_json.as_deref(),
+                prepared: Some(&q.prepared),
+            },
             q.confirm,
         )
         .map(Done::Intake),

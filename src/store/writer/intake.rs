@@ -1,5 +1,6 @@
-//! Intake inside the writer's transaction: deduplicate, decide, store the
-//! event and its delivery, and apply the decision (`store::apply`).
+//! Intake inside the writer's transaction: decide, store the event unless
+//! it is known (deduplicate) and its delivery, and apply the decision
+//! (`store::apply`).
 //! (`insert_delivery`, `shared_body_id` and the compact event key are
 //! the storage of deliveries and bodies.)
 
@@ -18,7 +19,7 @@ use crate::domain::{self, Outcome, Verdict};
 /// goes through [`intake_with_body`]; tests of other modules call this.)
 #[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, None, Confirm::Off)
+    intake_with_body(conn, n, None, OffWriter::default(), Confirm::Off)
 }
 
 /// [`intake`] for a source whose `confirm` is `confirm`.
@@ -28,57 +29,38 @@ pub(crate) fn intake_confirmed(
     n: &NewNotification,
     confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, None, confirm)
+    intake_with_body(conn, n, None, OffWriter::default(), confirm)
+}
+
+/// What intake's caller computed off the writer thread: the writer's
+/// handle does it on the request's task, since the one writer thread is
+/// the daemon's ceiling (issue 18). Each `None` is computed here instead.
+#[derive(Default, Clone, Copy)]
+pub(super) struct OffWriter<'a> {
+    /// The body encoded for storage (`store::bodies`: compressed).
+    pub stored: Option<&'a Encoded>,
+    /// The notification as the events row stores it (JSON).
+    pub notification_json: Option<&'a str>,
+    /// What the notification alone decides (`domain::Prepared`).
+    pub prepared: Option<&'a domain::Prepared>,
 }
 
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
-/// SHA-256) when given, once however many deliveries refer to it.
-/// `stored` is the body already encoded for storage (`store::bodies`),
-/// when the caller did that off the writer thread; else it is encoded here.
+/// SHA-256) when given, once however many deliveries refer to it, with
+/// what the caller computed beforehand (`off`).
 pub(super) fn intake_with_body(
     conn: &Connection,
     n: &NewNotification,
     shared_body: Option<&[u8; 32]>,
-    stored: Option<&Encoded>,
+    off: OffWriter<'_>,
     confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
     let shop = n.shop.as_deref().unwrap_or("");
     let key = compact_event_key(&n.event_key);
     // Several daemons on one PostgreSQL: the same event arriving at two of
-    // them waits here for the other's commit, then is found below.
+    // them waits here for the other's commit, whose row its insert then
+    // finds.
     apply::lock_order(conn, shop, &n.order_ref)?;
-    // The dedupe (`events_dedupe`, migration 13): per order, so that the
-    // index grows at its right edge as new orders come.
-    let existing = conn
-        .prepare_cached(
-            "SELECT id, assessed, outcome, reason, comment FROM events
-              WHERE shop = ?1 AND order_ref = ?2 AND source = ?3 AND event_key = ?4",
-        )?
-        .query_row(params![shop, n.order_ref, n.source, key.as_bytes()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Outcome>(1)?,
-                r.get::<_, Option<Outcome>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .optional()?;
-    if let Some((event_id, assessed, applied, reason, comment)) = existing {
-        insert_delivery(conn, event_id, n, true, shared_body, stored)?;
-        return Ok(IntakeReceipt {
-            event_id,
-            duplicate: true,
-            assessed,
-            applied,
-            reason,
-            comment,
-            warnings: Vec::new(),
-            outbox_id: None,
-            batch_size: 0,
-        });
-    }
-
     let snapshot = apply::read_snapshot(conn, shop, &n.order_ref)?; // locked above
 
     // A Cybersource event type outside the signature (rule cs8) would send
@@ -88,7 +70,11 @@ pub(super) fn intake_with_body(
     let claim = (confirm != Confirm::Off)
         .then(|| domain::outcome::cybersource::unsigned_claim(&n.notification))
         .flatten();
-    let decision = domain::decide(&snapshot, claim.as_ref().unwrap_or(&n.notification));
+    let decision = match (&claim, off.prepared) {
+        (Some(claim), _) => domain::decide(&snapshot, claim),
+        (None, Some(prepared)) => domain::decide_prepared(&snapshot, &n.notification, prepared),
+        (None, None) => domain::decide(&snapshot, &n.notification),
+    };
     // Confirmation (issue 15): a decision the source's `confirm` holds is
     // stored as ignored, "waiting for confirmation", with a confirmation
     // job in this same transaction; the confirmer decides it later from
@@ -98,7 +84,13 @@ pub(super) fn intake_with_body(
     let columns = VerdictColumns::of(&decision.verdict, hold.then_some(confirmation::WAITING));
     let now = now_ms();
     let key_bytes = key.as_bytes();
-    let event_id = apply::insert_event(
+    // The dedupe (`events_dedupe`, migration 13: per order, so that the
+    // index grows at its right edge as new orders come) is the insert
+    // itself: a new event is stored, a known one writes nothing and is
+    // looked up below. The decision above is thrown away for a duplicate:
+    // deciding is pure, and duplicates are rare, so a new notification
+    // pays one search of the index instead of a lookup and then an insert.
+    let inserted = apply::insert_event_if_new(
         conn,
         &NewEvent {
             source: &n.source,
@@ -106,13 +98,17 @@ pub(super) fn intake_with_body(
             shop,
             order_ref: &n.order_ref,
             notification: &n.notification,
+            notification_json: off.notification_json,
             origin: n.notification.origin(),
             decision: &decision,
             columns: &columns,
             now,
         },
     )?;
-    insert_delivery(conn, event_id, n, false, shared_body, stored)?;
+    let Some(event_id) = inserted else {
+        return duplicate(conn, n, shop, key_bytes, shared_body, off.stored);
+    };
+    insert_delivery(conn, event_id, n, false, shared_body, off.stored)?;
     if hold {
         confirmation::hold(conn, event_id, &n.source, shop, &n.order_ref, now)?;
     }
@@ -159,6 +155,44 @@ pub(super) fn intake_with_body(
         comment: decision.comment,
         warnings: decision.warnings,
         outbox_id,
+        batch_size: 0,
+    })
+}
+
+/// A delivery of an event stored already: recorded as a duplicate
+/// delivery of it, answered with the decision taken the first time.
+fn duplicate(
+    conn: &Connection,
+    n: &NewNotification,
+    shop: &str,
+    key: &[u8],
+    shared_body: Option<&[u8; 32]>,
+    stored: Option<&Encoded>,
+) -> Result<IntakeReceipt, StoreError> {
+    let (event_id, assessed, applied, reason, comment) = conn
+        .prepare_cached(
+            "SELECT id, assessed, outcome, reason, comment FROM events
+              WHERE shop = ?1 AND order_ref = ?2 AND source = ?3 AND event_key = ?4",
+        )?
+        .query_row(params![shop, n.order_ref, n.source, key], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Outcome>(1)?,
+                r.get::<_, Option<Outcome>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+    insert_delivery(conn, event_id, n, true, shared_body, stored)?;
+    Ok(IntakeReceipt {
+        event_id,
+        duplicate: true,
+        assessed,
+        applied,
+        reason,
+        comment,
+        warnings: Vec::new(),
+        outbox_id: None,
         batch_size: 0,
     })
 }

@@ -449,3 +449,51 @@ fn migration_8_converts_keys_and_old_events_still_deduplicate() {
         )
         .is_err());
 }
+
+/// The checkpointer hands the end of a large checkpoint to the writer
+/// (`checkpoint::Handoff`): the writer copies the WAL's last frames after
+/// its next batch, so that the batch after starts the WAL over (its
+/// header's checkpoint sequence number changes exactly then).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_finishes_a_handed_off_checkpoint_after_its_batch() {
+    use crate::store::checkpoint::Handoff;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let generation = || {
+        let wal = std::fs::read(dir.path().join("w.db-wal")).unwrap();
+        u32::from_be_bytes(wal[12..16].try_into().unwrap())
+    };
+    let conn = crate::store::open_writer(&path).unwrap();
+    let handoff = Arc::new(Handoff::default());
+    let (handle, thread) = spawn_watched(
+        conn,
+        None,
+        Some(handoff.clone()),
+        64,
+        8,
+        Arc::new(Notify::new()),
+    );
+    let submit = |order: &'static str| {
+        let handle = handle.clone();
+        async move {
+            handle
+                .submit(new(order, order, "AUTHORISED", None))
+                .await
+                .unwrap()
+        }
+    };
+    submit("1").await;
+    let before = generation();
+    submit("2").await;
+    assert_eq!(generation(), before, "without a handoff the WAL grows");
+
+    handoff.request();
+    // The writer takes the request after this batch's answers, before it
+    // takes the next batch.
+    submit("3").await;
+    submit("4").await;
+    assert_ne!(generation(), before, "the WAL started over");
+
+    drop(handle);
+    thread.join().unwrap();
+}
