@@ -119,7 +119,7 @@ pub async fn run_with(
     let checkpointer = match config.database.sqlite_path() {
         Some(path) => Some(store::checkpoint::spawn(
             path,
-            Duration::from_millis(500),
+            store::checkpoint::EVERY,
             files.clone(),
             handoff.clone(),
         )?),

@@ -7,7 +7,7 @@
 //! are gone after the next restart. So the writer compares the device and
 //! inode of the files it opened with what the path names now, before each
 //! batch (refuse it) and after each commit (answer 503 instead of 200), the
-//! checkpointer does so twice a second (so the ERROR comes even when no
+//! checkpointer does so ten times a second (so the ERROR comes even when no
 //! notification arrives), and `/readyz` and the watchdog see it through the
 //! writer's probe. Nothing is written while the files differ; if the very
 //! same file comes back to its path (moved back), writing resumes.
