@@ -38,10 +38,10 @@ use super::StoreError;
 /// How often the background thread checkpoints (and checks the file's
 /// identity). Often, so that each round copies little: a round's fsync of
 /// the database file holds up the writer's WAL fsync on the same disk, and
-/// 100 ms of WAL is a short one (at 1 000/s ≈ 500 frames; every 500 ms,
-/// p99 at 1 000/s was 3.2 – 15 ms against 2.0 – 4.8 ms, interleaved runs
-/// in docs/PERFORMANCE.md). An idle round finds nothing to copy and
-/// costs a few system calls.
+/// 100 ms of WAL is a short one (at 1 000/s ≈ 500 frames). Interleaved
+/// runs at 1 000/s (docs/PERFORMANCE.md, sixth pass): median p99 1.96 ms
+/// every 100 ms against 3.22 ms every 500 ms. An idle round finds nothing
+/// to copy and costs a few system calls.
 pub const EVERY: Duration = Duration::from_millis(100);
 
 /// Pages the WAL may reach before the writer checkpoints by itself
