@@ -186,11 +186,9 @@ const MAX_MASKED_PAN_DIGITS: usize = 12;
 const MAX_MASKED_PAN_DIGIT_RUN: usize = 10;
 const MAX_MASKED_PAN_CHARS: usize = 24;
 
-/// Builds the order-history comment for one notification.
-pub fn order_comment(n: &Notification, a: &Assessment, v: &Verdict) -> String {
-    with_verdict(&facts_lines(n), n, a, v)
-}
-
+/// The order-history comment for one notification is built in two
+/// steps: [`facts_lines`] (the notification alone), then [`with_verdict`].
+///
 /// The lines of the comment that the notification alone gives (all but
 /// the verdict line), joined: what [`crate::domain::Prepared`] computes
 /// before the order's state is known.
