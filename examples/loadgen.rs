@@ -223,7 +223,9 @@ test_key = "1122334455667788"
     let commits_before = store.commits();
     let pids: Vec<u32> = daemons.iter().map(Child::id).collect();
     let idle_rss: Vec<u64> = pids.iter().map(|p| rss_kib(*p)).collect();
+    let cpu_before: Vec<CpuTime> = pids.iter().map(|p| cpu_time(*p)).collect();
     let result = fire(&addrs, "/ipn/lyra", &bodies, &args, &pids).await;
+    let cpu_after: Vec<CpuTime> = pids.iter().map(|p| cpu_time(*p)).collect();
     result.print(&match &pg {
         None => "ipnsync (verify + commit, synchronous=FULL)".to_owned(),
         Some(_) => format!(
@@ -241,6 +243,20 @@ test_key = "1122334455667788"
             .collect::<Vec<_>>()
             .join(" / "),
         result.peak_rss_kib as f64 / 1024.0
+    );
+    let (all_ns, writer_ns) = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .fold((0, 0), |(a, w), (b, e)| {
+            (
+                a + e.all_ns.saturating_sub(b.all_ns),
+                w + e.writer_ns.saturating_sub(b.writer_ns),
+            )
+        });
+    println!(
+        "  ipnsync CPU per request: {:.1} µs, of which the writer thread {:.1} µs",
+        all_ns as f64 / 1000.0 / bodies.len() as f64,
+        writer_ns as f64 / 1000.0 / bodies.len() as f64,
     );
     if let Some(base) = &base {
         println!(
@@ -792,6 +808,36 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// On-CPU time of a process's threads, from the scheduler's own
+/// accounting (`/proc/PID/task/TID/schedstat`, nanoseconds): all of them,
+/// and the writer thread's alone.
+struct CpuTime {
+    all_ns: u64,
+    writer_ns: u64,
+}
+
+fn cpu_time(pid: u32) -> CpuTime {
+    let mut t = CpuTime {
+        all_ns: 0,
+        writer_ns: 0,
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return t;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let ns: u64 = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        t.all_ns += ns;
+        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "ipnsync-writer") {
+            t.writer_ns += ns;
+        }
+    }
+    t
 }
 
 /// Asks the daemon to stop the way systemd does.
