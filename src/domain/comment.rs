@@ -20,6 +20,7 @@ pub use cybersource::{signal_words, DM_STATUS_WORDS};
 pub use mpgs::{MPGS_REVIEW_WORDS, MPGS_RISK_WORDS, MPGS_TYPE_WORDS};
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use super::notification::{Facts, LyraFacts, Notification};
 use super::outcome::{without_effect, Assessment, OPERATION_CREDIT};
@@ -194,11 +195,7 @@ const MAX_MASKED_PAN_CHARS: usize = 24;
 /// before the order's state is known.
 pub fn facts_lines(n: &Notification) -> String {
     let lines = match &n.facts {
-        Facts::Lyra(f) => vec![
-            Some(headline(n, Some(f))),
-            Some(transaction_line(n, Some(f))),
-            risk_line(f),
-        ],
+        Facts::Lyra(f) => return lyra_lines(n, f),
         Facts::Cybersource(f) => cybersource::lines(n, f),
         Facts::Mpgs(f) => mpgs::lines(n, f),
     };
@@ -225,58 +222,66 @@ pub fn with_verdict(facts: &str, n: &Notification, a: &Assessment, v: &Verdict) 
     comment
 }
 
+/// [`facts_lines`] of a Lyra notification, written into one string: it
+/// is built for every notification (issue 18: piece by piece, it took
+/// some twenty allocations).
+fn lyra_lines(n: &Notification, f: &LyraFacts) -> String {
+    let mut out = String::with_capacity(256);
+    write_headline(&mut out, n, f);
+    out.push('\n');
+    write_transaction_line(&mut out, n, f);
+    if let Some(risk) = risk_line(f) {
+        out.push('\n');
+        out.push_str(&risk);
+    }
+    out
+}
+
 /// Provider, mode, source and status, e.g.
 /// `Lyra (TEST mode), back-office operation, refund: CAPTURED (captured).`
-fn headline(n: &Notification, lyra: Option<&LyraFacts>) -> String {
-    let mut who = n.provider.display_name().to_owned();
-    if lyra.is_some_and(|f| f.ctx_mode == "TEST") {
-        who.push_str(" (TEST mode)");
+fn write_headline(out: &mut String, n: &Notification, f: &LyraFacts) {
+    out.push_str(n.provider.display_name());
+    if f.ctx_mode == "TEST" {
+        out.push_str(" (TEST mode)");
     }
-    let mut parts = vec![who];
     if !n.origin().is_empty() {
-        parts.push(source_label(n.origin()));
+        out.push_str(", ");
+        write_source_label(out, n.origin());
     }
     // REST `kr-src` is not covered by kr-hash: shown, marked, never used.
-    if let Some(src) = lyra
-        .map(|f| f.unsigned_src.as_str())
-        .filter(|s| !s.is_empty())
-    {
-        parts.push(format!(
-            "kr-src {} (not signed)",
-            printable(src, MAX_VALUE_CHARS)
-        ));
+    if !f.unsigned_src.is_empty() {
+        let _ = write!(
+            out,
+            ", kr-src {} (not signed)",
+            printable(&f.unsigned_src, MAX_VALUE_CHARS)
+        );
     }
-    if lyra.is_some_and(|f| f.operation_type == OPERATION_CREDIT) {
-        parts.push("refund".to_owned());
+    if f.operation_type == OPERATION_CREDIT {
+        out.push_str(", refund");
     }
-    let mut line = format!("{}: {}", parts.join(", "), status_label(n.status()));
-    if let Some(result) = lyra.and_then(|f| result_label(&f.result)) {
-        line.push_str(", ");
-        line.push_str(&result);
-    }
-    line.push('.');
-    line
+    out.push_str(": ");
+    write_status_label(out, n.status());
+    write_result_label(out, &f.result);
+    out.push('.');
 }
 
 /// Transaction, installment, amount and card, e.g.
 /// `Transaction 000042 (id uuid-1), 29.90 EUR, VISA 497010XXXXXX0055.`
-fn transaction_line(n: &Notification, lyra: Option<&LyraFacts>) -> String {
-    let mut parts = vec![transaction_label(n)];
-    if let Some(f) = lyra {
-        if !f.sequence_number.is_empty() && f.sequence_number != "1" {
-            parts.push(format!(
-                "installment {}",
-                printable(&f.sequence_number, MAX_VALUE_CHARS)
-            ));
-        }
+fn write_transaction_line(out: &mut String, n: &Notification, f: &LyraFacts) {
+    write_transaction_label(out, n);
+    if !f.sequence_number.is_empty() && f.sequence_number != "1" {
+        let _ = write!(
+            out,
+            ", installment {}",
+            printable(&f.sequence_number, MAX_VALUE_CHARS)
+        );
     }
     if let Some(minor) = n.amount_minor {
-        parts.push(format_amount(minor, &n.currency));
+        out.push_str(", ");
+        write_amount(out, minor, &n.currency);
     }
-    if let Some(card) = lyra.and_then(|f| card_label(&f.card_brand, &f.card_number)) {
-        parts.push(card);
-    }
-    format!("{}.", parts.join(", "))
+    write_card_label(out, ", ", &f.card_brand, &f.card_number);
+    out.push('.');
 }
 
 /// Every risk keyword, analyser code and control in words, or `None` when
@@ -347,31 +352,41 @@ fn lookup(table: &[(&str, &'static str)], code: &str) -> Option<&'static str> {
         .map(|(_, words)| *words)
 }
 
-fn source_label(source: &str) -> String {
-    source_words(source).map_or_else(
-        || format!("source {}", printable(source, MAX_VALUE_CHARS)),
-        str::to_owned,
-    )
+fn write_source_label(out: &mut String, source: &str) {
+    match source_words(source) {
+        Some(words) => out.push_str(words),
+        None => {
+            let _ = write!(out, "source {}", printable(source, MAX_VALUE_CHARS));
+        }
+    }
 }
 
 /// `AUTHORISED_TO_VALIDATE (to validate manually)`.
 pub fn status_label(status: &str) -> String {
-    if status.is_empty() {
-        return "no status".to_owned();
-    }
-    let words = lookup(STATUS_WORDS, status).unwrap_or("unknown status");
-    format!("{} ({words})", printable(status, MAX_VALUE_CHARS))
+    let mut out = String::new();
+    write_status_label(&mut out, status);
+    out
 }
 
-fn result_label(result: &str) -> Option<String> {
+fn write_status_label(out: &mut String, status: &str) {
+    if status.is_empty() {
+        out.push_str("no status");
+        return;
+    }
+    let words = lookup(STATUS_WORDS, status).unwrap_or("unknown status");
+    let _ = write!(out, "{} ({words})", printable(status, MAX_VALUE_CHARS));
+}
+
+/// `, result 05 (refused)`, nothing for a success or no result.
+fn write_result_label(out: &mut String, result: &str) {
     if result.is_empty() || result == "00" {
-        return None;
+        return;
     }
     let code = printable(result, MAX_VALUE_CHARS);
-    Some(match lookup(RESULT_WORDS, result) {
-        Some(words) => format!("result {code} ({words})"),
-        None => format!("result {code}"),
-    })
+    let _ = match lookup(RESULT_WORDS, result) {
+        Some(words) => write!(out, ", result {code} ({words})"),
+        None => write!(out, ", result {code}"),
+    };
 }
 
 pub fn assessment_words(action: &str) -> String {
@@ -415,18 +430,18 @@ pub fn control_words(control: &str, result: &str) -> String {
     )
 }
 
-fn transaction_label(n: &Notification) -> String {
+fn write_transaction_label(out: &mut String, n: &Notification) {
     let number = printable(&n.transaction_number, MAX_VALUE_CHARS);
     let id = printable(&n.transaction_id, MAX_VALUE_CHARS);
-    if number.is_empty() && id.is_empty() {
-        "Transaction unknown".to_owned()
+    let _ = if number.is_empty() && id.is_empty() {
+        write!(out, "Transaction unknown")
     } else if number.is_empty() || number == id {
-        format!("Transaction {id}")
+        write!(out, "Transaction {id}")
     } else if id.is_empty() {
-        format!("Transaction {number}")
+        write!(out, "Transaction {number}")
     } else {
-        format!("Transaction {number} (id {id})")
-    }
+        write!(out, "Transaction {number} (id {id})")
+    };
 }
 
 // ----------------------------------------------------------------- amount
@@ -447,48 +462,64 @@ pub fn find_currency(code: &str) -> Option<Currency> {
 /// `2990` + `978` → `29.90 EUR`. For a currency the table does not know,
 /// the decimal point's place is unknown, so the raw minor units are shown.
 pub fn format_amount(minor: i64, currency_code: &str) -> String {
+    let mut out = String::new();
+    write_amount(&mut out, minor, currency_code);
+    out
+}
+
+fn write_amount(out: &mut String, minor: i64, currency_code: &str) {
     let Some(currency) = find_currency(currency_code) else {
         let code = printable(currency_code.trim(), MAX_VALUE_CHARS);
-        return if code.is_empty() {
-            format!("{minor} minor units (no currency)")
+        let _ = if code.is_empty() {
+            write!(out, "{minor} minor units (no currency)")
         } else {
-            format!("{minor} minor units of currency {code}")
+            write!(out, "{minor} minor units of currency {code}")
         };
+        return;
     };
     let sign = if minor < 0 { "-" } else { "" };
     // unsigned_abs: i64::MIN has no positive i64 counterpart.
     let magnitude = minor.unsigned_abs();
-    if currency.decimals == 0 {
-        return format!("{sign}{magnitude} {}", currency.alpha);
-    }
-    let scale = 10u64.pow(currency.decimals);
-    format!(
-        "{sign}{}.{:0width$} {}",
-        magnitude / scale,
-        magnitude % scale,
-        currency.alpha,
-        width = currency.decimals as usize
-    )
+    let _ = if currency.decimals == 0 {
+        write!(out, "{sign}{magnitude} {}", currency.alpha)
+    } else {
+        let scale = 10u64.pow(currency.decimals);
+        write!(
+            out,
+            "{sign}{}.{:0width$} {}",
+            magnitude / scale,
+            magnitude % scale,
+            currency.alpha,
+            width = currency.decimals as usize
+        )
+    };
 }
 
 // ------------------------------------------------------------------- card
 
 /// `VISA 497010XXXXXX0055`; an unmasked number is replaced by a notice.
 fn card_label(brand: &str, number: &str) -> Option<String> {
+    let mut out = String::new();
+    write_card_label(&mut out, "", brand, number);
+    (!out.is_empty()).then_some(out)
+}
+
+/// [`card_label`] after `separator`, nothing when there is no card.
+fn write_card_label(out: &mut String, separator: &str, brand: &str, number: &str) {
     let brand = printable(brand, MAX_VALUE_CHARS);
     let number = if number.is_empty() {
         None
     } else if looks_masked(number) {
-        Some(number.to_owned())
+        Some(number)
     } else {
-        Some("(card number not shown: it is not masked)".to_owned())
+        Some("(card number not shown: it is not masked)")
     };
-    match (brand.is_empty(), number) {
-        (true, None) => None,
-        (false, None) => Some(format!("card {brand}")),
-        (true, Some(number)) => Some(format!("card {number}")),
-        (false, Some(number)) => Some(format!("{brand} {number}")),
-    }
+    let _ = match (brand.is_empty(), number) {
+        (true, None) => return,
+        (false, None) => write!(out, "{separator}card {brand}"),
+        (true, Some(number)) => write!(out, "{separator}card {number}"),
+        (false, Some(number)) => write!(out, "{separator}{brand} {number}"),
+    };
 }
 
 /// Whether `number` is a platform-masked PAN such as `497010XXXXXX0055`:

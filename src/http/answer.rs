@@ -15,7 +15,18 @@ pub type Body = Full<Bytes>;
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut body = body.into();
     body.push('\n');
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    with_body(status, Bytes::from(body))
+}
+
+/// [`text`] of a fixed line (`line` ends with its newline): the answers to
+/// nearly every notification, sent without copying them (issue 18).
+fn static_text(status: StatusCode, line: &'static str) -> Response<Body> {
+    debug_assert!(line.ends_with('\n'));
+    with_body(status, Bytes::from_static(line.as_bytes()))
+}
+
+fn with_body(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -27,25 +38,30 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 /// 200 for a committed notification, worded after what happened.
 pub fn stored(receipt: &IntakeReceipt) -> Response<Body> {
     let failure = |o: Outcome| matches!(o, Outcome::Rejected | Outcome::Failed | Outcome::Canceled);
-    let body = if receipt.duplicate {
+    let line = if receipt.duplicate {
         match receipt.applied.unwrap_or(receipt.assessed) {
-            o if failure(o) => "OK-Payment failure, already registered.".to_owned(),
-            _ => "OK-Accepted payment, already registered.".to_owned(),
+            o if failure(o) => "OK-Payment failure, already registered.\n",
+            _ => "OK-Accepted payment, already registered.\n",
         }
     } else {
         match receipt.applied {
             Some(Outcome::Accepted) | Some(Outcome::Refunded) => {
-                "OK-Accepted payment, order has been updated.".to_owned()
+                "OK-Accepted payment, order has been updated.\n"
             }
-            Some(o) if failure(o) => "OK-Payment failure, order has been cancelled.".to_owned(),
-            Some(o) => format!(
-                "OK-Payment {}, order has been updated.",
-                o.as_str().replace('_', " ")
-            ),
-            None => "OK-Notification recorded, order unchanged.".to_owned(),
+            Some(o) if failure(o) => "OK-Payment failure, order has been cancelled.\n",
+            Some(o) => {
+                return text(
+                    StatusCode::OK,
+                    format!(
+                        "OK-Payment {}, order has been updated.",
+                        o.as_str().replace('_', " ")
+                    ),
+                )
+            }
+            None => "OK-Notification recorded, order unchanged.\n",
         }
     };
-    text(StatusCode::OK, body)
+    static_text(StatusCode::OK, line)
 }
 
 pub fn unauthenticated() -> Response<Body> {

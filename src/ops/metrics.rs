@@ -64,6 +64,78 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// A counter or histogram with a `source` label and at most one other
+/// label of a fixed value: what intake records for every notification.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SourceKey {
+    metric: &'static str,
+    label: Option<(&'static str, &'static str)>,
+}
+
+std::thread_local! {
+    /// Handles registered by this thread, per metric and source name.
+    /// `metrics::counter!` with an owned label allocates the label, the
+    /// key and the handle, and searches the registry, at every call: a few
+    /// allocations per notification (issue 18). Handles are only taken
+    /// while serving, after [`handle`] installed the recorder.
+    static SOURCE_HANDLES: std::cell::RefCell<
+        std::collections::HashMap<SourceKey, std::collections::HashMap<String, Handle>>,
+    > = Default::default();
+}
+
+#[derive(Clone)]
+enum Handle {
+    Counter(metrics::Counter),
+    Histogram(metrics::Histogram),
+}
+
+fn with_source_handle(
+    key: SourceKey,
+    source: &str,
+    make: impl FnOnce() -> Handle,
+    f: impl FnOnce(&Handle),
+) {
+    SOURCE_HANDLES.with_borrow_mut(|all| {
+        let by_source = all.entry(key).or_default();
+        match by_source.get(source) {
+            Some(h) => f(h),
+            None => f(by_source.entry(source.to_owned()).or_insert_with(make)),
+        }
+    });
+}
+
+/// Adds one to `metric{source, label}`, `label` a fixed name and value.
+pub fn count_for_source(metric: &'static str, source: &str, label: (&'static str, &'static str)) {
+    let key = SourceKey {
+        metric,
+        label: Some(label),
+    };
+    let make = || {
+        Handle::Counter(
+            metrics::counter!(metric, "source" => source.to_owned(), label.0 => label.1),
+        )
+    };
+    with_source_handle(key, source, make, |h| {
+        if let Handle::Counter(c) = h {
+            c.increment(1);
+        }
+    });
+}
+
+/// Records `value` in the histogram `metric{source}`.
+pub fn record_for_source(metric: &'static str, source: &str, value: f64) {
+    let key = SourceKey {
+        metric,
+        label: None,
+    };
+    let make = || Handle::Histogram(metrics::histogram!(metric, "source" => source.to_owned()));
+    with_source_handle(key, source, make, |h| {
+        if let Handle::Histogram(hist) = h {
+            hist.record(value);
+        }
+    });
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_retention();
@@ -216,4 +288,36 @@ pub fn footprint(f: &crate::store::retention::Footprint) {
     }
     metrics::gauge!(DATABASE_BYTES, "part" => "used").set(f.used_bytes as f64);
     metrics::gauge!(DATABASE_BYTES, "part" => "file").set(f.file_bytes as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cached handles count and record into the same series as the
+    /// macros would, per source and label, however often they are used.
+    #[test]
+    fn source_handles_count_per_source_and_label() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                count_for_source(NOTIFICATIONS, "lyra", ("result", "applied"));
+            }
+            count_for_source(NOTIFICATIONS, "lyra", ("result", "duplicate"));
+            count_for_source(NOTIFICATIONS, "cyber", ("result", "applied"));
+            record_for_source(REQUEST_SECONDS, "lyra", 0.25);
+            record_for_source(REQUEST_SECONDS, "lyra", 0.75);
+        });
+        let text = handle.render();
+        for line in [
+            r#"ipnsync_notifications_total{source="lyra",result="applied"} 3"#,
+            r#"ipnsync_notifications_total{source="lyra",result="duplicate"} 1"#,
+            r#"ipnsync_notifications_total{source="cyber",result="applied"} 1"#,
+            r#"ipnsync_request_duration_seconds_sum{source="lyra"} 1"#,
+            r#"ipnsync_request_duration_seconds_count{source="lyra"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }

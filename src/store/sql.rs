@@ -46,8 +46,13 @@ pub(crate) fn classify(e: db::Error) -> StoreError {
 
 /// The stored form of a notification (`events.notification`).
 pub(crate) fn notification_json(n: &Notification) -> Result<String, StoreError> {
-    serde_json::to_string(n)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))
+    // Sized for a whole Lyra notification (≈ 500 bytes): grown from
+    // nothing, the text was copied four times over (issue 18).
+    let mut json = Vec::with_capacity(640);
+    serde_json::to_writer(&mut json, n)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialise notification: {e}")))?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(json).map_err(|e| StoreError::Corrupt(format!("notification JSON: {e}")))
 }
 
 /// A stored notification read back; `what` names it in the error

@@ -83,6 +83,32 @@ impl<T> OptionalExtension<T> for Result<T> {
 /// Statement parameters: `params![a, b]`, `[x]`, `[]` or `()`.
 pub trait Params {
     fn values(&self) -> Vec<Value<'_>>;
+
+    /// `f` over [`Params::values`], which lists and arrays of parameters
+    /// hand over from the stack: the writer binds a few statements per
+    /// notification, and a list on the heap was an allocation each
+    /// (issue 18).
+    fn with_values<R>(&self, f: impl FnOnce(&[Value<'_>]) -> R) -> R {
+        f(&self.values())
+    }
+}
+
+/// Parameter lists up to this long are bound from the stack.
+const VALUES_ON_STACK: usize = 16;
+
+fn with_stack_values<'a, R>(
+    len: usize,
+    values: impl Iterator<Item = Value<'a>>,
+    f: impl FnOnce(&[Value<'a>]) -> R,
+) -> R {
+    if len > VALUES_ON_STACK {
+        return f(&values.collect::<Vec<_>>());
+    }
+    let mut on_stack = [Value::Null; VALUES_ON_STACK];
+    for (slot, value) in on_stack.iter_mut().zip(values) {
+        *slot = value;
+    }
+    f(&on_stack[..len])
 }
 
 impl Params for () {
@@ -94,6 +120,10 @@ impl Params for () {
 impl Params for &[&dyn ToSql] {
     fn values(&self) -> Vec<Value<'_>> {
         self.iter().map(|p| p.to_value()).collect()
+    }
+
+    fn with_values<R>(&self, f: impl FnOnce(&[Value<'_>]) -> R) -> R {
+        with_stack_values(self.len(), self.iter().map(|p| p.to_value()), f)
     }
 }
 
@@ -109,6 +139,10 @@ macro_rules! array_params {
         impl<T: ToSql> Params for [T; $n] {
             fn values(&self) -> Vec<Value<'_>> {
                 self.iter().map(|p| p.to_value()).collect()
+            }
+
+            fn with_values<R>(&self, f: impl FnOnce(&[Value<'_>]) -> R) -> R {
+                with_stack_values($n, self.iter().map(|p| p.to_value()), f)
             }
         }
     )*};
@@ -186,6 +220,13 @@ impl Connection {
             Connection::Sqlite(c) => Ok(c.pragma_update(schema, name, value)?),
             Connection::Postgres(_) => Err(Error::Other(format!("PRAGMA {name}: SQLite only"))),
         }
+    }
+
+    /// The rowid of the last row this SQLite connection inserted (see
+    /// `sqlite3_last_insert_rowid`); `None` on PostgreSQL, where
+    /// `RETURNING` says it.
+    pub fn last_insert_rowid(&self) -> Option<i64> {
+        self.sqlite().map(rusqlite::Connection::last_insert_rowid)
     }
 
     /// The SQLite connection, for what only SQLite has (pragmas, WAL
@@ -353,11 +394,10 @@ enum StatementInner<'c> {
 
 impl Statement<'_> {
     pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
-        let values = params.values();
-        match &mut self.0 {
-            StatementInner::Sqlite(s) => lite::execute(s, &values),
-            StatementInner::Postgres(s, c) => c.execute(s, &values),
-        }
+        params.with_values(|values| match &mut self.0 {
+            StatementInner::Sqlite(s) => lite::execute(s, values),
+            StatementInner::Postgres(s, c) => c.execute(s, values),
+        })
     }
 
     /// The first row, or [`Error::NoRows`].
@@ -392,11 +432,15 @@ impl Statement<'_> {
     }
 
     pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {
-        let values = params.values();
-        Ok(Rows(match &mut self.0 {
-            StatementInner::Sqlite(s) => RowsInner::Sqlite(lite::query(s, &values)?),
-            StatementInner::Postgres(s, c) => RowsInner::Postgres(c.query(s, &values)?, 0),
-        }))
+        let inner = &mut self.0;
+        // The values are bound (SQLite copies them) or sent (PostgreSQL)
+        // here: the rows borrow the statement, not them.
+        params.with_values(move |values| {
+            Ok(Rows(match inner {
+                StatementInner::Sqlite(s) => RowsInner::Sqlite(lite::query(s, values)?),
+                StatementInner::Postgres(s, c) => RowsInner::Postgres(c.query(s, values)?, 0),
+            }))
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::store::db::{params, Connection, TransactionBehavior};
 
+use super::super::apply::HotStatements;
 use super::super::{now_ms, StoreError};
 use super::{
     intake::OffWriter, intake_with_body, record_push, Command, IntakeReceipt, PushReport, Reply,
@@ -26,10 +27,15 @@ enum TxError {
     Command(usize, StoreError),
 }
 
-fn apply(conn: &Connection, cmd: &Command) -> Result<Done, StoreError> {
+fn apply<'c>(
+    conn: &'c Connection,
+    hot: &mut HotStatements<'c>,
+    cmd: &Command,
+) -> Result<Done, StoreError> {
     match cmd {
         Command::Intake(q, _) => intake_with_body(
             conn,
+            hot,
             &q.n,
             q.shared_body.as_ref(),
             OffWriter {
@@ -72,10 +78,14 @@ fn run_once(conn: &mut Connection, cmds: &[Command]) -> Result<Vec<Done>, TxErro
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| TxError::Transaction(e.into()))?;
     let mut done = Vec::with_capacity(cmds.len());
+    // The batch's statements, prepared once for all its notifications
+    // (`apply::HotStatements`); let go before the commit.
+    let mut hot = HotStatements::default();
     for (index, cmd) in cmds.iter().enumerate() {
         // On error the transaction is dropped, which rolls it back.
-        done.push(apply(&tx, cmd).map_err(|e| TxError::Command(index, e))?);
+        done.push(apply(&tx, &mut hot, cmd).map_err(|e| TxError::Command(index, e))?);
     }
+    drop(hot);
     let committing = std::time::Instant::now();
     tx.commit().map_err(|e| TxError::Transaction(e.into()))?;
     metrics::histogram!(crate::ops::metrics::COMMIT_SECONDS)

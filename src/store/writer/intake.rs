@@ -7,7 +7,7 @@
 use crate::store::bodies::{self, Encoded};
 use crate::store::db::{params, Connection, OptionalExtension};
 
-use super::super::apply::{self, Cause, Move, NewEvent, VerdictColumns};
+use super::super::apply::{self, Cause, Hot, HotStatements, Move, NewEvent, VerdictColumns};
 use super::super::confirm as confirmation;
 use super::super::{now_ms, StoreError};
 use super::{IntakeReceipt, NewNotification};
@@ -19,7 +19,8 @@ use crate::domain::{self, Outcome, Verdict};
 /// goes through [`intake_with_body`]; tests of other modules call this.)
 #[cfg(test)]
 pub(crate) fn intake(conn: &Connection, n: &NewNotification) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, OffWriter::default(), Confirm::Off)
+    let mut hot = HotStatements::default();
+    intake_with_body(conn, &mut hot, n, None, OffWriter::default(), Confirm::Off)
 }
 
 /// [`intake`] for a source whose `confirm` is `confirm`.
@@ -29,7 +30,8 @@ pub(crate) fn intake_confirmed(
     n: &NewNotification,
     confirm: Confirm,
 ) -> Result<IntakeReceipt, StoreError> {
-    intake_with_body(conn, n, None, OffWriter::default(), confirm)
+    let mut hot = HotStatements::default();
+    intake_with_body(conn, &mut hot, n, None, OffWriter::default(), confirm)
 }
 
 /// What intake's caller computed off the writer thread: the writer's
@@ -47,9 +49,11 @@ pub(super) struct OffWriter<'a> {
 
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
 /// SHA-256) when given, once however many deliveries refer to it, with
-/// what the caller computed beforehand (`off`).
-pub(super) fn intake_with_body(
-    conn: &Connection,
+/// what the caller computed beforehand (`off`), with the batch's
+/// statements (`hot`).
+pub(super) fn intake_with_body<'c>(
+    conn: &'c Connection,
+    hot: &mut HotStatements<'c>,
     n: &NewNotification,
     shared_body: Option<&[u8; 32]>,
     off: OffWriter<'_>,
@@ -61,7 +65,7 @@ pub(super) fn intake_with_body(
     // them waits here for the other's commit, whose row its insert then
     // finds.
     apply::lock_order(conn, shop, &n.order_ref)?;
-    let snapshot = apply::read_snapshot(conn, shop, &n.order_ref)?; // locked above
+    let snapshot = apply::read_snapshot_in(conn, hot, shop, &n.order_ref)?; // locked above
 
     // A Cybersource event type outside the signature (rule cs8) would send
     // the order to review; with confirmation on, its claim is held for the
@@ -92,6 +96,7 @@ pub(super) fn intake_with_body(
     // pays one search of the index instead of a lookup and then an insert.
     let inserted = apply::insert_event_if_new(
         conn,
+        hot,
         &NewEvent {
             source: &n.source,
             event_key: &key_bytes,
@@ -108,7 +113,7 @@ pub(super) fn intake_with_body(
     let Some(event_id) = inserted else {
         return duplicate(conn, n, shop, key_bytes, shared_body, off.stored);
     };
-    insert_delivery(conn, event_id, n, false, shared_body, off.stored)?;
+    insert_delivery(conn, hot, event_id, n, false, shared_body, off.stored)?;
     if hold {
         confirmation::hold(conn, event_id, &n.source, shop, &n.order_ref, now)?;
     }
@@ -144,7 +149,7 @@ pub(super) fn intake_with_body(
             comment: &decision.comment,
             now,
         };
-        outbox_id = apply::move_order(conn, &m, cause)?;
+        outbox_id = apply::move_order_in(conn, hot, &m, cause)?;
     }
     Ok(IntakeReceipt {
         event_id,
@@ -183,7 +188,15 @@ fn duplicate(
                 r.get::<_, String>(4)?,
             ))
         })?;
-    insert_delivery(conn, event_id, n, true, shared_body, stored)?;
+    insert_delivery(
+        conn,
+        &mut HotStatements::default(),
+        event_id,
+        n,
+        true,
+        shared_body,
+        stored,
+    )?;
     Ok(IntakeReceipt {
         event_id,
         duplicate: true,
@@ -246,8 +259,9 @@ pub(crate) fn compact_event_key(key: &str) -> CompactKey<'_> {
     CompactKey::Verbatim(raw)
 }
 
-fn insert_delivery(
-    conn: &Connection,
+fn insert_delivery<'c>(
+    conn: &'c Connection,
+    hot: &mut HotStatements<'c>,
     event_id: i64,
     n: &NewNotification,
     duplicate: bool,
@@ -270,7 +284,9 @@ fn insert_delivery(
         Some(e) => (Some(e.bytes.as_slice()), e.codec),
         None => (None, None),
     };
-    conn.prepare_cached(
+    hot.get(
+        conn,
+        Hot::InsertDelivery,
         "INSERT INTO deliveries (event_id, received_at, peer, duplicate, headers, body, body_id, body_codec)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
