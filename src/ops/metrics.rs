@@ -4,6 +4,8 @@
 //! dispatcher); outbox gauges are read from the database at scrape time so
 //! they are right even after a restart or a CLI retry.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -72,34 +74,32 @@ struct SourceKey {
     label: Option<(&'static str, &'static str)>,
 }
 
+/// Handles registered by one thread, per metric and source name.
+type Handles<H> = RefCell<HashMap<SourceKey, HashMap<String, H>>>;
+
 std::thread_local! {
-    /// Handles registered by this thread, per metric and source name.
     /// `metrics::counter!` with an owned label allocates the label, the
     /// key and the handle, and searches the registry, at every call: a few
     /// allocations per notification (issue 18). Handles are only taken
     /// while serving, after [`handle`] installed the recorder.
-    static SOURCE_HANDLES: std::cell::RefCell<
-        std::collections::HashMap<SourceKey, std::collections::HashMap<String, Handle>>,
-    > = Default::default();
+    static SOURCE_COUNTERS: Handles<metrics::Counter> = Default::default();
+    static SOURCE_HISTOGRAMS: Handles<metrics::Histogram> = Default::default();
 }
 
-#[derive(Clone)]
-enum Handle {
-    Counter(metrics::Counter),
-    Histogram(metrics::Histogram),
-}
-
-fn with_source_handle(
+/// `use_it` on this thread's handle for `key` and `source`, registered by
+/// `register` the first time.
+fn with_handle<H>(
+    handles: &'static std::thread::LocalKey<Handles<H>>,
     key: SourceKey,
     source: &str,
-    make: impl FnOnce() -> Handle,
-    f: impl FnOnce(&Handle),
+    register: impl FnOnce() -> H,
+    use_it: impl FnOnce(&H),
 ) {
-    SOURCE_HANDLES.with_borrow_mut(|all| {
+    handles.with_borrow_mut(|all| {
         let by_source = all.entry(key).or_default();
         match by_source.get(source) {
-            Some(h) => f(h),
-            None => f(by_source.entry(source.to_owned()).or_insert_with(make)),
+            Some(h) => use_it(h),
+            None => use_it(by_source.entry(source.to_owned()).or_insert_with(register)),
         }
     });
 }
@@ -110,16 +110,8 @@ pub fn count_for_source(metric: &'static str, source: &str, label: (&'static str
         metric,
         label: Some(label),
     };
-    let make = || {
-        Handle::Counter(
-            metrics::counter!(metric, "source" => source.to_owned(), label.0 => label.1),
-        )
-    };
-    with_source_handle(key, source, make, |h| {
-        if let Handle::Counter(c) = h {
-            c.increment(1);
-        }
-    });
+    let register = || metrics::counter!(metric, "source" => source.to_owned(), label.0 => label.1);
+    with_handle(&SOURCE_COUNTERS, key, source, register, |c| c.increment(1));
 }
 
 /// Records `value` in the histogram `metric{source}`.
@@ -128,11 +120,9 @@ pub fn record_for_source(metric: &'static str, source: &str, value: f64) {
         metric,
         label: None,
     };
-    let make = || Handle::Histogram(metrics::histogram!(metric, "source" => source.to_owned()));
-    with_source_handle(key, source, make, |h| {
-        if let Handle::Histogram(hist) = h {
-            hist.record(value);
-        }
+    let register = || metrics::histogram!(metric, "source" => source.to_owned());
+    with_handle(&SOURCE_HISTOGRAMS, key, source, register, |h| {
+        h.record(value)
     });
 }
 

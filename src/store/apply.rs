@@ -32,13 +32,15 @@ use crate::domain::{Decision, Notification, OrderSnapshot, Outcome, Verdict};
 /// (a `HotStatements::default()` of its own), prepares as before.
 #[derive(Default)]
 pub(crate) struct HotStatements<'c> {
-    slots: [Option<Statement<'c>>; 4],
+    slots: [Option<Statement<'c>>; 5],
 }
 
-/// The statements of [`HotStatements`].
+/// The statements of [`HotStatements`]: each slot holds the one text its
+/// callers prepare for it.
 #[derive(Clone, Copy)]
 pub(crate) enum Hot {
     Snapshot,
+    InsertEvent,
     InsertEventIfNew,
     InsertDelivery,
     UpsertOrder,
@@ -205,55 +207,10 @@ pub(crate) struct NewEvent<'a> {
     pub now: i64,
 }
 
-/// Runs `sql`, one `INSERT … RETURNING id` (`ON CONFLICT … DO NOTHING`
-/// allowed), and gives the new row's id, `None` when the conflict clause
-/// skipped the row. On SQLite the statement runs without its `RETURNING`
-/// clause and the id is the connection's last rowid: SQLite buffers a
-/// `RETURNING` row in a temporary b-tree it creates for the statement,
-/// and opens a statement journal for it as for a trigger, which copies
-/// every page the statement touches again (a third of the writer's
-/// allocations, issue 18). A SQLite connection belongs to one thread (the
-/// writer's), so the last rowid is this statement's.
-pub(crate) fn insert_returning_id(
-    conn: &Connection,
-    sql: &str,
-    params: &[&dyn ToSql],
-) -> Result<Option<i64>, StoreError> {
-    insert_returning_id_in(conn, None, sql, params)
-}
-
-/// [`insert_returning_id`], with statement `hot` of a batch when given.
-fn insert_returning_id_in<'c>(
-    conn: &'c Connection,
-    hot: Option<(&mut HotStatements<'c>, Hot)>,
-    sql: &str,
-    params: &[&dyn ToSql],
-) -> Result<Option<i64>, StoreError> {
-    let without_returning = sql.trim_end().strip_suffix("RETURNING id");
-    let sqlite = conn.sqlite().is_some() && without_returning.is_some();
-    let text = if sqlite {
-        without_returning.unwrap_or(sql)
-    } else {
-        sql
-    };
-    let mut own;
-    let stmt = match hot {
-        Some((hot, which)) => hot.get(conn, which, text)?,
-        None => {
-            own = conn.prepare_cached(text)?;
-            &mut own
-        }
-    };
-    if sqlite {
-        let inserted = stmt.execute(params)?;
-        return Ok((inserted == 1).then(|| conn.last_insert_rowid()).flatten());
-    }
-    Ok(stmt.query_row(params, |r| r.get::<_, i64>(0)).optional()?)
-}
-
 /// Inserts the event; returns its id.
 pub(crate) fn insert_event(conn: &Connection, e: &NewEvent<'_>) -> Result<i64, StoreError> {
-    insert_event_row(conn, None, e, INSERT_EVENT)?
+    let mut hot = HotStatements::default();
+    insert_event_row(conn, &mut hot, Hot::InsertEvent, e, INSERT_EVENT)?
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING id returned no row".into()))
 }
 
@@ -267,12 +224,7 @@ pub(crate) fn insert_event_if_new<'c>(
     hot: &mut HotStatements<'c>,
     e: &NewEvent<'_>,
 ) -> Result<Option<i64>, StoreError> {
-    insert_event_row(
-        conn,
-        Some((hot, Hot::InsertEventIfNew)),
-        e,
-        INSERT_EVENT_IF_NEW,
-    )
+    insert_event_row(conn, hot, Hot::InsertEventIfNew, e, INSERT_EVENT_IF_NEW)
 }
 
 const INSERT_EVENT: &str =
@@ -288,7 +240,8 @@ const INSERT_EVENT_IF_NEW: &str =
 
 fn insert_event_row<'c>(
     conn: &'c Connection,
-    hot: Option<(&mut HotStatements<'c>, Hot)>,
+    hot: &mut HotStatements<'c>,
+    which: Hot,
     e: &NewEvent<'_>,
     sql: &str,
 ) -> Result<Option<i64>, StoreError> {
@@ -300,11 +253,9 @@ fn insert_event_row<'c>(
             &serialised
         }
     };
-    insert_returning_id_in(
-        conn,
-        hot,
-        sql,
-        params![
+    Ok(hot
+        .get(conn, which, conn.insert_text(sql))?
+        .inserted_id(params![
             e.source,
             e.event_key,
             e.notification.provider.as_str(),
@@ -320,8 +271,7 @@ fn insert_event_row<'c>(
             e.columns.reason,
             e.decision.comment,
             e.now,
-        ],
-    )
+        ])?)
 }
 
 /// Rewrites a stored event's decision (replay), stamping `replayed_at`.
@@ -466,8 +416,7 @@ fn upsert_order<'c>(
 
 /// Queues the shop update of `m`, hanging off `event_id`.
 fn queue_update(conn: &Connection, m: &Move<'_>, event_id: i64) -> Result<i64, StoreError> {
-    insert_returning_id(
-        conn,
+    conn.insert_returning_id(
         "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                              attempts, next_attempt_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) RETURNING id",
@@ -496,8 +445,7 @@ pub(crate) fn queue_comment(
     comment: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    insert_returning_id(
-        conn,
+    conn.insert_returning_id(
         "INSERT INTO outbox (shop, order_ref, event_id, previous_outcome, outcome, comment, state,
                              attempts, next_attempt_at, created_at, comment_only)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'pending', 0, ?6, ?6, 1) RETURNING id",

@@ -187,10 +187,9 @@ fn round(conn: &Connection, handoff: &Handoff) -> i64 {
 /// the database as unused (a first version did that; `tests/cli.rs`
 /// caught it).
 pub fn drop_cached_history(conn: &Connection, path: &Path, keep: u64) -> std::io::Result<bool> {
-    let Some(fd) = sqlite_descriptor(conn, path) else {
+    let Some((fd, len)) = sqlite_descriptor(conn, path) else {
         return Ok(false);
     };
-    let len = std::fs::metadata(path)?.len();
     let Some(drop) = len.checked_sub(keep).filter(|d| *d > 0) else {
         return Ok(false);
     };
@@ -203,13 +202,14 @@ pub fn drop_cached_history(conn: &Connection, path: &Path, keep: u64) -> std::io
     }
 }
 
-/// The descriptor SQLite's unix VFS holds on `conn`'s main database file,
-/// when it is `path`'s file (same device and inode), else `None`. SQLite
+/// The descriptor SQLite's unix VFS holds on `conn`'s main database file
+/// and the file's length, when it is `path`'s file (same device and
+/// inode), else `None`. SQLite
 /// hands out its file object (`SQLITE_FCNTL_FILE_POINTER`); the unix
 /// VFS's (`unixFile`, private to SQLite) starts with three pointers and
 /// then the descriptor. The device-and-inode check makes a different
 /// layout (another SQLite, another VFS) a `None`, never a wrong file.
-fn sqlite_descriptor(conn: &Connection, path: &Path) -> Option<std::os::fd::RawFd> {
+fn sqlite_descriptor(conn: &Connection, path: &Path) -> Option<(std::os::fd::RawFd, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `handle` is the open connection's; the file control writes
@@ -239,7 +239,7 @@ fn sqlite_descriptor(conn: &Connection, path: &Path) -> Option<std::os::fd::RawF
         return None;
     }
     let meta = std::fs::metadata(path).ok()?;
-    (st.st_dev == meta.dev() && st.st_ino == meta.ino()).then_some(fd)
+    (st.st_dev == meta.dev() && st.st_ino == meta.ino()).then_some((fd, meta.len()))
 }
 
 pub struct Checkpointer {
@@ -418,14 +418,20 @@ mod tests {
         }
     }
 
-    /// After a checkpoint the database file's history leaves the page
-    /// cache, its last `keep` bytes stay, and every row still reads back
-    /// (from disk). In the target directory: a tmpfs `/tmp` would keep
-    /// every page whatever the advice, its pages being the storage.
-    #[test]
-    fn a_round_drops_the_checkpointed_history_from_the_page_cache() {
+    /// [`pair`] in the target directory: a tmpfs `/tmp` would keep every
+    /// page whatever the advice, its pages being the storage.
+    fn on_disk() -> (tempfile::TempDir, Connection, Connection) {
         let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
         let (writer, checkpointer) = pair(&dir);
+        (dir, writer, checkpointer)
+    }
+
+    /// After a checkpoint the database file's history leaves the page
+    /// cache, its last `keep` bytes stay, and every row still reads back
+    /// (from disk).
+    #[test]
+    fn a_round_drops_the_checkpointed_history_from_the_page_cache() {
+        let (dir, writer, checkpointer) = on_disk();
         let path = dir.path().join("wal.db");
         write(&writer, 600);
         assert!(
@@ -477,8 +483,7 @@ mod tests {
     /// another process then took the database as unused.
     #[test]
     fn dropping_the_history_keeps_this_processs_locks_on_the_database() {
-        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
-        let (writer, checkpointer) = pair(&dir);
+        let (dir, writer, checkpointer) = on_disk();
         let path = dir.path().join("wal.db");
         write(&writer, 300);
         round(&checkpointer, &Handoff::default());
@@ -487,7 +492,7 @@ mod tests {
         let _: i64 = reader
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        let fd = sqlite_descriptor(&checkpointer, &path).expect("SQLite's descriptor");
+        let (fd, _) = sqlite_descriptor(&checkpointer, &path).expect("SQLite's descriptor");
         assert!(posix_locked(fd), "a reader holds its shared lock");
 
         assert!(drop_cached_history(&checkpointer, &path, 0).unwrap());

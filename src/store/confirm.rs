@@ -50,12 +50,12 @@ pub(crate) fn hold(
     order_ref: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5) RETURNING id",
-        )?
-        .query_row(params![event_id, source, shop, order_ref, now], |r| r.get(0))?)
+    conn.insert_returning_id(
+        "INSERT INTO confirmations (event_id, source, shop, order_ref, state, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?5) RETURNING id",
+        params![event_id, source, shop, order_ref, now],
+    )?
+    .ok_or_else(|| StoreError::Corrupt("the confirmation row was not inserted".into()))
 }
 
 /// One confirmation to make.

@@ -183,25 +183,23 @@ fn insert_returning_id_gives_the_new_rows_id_and_none_for_a_skipped_row() {
     )
     .unwrap();
     let sql = "INSERT INTO t (k) VALUES (?1) ON CONFLICT (k) DO NOTHING RETURNING id";
-    let first = insert_returning_id(&tx, sql, params!["a"]).unwrap();
+    let first = tx.insert_returning_id(sql, params!["a"]).unwrap();
     assert_eq!(first, Some(41));
     tx.execute("INSERT INTO other (id, x) VALUES (900, 'y')", [])
         .unwrap();
-    assert_eq!(insert_returning_id(&tx, sql, params!["a"]).unwrap(), None);
+    assert_eq!(tx.insert_returning_id(sql, params!["a"]).unwrap(), None);
     // Through a batch's statements, twice with one preparation.
     let mut hot = HotStatements::default();
+    let mut insert = |k: &str| {
+        hot.get(&tx, Hot::InsertDelivery, tx.insert_text(sql))
+            .unwrap()
+            .inserted_id(params![k])
+            .unwrap()
+    };
     for (k, id) in [("b", 42), ("c", 43)] {
-        let got =
-            insert_returning_id_in(&tx, Some((&mut hot, Hot::InsertDelivery)), sql, params![k]);
-        assert_eq!(got.unwrap(), Some(id));
+        assert_eq!(insert(k), Some(id));
     }
-    let got = insert_returning_id_in(
-        &tx,
-        Some((&mut hot, Hot::InsertDelivery)),
-        sql,
-        params!["b"],
-    );
-    assert_eq!(got.unwrap(), None);
+    assert_eq!(insert("b"), None);
     drop(hot);
     let keys: Vec<(i64, String)> = tx
         .prepare("SELECT id, k FROM t ORDER BY id")

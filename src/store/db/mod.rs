@@ -222,11 +222,25 @@ impl Connection {
         }
     }
 
-    /// The rowid of the last row this SQLite connection inserted (see
-    /// `sqlite3_last_insert_rowid`); `None` on PostgreSQL, where
-    /// `RETURNING` says it.
-    pub fn last_insert_rowid(&self) -> Option<i64> {
-        self.sqlite().map(rusqlite::Connection::last_insert_rowid)
+    /// What to prepare for `sql`, an `INSERT … RETURNING id` (`ON
+    /// CONFLICT … DO NOTHING` allowed), to run with
+    /// [`Statement::inserted_id`]: on SQLite the text without its
+    /// `RETURNING` clause. SQLite buffers a `RETURNING` row in a temporary
+    /// b-tree it creates for the statement and opens a statement journal
+    /// for it, as for a trigger (a third of the writer's allocations,
+    /// issue 18); the connection's last rowid says the same.
+    pub fn insert_text<'s>(&self, sql: &'s str) -> &'s str {
+        match (self, sql.trim_end().strip_suffix("RETURNING id")) {
+            (Connection::Sqlite(_), Some(insert)) => insert,
+            _ => sql,
+        }
+    }
+
+    /// Runs `sql`, an `INSERT … RETURNING id`: the new row's id, `None`
+    /// when a conflict clause skipped the row (see [`Self::insert_text`]).
+    pub fn insert_returning_id<P: Params>(&self, sql: &str, params: P) -> Result<Option<i64>> {
+        self.prepare_cached(self.insert_text(sql))?
+            .inserted_id(params)
     }
 
     /// The SQLite connection, for what only SQLite has (pragmas, WAL
@@ -241,7 +255,7 @@ impl Connection {
     /// A prepared statement, cached per connection.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         Ok(Statement(match self {
-            Connection::Sqlite(c) => StatementInner::Sqlite(c.prepare_cached(sql)?),
+            Connection::Sqlite(c) => StatementInner::Sqlite(c.prepare_cached(sql)?, c),
             Connection::Postgres(c) => StatementInner::Postgres(c.prepare(sql)?, c),
         }))
     }
@@ -388,16 +402,28 @@ impl Drop for Transaction<'_> {
 pub struct Statement<'c>(StatementInner<'c>);
 
 enum StatementInner<'c> {
-    Sqlite(rusqlite::CachedStatement<'c>),
+    Sqlite(rusqlite::CachedStatement<'c>, &'c rusqlite::Connection),
     Postgres(postgres::Statement, &'c pg::PgConnection),
 }
 
 impl Statement<'_> {
     pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
         params.with_values(|values| match &mut self.0 {
-            StatementInner::Sqlite(s) => lite::execute(s, values),
+            StatementInner::Sqlite(s, _) => lite::execute(s, values),
             StatementInner::Postgres(s, c) => c.execute(s, values),
         })
+    }
+
+    /// Runs an insert prepared from [`Connection::insert_text`]: the new
+    /// row's id, `None` when a conflict clause skipped the row. A SQLite
+    /// connection is one thread's, so its last rowid is this statement's.
+    pub fn inserted_id<P: Params>(&mut self, params: P) -> Result<Option<i64>> {
+        if let StatementInner::Sqlite(_, conn) = &self.0 {
+            let conn = *conn;
+            let inserted = self.execute(params)?;
+            return Ok((inserted == 1).then(|| conn.last_insert_rowid()));
+        }
+        self.query_row(params, |r| r.get::<_, i64>(0)).optional()
     }
 
     /// The first row, or [`Error::NoRows`].
@@ -437,7 +463,7 @@ impl Statement<'_> {
         // here: the rows borrow the statement, not them.
         params.with_values(move |values| {
             Ok(Rows(match inner {
-                StatementInner::Sqlite(s) => RowsInner::Sqlite(lite::query(s, values)?),
+                StatementInner::Sqlite(s, _) => RowsInner::Sqlite(lite::query(s, values)?),
                 StatementInner::Postgres(s, c) => RowsInner::Postgres(c.query(s, values)?, 0),
             }))
         })

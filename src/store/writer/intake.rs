@@ -111,7 +111,7 @@ pub(super) fn intake_with_body<'c>(
         },
     )?;
     let Some(event_id) = inserted else {
-        return duplicate(conn, n, shop, key_bytes, shared_body, off.stored);
+        return duplicate(conn, hot, n, shop, key_bytes, shared_body, off.stored);
     };
     insert_delivery(conn, hot, event_id, n, false, shared_body, off.stored)?;
     if hold {
@@ -166,8 +166,9 @@ pub(super) fn intake_with_body<'c>(
 
 /// A delivery of an event stored already: recorded as a duplicate
 /// delivery of it, answered with the decision taken the first time.
-fn duplicate(
-    conn: &Connection,
+fn duplicate<'c>(
+    conn: &'c Connection,
+    hot: &mut HotStatements<'c>,
     n: &NewNotification,
     shop: &str,
     key: &[u8],
@@ -188,15 +189,7 @@ fn duplicate(
                 r.get::<_, String>(4)?,
             ))
         })?;
-    insert_delivery(
-        conn,
-        &mut HotStatements::default(),
-        event_id,
-        n,
-        true,
-        shared_body,
-        stored,
-    )?;
+    insert_delivery(conn, hot, event_id, n, true, shared_body, stored)?;
     Ok(IntakeReceipt {
         event_id,
         duplicate: true,
@@ -317,11 +310,9 @@ fn shared_body_id(
     if let Some(id) = found {
         return Ok(id);
     }
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3) RETURNING id",
-        )?
-        .query_row(params![&digest[..], &stored.bytes, stored.codec], |r| {
-            r.get(0)
-        })?)
+    conn.insert_returning_id(
+        "INSERT INTO bodies (sha256, body, body_codec) VALUES (?1, ?2, ?3) RETURNING id",
+        params![&digest[..], &stored.bytes, stored.codec],
+    )?
+    .ok_or_else(|| StoreError::Corrupt("the body row was not inserted".into()))
 }
