@@ -101,7 +101,11 @@ fn a_log_only_order_moves_without_a_shop_update() {
 /// The order's mode, move after move (`upsert_order`): the first mode
 /// sticks, PRODUCTION replaces TEST and is never replaced, and a move
 /// without a mode keeps the order's. Each row: the mode the move
-/// carries, the order's mode after it.
+/// carries, the order's mode after it. Every sequence runs twice: with
+/// the `from` a snapshot gives (a new order is inserted, a known one
+/// updated), and with the opposite one, which the upsert behind both
+/// plain statements must absorb (an UPDATE of a missing row, an INSERT
+/// of an existing one).
 #[test]
 fn the_orders_mode_is_the_first_one_until_production() {
     let (_dir, path) = db();
@@ -124,28 +128,41 @@ fn the_orders_mode_is_the_first_one_until_production() {
         ("c", &[(Some("PRODUCTION"), Some("PRODUCTION"))]),
     ];
     for (order, steps) in moves {
-        for (i, (carried, expected)) in steps.iter().enumerate() {
-            let m = Move {
-                shop: "",
-                order_ref: order,
-                from: None,
-                to: Outcome::Accepted,
-                comment: "c",
-                now: i as i64,
-            };
-            let cause = Cause::Event {
-                event_id: i as i64 + 1,
-                transaction_id: "t",
-                mode: *carried,
-            };
-            move_order(&conn, &m, cause).unwrap();
-            let (_, _, event, mode) = order_row(&conn, order);
-            assert_eq!(
-                (event, mode.as_deref()),
-                (i as i64 + 1, *expected),
-                "order {order}, move {i} carrying {carried:?}"
-            );
+        for truthful in [true, false] {
+            let order = &format!("{order}-{truthful}");
+            mode_steps(&conn, order, steps, truthful);
         }
+    }
+}
+
+fn mode_steps(
+    conn: &Connection,
+    order: &str,
+    steps: &[(Option<&'static str>, Option<&'static str>)],
+    truthful: bool,
+) {
+    for (i, (carried, expected)) in steps.iter().enumerate() {
+        let exists = i > 0;
+        let m = Move {
+            shop: "",
+            order_ref: order,
+            from: (exists == truthful).then_some(Outcome::Accepted),
+            to: Outcome::Accepted,
+            comment: "c",
+            now: i as i64,
+        };
+        let cause = Cause::Event {
+            event_id: i as i64 + 1,
+            transaction_id: "t",
+            mode: *carried,
+        };
+        move_order(conn, &m, cause).unwrap();
+        let (_, _, event, mode) = order_row(conn, order);
+        assert_eq!(
+            (event, mode.as_deref()),
+            (i as i64 + 1, *expected),
+            "order {order}, move {i} carrying {carried:?}"
+        );
     }
 }
 

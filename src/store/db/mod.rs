@@ -52,6 +52,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// A UNIQUE or PRIMARY KEY constraint refused the row (SQLite).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        )
+    }
+
     /// Another transaction got in the way (PostgreSQL: serialization
     /// failure, deadlock, a unique key another daemon inserted first):
     /// running the same work again is the answer, not an error.
