@@ -551,6 +551,12 @@ struct Outcome {
     acknowledged: Vec<usize>,
     elapsed: Duration,
     peak_rss_kib: u64,
+    /// The machine's idle share during the run, and the part of it spent
+    /// waiting for I/O (`/proc/stat`): a server that leaves cores idle
+    /// at saturation is waiting on something, not short of CPU.
+    idle: MachineIdle,
+    /// This generator's own CPU per request (it shares the cores).
+    generator_us: f64,
 }
 
 impl Outcome {
@@ -577,6 +583,12 @@ impl Outcome {
             pct(0.99),
             pct(0.999),
             l.last().copied().unwrap_or(0) as f64 / 1000.0
+        );
+        println!(
+            "  machine {:.0} % idle during the run ({:.0} % waiting for I/O); the generator's CPU per request {:.1} µs",
+            self.idle.idle * 100.0,
+            self.idle.iowait * 100.0,
+            self.generator_us
         );
         if self.non_2xx.is_empty() {
             println!("  every answer was 2xx");
@@ -638,6 +650,8 @@ async fn fire(
             });
         }
     }
+    let machine_before = machine_ticks();
+    let generator_before = cpu_time(std::process::id()).all_ns;
     let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let memory = {
         let stop = stop_sampling.clone();
@@ -669,6 +683,8 @@ async fn fire(
         acknowledged: Vec::with_capacity(n),
         elapsed: Duration::ZERO,
         peak_rss_kib: 0,
+        idle: MachineIdle::default(),
+        generator_us: 0.0,
     };
     for w in workers {
         let part = w.await.unwrap();
@@ -679,6 +695,12 @@ async fn fire(
         }
     }
     out.elapsed = started.elapsed();
+    out.idle = machine_ticks().idle_since(&machine_before);
+    out.generator_us = cpu_time(std::process::id())
+        .all_ns
+        .saturating_sub(generator_before) as f64
+        / 1000.0
+        / n.max(1) as f64;
     stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
     out.peak_rss_kib = memory.await.unwrap();
     out
@@ -700,6 +722,8 @@ async fn worker(
         acknowledged: Vec::new(),
         elapsed: Duration::ZERO,
         peak_rss_kib: 0,
+        idle: MachineIdle::default(),
+        generator_us: 0.0,
     };
     let mut senders = Vec::with_capacity(addrs.len());
     for addr in &addrs {
@@ -813,6 +837,50 @@ fn rss_kib(pid: u32) -> u64 {
 /// On-CPU time of a process's threads, from the scheduler's own
 /// accounting (`/proc/PID/task/TID/schedstat`, nanoseconds): all of them,
 /// and the writer thread's alone.
+/// Shares of the machine's time, between two `/proc/stat` readings.
+#[derive(Default)]
+struct MachineIdle {
+    idle: f64,
+    iowait: f64,
+}
+
+/// The machine's `cpu` line of `/proc/stat`: all ticks, idle, iowait.
+struct MachineTicks {
+    all: u64,
+    idle: u64,
+    iowait: u64,
+}
+
+fn machine_ticks() -> MachineTicks {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    MachineTicks {
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already inside user).
+        all: ticks.iter().take(8).sum(),
+        idle: ticks.get(3).copied().unwrap_or(0),
+        iowait: ticks.get(4).copied().unwrap_or(0),
+    }
+}
+
+impl MachineTicks {
+    fn idle_since(&self, before: &MachineTicks) -> MachineIdle {
+        let all = self.all.saturating_sub(before.all).max(1) as f64;
+        let iowait = self.iowait.saturating_sub(before.iowait) as f64;
+        MachineIdle {
+            idle: (self.idle.saturating_sub(before.idle) as f64 + iowait) / all,
+            iowait: iowait / all,
+        }
+    }
+}
+
 struct CpuTime {
     all_ns: u64,
     writer_ns: u64,
