@@ -419,9 +419,7 @@ fn upsert_order<'c>(
                 conn,
                 Hot::UpdateOrder,
                 "UPDATE orders SET outcome = ?3, transaction_id = ?4, event_id = ?5, updated_at = ?6,
-                     mode = CASE WHEN ?7 IS NULL THEN mode
-                                 WHEN mode IS NULL OR ?7 = 'PRODUCTION' THEN ?7
-                                 ELSE mode END
+                     mode = COALESCE(CASE WHEN mode IS NULL OR ?7 = 'PRODUCTION' THEN ?7 END, mode)
                  WHERE shop = ?1 AND order_ref = ?2",
             )?
             .execute(values)?;
