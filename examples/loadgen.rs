@@ -1,7 +1,9 @@
 //! Load generator: pre-signs N unique, realistic Lyra IPNs, fires them at
 //! concurrency C over keep-alive connections, and reports throughput,
-//! latency percentiles and every non-2xx; then checks the database holds
-//! exactly the acknowledged notifications. The same generator measures a
+//! latency percentiles, every non-2xx, the machine's idle share during the
+//! run and the generator's own CPU per request (it shares the cores with
+//! the server); then checks the database holds exactly the acknowledged
+//! notifications. The same generator measures a
 //! minimal hyper server (read the body, answer 200) as the baseline, and
 //! nginx (`return 200`) as a second one when it is installed.
 //!
