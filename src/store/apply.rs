@@ -374,6 +374,27 @@ pub(crate) fn move_order_in<'c>(
     queue_update(conn, m, hangs_off).map(Some)
 }
 
+/// The order's mode after a move carrying `$new` (SQL), the order's being
+/// `$old`: the first mode sticks, PRODUCTION replaces it, no mode keeps
+/// it. Written once for the UPDATE and the upsert of [`upsert_order`].
+/// (`COALESCE` rather than `CASE WHEN $new IS NULL`: PostgreSQL cannot
+/// tell a parameter's type from an `IS NULL` test alone.)
+macro_rules! order_mode {
+    ($old:literal, $new:literal) => {
+        concat!(
+            "COALESCE(CASE WHEN ",
+            $old,
+            " IS NULL OR ",
+            $new,
+            " = 'PRODUCTION' THEN ",
+            $new,
+            " END, ",
+            $old,
+            ")"
+        )
+    };
+}
+
 /// Sets the order's outcome and the event and transaction that set it,
 /// creating the order row on its first decision, and remembers the mode
 /// of the notification that moved it: the first one
@@ -382,8 +403,9 @@ pub(crate) fn move_order_in<'c>(
 /// never happens, the state machine ignores TEST on PRODUCTION). A
 /// notification without a mode leaves the order's as it is.
 ///
-/// One statement, not an upsert and then an UPDATE of the mode: the row
-/// is found and written once per applied notification (issue 18).
+/// The mode is written by the same statement as the outcome
+/// ([`order_mode!`]): the row is found and written once per applied
+/// notification (issue 18).
 ///
 /// The snapshot the decision was taken on says whether the row exists
 /// (`m.from`), so the common cases are a plain UPDATE or, on SQLite, a
@@ -418,9 +440,11 @@ fn upsert_order<'c>(
             .get(
                 conn,
                 Hot::UpdateOrder,
-                "UPDATE orders SET outcome = ?3, transaction_id = ?4, event_id = ?5, updated_at = ?6,
-                     mode = COALESCE(CASE WHEN mode IS NULL OR ?7 = 'PRODUCTION' THEN ?7 END, mode)
-                 WHERE shop = ?1 AND order_ref = ?2",
+                concat!(
+                    "UPDATE orders SET outcome = ?3, transaction_id = ?4, event_id = ?5, updated_at = ?6, mode = ",
+                    order_mode!("mode", "?7"),
+                    " WHERE shop = ?1 AND order_ref = ?2"
+                ),
             )?
             .execute(values)?;
         if updated == 1 {
@@ -444,14 +468,14 @@ fn upsert_order<'c>(
     hot.get(
         conn,
         Hot::UpsertOrder,
-        "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at, mode)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (shop, order_ref) DO UPDATE SET
-             outcome = excluded.outcome, transaction_id = excluded.transaction_id,
-             event_id = excluded.event_id, updated_at = excluded.updated_at,
-             mode = CASE WHEN excluded.mode IS NULL THEN orders.mode
-                         WHEN orders.mode IS NULL OR excluded.mode = 'PRODUCTION' THEN excluded.mode
-                         ELSE orders.mode END",
+        concat!(
+            "INSERT INTO orders (shop, order_ref, outcome, transaction_id, event_id, updated_at, mode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (shop, order_ref) DO UPDATE SET
+                 outcome = excluded.outcome, transaction_id = excluded.transaction_id,
+                 event_id = excluded.event_id, updated_at = excluded.updated_at, mode = ",
+            order_mode!("orders.mode", "excluded.mode")
+        ),
     )?
     .execute(values)?;
     Ok(())
