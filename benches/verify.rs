@@ -73,17 +73,26 @@ fn store_body(c: &mut Criterion) {
     let stored = encoder.encode(&body);
     assert!(stored.codec.is_some() && stored.bytes.len() < body.len());
     group.bench_function("encode", |b| b.iter(|| encoder.encode(black_box(&body))));
-    let level_3 = zstd::dict::EncoderDictionary::copy(bodies::DICTIONARY_1, 3);
+    let level_3 = zstd::dict::EncoderDictionary::copy(bodies::DICTIONARY_2, 3);
     let mut at_level_3 = zstd::bulk::Compressor::with_prepared_dictionary(&level_3).unwrap();
     group.bench_function("encode_at_level_3", |b| {
         b.iter(|| at_level_3.compress(black_box(&body)).unwrap())
     });
+    // Codec 1 (dictionary 1, raw content: zstd builds its tables per body),
+    // what new rows used before issue 18's tenth pass.
+    let dictionary_1 = zstd::dict::EncoderDictionary::copy(bodies::DICTIONARY_1, -1);
+    let mut with_dictionary_1 =
+        zstd::bulk::Compressor::with_prepared_dictionary(&dictionary_1).unwrap();
+    group.bench_function("encode_with_dictionary_1", |b| {
+        b.iter(|| with_dictionary_1.compress(black_box(&body)).unwrap())
+    });
     group.finish();
     println!(
-        "store_body: {} bytes stored as {} (level 3: {})",
+        "store_body: {} bytes stored as {} (level 3: {}; dictionary 1: {})",
         body.len(),
         stored.bytes.len(),
-        at_level_3.compress(&body).unwrap().len()
+        at_level_3.compress(&body).unwrap().len(),
+        with_dictionary_1.compress(&body).unwrap().len()
     );
 }
 

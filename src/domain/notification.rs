@@ -328,14 +328,29 @@ impl Notification {
                 part(&f.trans_status);
                 part(&f.operation_type);
                 part(&f.sequence_number);
-                part(&f.risk_assessment.join(";"));
+                // The lists are hashed as their `;`-joined text, written
+                // piece by piece (no string built per notification).
+                for (i, result) in f.risk_assessment.iter().enumerate() {
+                    if i > 0 {
+                        h.update(b";");
+                    }
+                    h.update(result.as_bytes());
+                }
+                h.update([0x1f]);
+                let mut part = |s: &str| {
+                    h.update(s.as_bytes());
+                    h.update([0x1f]);
+                };
                 part(&f.risk_analysis);
-                let control: Vec<String> = f
-                    .risk_control
-                    .iter()
-                    .map(|(c, r)| format!("{c}={r}"))
-                    .collect();
-                part(&control.join(";"));
+                for (i, (control, result)) in f.risk_control.iter().enumerate() {
+                    if i > 0 {
+                        h.update(b";");
+                    }
+                    h.update(control.as_bytes());
+                    h.update(b"=");
+                    h.update(result.as_bytes());
+                }
+                h.update([0x1f]);
             }
             Facts::Cybersource(f) => {
                 part("cybersource");
@@ -392,6 +407,31 @@ mod tests {
                 ..LyraFacts::default()
             }),
         }
+    }
+
+    /// Stored events are deduplicated on this key: a new build must compute
+    /// the same one for the same notification, byte for byte (pinned with
+    /// the key the first implementation computed).
+    #[test]
+    fn event_keys_never_change() {
+        let mut n = sample();
+        assert_eq!(
+            n.event_key(),
+            "f3400ff5b98707f41b4efa7f5ab84f490a04861f46948548f4fb33d2f4010364"
+        );
+        let Facts::Lyra(f) = &mut n.facts else {
+            unreachable!()
+        };
+        f.risk_assessment = vec!["ENABLE_3DS".into(), "INFORM".into()];
+        f.risk_analysis = "APA".into();
+        f.risk_control = vec![
+            ("CARD_FRAUD".into(), "OK".into()),
+            ("IP_FRAUD".into(), "WARNING".into()),
+        ];
+        assert_eq!(
+            n.event_key(),
+            "e5d79dca1854ba8c505ca1ebd5278affae4801b1c3a5227fef1caa75d4de428a"
+        );
     }
 
     #[test]
