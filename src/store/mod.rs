@@ -182,8 +182,17 @@ pub fn open_writer<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreEr
 }
 
 fn open_sqlite_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
-    let conn = rusqlite::Connection::open(path)
-        .map_err(|source| open_error(&Database::Sqlite(path.to_path_buf()), source))?;
+    // The writer's WAL writes are gathered into one `pwrite` per commit
+    // (`db::gather`); that VFS needs `synchronous=FULL`, set below and
+    // never changed on this connection (rule `gathered-until-sync`).
+    let opened = match db::gather::name() {
+        Some(vfs) => {
+            rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
+        }
+        None => rusqlite::Connection::open(path),
+    };
+    let conn =
+        opened.map_err(|source| open_error(&Database::Sqlite(path.to_path_buf()), source))?;
     configure(&conn)?;
     // A new database hands the pages retention frees back to the file
     // system in small steps (`retention::vacuum_step`). This only takes

@@ -16,6 +16,7 @@
 //!   type, reconnect, the session settings every connection carries).
 //! - `pool`: a bounded pool of PostgreSQL connections for the readers.
 
+pub mod gather;
 mod lite;
 pub mod pg;
 pub mod pool;

@@ -1,0 +1,196 @@
+use std::cell::Cell;
+
+use rusqlite::{Connection, OpenFlags};
+
+thread_local! {
+    /// Writes this thread's gathered WAL files made to the unix VFS.
+    pub(super) static INNER_WRITES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn inner_writes() -> u64 {
+    INNER_WRITES.with(Cell::get)
+}
+
+/// A connection as the daemon's writer opens it: this VFS, WAL, FULL.
+fn writer(path: &std::path::Path) -> Connection {
+    let conn =
+        Connection::open_with_flags_and_vfs(path, OpenFlags::default(), super::name().unwrap())
+            .unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;",
+    )
+    .unwrap();
+    conn
+}
+
+/// A connection of another part of the daemon: the default VFS.
+fn other(path: &std::path::Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+fn row(i: i64) -> String {
+    format!("{i:08}-{}", "x".repeat(300 + (i % 7) as usize * 50))
+}
+
+fn wal_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path.with_extension("db-wal"))
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_commit_reaches_the_wal_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = writer(&path);
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t (v);",
+    )
+    .unwrap();
+    let (len, writes) = (wal_len(&path), inner_writes());
+    let tx = conn.unchecked_transaction().unwrap();
+    for i in 0..60 {
+        tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    // Through the unix VFS alone, each of these frames is two writes.
+    let frames = (wal_len(&path) - len) / (4096 + 24);
+    assert!((10..=29).contains(&frames), "{frames} frames");
+    assert_eq!(inner_writes() - writes, 1, "one write for the whole commit");
+}
+
+#[test]
+fn a_commit_larger_than_what_is_gathered_is_written_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = writer(&path);
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .unwrap();
+    let (len, writes) = (wal_len(&path), inner_writes());
+    let tx = conn.unchecked_transaction().unwrap();
+    for i in 0..1_000 {
+        tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    let bytes = wal_len(&path) - len;
+    let parts = inner_writes() - writes;
+    assert!(bytes > 4 * super::MAX_GATHERED as u64, "{bytes} bytes");
+    assert_eq!(
+        parts,
+        bytes.div_ceil(super::MAX_GATHERED as u64 / 4120 * 4120)
+    );
+    let n: i64 = other(&path)
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1_000);
+}
+
+#[test]
+fn every_commit_is_in_the_file_when_another_connection_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = writer(&path);
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .unwrap();
+    let reader = other(&path);
+    for batch in 0..30_i64 {
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in batch * 20..batch * 20 + 20 {
+            tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        // The reader has its own file descriptor: it sees only what reached
+        // the file, and the commit's frames must all be there.
+        let (n, sum): (i64, i64) = reader
+            .query_row("SELECT count(*), sum(length(v)) FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let expected: i64 = (0..batch * 20 + 20).map(|i| row(i).len() as i64).sum();
+        assert_eq!((n, sum), (batch * 20 + 20, expected));
+    }
+    // The checkpoint copies the WAL into the database: it reads the frames
+    // back from the file.
+    other(&path)
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let check: String = other(&path)
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn a_transaction_larger_than_the_cache_spills_reads_back_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = writer(&path);
+    // A cache of 8 pages: the transactions below spill frames into the WAL
+    // before their commit, and read them back from it.
+    conn.execute_batch("PRAGMA cache_size=8; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        .unwrap();
+    let fill = |range: std::ops::Range<i64>| {
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in range.clone() {
+            tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
+                .unwrap();
+        }
+        // Read back what this transaction wrote, spilled pages included.
+        let n: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM t WHERE id >= ?1",
+                [range.start],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, range.end - range.start);
+        tx
+    };
+    fill(0..2_000).commit().unwrap();
+    fill(2_000..4_000).rollback().unwrap();
+    fill(4_000..5_000).commit().unwrap();
+    let reader = other(&path);
+    let ids: Vec<i64> = reader
+        .prepare("SELECT id FROM t ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, (0..2_000).chain(4_000..5_000).collect::<Vec<_>>());
+    let check: String = reader
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn the_database_file_itself_is_the_unix_vfs_s() {
+    // Only WAL files are wrapped: the database file answers the unix VFS's
+    // file controls as before (the checkpointer finds its descriptor so).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let conn = writer(&path);
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: the handle is live; the control writes one pointer.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut rusqlite::ffi::sqlite3_file).cast(),
+        )
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+    // SAFETY: SQLite returned the main database's live file object.
+    let methods = unsafe { (*file).pMethods };
+    assert!(
+        !std::ptr::eq(methods, super::methods()),
+        "the database file is not wrapped"
+    );
+}
