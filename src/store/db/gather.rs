@@ -26,6 +26,12 @@
 //! - A failed write comes back as the error of the call that flushed it
 //!   (the commit's sync, typically): the commit fails, as when the disk
 //!   refuses a `pwrite` directly, and no 2xx is sent.
+//! - A transaction that spilled frames and then rolled back leaves them
+//!   gathered until the next call on the file, which writes them first:
+//!   the unix VFS would have written them at once. Either way they lie
+//!   beyond the last commit and carry no commit mark, so no reader and no
+//!   recovery uses them, and anything written after them at the same
+//!   offset lands after them.
 //!
 //! The database file, the rollback journal and everything else open
 //! through the unix VFS untouched: this VFS hands them to it directly.
