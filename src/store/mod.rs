@@ -59,7 +59,9 @@
 //!
 //! Every connection is opened with explicit pragmas (WAL, `synchronous=FULL`,
 //! foreign keys, busy timeout) rather than trusting compile-time defaults:
-//! a notification is acknowledged only after its commit is on disk.
+//! a notification is acknowledged only after its commit is on disk. The
+//! writer's connection alone opens through [`db::gather`], which turns a
+//! commit's WAL writes into one `pwrite` and needs that `FULL`.
 
 mod apply;
 pub mod bodies;
