@@ -212,6 +212,34 @@ pub struct Notification {
     pub facts: Facts,
 }
 
+/// The hash behind [`Notification::event_key`]: parts, each ended by a
+/// 0x1F byte.
+#[derive(Default)]
+struct KeyHash(sha2::Sha256);
+
+impl KeyHash {
+    fn part(&mut self, s: &str) {
+        use sha2::Digest;
+        self.0.update(s.as_bytes());
+        self.0.update([0x1f]);
+    }
+
+    /// One part: the items joined by `;`, each item its pieces end to
+    /// end. The bytes of the joined text, without building it.
+    fn list<'a, const N: usize>(&mut self, items: impl Iterator<Item = [&'a str; N]>) {
+        use sha2::Digest;
+        for (i, pieces) in items.enumerate() {
+            if i > 0 {
+                self.0.update(b";");
+            }
+            for piece in pieces {
+                self.0.update(piece.as_bytes());
+            }
+        }
+        self.0.update([0x1f]);
+    }
+}
+
 impl Notification {
     pub fn lyra(&self) -> Option<&LyraFacts> {
         match &self.facts {
@@ -315,76 +343,51 @@ impl Notification {
     /// later operations, so a late resend of the authorisation would
     /// otherwise look new.
     pub fn event_key(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        let mut part = |s: &str| {
-            h.update(s.as_bytes());
-            h.update([0x1f]);
-        };
+        let mut h = KeyHash::default();
         match &self.facts {
             Facts::Lyra(f) => {
-                part("lyra");
-                part(&self.transaction_id);
-                part(&f.trans_status);
-                part(&f.operation_type);
-                part(&f.sequence_number);
-                // The lists are hashed as their `;`-joined text, written
-                // piece by piece (no string built per notification).
-                for (i, result) in f.risk_assessment.iter().enumerate() {
-                    if i > 0 {
-                        h.update(b";");
-                    }
-                    h.update(result.as_bytes());
-                }
-                h.update([0x1f]);
-                let mut part = |s: &str| {
-                    h.update(s.as_bytes());
-                    h.update([0x1f]);
-                };
-                part(&f.risk_analysis);
-                for (i, (control, result)) in f.risk_control.iter().enumerate() {
-                    if i > 0 {
-                        h.update(b";");
-                    }
-                    h.update(control.as_bytes());
-                    h.update(b"=");
-                    h.update(result.as_bytes());
-                }
-                h.update([0x1f]);
+                h.part("lyra");
+                h.part(&self.transaction_id);
+                h.part(&f.trans_status);
+                h.part(&f.operation_type);
+                h.part(&f.sequence_number);
+                h.list(f.risk_assessment.iter().map(|r| [r.as_str()]));
+                h.part(&f.risk_analysis);
+                h.list(f.risk_control.iter().map(|(c, r)| [c.as_str(), "=", r]));
             }
             Facts::Cybersource(f) => {
-                part("cybersource");
-                part(match f.channel {
+                h.part("cybersource");
+                h.part(match f.channel {
                     CybersourceChannel::Webhook => "webhook",
                     CybersourceChannel::Cmos => "cmos",
                 });
-                part(&f.event_type);
-                part(&self.order_ref);
-                part(&self.transaction_id);
-                part(&f.original_decision);
-                part(&f.new_decision);
-                part(&f.payment_status);
-                part(&f.reason);
-                part(&f.reviewer);
-                part(&f.reviewer_comments);
+                h.part(&f.event_type);
+                h.part(&self.order_ref);
+                h.part(&self.transaction_id);
+                h.part(&f.original_decision);
+                h.part(&f.new_decision);
+                h.part(&f.payment_status);
+                h.part(&f.reason);
+                h.part(&f.reviewer);
+                h.part(&f.reviewer_comments);
                 for note in &f.notes {
-                    part(&note.added_by);
-                    part(&note.comment);
-                    part(&note.date);
+                    h.part(&note.added_by);
+                    h.part(&note.comment);
+                    h.part(&note.date);
                 }
             }
             Facts::Mpgs(f) => {
-                part("mpgs");
-                part(&f.order_id);
-                part(&f.transaction_id);
-                part(&f.transaction_type);
-                part(&f.result);
-                part(&f.gateway_code);
-                part(&f.risk_gateway_code);
-                part(&f.review_decision);
+                h.part("mpgs");
+                h.part(&f.order_id);
+                h.part(&f.transaction_id);
+                h.part(&f.transaction_type);
+                h.part(&f.result);
+                h.part(&f.gateway_code);
+                h.part(&f.risk_gateway_code);
+                h.part(&f.review_decision);
             }
         }
-        hex::encode(h.finalize())
+        hex::encode(sha2::Digest::finalize(h.0))
     }
 }
 

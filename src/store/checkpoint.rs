@@ -209,22 +209,12 @@ pub fn drop_cached_history(conn: &Connection, path: &Path, keep: u64) -> std::io
 /// VFS's (`unixFile`, private to SQLite) starts with three pointers and
 /// then the descriptor. The device-and-inode check makes a different
 /// layout (another SQLite, another VFS) a `None`, never a wrong file.
-fn sqlite_descriptor(conn: &Connection, path: &Path) -> Option<(std::os::fd::RawFd, u64)> {
+pub(crate) fn sqlite_descriptor(
+    conn: &Connection,
+    path: &Path,
+) -> Option<(std::os::fd::RawFd, u64)> {
     use std::os::unix::fs::MetadataExt;
-    let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
-    // SAFETY: `handle` is the open connection's; the file control writes
-    // one pointer into `file`.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut rusqlite::ffi::sqlite3_file).cast(),
-        )
-    };
-    if rc != rusqlite::ffi::SQLITE_OK || file.is_null() {
-        return None;
-    }
+    let file = main_file_object(conn)?;
     // SAFETY: `file` points to SQLite's live file object, at least three
     // pointers and an int long for the unix VFS; only read.
     let fd = unsafe {
@@ -240,6 +230,23 @@ fn sqlite_descriptor(conn: &Connection, path: &Path) -> Option<(std::os::fd::Raw
     }
     let meta = std::fs::metadata(path).ok()?;
     (st.st_dev == meta.dev() && st.st_ino == meta.ino()).then_some((fd, meta.len()))
+}
+
+/// SQLite's file object of `conn`'s main database file
+/// (`SQLITE_FCNTL_FILE_POINTER`), live as long as the connection.
+pub(crate) fn main_file_object(conn: &Connection) -> Option<*mut rusqlite::ffi::sqlite3_file> {
+    let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `handle` is the open connection's; the file control writes
+    // one pointer into `file`.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut rusqlite::ffi::sqlite3_file).cast(),
+        )
+    };
+    (rc == rusqlite::ffi::SQLITE_OK && !file.is_null()).then_some(file)
 }
 
 pub struct Checkpointer {

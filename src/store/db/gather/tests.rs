@@ -32,6 +32,15 @@ fn row(i: i64) -> String {
     format!("{i:08}-{}", "x".repeat(300 + (i % 7) as usize * 50))
 }
 
+/// Inserts rows `ids` (each `row(id)`) on `conn`, or on the transaction
+/// it derefs from.
+fn insert(conn: &Connection, ids: std::ops::Range<i64>) {
+    for i in ids {
+        conn.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
+            .unwrap();
+    }
+}
+
 fn wal_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path.with_extension("db-wal"))
         .unwrap()
@@ -49,10 +58,7 @@ fn a_commit_reaches_the_wal_in_one_write() {
     .unwrap();
     let (len, writes) = (wal_len(&path), inner_writes());
     let tx = conn.unchecked_transaction().unwrap();
-    for i in 0..60 {
-        tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
-            .unwrap();
-    }
+    insert(&tx, 0..60);
     tx.commit().unwrap();
     // Through the unix VFS alone, each of these frames is two writes.
     let frames = (wal_len(&path) - len) / (4096 + 24);
@@ -69,10 +75,7 @@ fn a_commit_larger_than_what_is_gathered_is_written_in_parts() {
         .unwrap();
     let (len, writes) = (wal_len(&path), inner_writes());
     let tx = conn.unchecked_transaction().unwrap();
-    for i in 0..1_000 {
-        tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
-            .unwrap();
-    }
+    insert(&tx, 0..1_000);
     tx.commit().unwrap();
     let bytes = wal_len(&path) - len;
     let parts = inner_writes() - writes;
@@ -97,10 +100,7 @@ fn every_commit_is_in_the_file_when_another_connection_reads_it() {
     let reader = other(&path);
     for batch in 0..30_i64 {
         let tx = conn.unchecked_transaction().unwrap();
-        for i in batch * 20..batch * 20 + 20 {
-            tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
-                .unwrap();
-        }
+        insert(&tx, batch * 20..batch * 20 + 20);
         tx.commit().unwrap();
         // The reader has its own file descriptor: it sees only what reached
         // the file, and the commit's frames must all be there.
@@ -134,10 +134,7 @@ fn a_transaction_larger_than_the_cache_spills_reads_back_and_rolls_back() {
         .unwrap();
     let fill = |range: std::ops::Range<i64>| {
         let tx = conn.unchecked_transaction().unwrap();
-        for i in range.clone() {
-            tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", (i, row(i)))
-                .unwrap();
-        }
+        insert(&tx, range.clone());
         // Read back what this transaction wrote, spilled pages included.
         let n: i64 = tx
             .query_row(
@@ -176,23 +173,14 @@ fn the_database_file_itself_is_the_unix_vfs_s() {
     let conn = writer(&path);
     conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
         .unwrap();
-    let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
-    // SAFETY: the handle is live; the control writes one pointer.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut rusqlite::ffi::sqlite3_file).cast(),
-        )
-    };
-    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+    let file = crate::store::checkpoint::main_file_object(&conn).unwrap();
     // SAFETY: SQLite returned the main database's live file object.
     let methods = unsafe { (*file).pMethods };
     assert!(
         !std::ptr::eq(methods, super::methods()),
         "the database file is not wrapped"
     );
+    assert!(crate::store::checkpoint::sqlite_descriptor(&conn, &path).is_some());
 }
 
 #[derive(Debug, Clone)]
