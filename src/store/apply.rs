@@ -24,12 +24,14 @@ use super::sql::notification_json;
 use super::StoreError;
 use crate::domain::{Decision, Notification, OrderSnapshot, Outcome, Verdict};
 
-/// The statements intake runs for every notification, prepared once per
-/// batch and kept until it ends ([`Hot`] names them). Through the
+/// The statements intake runs for every notification, taken once per
+/// batch and held until it ends ([`Hot`] names them). Through the
 /// connection's own cache, each use hashed the SQL text twice, copied it
 /// into a new key and relinked the cache's list: 11 % of the writer's
-/// instructions (issue 18). Anything else, or a caller without a batch
-/// (a `HotStatements::default()` of its own), prepares as before.
+/// instructions (issue 18). On SQLite they are the connection's kept
+/// statements ([`Connection::prepare_kept`]), which bind without copying
+/// the values. Anything else, or a caller without a batch (a
+/// `HotStatements::default()` of its own), prepares as before.
 #[derive(Default)]
 pub(crate) struct HotStatements<'c> {
     slots: [Option<Statement<'c>>; 7],
@@ -48,6 +50,9 @@ pub(crate) enum Hot {
     UpdateOrder,
 }
 
+// Each statement has a slot of the connection's kept statements.
+const _: () = assert!((Hot::UpdateOrder as usize) < crate::store::db::KEPT_SLOTS);
+
 impl<'c> HotStatements<'c> {
     /// Statement `which`, whose text is `sql`, prepared on first use.
     pub(crate) fn get(
@@ -58,7 +63,7 @@ impl<'c> HotStatements<'c> {
     ) -> Result<&mut Statement<'c>, StoreError> {
         let slot = &mut self.slots[which as usize];
         if slot.is_none() {
-            *slot = Some(conn.prepare_cached(sql)?);
+            *slot = Some(conn.prepare_kept(which as usize, sql)?);
         }
         Ok(slot.as_mut().expect("prepared above"))
     }

@@ -171,7 +171,7 @@ fn open_error(db: &Database, source: impl Into<db::Error>) -> StoreError {
 pub fn open_writer<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreError> {
     let db = &*db.as_database();
     let conn = match db {
-        Database::Sqlite(path) => Connection::Sqlite(open_sqlite_writer(path)?),
+        Database::Sqlite(path) => Connection::from(open_sqlite_writer(path)?),
         Database::Postgres(_) => {
             let target = pg_target(db)?;
             Connection::Postgres(Box::new(
@@ -239,7 +239,7 @@ pub fn open_reader<D: AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreEr
             )
             .map_err(|source| open_error(db, source))?;
             configure(&conn)?;
-            Ok(Connection::Sqlite(conn))
+            Ok(Connection::from(conn))
         }
         Database::Postgres(_) => Ok(Connection::Postgres(Box::new(
             pg_pool(db)?.get().map_err(|e| open_error(db, e))?,

@@ -49,7 +49,7 @@ pub fn open_operator<D: super::AsDatabase + ?Sized>(db: &D) -> Result<Connection
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    let conn = Connection::Sqlite(conn);
+    let conn = Connection::from(conn);
     super::read::check_schema(&conn)?;
     Ok(conn)
 }

@@ -112,7 +112,7 @@ pub fn open<D: super::AsDatabase + ?Sized>(db: &D) -> Result<Connection, StoreEr
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(Connection::Sqlite(conn))
+    Ok(Connection::from(conn))
 }
 
 fn cursor(conn: &Connection, phase: &str) -> Result<i64, StoreError> {

@@ -11,12 +11,15 @@
 //! depend on which engine runs it.
 //!
 //! - `value`: what is bound and read ([`Value`], [`ToSql`], [`FromSql`]).
-//! - `lite`: the SQLite adapter.
+//! - `lite`: the SQLite adapter; `kept`: the statements a SQLite
+//!   connection keeps and binds without copying ([`Connection::prepare_kept`]);
+//!   `gather`: the writer's VFS.
 //! - `pg`: the PostgreSQL adapter (placeholders, lenient binds by column
 //!   type, reconnect, the session settings every connection carries).
 //! - `pool`: a bounded pool of PostgreSQL connections for the readers.
 
 pub mod gather;
+mod kept;
 mod lite;
 pub mod pg;
 pub mod pool;
@@ -179,9 +182,30 @@ pub enum TransactionBehavior {
     Immediate,
 }
 
+/// A SQLite connection with the statements it keeps for its life
+/// (`kept`: the writer's per-notification statements, bound without
+/// copies). Derefs to the `rusqlite` connection.
+pub struct Lite {
+    /// Declared first: dropped, so finalized, before `conn` closes.
+    /// Boxed: eight slots would make every connection value large.
+    kept: Box<kept::KeptStatements>,
+    conn: rusqlite::Connection,
+}
+
+impl std::ops::Deref for Lite {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+}
+
+/// How many statements a SQLite connection keeps
+/// ([`Connection::prepare_kept`]).
+pub const KEPT_SLOTS: usize = kept::SLOTS;
+
 /// A connection to either engine.
 pub enum Connection {
-    Sqlite(rusqlite::Connection),
+    Sqlite(Lite),
     /// Boxed: a PostgreSQL session is several times a SQLite handle's size.
     Postgres(Box<pg::PgConnection>),
 }
@@ -196,8 +220,11 @@ impl fmt::Debug for Connection {
 }
 
 impl From<rusqlite::Connection> for Connection {
-    fn from(c: rusqlite::Connection) -> Self {
-        Connection::Sqlite(c)
+    fn from(conn: rusqlite::Connection) -> Self {
+        Connection::Sqlite(Lite {
+            kept: Box::default(),
+            conn,
+        })
     }
 }
 
@@ -212,12 +239,12 @@ impl Connection {
     /// Opens a SQLite file as `rusqlite` does (tests and tools; the daemon
     /// opens through `store::open_*`).
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Connection> {
-        Ok(Connection::Sqlite(rusqlite::Connection::open(path)?))
+        Ok(rusqlite::Connection::open(path)?.into())
     }
 
     /// An in-memory SQLite database (tests).
     pub fn open_in_memory() -> Result<Connection> {
-        Ok(Connection::Sqlite(rusqlite::Connection::open_in_memory()?))
+        Ok(rusqlite::Connection::open_in_memory()?.into())
     }
 
     /// Sets a SQLite pragma; PostgreSQL has none.
@@ -258,7 +285,7 @@ impl Connection {
     /// checkpoints, incremental vacuum); `None` on PostgreSQL.
     pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match self {
-            Connection::Sqlite(c) => Some(c),
+            Connection::Sqlite(c) => Some(&c.conn),
             Connection::Postgres(_) => None,
         }
     }
@@ -266,9 +293,25 @@ impl Connection {
     /// A prepared statement, cached per connection.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         Ok(Statement(match self {
-            Connection::Sqlite(c) => StatementInner::Sqlite(c.prepare_cached(sql)?, c),
+            Connection::Sqlite(c) => StatementInner::Sqlite(c.prepare_cached(sql)?, &c.conn),
             Connection::Postgres(c) => StatementInner::Postgres(c.prepare(sql)?, c),
         }))
+    }
+
+    /// The statement this connection keeps in `slot` (below
+    /// [`KEPT_SLOTS`]), prepared from `sql` on first use: on SQLite one
+    /// that binds without copying (`kept`, rule `bound-only-while-running`)
+    /// and runs only through [`Statement::execute`],
+    /// [`Statement::inserted_id`] and [`Statement::query_row`]. While the
+    /// slot's statement is out, and on PostgreSQL, this is
+    /// [`Connection::prepare_cached`]. A slot takes one text only.
+    pub fn prepare_kept(&self, slot: usize, sql: &str) -> Result<Statement<'_>> {
+        if let Connection::Sqlite(c) = self {
+            if let Some(kept) = c.kept.take(&c.conn, slot, sql)? {
+                return Ok(Statement(StatementInner::Kept(kept, &c.conn)));
+            }
+        }
+        self.prepare_cached(sql)
     }
 
     /// [`Connection::prepare_cached`]: every statement is cached.
@@ -414,6 +457,7 @@ pub struct Statement<'c>(StatementInner<'c>);
 
 enum StatementInner<'c> {
     Sqlite(rusqlite::CachedStatement<'c>, &'c rusqlite::Connection),
+    Kept(kept::KeptGuard<'c>, &'c rusqlite::Connection),
     Postgres(postgres::Statement, &'c pg::PgConnection),
 }
 
@@ -421,6 +465,7 @@ impl Statement<'_> {
     pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
         params.with_values(|values| match &mut self.0 {
             StatementInner::Sqlite(s, _) => lite::execute(s, values),
+            StatementInner::Kept(s, _) => s.execute(values),
             StatementInner::Postgres(s, c) => c.execute(s, values),
         })
     }
@@ -429,7 +474,7 @@ impl Statement<'_> {
     /// row's id, `None` when a conflict clause skipped the row. A SQLite
     /// connection is one thread's, so its last rowid is this statement's.
     pub fn inserted_id<P: Params>(&mut self, params: P) -> Result<Option<i64>> {
-        if let StatementInner::Sqlite(_, conn) = &self.0 {
+        if let StatementInner::Sqlite(_, conn) | StatementInner::Kept(_, conn) = &self.0 {
             let conn = *conn;
             let inserted = self.execute(params)?;
             return Ok((inserted == 1).then(|| conn.last_insert_rowid()));
@@ -443,6 +488,9 @@ impl Statement<'_> {
         P: Params,
         F: FnOnce(&Row<'_>) -> Result<T>,
     {
+        if let StatementInner::Kept(kept, _) = &mut self.0 {
+            return params.with_values(|values| kept.query_row(values, |row| f(&Row::Kept(row))));
+        }
         let mut rows = self.query(params)?;
         match rows.next()? {
             Some(row) => f(&row),
@@ -475,6 +523,13 @@ impl Statement<'_> {
         params.with_values(move |values| {
             Ok(Rows(match inner {
                 StatementInner::Sqlite(s, _) => RowsInner::Sqlite(lite::query(s, values)?),
+                // Its values are bound in place, so they may not outlive
+                // this call (rule `bound-only-while-running`).
+                StatementInner::Kept(..) => {
+                    return Err(Error::Other(
+                        "a kept statement reads through query_row only".into(),
+                    ))
+                }
                 StatementInner::Postgres(s, c) => RowsInner::Postgres(c.query(s, values)?, 0),
             }))
         })
@@ -517,6 +572,7 @@ impl RowIndex for usize {
 /// One row of either engine.
 pub enum Row<'r> {
     Sqlite(&'r rusqlite::Row<'r>),
+    Kept(&'r kept::KeptRow<'r>),
     Postgres(&'r postgres::Row),
 }
 
@@ -527,6 +583,7 @@ impl Row<'_> {
         let conversion = |source| Error::Conversion { index, source };
         match self {
             Row::Sqlite(r) => T::from_value(lite::value(r, index)?).map_err(conversion),
+            Row::Kept(r) => T::from_value(r.value(index)?).map_err(conversion),
             Row::Postgres(r) => pg::with_value(r, index, |v| T::from_value(v).map_err(conversion)),
         }
     }

@@ -89,7 +89,7 @@ VALUES (1, 1, 1, 'p', 0, '{}', CAST('vads_order_id=42' AS BLOB), NULL),
     )
     .unwrap();
     apply_sqlite(&conn).unwrap();
-    let conn = db::Connection::Sqlite(conn);
+    let conn = db::Connection::from(conn);
     let read = |id| crate::store::bodies::read_delivery_body(&conn, id).unwrap();
     assert_eq!(read(1).as_deref(), Some(&b"vads_order_id=42"[..]));
     assert_eq!(read(2).as_deref(), Some(&b"shared document"[..]));
