@@ -66,6 +66,17 @@ impl Prepared {
             facts: comment::facts_lines(notification),
         }
     }
+
+    /// The decision on an order the daemon has never seen
+    /// (`OrderSnapshot::default()`), which is what the first notification
+    /// of every payment meets. Intake computes it off the writer with the
+    /// rest and the writer takes it as it is when the order has no row
+    /// (`store::writer`: one transition, comment and set of warnings less
+    /// to build on the one writer thread, issue 18). Deciding is pure, so
+    /// it is the decision the writer would take.
+    pub fn decide_new_order(&self, notification: &Notification) -> Decision {
+        decide_prepared(&OrderSnapshot::default(), notification, self)
+    }
 }
 
 /// Decides what `notification` means for an order currently in `current`.

@@ -131,6 +131,7 @@ enum Command {
     /// there was 5 % of the writer's time).
     Intake(
         Arc<Queued>,
+        NewOrderDecision,
         oneshot::Sender<Result<IntakeReceipt, SubmitError>>,
     ),
     Push(PushReport, oneshot::Sender<Result<(), SubmitError>>),
@@ -143,6 +144,14 @@ enum Command {
     /// it is durable (readiness probe).
     Probe(oneshot::Sender<Result<(), SubmitError>>),
 }
+
+/// The decision on the notification's order if the order has no row yet
+/// (`domain::Prepared::decide_new_order`), computed on the request's task
+/// and taken (moved, not copied) by the writer when the snapshot it reads
+/// is that of a new order; left there otherwise, and when a batch is run
+/// again after a failure the writer decides itself. In the command, not in
+/// the shared `Queued`, so that only the writer thread touches it.
+type NewOrderDecision = std::cell::Cell<Option<crate::domain::Decision>>;
 
 /// What travels on the writer's queue.
 enum Message {
@@ -172,7 +181,12 @@ impl WriterHandle {
             shared_body: None,
             confirm: Confirm::Off,
         });
-        self.send(Command::Intake(queued.clone(), reply))?;
+        let new_order = queued.prepared.decide_new_order(&queued.n.notification);
+        self.send(Command::Intake(
+            queued.clone(),
+            Some(new_order).into(),
+            reply,
+        ))?;
         let receipt = rx
             .await
             .map_err(|_| SubmitError::Storage("writer stopped".into()))?;
@@ -229,9 +243,14 @@ impl WriterHandle {
                     shared_body,
                     confirm,
                 });
-                self.send(Command::Intake(queued.clone(), reply))
-                    .map(|()| (rx, queued))
-                    .inspect_err(|e| failed = Some(e.clone()))
+                let new_order = queued.prepared.decide_new_order(&queued.n.notification);
+                self.send(Command::Intake(
+                    queued.clone(),
+                    Some(new_order).into(),
+                    reply,
+                ))
+                .map(|()| (rx, queued))
+                .inspect_err(|e| failed = Some(e.clone()))
             })
             .collect();
         let mut receipts = Vec::with_capacity(queued.len());

@@ -33,7 +33,7 @@ fn apply<'c>(
     cmd: &Command,
 ) -> Result<Done, StoreError> {
     match cmd {
-        Command::Intake(q, _) => intake_with_body(
+        Command::Intake(q, new_order, _) => intake_with_body(
             conn,
             hot,
             &q.n,
@@ -42,6 +42,7 @@ fn apply<'c>(
                 stored: Some(&q.stored_body),
                 notification_json: q.notification_json.as_deref(),
                 prepared: Some(&q.prepared),
+                new_order: Some(new_order),
             },
             q.confirm,
         )
@@ -145,7 +146,7 @@ fn answer(pairs: impl Iterator<Item = (Command, Result<Done, SubmitError>)>) -> 
     let mut outbox_work = false;
     let replies = pairs
         .map(|(cmd, result)| match cmd {
-            Command::Intake(_, tx) => {
+            Command::Intake(_, _, tx) => {
                 let result = result.map(|done| match done {
                     Done::Intake(receipt) => receipt,
                     Done::Unit | Done::Confirm(_) => unreachable!("intake yields a receipt"),
@@ -187,7 +188,7 @@ fn write_probe(conn: &Connection) -> Result<(), StoreError> {
 
 fn fail_one(cmd: Command, err: &SubmitError) -> Reply {
     match cmd {
-        Command::Intake(_, tx) => Reply::Intake(tx, Err(err.clone())),
+        Command::Intake(_, _, tx) => Reply::Intake(tx, Err(err.clone())),
         Command::Push(_, tx) | Command::Probe(tx) => Reply::Unit(tx, Err(err.clone())),
         Command::Confirm(_, tx) => Reply::Confirm(tx, Err(err.clone())),
     }

@@ -45,6 +45,9 @@ pub(super) struct OffWriter<'a> {
     pub notification_json: Option<&'a str>,
     /// What the notification alone decides (`domain::Prepared`).
     pub prepared: Option<&'a domain::Prepared>,
+    /// The decision if the order is new (`Prepared::decide_new_order`),
+    /// taken from the cell when the snapshot says the order has no row.
+    pub new_order: Option<&'a std::cell::Cell<Option<domain::Decision>>>,
 }
 
 /// [`intake`], storing the body in `bodies` under `shared_body` (its
@@ -76,7 +79,11 @@ pub(super) fn intake_with_body<'c>(
         .flatten();
     let decision = match (&claim, off.prepared) {
         (Some(claim), _) => domain::decide(&snapshot, claim),
-        (None, Some(prepared)) => domain::decide_prepared(&snapshot, &n.notification, prepared),
+        (None, Some(prepared)) => off
+            .new_order
+            .filter(|_| snapshot == domain::OrderSnapshot::default())
+            .and_then(std::cell::Cell::take)
+            .unwrap_or_else(|| domain::decide_prepared(&snapshot, &n.notification, prepared)),
         (None, None) => domain::decide(&snapshot, &n.notification),
     };
     // Confirmation (issue 15): a decision the source's `confirm` holds is

@@ -497,3 +497,47 @@ async fn the_writer_finishes_a_handed_off_checkpoint_after_its_batch() {
     drop(handle);
     thread.join().unwrap();
 }
+
+/// The decision computed on the request's task for a new order
+/// (`OffWriter::new_order`) is taken only when the order has no row: a
+/// planted decision, its comment marked, shows which one the writer used.
+#[test]
+fn the_new_order_decision_is_taken_only_for_an_order_without_a_row() {
+    use super::intake::OffWriter;
+    use crate::store::apply::HotStatements;
+    let (_dir, conn) = conn();
+    let run = |n: &NewNotification| {
+        let prepared = crate::domain::Prepared::of(&n.notification);
+        let mut planted = prepared.decide_new_order(&n.notification);
+        planted.comment = "planted".into();
+        let cell = std::cell::Cell::new(Some(planted));
+        let off = OffWriter {
+            prepared: Some(&prepared),
+            new_order: Some(&cell),
+            ..OffWriter::default()
+        };
+        let mut hot = HotStatements::default();
+        let receipt = intake_with_body(&conn, &mut hot, n, None, off, Confirm::Off).unwrap();
+        (receipt, cell.take().is_none())
+    };
+    let stored_comment = |id: i64| -> String {
+        conn.query_row("SELECT comment FROM events WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+
+    // A new order: the planted decision is the one stored and answered.
+    let (first, taken) = run(&new("7", "u7", "AUTHORISED", Some("shop")));
+    assert!(taken);
+    assert_eq!(first.comment, "planted");
+    assert_eq!(stored_comment(first.event_id), "planted");
+
+    // The same order again, now with a row: the writer decides itself
+    // and leaves the planted decision where it was.
+    let (second, taken) = run(&new("7", "u7", "CAPTURED", Some("shop")));
+    assert!(!taken);
+    assert_ne!(second.comment, "planted");
+    assert!(second.comment.contains("CAPTURED"), "{}", second.comment);
+    assert_eq!(stored_comment(second.event_id), second.comment);
+}

@@ -41,6 +41,16 @@ fn any_ipn(transactions: &'static [&'static str]) -> impl Strategy<Value = Ipn> 
 }
 
 proptest! {
+    /// What intake computes off the writer for a new order
+    /// (`Prepared::decide_new_order`) is exactly what the writer would
+    /// decide on an order without a row.
+    #[test]
+    fn the_new_order_decision_is_the_decision_on_no_order(ipn in any_ipn(&["uuid-1", "uuid-2"])) {
+        let n = ipn.build();
+        let prepared = crate::domain::Prepared::of(&n);
+        prop_assert_eq!(prepared.decide_new_order(&n), decide(&OrderSnapshot::default(), &n));
+    }
+
     /// Property 1: replaying the same (shuffled) list twice gives the same
     /// decisions and the same final order.
     #[test]
