@@ -231,6 +231,17 @@ fn a_slot_already_out_is_prepared_through_the_cache() {
     assert_eq!(read_cached(&conn, 3).0.as_deref(), Some("third"));
 }
 
+/// A slot holds one text: a caller giving it another is a bug, which a
+/// debug build reports (a release build prepares the text as usual).
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "holds another statement")]
+fn a_slot_given_another_text_is_refused() {
+    let conn = memory();
+    kept(&conn, 0, INSERT);
+    let _ = conn.prepare_kept(0, READ);
+}
+
 #[test]
 fn a_panic_while_reading_leaves_the_statement_usable() {
     let conn = memory();
