@@ -15,7 +15,6 @@
 //! The `-wal` file is watched the same way: committed transactions live in
 //! it until a checkpoint, so losing it loses them just as surely.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -34,11 +33,38 @@ impl std::fmt::Display for FileId {
     }
 }
 
+/// The identity of the file at `path`, asking the kernel for the inode
+/// number only (`statx` with `STATX_INO`; the device always comes).
+///
+/// Not `std::fs::metadata`, which asks for every field: a query of a
+/// file's timestamps makes the kernel stamp its next write with a
+/// fine-grained time (multigrain timestamps, Linux 6.13), so the writer's
+/// check after every commit made every WAL write change the WAL's mtime,
+/// and ext4 then wrote the inode to disk in each commit's `fdatasync`: a
+/// second synchronous write per commit (issue 18, eleventh pass). Unasked,
+/// the mtime moves with the coarse clock, a few times per 1 000 commits.
 fn file_id(path: &Path) -> std::io::Result<FileId> {
-    let m = std::fs::metadata(path)?;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a NUL-terminated path and a `statx` buffer the kernel fills.
+    let stx = unsafe {
+        let mut stx: libc::statx = std::mem::zeroed();
+        if libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_INO,
+            &mut stx,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        stx
+    };
     Ok(FileId {
-        dev: m.dev(),
-        ino: m.ino(),
+        dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
     })
 }
 
@@ -146,6 +172,30 @@ fn wal_path(db: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_id_is_the_device_and_inode_std_reports() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        for path in [file.as_path(), dir.path(), Path::new("/")] {
+            let m = std::fs::metadata(path).unwrap();
+            assert_eq!(
+                file_id(path).unwrap(),
+                FileId {
+                    dev: m.dev(),
+                    ino: m.ino()
+                },
+                "{}",
+                path.display()
+            );
+        }
+        let missing = file_id(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let nul = file_id(Path::new("a\0b")).unwrap_err();
+        assert_eq!(nul.kind(), std::io::ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn notices_deleted_replaced_and_moved_back_files() {
