@@ -27,6 +27,7 @@ use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::ptr::NonNull;
 
 use rusqlite::ffi;
+use rusqlite::types::ValueRef;
 
 use super::{Error, Result, Value};
 
@@ -247,9 +248,8 @@ pub struct KeptRow<'r> {
 }
 
 impl KeptRow<'_> {
-    /// Column `index`, borrowed from SQLite until the statement moves on.
-    /// Text that is not UTF-8 is an error, as `rusqlite` reading a
-    /// `String` makes it.
+    /// Column `index`, borrowed from SQLite until the statement moves on,
+    /// converted as `lite` converts rusqlite's (`lite::from_sqlite`).
     pub fn value(&self, index: usize) -> Result<Value<'_>> {
         // SAFETY: the statement is on a row (it is only built then) and
         // stays there while the row is borrowed; SQLite keeps a column's
@@ -261,19 +261,16 @@ impl KeptRow<'_> {
                 return Err(Error::Sqlite(rusqlite::Error::InvalidColumnIndex(index)));
             }
             let col = index as c_int;
-            Ok(match ffi::sqlite3_column_type(self.stmt, col) {
-                ffi::SQLITE_NULL => Value::Null,
-                ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_column_int64(self.stmt, col)),
-                ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(self.stmt, col)),
-                ffi::SQLITE_TEXT => {
-                    let text =
-                        column_bytes(self.stmt, col, ffi::sqlite3_column_text(self.stmt, col));
-                    Value::Text(
-                        std::str::from_utf8(text)
-                            .map_err(|e| Error::Sqlite(rusqlite::Error::Utf8Error(e)))?,
-                    )
-                }
-                _ => Value::Blob(column_bytes(
+            super::lite::from_sqlite(match ffi::sqlite3_column_type(self.stmt, col) {
+                ffi::SQLITE_NULL => ValueRef::Null,
+                ffi::SQLITE_INTEGER => ValueRef::Integer(ffi::sqlite3_column_int64(self.stmt, col)),
+                ffi::SQLITE_FLOAT => ValueRef::Real(ffi::sqlite3_column_double(self.stmt, col)),
+                ffi::SQLITE_TEXT => ValueRef::Text(column_bytes(
+                    self.stmt,
+                    col,
+                    ffi::sqlite3_column_text(self.stmt, col),
+                )),
+                _ => ValueRef::Blob(column_bytes(
                     self.stmt,
                     col,
                     ffi::sqlite3_column_blob(self.stmt, col).cast(),
@@ -294,47 +291,40 @@ unsafe fn column_bytes<'a>(stmt: *mut ffi::sqlite3_stmt, col: c_int, data: *cons
     }
 }
 
-/// Binds one value in place (`SQLITE_STATIC`). An empty value points at
-/// a static empty string, as `rusqlite` does, never at a dangling one.
+/// Binds one value in place (`SQLITE_STATIC`).
 unsafe fn bind(stmt: *mut ffi::sqlite3_stmt, at: c_int, value: &Value<'_>) -> Result<c_int> {
-    const EMPTY: &[u8] = b"\0";
-    fn length(len: usize) -> Result<c_int> {
-        c_int::try_from(len).map_err(|_| {
-            Error::Sqlite(rusqlite::Error::SqliteFailure(
-                ffi::Error::new(ffi::SQLITE_TOOBIG),
-                None,
-            ))
-        })
-    }
     Ok(match *value {
         Value::Null => ffi::sqlite3_bind_null(stmt, at),
         Value::Integer(i) => ffi::sqlite3_bind_int64(stmt, at, i),
         Value::Real(r) => ffi::sqlite3_bind_double(stmt, at, r),
-        Value::Text(s) => ffi::sqlite3_bind_text(
-            stmt,
-            at,
-            if s.is_empty() {
-                EMPTY.as_ptr()
-            } else {
-                s.as_ptr()
-            }
-            .cast(),
-            length(s.len())?,
-            ffi::SQLITE_STATIC(),
-        ),
-        Value::Blob(b) => ffi::sqlite3_bind_blob(
-            stmt,
-            at,
-            if b.is_empty() {
-                EMPTY.as_ptr()
-            } else {
-                b.as_ptr()
-            }
-            .cast(),
-            length(b.len())?,
-            ffi::SQLITE_STATIC(),
-        ),
+        Value::Text(s) => {
+            let (bytes, len) = in_place(s.as_bytes())?;
+            ffi::sqlite3_bind_text(stmt, at, bytes.cast(), len, ffi::SQLITE_STATIC())
+        }
+        Value::Blob(b) => {
+            let (bytes, len) = in_place(b)?;
+            ffi::sqlite3_bind_blob(stmt, at, bytes.cast(), len, ffi::SQLITE_STATIC())
+        }
     })
+}
+
+/// The pointer and length SQLite reads `bytes` from. An empty value
+/// points at a static empty string, as `rusqlite` does, never at a
+/// dangling one; a value too long for SQLite's `int` is `SQLITE_TOOBIG`.
+fn in_place(bytes: &[u8]) -> Result<(*const u8, c_int)> {
+    const EMPTY: &[u8] = b"\0";
+    let len = c_int::try_from(bytes.len()).map_err(|_| {
+        Error::Sqlite(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_TOOBIG),
+            None,
+        ))
+    })?;
+    let at = if bytes.is_empty() {
+        EMPTY.as_ptr()
+    } else {
+        bytes.as_ptr()
+    };
+    Ok((at, len))
 }
 
 /// The connection's error for `rc`, as `rusqlite` reports it (the
@@ -343,21 +333,23 @@ unsafe fn bind(stmt: *mut ffi::sqlite3_stmt, at: c_int, value: &Value<'_>) -> Re
 fn failure(db: *mut ffi::sqlite3, rc: c_int) -> Error {
     // SAFETY: `db` is open; the message is copied before anything else
     // runs on it.
-    let message = unsafe {
-        let extended = ffi::sqlite3_extended_errcode(db);
-        let text = CStr::from_ptr(ffi::sqlite3_errmsg(db))
-            .to_string_lossy()
-            .into_owned();
-        (extended, text)
+    let (extended, message) = unsafe {
+        (
+            ffi::sqlite3_extended_errcode(db),
+            CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned(),
+        )
     };
-    let code = if message.0 & 0xff == rc & 0xff {
-        message.0
+    // The extended code when it is `rc`'s (`rc` may be primary only).
+    let code = if extended & 0xff == rc & 0xff {
+        extended
     } else {
         rc
     };
     Error::Sqlite(rusqlite::Error::SqliteFailure(
         ffi::Error::new(code),
-        Some(message.1),
+        Some(message),
     ))
 }
 

@@ -27,10 +27,16 @@ pub(super) fn query<'s>(
     Ok(stmt.query(rusqlite::params_from_iter(values.iter()))?)
 }
 
-/// Column `index` of a SQLite row. Text that is not UTF-8 (SQLite does
-/// not check) is an error, as `rusqlite` reading a `String` makes it.
+/// Column `index` of a SQLite row.
 pub(super) fn value<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> Result<Value<'r>> {
-    Ok(match row.get_ref(index)? {
+    from_sqlite(row.get_ref(index)?)
+}
+
+/// A SQLite column value as the store reads it (also `kept`'s rows).
+/// Text that is not UTF-8 (SQLite does not check) is an error, as
+/// `rusqlite` reading a `String` makes it.
+pub(super) fn from_sqlite(value: ValueRef<'_>) -> Result<Value<'_>> {
+    Ok(match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Integer(i),
         ValueRef::Real(r) => Value::Real(r),

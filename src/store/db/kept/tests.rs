@@ -29,6 +29,11 @@ fn kept<'c>(conn: &'c Connection, slot: usize, sql: &str) -> Statement<'c> {
 
 type Row = (Option<String>, Option<Vec<u8>>, Option<i64>, Option<f64>);
 
+fn rows(conn: &Connection) -> i64 {
+    conn.query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0))
+        .unwrap()
+}
+
 fn read_cached(conn: &Connection, id: i64) -> Row {
     conn.query_row(READ, params![id], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -161,10 +166,7 @@ fn a_duplicate_key_is_a_unique_violation_and_the_statement_goes_on() {
     stmt.execute(params![2, "c", None::<Vec<u8>>, 3, None::<f64>])
         .unwrap();
     drop(stmt);
-    let count: i64 = conn
-        .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 2);
+    assert_eq!(rows(&conn), 2);
     assert_eq!(read_cached(&conn, 1).0.as_deref(), Some("a"));
 }
 
@@ -202,10 +204,7 @@ fn no_row_is_no_rows_and_a_wrong_parameter_count_runs_nothing() {
         ),
         "{err}"
     );
-    let count: i64 = conn
-        .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 0);
+    assert_eq!(rows(&conn), 0);
     // Kept statements read one row; a query over many goes elsewhere.
     assert!(kept(&conn, 1, READ).query(params![1]).is_err());
 }
