@@ -24,12 +24,24 @@
 //! its last [`KEEP_CACHED`] bytes leave the page cache
 //! ([`drop_cached_history`]): see there why.
 //!
+//! **Rule `checkpoint-pace`:** rounds follow the writer's load ([`due`]).
+//! While its commits carry one notification or a few, a round runs every
+//! [`EVERY`]: each copies little, and its fsync of the database file
+//! holds up the next commit's fsync only briefly (the p99 at 1 000/s).
+//! Once its commits carry [`SATURATED_BATCH`] notifications or more on
+//! average, the writer is the daemon's ceiling and every round's two
+//! flushes and copy compete with it; rounds then wait until
+//! [`SATURATED_EVERY`] has passed or [`SATURATED_COMMITS`] commits have
+//! been made, whichever comes first, so that the WAL stays well below the
+//! writer's own auto-checkpoint. The writer counts its commits in the
+//! [`Handoff`] it already shares with this thread.
+//!
 //! The same timer checks that the database file is still the one at its
 //! path ([`FileWatch`]), so a deleted or replaced file is reported within a
 //! second even when no notification arrives; no checkpoint runs meanwhile.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -47,6 +59,24 @@ use super::StoreError;
 /// every 100 ms against 3.22 ms every 500 ms. An idle round finds nothing
 /// to copy and costs a few system calls.
 pub const EVERY: Duration = Duration::from_millis(100);
+
+/// Mean notifications per commit from which the writer counts as
+/// saturated (rule `checkpoint-pace`): at 1 000/s and 5 000/s offered a
+/// commit carries one or two; at saturation, tens.
+pub const SATURATED_BATCH: u64 = 4;
+
+/// The longest a saturated writer goes without a round (rule
+/// `checkpoint-pace`). Interleaved runs at saturation (docs/PERFORMANCE.md,
+/// twelfth pass): rounds every 1 s against every 100 ms raised
+/// throughput and lowered the saturation p99; at 1 000/s they raised the
+/// p99, hence rounds every [`EVERY`] there.
+pub const SATURATED_EVERY: Duration = Duration::from_secs(1);
+
+/// Commits after which a saturated writer gets a round even before
+/// [`SATURATED_EVERY`]: a commit writes about 20 – 30 WAL frames, so the
+/// WAL stays near 15 000 frames at most, below
+/// [`WRITER_AUTOCHECKPOINT_PAGES`] however fast the machine.
+pub const SATURATED_COMMITS: u64 = 500;
 
 /// Pages the WAL may reach before the writer checkpoints by itself
 /// (≈ 80 MiB): only reached if the background checkpointer falls behind.
@@ -71,20 +101,70 @@ const CATCH_UP_PASSES: usize = 4;
 /// same orders read back.
 pub const KEEP_CACHED: u64 = 16 << 20;
 
-/// The checkpointer's request that the writer finish a checkpoint (see the
-/// module documentation): set by the checkpointer, taken by the writer.
+/// What the writer and the checkpointer share: the checkpointer's request
+/// that the writer finish a checkpoint (see the module documentation), set
+/// by the checkpointer and taken by the writer; and the writer's count of
+/// its commits and of the notifications they carried, by which the
+/// checkpointer paces its rounds (rule `checkpoint-pace`).
 #[derive(Debug, Default)]
-pub struct Handoff(AtomicBool);
+pub struct Handoff {
+    wanted: AtomicBool,
+    commits: AtomicU64,
+    notifications: AtomicU64,
+}
 
 impl Handoff {
     pub(crate) fn request(&self) {
-        self.0.store(true, Ordering::Release);
+        self.wanted.store(true, Ordering::Release);
     }
 
     /// Whether a checkpoint is wanted now (and clears the request).
     pub fn take(&self) -> bool {
-        self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Acquire)
+        self.wanted.load(Ordering::Relaxed) && self.wanted.swap(false, Ordering::Acquire)
     }
+
+    /// Counts one commit of the writer, carrying `notifications`.
+    pub fn committed(&self, notifications: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.notifications
+            .fetch_add(notifications as u64, Ordering::Relaxed);
+    }
+
+    /// Commits and notifications counted so far.
+    pub fn load(&self) -> Load {
+        Load {
+            commits: self.commits.load(Ordering::Relaxed),
+            notifications: self.notifications.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer's commits and the notifications they carried, counted since
+/// the start ([`Handoff::load`]); the difference of two is the load between
+/// them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub commits: u64,
+    pub notifications: u64,
+}
+
+impl Load {
+    fn since(self, earlier: Load) -> Load {
+        Load {
+            commits: self.commits.saturating_sub(earlier.commits),
+            notifications: self.notifications.saturating_sub(earlier.notifications),
+        }
+    }
+}
+
+/// Whether a round is due `since` after the last one, the writer having
+/// made `load` meanwhile, for rounds every `every` (rule `checkpoint-pace`).
+fn due(since: Duration, every: Duration, load: Load) -> bool {
+    if since < every {
+        return false;
+    }
+    let saturated = load.commits > 0 && load.notifications >= load.commits * SATURATED_BATCH;
+    !saturated || since >= SATURATED_EVERY.max(every) || load.commits >= SATURATED_COMMITS
 }
 
 /// Run by the writer when [`Handoff::take`] says so, between batches: copies
@@ -254,9 +334,11 @@ pub struct Checkpointer {
     thread: JoinHandle<()>,
 }
 
-/// Starts a thread that checkpoints `path` every `every` (and checks
-/// `files`, if given, at the same pace), handing the end of a large
-/// checkpoint to the writer through `handoff`.
+/// Starts a thread that checkpoints `path` every `every`, or less often
+/// while the writer is saturated (rule `checkpoint-pace`, by the load the
+/// writer counts in `handoff`), checks `files`, if given, every `every`,
+/// and hands the end of a large checkpoint to the writer through
+/// `handoff`.
 pub fn spawn(
     path: &Path,
     every: Duration,
@@ -276,10 +358,13 @@ pub fn spawn(
         .spawn(move || {
             let step = Duration::from_millis(50).min(every);
             let mut waited = Duration::ZERO;
+            let mut since_round = Duration::ZERO;
+            let mut load_at_round = handoff.load();
             let mut copied_before = 0;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(step);
                 waited += step;
+                since_round += step;
                 if waited < every {
                     continue;
                 }
@@ -287,6 +372,12 @@ pub fn spawn(
                 if let Some(Err(_)) = files.as_deref().map(FileWatch::check) {
                     continue; // logged by the check; nothing to checkpoint into
                 }
+                let load = handoff.load();
+                if !due(since_round, every, load.since(load_at_round)) {
+                    continue;
+                }
+                since_round = Duration::ZERO;
+                load_at_round = load;
                 let copied = round(&conn, &handoff);
                 if copied != std::mem::replace(&mut copied_before, copied) && copied > 0 {
                     if let Err(e) = drop_cached_history(&conn, &db_path, KEEP_CACHED) {
@@ -307,222 +398,4 @@ impl Checkpointer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A writer connection as the daemon's (WAL, `synchronous=FULL`) on a
-    /// fresh file, and the checkpointer's own connection to it.
-    fn pair(dir: &tempfile::TempDir) -> (Connection, Connection) {
-        let path = dir.path().join("wal.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA synchronous=FULL;
-                 PRAGMA wal_autocheckpoint=0;
-                 CREATE TABLE t (x BLOB);",
-            )
-            .unwrap();
-        (writer, Connection::open(&path).unwrap())
-    }
-
-    /// `pages` WAL frames' worth of rows, in transactions of 100.
-    fn write(conn: &Connection, pages: i64) {
-        for _ in 0..(pages + 99) / 100 {
-            let tx = conn.unchecked_transaction().unwrap();
-            for _ in 0..100 {
-                tx.execute("INSERT INTO t VALUES (zeroblob(3500))", [])
-                    .unwrap();
-            }
-            tx.commit().unwrap();
-        }
-    }
-
-    /// The WAL header's checkpoint sequence number: it changes exactly
-    /// when the WAL starts over (reading it checkpoints nothing).
-    fn wal_generation(dir: &tempfile::TempDir) -> u32 {
-        let wal = std::fs::read(dir.path().join("wal.db-wal")).unwrap();
-        u32::from_be_bytes(wal[12..16].try_into().unwrap())
-    }
-
-    /// A background round that ends short of the WAL's end, as under
-    /// steady load, where the writer commits while the round copies. The
-    /// same end state without threads: a reader that began before the
-    /// writer's last commit keeps the round from copying that commit.
-    fn round_behind_the_writer(
-        writer: &Connection,
-        checkpointer: &Connection,
-        reader: &Connection,
-        handoff: &Handoff,
-    ) {
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        write(writer, 100);
-        round(checkpointer, handoff);
-        reader.execute_batch("COMMIT").unwrap();
-    }
-
-    /// Under steady load the writer appends during every background
-    /// checkpoint, so the WAL is never all copied when a transaction
-    /// starts: it never starts over, and grows until the writer's own
-    /// auto-checkpoint copies it all inside a COMMIT (issue 18's 25 – 50 ms
-    /// stalls). After the handoff the writer copies the few frames left
-    /// between two batches, and its next batch starts the WAL over.
-    #[test]
-    fn under_steady_writes_the_wal_starts_over_only_after_the_handoff() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, checkpointer) = pair(&dir);
-        let reader = Connection::open(dir.path().join("wal.db")).unwrap();
-        write(&writer, HANDOFF_FRAMES + 100);
-        let generation = wal_generation(&dir);
-
-        // Without the handoff (what the checkpointer did before): the WAL
-        // is copied again and again, and never starts over.
-        for _ in 0..3 {
-            round_behind_the_writer(&writer, &checkpointer, &reader, &Handoff::default());
-            write(&writer, 100);
-        }
-        assert_eq!(wal_generation(&dir), generation, "the WAL kept growing");
-
-        // With it: the round asks the writer, which finishes after its
-        // batch; the next batch starts the WAL over.
-        let handoff = Handoff::default();
-        round_behind_the_writer(&writer, &checkpointer, &reader, &handoff);
-        assert!(handoff.take(), "a large WAL is handed to the writer");
-        assert!(!handoff.take(), "the request is taken once");
-        finish_on_writer(&writer);
-        write(&writer, 100);
-        assert_ne!(wal_generation(&dir), generation, "the WAL started over");
-    }
-
-    /// Which of `path`'s pages the kernel holds in its page cache
-    /// (`mincore` on a read-only mapping, which reads nothing itself).
-    fn resident(path: &Path) -> Vec<bool> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::File::open(path).unwrap();
-        let len = file.metadata().unwrap().len() as usize;
-        // SAFETY: maps the file read-only, asks which pages are resident,
-        // unmaps it; the mapping is never dereferenced.
-        unsafe {
-            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
-            let map = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(map, libc::MAP_FAILED);
-            let mut vec = vec![0u8; len.div_ceil(page)];
-            assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
-            libc::munmap(map, len);
-            vec.iter().map(|b| b & 1 == 1).collect()
-        }
-    }
-
-    /// [`pair`] in the target directory: a tmpfs `/tmp` would keep every
-    /// page whatever the advice, its pages being the storage.
-    fn on_disk() -> (tempfile::TempDir, Connection, Connection) {
-        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
-        let (writer, checkpointer) = pair(&dir);
-        (dir, writer, checkpointer)
-    }
-
-    /// After a checkpoint the database file's history leaves the page
-    /// cache, its last `keep` bytes stay, and every row still reads back
-    /// (from disk).
-    #[test]
-    fn a_round_drops_the_checkpointed_history_from_the_page_cache() {
-        let (dir, writer, checkpointer) = on_disk();
-        let path = dir.path().join("wal.db");
-        write(&writer, 600);
-        assert!(
-            round(&checkpointer, &Handoff::default()) > 0,
-            "frames copied"
-        );
-        let before = resident(&path);
-        let cached = |pages: &[bool]| pages.iter().filter(|r| **r).count();
-        assert!(
-            cached(&before) > 500,
-            "a fresh checkpoint leaves its pages cached"
-        );
-
-        let keep_pages = 64;
-        let page = before.len() as u64 / (std::fs::metadata(&path).unwrap().len() / 4096);
-        assert_eq!(page, 1, "4 KiB pages");
-        assert!(drop_cached_history(&checkpointer, &path, keep_pages * 4096).unwrap());
-        let after = resident(&path);
-        let (history, tail) = after.split_at(after.len() - keep_pages as usize);
-        assert_eq!(cached(history), 0, "history dropped");
-        assert_eq!(
-            cached(tail),
-            cached(&before[before.len() - keep_pages as usize..])
-        );
-
-        let rows: i64 = checkpointer
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 600);
-        // A file smaller than what is kept is left alone.
-        assert!(!drop_cached_history(&checkpointer, &path, u64::MAX).unwrap());
-    }
-
-    /// Whether some process, this one included, holds a POSIX lock on
-    /// the file behind `fd`: an open-file-description lock conflicts with
-    /// every POSIX lock, the owner's own too.
-    fn posix_locked(fd: std::os::fd::RawFd) -> bool {
-        // SAFETY: F_OFD_GETLK fills `lock` only.
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = libc::F_WRLCK as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        assert_eq!(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut lock) }, 0);
-        lock.l_type != libc::F_UNLCK as libc::c_short
-    }
-
-    /// The advice keeps SQLite's locks: it goes through SQLite's own
-    /// descriptor, where opening and closing one of ours (the first
-    /// version) dropped every lock this process held on the file, and
-    /// another process then took the database as unused.
-    #[test]
-    fn dropping_the_history_keeps_this_processs_locks_on_the_database() {
-        let (dir, writer, checkpointer) = on_disk();
-        let path = dir.path().join("wal.db");
-        write(&writer, 300);
-        round(&checkpointer, &Handoff::default());
-        let reader = Connection::open(&path).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        let (fd, _) = sqlite_descriptor(&checkpointer, &path).expect("SQLite's descriptor");
-        assert!(posix_locked(fd), "a reader holds its shared lock");
-
-        assert!(drop_cached_history(&checkpointer, &path, 0).unwrap());
-        assert!(posix_locked(fd), "the locks survive the advice");
-
-        // What the first version did, for contrast: the locks are gone.
-        drop(std::fs::File::open(&path).unwrap());
-        assert!(!posix_locked(fd), "closing any descriptor drops them");
-        reader.execute_batch("COMMIT").unwrap();
-    }
-
-    #[test]
-    fn a_small_wal_is_not_handed_to_the_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, checkpointer) = pair(&dir);
-        let handoff = Handoff::default();
-        write(&writer, 200);
-        let generation = wal_generation(&dir);
-        round(&checkpointer, &handoff);
-        assert!(!handoff.take());
-        // Copied all the same, and no commit came in between: the next
-        // one starts the WAL over by itself.
-        write(&writer, 100);
-        assert_ne!(wal_generation(&dir), generation);
-    }
-}
+mod tests;

@@ -535,6 +535,10 @@ fn run(
         if outbox_work {
             committed.notify_one();
         }
+        // The checkpointer paces its rounds by this (rule `checkpoint-pace`).
+        if let Some(handoff) = &handoff {
+            handoff.committed(size);
+        }
         for reply in replies {
             // A waiter that went away (client hung up) is not an error: the
             // data is committed either way.

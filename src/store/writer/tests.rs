@@ -541,3 +541,45 @@ fn the_new_order_decision_is_taken_only_for_an_order_without_a_row() {
     assert!(second.comment.contains("CAPTURED"), "{}", second.comment);
     assert_eq!(stored_comment(second.event_id), second.comment);
 }
+
+/// The writer counts its commits and the notifications they carried in
+/// the `Handoff` it shares with the checkpointer (rule
+/// `checkpoint-pace`), before it answers them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_counts_its_commits_for_the_checkpointer() {
+    use crate::store::checkpoint::{Handoff, Load};
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::open_writer(&dir.path().join("w.db")).unwrap();
+    let handoff = Arc::new(Handoff::default());
+    let (handle, thread) = spawn_watched(
+        conn,
+        None,
+        Some(handoff.clone()),
+        64,
+        8,
+        Arc::new(Notify::new()),
+    );
+    for order in ["1", "2", "3"] {
+        handle
+            .submit(new(order, order, "AUTHORISED", None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        handoff.load(),
+        Load {
+            commits: 3,
+            notifications: 3
+        }
+    );
+    let many = (0..20)
+        .map(|i| new(&format!("m{i}"), &format!("m{i}"), "AUTHORISED", None))
+        .collect();
+    handle.submit_many(many).await;
+    let load = handoff.load();
+    assert_eq!(load.notifications, 23);
+    assert!((4..=23).contains(&load.commits), "{load:?}");
+
+    drop(handle);
+    thread.join().unwrap();
+}
