@@ -29,8 +29,9 @@
 //! [`EVERY`]: each copies little, and its fsync of the database file
 //! holds up the next commit's fsync only briefly (the p99 at 1 000/s).
 //! Once its commits carry [`SATURATED_BATCH`] notifications or more on
-//! average, the writer is the daemon's ceiling and every round's two
-//! flushes and copy compete with it; rounds then wait until
+//! average, check after check ([`SATURATED_STREAK`]), the writer is the
+//! daemon's ceiling and every round's two flushes and copy compete with
+//! it; rounds then wait until
 //! [`SATURATED_EVERY`] has passed or [`SATURATED_COMMITS`] commits have
 //! been made, whichever comes first, so that the WAL stays well below the
 //! writer's own auto-checkpoint. The writer counts its commits in the
@@ -74,6 +75,9 @@ pub const SATURATED_BATCH: u64 = 4;
 /// was. At 1 000/s a 1 s pace raised the p99, hence rounds every
 /// [`EVERY`] there.
 pub const SATURATED_EVERY: Duration = Duration::from_secs(1);
+
+/// Saturated checks in a row after which the pace slows (see [`due`]).
+pub const SATURATED_STREAK: u32 = 3;
 
 /// Commits after which a saturated writer gets a round even before
 /// [`SATURATED_EVERY`]: a commit writes about 20 – 30 WAL frames, so the
@@ -160,14 +164,26 @@ impl Load {
     }
 }
 
+/// Whether the writer's commits carried [`SATURATED_BATCH`] notifications
+/// or more on average over `load` (one check's interval).
+fn saturated(load: Load) -> bool {
+    load.commits > 0 && load.notifications >= load.commits * SATURATED_BATCH
+}
+
 /// Whether a round is due `since` after the last one, the writer having
-/// made `load` meanwhile, for rounds every `every` (rule `checkpoint-pace`).
-fn due(since: Duration, every: Duration, load: Load) -> bool {
+/// made `load` meanwhile and been [`saturated`] over the last `streak`
+/// checks, for rounds every `every` (rule `checkpoint-pace`). The pace
+/// slows only after [`SATURATED_STREAK`] saturated checks in a row: a
+/// lone one is as likely a stall of the disk, after which the commits
+/// carry what piled up, and a round held back then would copy more and
+/// stall the next commits longer.
+fn due(since: Duration, every: Duration, load: Load, streak: u32) -> bool {
     if since < every {
         return false;
     }
-    let saturated = load.commits > 0 && load.notifications >= load.commits * SATURATED_BATCH;
-    !saturated || since >= SATURATED_EVERY.max(every) || load.commits >= SATURATED_COMMITS
+    streak < SATURATED_STREAK
+        || since >= SATURATED_EVERY.max(every)
+        || load.commits >= SATURATED_COMMITS
 }
 
 /// Run by the writer when [`Handoff::take`] says so, between batches: copies
@@ -363,6 +379,8 @@ pub fn spawn(
             let mut waited = Duration::ZERO;
             let mut since_round = Duration::ZERO;
             let mut load_at_round = handoff.load();
+            let mut load_at_check = load_at_round;
+            let mut streak = 0u32;
             let mut copied_before = 0;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(step);
@@ -376,7 +394,13 @@ pub fn spawn(
                     continue; // logged by the check; nothing to checkpoint into
                 }
                 let load = handoff.load();
-                if !due(since_round, every, load.since(load_at_round)) {
+                streak = if saturated(load.since(load_at_check)) {
+                    streak.saturating_add(1)
+                } else {
+                    0
+                };
+                load_at_check = load;
+                if !due(since_round, every, load.since(load_at_round), streak) {
                     continue;
                 }
                 since_round = Duration::ZERO;

@@ -217,9 +217,9 @@ fn a_small_wal_is_not_handed_to_the_writer() {
 }
 
 /// Rule `checkpoint-pace`, row by row: never before `every`; every
-/// `every` while the writer is idle or its commits carry fewer than
-/// `SATURATED_BATCH` notifications; while they carry more, only after
-/// `SATURATED_EVERY` or `SATURATED_COMMITS` commits.
+/// `every` unless the writer has been saturated for `SATURATED_STREAK`
+/// checks in a row; then only after `SATURATED_EVERY` or
+/// `SATURATED_COMMITS` commits.
 #[test]
 fn rounds_follow_the_writers_load() {
     let every = EVERY;
@@ -227,36 +227,58 @@ fn rounds_follow_the_writers_load() {
         commits,
         notifications,
     };
-    let saturated = load(100, 100 * SATURATED_BATCH);
+    let busy = load(100, 100 * SATURATED_BATCH);
+    let streak = SATURATED_STREAK;
     let rows = [
-        // (since the last round, load meanwhile, due)
-        (every / 2, load(0, 0), false),
-        (every / 2, load(1, 1), false),
-        (every / 2, saturated, false),
-        (every, load(0, 0), true),
-        (every, load(50, 50), true),
-        (every, load(100, 100 * SATURATED_BATCH - 1), true),
-        (every, saturated, false),
-        (SATURATED_EVERY - every, saturated, false),
-        (SATURATED_EVERY, saturated, true),
+        // (since the last round, load meanwhile, saturated checks in a row, due)
+        (every / 2, load(0, 0), 0, false),
+        (every / 2, busy, streak, false),
+        (every, load(0, 0), 0, true),
+        (every, load(50, 50), 0, true),
+        (every, busy, streak - 1, true),
+        (every, busy, streak, false),
+        (every, busy, streak + 10, false),
+        (SATURATED_EVERY - every, busy, streak, false),
+        (SATURATED_EVERY, busy, streak, true),
         (
             every,
             load(SATURATED_COMMITS - 1, (SATURATED_COMMITS - 1) * 30),
+            streak,
             false,
         ),
-        (every, load(SATURATED_COMMITS, SATURATED_COMMITS * 30), true),
+        (
+            every,
+            load(SATURATED_COMMITS, SATURATED_COMMITS * 30),
+            streak,
+            true,
+        ),
     ];
-    for (since, load, expected) in rows {
+    for (since, load, streak, expected) in rows {
         assert_eq!(
-            due(since, every, load),
+            due(since, every, load, streak),
             expected,
-            "{since:?} after the last round, {load:?}"
+            "{since:?} after the last round, {load:?}, {streak} saturated checks"
         );
     }
     // A checkpointer slower than SATURATED_EVERY keeps its own pace.
     let slow = SATURATED_EVERY * 2;
-    assert!(!due(SATURATED_EVERY, slow, saturated));
-    assert!(due(slow, slow, saturated));
+    assert!(!due(SATURATED_EVERY, slow, busy, streak));
+    assert!(due(slow, slow, busy, streak));
+}
+
+/// Saturated: commits carrying `SATURATED_BATCH` notifications or more on
+/// average; an idle writer is not.
+#[test]
+fn a_writer_is_saturated_by_its_commits_size() {
+    let load = |commits, notifications| Load {
+        commits,
+        notifications,
+    };
+    assert!(!saturated(load(0, 0)));
+    assert!(!saturated(load(10, 10)));
+    assert!(!saturated(load(10, 10 * SATURATED_BATCH - 1)));
+    assert!(saturated(load(10, 10 * SATURATED_BATCH)));
+    assert!(saturated(load(1, 64)));
 }
 
 /// The load between two readings never underflows, whatever order they
@@ -284,54 +306,63 @@ fn database_len(dir: &tempfile::TempDir) -> u64 {
 }
 
 /// The running checkpointer, against a writer whose commits carry many
-/// notifications each: no round at its usual pace, one once
-/// `SATURATED_EVERY` has passed. Against a lightly loaded writer it copies
+/// notifications each, check after check: no round at its usual pace,
+/// one once `SATURATED_EVERY` has passed. After a single such check (a
+/// stall of the disk, say) and against a lightly loaded writer it copies
 /// at its usual pace. (Before rule `checkpoint-pace` every case copied
-/// within `every`.)
+/// within `every`; with a pace that slowed after one saturated check, the
+/// stall case waited `SATURATED_EVERY`.)
 #[test]
 fn a_saturated_writer_is_checkpointed_at_the_slower_pace() {
-    let every = Duration::from_millis(20);
+    let every = Duration::from_millis(50);
     let dir = tempfile::tempdir().unwrap();
     let (writer, checkpointer) = pair(&dir);
     drop(checkpointer);
     let handoff = Arc::new(Handoff::default());
     let running = spawn(&dir.path().join("wal.db"), every, None, handoff.clone()).unwrap();
+    // Commits of `batch` notifications, reported for `steps` steps of
+    // `every` (a few in every quarter of a step, so that each of the
+    // checkpointer's checks sees some), until `done` says stop.
+    let report = |batch: usize, steps: usize, done: &dyn Fn() -> bool| {
+        for _ in 0..steps {
+            if done() {
+                return true;
+            }
+            for _ in 0..4 {
+                handoff.committed(batch);
+                handoff.committed(batch);
+                std::thread::sleep(every / 4);
+            }
+        }
+        done()
+    };
 
-    // Saturated: the writer reports commits of 30 notifications.
-    let started = std::time::Instant::now();
-    let empty = database_len(&dir);
-    write(&writer, 50);
-    for _ in 0..10 {
-        handoff.committed(30);
-    }
-    std::thread::sleep(every * 10);
-    assert_eq!(database_len(&dir), empty, "no round at the usual pace");
-    while database_len(&dir) == empty {
-        assert!(
-            started.elapsed() < SATURATED_EVERY * 3,
-            "a round within SATURATED_EVERY"
-        );
-        std::thread::sleep(every);
-    }
-    assert!(
-        started.elapsed() >= SATURATED_EVERY - every * 3,
-        "the round waited for SATURATED_EVERY ({:?})",
-        started.elapsed()
-    );
-
-    // Light load: commits of one notification; copied at the usual pace.
+    // Saturated for a while: the table's creation is copied while the
+    // streak builds, then the pace slows.
+    let never = || false;
+    report(30, SATURATED_STREAK as usize + 5, &never);
     let copied = database_len(&dir);
-    let light = std::time::Instant::now();
+    assert!(copied > 0, "the first rounds ran at the usual pace");
     write(&writer, 50);
-    for _ in 0..10 {
-        handoff.committed(1);
+    let written = std::time::Instant::now();
+    report(30, 10, &never);
+    assert_eq!(database_len(&dir), copied, "no round at the usual pace");
+    assert!(
+        report(30, 150, &|| database_len(&dir) > copied),
+        "a round within SATURATED_EVERY"
+    );
+    assert!(written.elapsed() < SATURATED_EVERY * 2);
+
+    // One saturated check, then light load: the usual pace at once.
+    report(1, 10, &never);
+    let copied = database_len(&dir);
+    for _ in 0..5 {
+        handoff.committed(60);
     }
-    while database_len(&dir) == copied {
-        assert!(
-            light.elapsed() < SATURATED_EVERY / 2,
-            "a round at the usual pace"
-        );
-        std::thread::sleep(every);
-    }
+    write(&writer, 50);
+    assert!(
+        report(1, 10, &|| database_len(&dir) > copied),
+        "a round at the usual pace after a lone saturated check"
+    );
     running.stop();
 }
