@@ -31,11 +31,11 @@
 //! Once its commits carry [`SATURATED_BATCH`] notifications or more on
 //! average, check after check ([`SATURATED_STREAK`]), the writer is the
 //! daemon's ceiling and every round's two flushes and copy compete with
-//! it; rounds then wait until
-//! [`SATURATED_EVERY`] has passed or [`SATURATED_COMMITS`] commits have
-//! been made, whichever comes first, so that the WAL stays well below the
-//! writer's own auto-checkpoint. The writer counts its commits in the
-//! [`Handoff`] it already shares with this thread.
+//! it; rounds then wait until [`SATURATED_EVERY`] has passed or
+//! [`SATURATED_COMMITS`] commits have been made, whichever comes first,
+//! so that the WAL stays well below the writer's own auto-checkpoint. The
+//! writer counts its commits in the [`Handoff`] it already shares with
+//! this thread.
 //!
 //! The same timer checks that the database file is still the one at its
 //! path ([`FileWatch`]), so a deleted or replaced file is reported within a
@@ -130,7 +130,8 @@ impl Handoff {
         self.wanted.load(Ordering::Relaxed) && self.wanted.swap(false, Ordering::Acquire)
     }
 
-    /// Counts one commit of the writer, carrying `notifications`.
+    /// Counts one batch of the writer, carrying `notifications`: a commit,
+    /// or the attempt at one when the disk refused it.
     pub fn committed(&self, notifications: usize) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.notifications
