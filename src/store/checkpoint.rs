@@ -187,6 +187,55 @@ fn due(since: Duration, every: Duration, load: Load, streak: u32) -> bool {
         || load.commits >= SATURATED_COMMITS
 }
 
+/// The background thread's pace (rule `checkpoint-pace`): fed the writer's
+/// counts at each check, it says whether a round runs then.
+#[derive(Debug)]
+struct Pace {
+    every: Duration,
+    since_round: Duration,
+    at_round: Load,
+    at_check: Load,
+    /// Checks in a row over which the writer was [`saturated`].
+    streak: u32,
+}
+
+impl Pace {
+    /// The pace of rounds every `every`, the writer's counts being `load`.
+    fn new(every: Duration, load: Load) -> Pace {
+        Pace {
+            every,
+            since_round: Duration::ZERO,
+            at_round: load,
+            at_check: load,
+            streak: 0,
+        }
+    }
+
+    /// One check, `elapsed` after the one before, the writer's counts now
+    /// being `load`: whether a round runs now (the pace then counts from
+    /// it).
+    fn check(&mut self, elapsed: Duration, load: Load) -> bool {
+        self.since_round += elapsed;
+        self.streak = if saturated(load.since(self.at_check)) {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
+        self.at_check = load;
+        if !due(
+            self.since_round,
+            self.every,
+            load.since(self.at_round),
+            self.streak,
+        ) {
+            return false;
+        }
+        self.since_round = Duration::ZERO;
+        self.at_round = load;
+        true
+    }
+}
+
 /// Run by the writer when [`Handoff::take`] says so, between batches: copies
 /// the frames the background passes left, so that the next transaction
 /// starts the WAL over. Best effort: a busy checkpoint (a reader still on
@@ -378,34 +427,21 @@ pub fn spawn(
         .spawn(move || {
             let step = Duration::from_millis(50).min(every);
             let mut waited = Duration::ZERO;
-            let mut since_round = Duration::ZERO;
-            let mut load_at_round = handoff.load();
-            let mut load_at_check = load_at_round;
-            let mut streak = 0u32;
+            let mut pace = Pace::new(every, handoff.load());
             let mut copied_before = 0;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(step);
                 waited += step;
-                since_round += step;
                 if waited < every {
                     continue;
                 }
-                waited = Duration::ZERO;
+                let elapsed = std::mem::take(&mut waited);
                 if let Some(Err(_)) = files.as_deref().map(FileWatch::check) {
                     continue; // logged by the check; nothing to checkpoint into
                 }
-                let load = handoff.load();
-                streak = if saturated(load.since(load_at_check)) {
-                    streak.saturating_add(1)
-                } else {
-                    0
-                };
-                load_at_check = load;
-                if !due(since_round, every, load.since(load_at_round), streak) {
+                if !pace.check(elapsed, handoff.load()) {
                     continue;
                 }
-                since_round = Duration::ZERO;
-                load_at_round = load;
                 let copied = round(&conn, &handoff);
                 if copied != std::mem::replace(&mut copied_before, copied) && copied > 0 {
                     if let Err(e) = drop_cached_history(&conn, &db_path, KEEP_CACHED) {

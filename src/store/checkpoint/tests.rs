@@ -305,64 +305,100 @@ fn database_len(dir: &tempfile::TempDir) -> u64 {
     std::fs::metadata(dir.path().join("wal.db")).unwrap().len()
 }
 
-/// The running checkpointer, against a writer whose commits carry many
-/// notifications each, check after check: no round at its usual pace,
-/// one once `SATURATED_EVERY` has passed. After a single such check (a
-/// stall of the disk, say) and against a lightly loaded writer it copies
-/// at its usual pace. (Before rule `checkpoint-pace` every case copied
-/// within `every`; with a pace that slowed after one saturated check, the
-/// stall case waited `SATURATED_EVERY`.)
+/// Rule `checkpoint-pace` over a run of checks, 100 ms apart: which of
+/// them run a round, for a writer whose commits (`commits` per check,
+/// `batch` notifications each) change as given.
+fn rounds(phases: &[(usize, u64, u64)]) -> Vec<bool> {
+    let mut load = Load::default();
+    let mut pace = Pace::new(EVERY, load);
+    let mut ran = Vec::new();
+    for &(checks, commits, batch) in phases {
+        for _ in 0..checks {
+            load.commits += commits;
+            load.notifications += commits * batch;
+            ran.push(pace.check(EVERY, load));
+        }
+    }
+    ran
+}
+
+/// Which checks of [`rounds`] ran one.
+fn ran_at(ran: &[bool]) -> Vec<usize> {
+    ran.iter()
+        .enumerate()
+        .filter(|(_, r)| **r)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Idle or lightly loaded, the writer gets a round at every check.
 #[test]
-fn a_saturated_writer_is_checkpointed_at_the_slower_pace() {
-    let every = Duration::from_millis(50);
+fn rounds_run_at_every_check_below_saturation() {
+    assert!(rounds(&[(20, 0, 0)]).iter().all(|r| *r));
+    assert!(rounds(&[(20, 50, 1)]).iter().all(|r| *r));
+    assert!(rounds(&[(20, 50, SATURATED_BATCH - 1)]).iter().all(|r| *r));
+}
+
+/// Saturated check after check: the first rounds while the streak
+/// builds, then one per `SATURATED_EVERY`; with many commits, one per
+/// `SATURATED_COMMITS`.
+#[test]
+fn a_saturated_writer_gets_rounds_at_the_slower_pace() {
+    let per_second = (SATURATED_EVERY.as_millis() / EVERY.as_millis()) as usize;
+    // 10 commits of 30 per check: the time bound.
+    let ran = rounds(&[(40, 10, 30)]);
+    let first = SATURATED_STREAK as usize - 1;
+    let mut expected: Vec<usize> = (0..first).collect();
+    expected.extend((first - 1 + per_second..40).step_by(per_second));
+    assert_eq!(ran_at(&ran), expected);
+    // 250 commits per check: the commit bound, every second check.
+    let ran = rounds(&[(SATURATED_STREAK as usize, 10, 30), (10, 250, 30)]);
+    assert_eq!(ran_at(&ran), [0, 1, 4, 6, 8, 10, 12]);
+}
+
+/// A lone saturated check (a stall of the disk: the commit after it
+/// carries what piled up) does not slow the pace: the next rounds come at
+/// the usual pace. The first version of the rule judged the load since
+/// the last round: it held the rounds back after such a check, until the
+/// mean since the last round fell below `SATURATED_BATCH` again, so that
+/// the next round copied more and stalled the writer longer.
+#[test]
+fn a_lone_saturated_check_keeps_the_usual_pace() {
+    let ran = rounds(&[(5, 50, 1), (1, 2, 60), (10, 50, 1)]);
+    assert!(ran.iter().all(|r| *r), "{ran:?}");
+    // Two in a row are not a streak either; three are.
+    let ran = rounds(&[(5, 50, 1), (2, 10, 60), (3, 50, 1)]);
+    assert!(ran.iter().all(|r| *r), "{ran:?}");
+    let ran = rounds(&[(5, 50, 1), (3, 10, 60), (1, 10, 60)]);
+    assert_eq!(ran_at(&ran), [0, 1, 2, 3, 4, 5, 6]);
+}
+
+/// The running checkpointer copies at its usual pace for a lightly
+/// loaded writer (the pace's arithmetic is the tests above).
+#[test]
+fn a_lightly_loaded_writer_is_checkpointed_at_the_usual_pace() {
+    let every = Duration::from_millis(20);
     let dir = tempfile::tempdir().unwrap();
     let (writer, checkpointer) = pair(&dir);
     drop(checkpointer);
     let handoff = Arc::new(Handoff::default());
     let running = spawn(&dir.path().join("wal.db"), every, None, handoff.clone()).unwrap();
-    // Commits of `batch` notifications, reported for `steps` steps of
-    // `every` (a few in every quarter of a step, so that each of the
-    // checkpointer's checks sees some), until `done` says stop.
-    let report = |batch: usize, steps: usize, done: &dyn Fn() -> bool| {
-        for _ in 0..steps {
-            if done() {
-                return true;
-            }
-            for _ in 0..4 {
-                handoff.committed(batch);
-                handoff.committed(batch);
-                std::thread::sleep(every / 4);
-            }
-        }
-        done()
-    };
-
-    // Saturated for a while: the table's creation is copied while the
-    // streak builds, then the pace slows.
-    let never = || false;
-    report(30, SATURATED_STREAK as usize + 5, &never);
-    let copied = database_len(&dir);
-    assert!(copied > 0, "the first rounds ran at the usual pace");
-    write(&writer, 50);
-    let written = std::time::Instant::now();
-    report(30, 10, &never);
-    assert_eq!(database_len(&dir), copied, "no round at the usual pace");
-    assert!(
-        report(30, 150, &|| database_len(&dir) > copied),
-        "a round within SATURATED_EVERY"
-    );
-    assert!(written.elapsed() < SATURATED_EVERY * 2);
-
-    // One saturated check, then light load: the usual pace at once.
-    report(1, 10, &never);
-    let copied = database_len(&dir);
-    for _ in 0..5 {
-        handoff.committed(60);
+    let started = std::time::Instant::now();
+    while database_len(&dir) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "a first round");
+        std::thread::sleep(every);
     }
+    let copied = database_len(&dir);
     write(&writer, 50);
-    assert!(
-        report(1, 10, &|| database_len(&dir) > copied),
-        "a round at the usual pace after a lone saturated check"
-    );
+    handoff.committed(1);
+    let written = std::time::Instant::now();
+    while database_len(&dir) == copied {
+        handoff.committed(1);
+        assert!(
+            written.elapsed() < Duration::from_secs(5),
+            "a round at the usual pace"
+        );
+        std::thread::sleep(every);
+    }
     running.stop();
 }
