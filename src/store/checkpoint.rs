@@ -130,8 +130,9 @@ impl Handoff {
         self.wanted.load(Ordering::Relaxed) && self.wanted.swap(false, Ordering::Acquire)
     }
 
-    /// Counts one batch of the writer, carrying `notifications`: a commit,
-    /// or the attempt at one when the disk refused it.
+    /// Counts one batch the writer took, carrying `notifications`:
+    /// committed, or answered with a storage error (the disk or the file
+    /// watch refused it; no round runs into a refused file anyway).
     pub fn committed(&self, notifications: usize) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.notifications

@@ -450,21 +450,17 @@ fn migration_8_converts_keys_and_old_events_still_deduplicate() {
         .is_err());
 }
 
-/// The checkpointer hands the end of a large checkpoint to the writer
-/// (`checkpoint::Handoff`): the writer copies the WAL's last frames after
-/// its next batch, so that the batch after starts the WAL over (its
-/// header's checkpoint sequence number changes exactly then).
-#[tokio::test(flavor = "multi_thread")]
-async fn the_writer_finishes_a_handed_off_checkpoint_after_its_batch() {
-    use crate::store::checkpoint::Handoff;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.db");
-    let generation = || {
-        let wal = std::fs::read(dir.path().join("w.db-wal")).unwrap();
-        u32::from_be_bytes(wal[12..16].try_into().unwrap())
-    };
-    let conn = crate::store::open_writer(&path).unwrap();
-    let handoff = Arc::new(Handoff::default());
+/// A writer thread on a new database at `path`, sharing a `Handoff` with
+/// the test as it does with the checkpointer.
+fn writer_with_handoff(
+    path: &std::path::Path,
+) -> (
+    WriterHandle,
+    std::thread::JoinHandle<()>,
+    Arc<crate::store::checkpoint::Handoff>,
+) {
+    let conn = crate::store::open_writer(path).unwrap();
+    let handoff = Arc::new(crate::store::checkpoint::Handoff::default());
     let (handle, thread) = spawn_watched(
         conn,
         None,
@@ -473,6 +469,22 @@ async fn the_writer_finishes_a_handed_off_checkpoint_after_its_batch() {
         8,
         Arc::new(Notify::new()),
     );
+    (handle, thread, handoff)
+}
+
+/// The checkpointer hands the end of a large checkpoint to the writer
+/// (`checkpoint::Handoff`): the writer copies the WAL's last frames after
+/// its next batch, so that the batch after starts the WAL over (its
+/// header's checkpoint sequence number changes exactly then).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_finishes_a_handed_off_checkpoint_after_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let generation = || {
+        let wal = std::fs::read(dir.path().join("w.db-wal")).unwrap();
+        u32::from_be_bytes(wal[12..16].try_into().unwrap())
+    };
+    let (handle, thread, handoff) = writer_with_handoff(&path);
     let submit = |order: &'static str| {
         let handle = handle.clone();
         async move {
@@ -547,18 +559,9 @@ fn the_new_order_decision_is_taken_only_for_an_order_without_a_row() {
 /// `checkpoint-pace`), before it answers them.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_writer_counts_its_commits_for_the_checkpointer() {
-    use crate::store::checkpoint::{Handoff, Load};
+    use crate::store::checkpoint::Load;
     let dir = tempfile::tempdir().unwrap();
-    let conn = crate::store::open_writer(&dir.path().join("w.db")).unwrap();
-    let handoff = Arc::new(Handoff::default());
-    let (handle, thread) = spawn_watched(
-        conn,
-        None,
-        Some(handoff.clone()),
-        64,
-        8,
-        Arc::new(Notify::new()),
-    );
+    let (handle, thread, handoff) = writer_with_handoff(&dir.path().join("w.db"));
     for order in ["1", "2", "3"] {
         handle
             .submit(new(order, order, "AUTHORISED", None))
