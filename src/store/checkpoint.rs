@@ -20,6 +20,17 @@
 //! after their answers went out; the writer's next transaction then starts
 //! the WAL over.
 //!
+//! The writer's pass is short in frames, not in time: SQLite flushes the
+//! database file only in a checkpoint that copies the whole WAL, so the
+//! background passes, which never catch up under load, leave everything
+//! they copied unflushed, and the writer's pass flushes it all (1 – 21 ms
+//! at 5 000/s, 15 – 38 ms at saturation on the machine of
+//! docs/PERFORMANCE.md's thirteenth pass). Flushing from this thread
+//! instead was measured and not kept: on a disk that serves one request
+//! at a time the background flush holds up the writer's WAL fsync just as
+//! long, and an `fdatasync` on SQLite's own descriptor would take a write
+//! error that SQLite's own flush must see.
+//!
 //! After a round that copied something, the database file's pages up to
 //! its last [`KEEP_CACHED`] bytes leave the page cache
 //! ([`drop_cached_history`]): see there why.
@@ -94,8 +105,9 @@ pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 20_000;
 /// enough to wait for a quiet moment.
 pub const HANDOFF_FRAMES: i64 = 4_096;
 
-/// A catch-up pass that found fewer new frames than this leaves so little
-/// that the writer copies the rest in well under a millisecond.
+/// A catch-up pass that found fewer new frames than this leaves the writer
+/// little to copy (its pass still flushes the database file: see the
+/// module documentation).
 const CAUGHT_UP_FRAMES: i64 = 256;
 
 /// Catch-up passes at most, after the first: each copies what the writer
