@@ -41,8 +41,9 @@
 //! holds up the next commit's fsync only briefly (the p99 at 1 000/s).
 //! Once its commits carry [`SATURATED_BATCH`] notifications or more on
 //! average, check after check ([`SATURATED_STREAK`]), the writer is the
-//! daemon's ceiling and every round's two flushes and copy compete with
-//! it; rounds then wait until [`SATURATED_EVERY`] has passed or
+//! daemon's ceiling and every round's copy and flushes (the WAL's in the
+//! round, the database file's in the writer's pass) compete with it;
+//! rounds then wait until [`SATURATED_EVERY`] has passed or
 //! [`SATURATED_COMMITS`] commits have been made, whichever comes first,
 //! so that the WAL stays well below the writer's own auto-checkpoint. The
 //! writer counts its commits in the [`Handoff`] it already shares with
