@@ -1,9 +1,9 @@
 //! Load generator: pre-signs N unique, realistic Lyra IPNs, fires them at
 //! concurrency C over keep-alive connections, and reports throughput,
 //! latency percentiles, every non-2xx, the machine's idle share during the
-//! run and the generator's own CPU per request (it shares the cores with
-//! the server); then checks the database holds exactly the acknowledged
-//! notifications. The same generator measures a
+//! run (and the share the hypervisor took) and the generator's own CPU per
+//! request (it shares the cores with the server); then checks the database
+//! holds exactly the acknowledged notifications. The same generator measures a
 //! minimal hyper server (read the body, answer 200) as the baseline, and
 //! nginx (`return 200`) as a second one when it is installed.
 //!
@@ -553,9 +553,10 @@ struct Outcome {
     acknowledged: Vec<usize>,
     elapsed: Duration,
     peak_rss_kib: u64,
-    /// The machine's idle share during the run, and the part of it spent
-    /// waiting for I/O (`/proc/stat`): a server that leaves cores idle
-    /// at saturation is waiting on something, not short of CPU.
+    /// The machine's idle share during the run, the part of it spent
+    /// waiting for I/O, and the host's steal (`/proc/stat`): a server that
+    /// leaves cores idle at saturation is waiting on something, not short
+    /// of CPU.
     idle: MachineIdle,
     /// This generator's own CPU per request (it shares the cores).
     generator_us: f64,
@@ -587,9 +588,10 @@ impl Outcome {
             l.last().copied().unwrap_or(0) as f64 / 1000.0
         );
         println!(
-            "  machine {:.0} % idle during the run ({:.0} % waiting for I/O); the generator's CPU per request {:.1} µs",
+            "  machine {:.0} % idle during the run ({:.0} % waiting for I/O), {:.1} % taken by the host; the generator's CPU per request {:.1} µs",
             self.idle.idle * 100.0,
             self.idle.iowait * 100.0,
+            self.idle.steal * 100.0,
             self.generator_us
         );
         if self.non_2xx.is_empty() {
@@ -836,21 +838,26 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// On-CPU time of a process's threads, from the scheduler's own
-/// accounting (`/proc/PID/task/TID/schedstat`, nanoseconds): all of them,
-/// and the writer thread's alone.
 /// Shares of the machine's time, between two `/proc/stat` readings.
 #[derive(Default)]
 struct MachineIdle {
     idle: f64,
     iowait: f64,
+    /// Time the hypervisor ran something else on this machine's virtual
+    /// CPUs ("steal"). On the benchmark's virtual machine it comes in
+    /// slices every 100 ms when the disk is flushed thousands of times a
+    /// second (docs/PERFORMANCE.md, fourteenth pass): a run with steal
+    /// had fewer cores than it seems, and its tail shows the slices.
+    steal: f64,
 }
 
-/// The machine's `cpu` line of `/proc/stat`: all ticks, idle, iowait.
+/// The machine's `cpu` line of `/proc/stat`: all ticks, idle, iowait,
+/// steal.
 struct MachineTicks {
     all: u64,
     idle: u64,
     iowait: u64,
+    steal: u64,
 }
 
 fn machine_ticks() -> MachineTicks {
@@ -869,6 +876,7 @@ fn machine_ticks() -> MachineTicks {
         all: ticks.iter().take(8).sum(),
         idle: ticks.get(3).copied().unwrap_or(0),
         iowait: ticks.get(4).copied().unwrap_or(0),
+        steal: ticks.get(7).copied().unwrap_or(0),
     }
 }
 
@@ -879,10 +887,14 @@ impl MachineTicks {
         MachineIdle {
             idle: (self.idle.saturating_sub(before.idle) as f64 + iowait) / all,
             iowait: iowait / all,
+            steal: self.steal.saturating_sub(before.steal) as f64 / all,
         }
     }
 }
 
+/// On-CPU time of a process's threads, from the scheduler's own
+/// accounting (`/proc/PID/task/TID/schedstat`, nanoseconds): all of them,
+/// and the writer thread's alone.
 struct CpuTime {
     all_ns: u64,
     writer_ns: u64,
